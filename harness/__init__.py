@@ -1,0 +1,31 @@
+"""nlp-eval-harness: compare decoding and fine-tuning strategies with evidence.
+
+Public API: :func:`load_results` (a run's metrics as a DataFrame), :func:`load_experiment`,
+:func:`run_experiment`. Plugin authors use :mod:`harness.api`, :mod:`harness.params` and
+:mod:`harness.hookspecs`. Importing this package imports neither torch nor transformers.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_results(outdir):
+    """Metrics of a run directory as a pandas DataFrame (one row per cell and metric)."""
+    from .results import load_results as _load
+
+    return _load(outdir)
+
+
+def load_experiment(path, overrides=()):
+    from .config import load_experiment as _load
+
+    return _load(path, list(overrides))
+
+
+def run_experiment(resolved, outdir, **kw):
+    from .runner import run_experiment as _run
+
+    return _run(resolved, outdir, **kw)
+
+
+__all__ = ["__version__", "load_results", "load_experiment", "run_experiment"]

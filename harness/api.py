@@ -1,0 +1,170 @@
+"""What a plugin author needs: the base classes of every plugin kind and the data they pass.
+
+One kind per base class. A plugin subclasses one, sets ``name`` (what YAML calls it),
+``description`` and ``Params`` (a :class:`harness.params.Params` model), implements one
+method, and registers the class from the matching hook in :mod:`harness.hookspecs`.
+
+Nothing here imports torch or transformers: a plugin module must not import them at module
+level either, so that ``harness plugins`` and ``harness validate`` stay fast and light.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from .params import NoParams, Params
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import GenerationModel, ModelSpec
+    from .results import RunResults
+
+Task = Literal["translation", "classification"]
+TASKS: tuple[str, ...] = ("translation", "classification")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Example:
+    """One benchmark example. Translation uses source/reference; classification uses
+    source (the text), source_pair (optional second text) and label (a label *name*)."""
+
+    id: str
+    source: str
+    reference: str | None = None
+    label: str | None = None
+    source_pair: str | None = None
+
+
+@dataclass
+class BenchmarkData:
+    task: str
+    test: list[Example]
+    train: list[Example] | None = None
+    dev: list[Example] | None = None
+    labels: list[str] | None = None  # classification: label names, index = class id
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Hypothesis:
+    """One output of a decoder: the text, its score (decoder-defined, e.g. length-normalised
+    log-probability) and the generated token ids."""
+
+    text: str
+    score: float | None = None
+    tokens: list[int] | None = None
+
+
+@dataclass
+class MetricValue:
+    value: float
+    signature: str | None = None  # e.g. sacrebleu's signature, so scores are comparable
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellContext:
+    """What a plugin may use while running one cell."""
+
+    seed: int
+    workdir: Path  # scratch space private to this cell (kept with its results)
+    cache_dir: Path  # shared across runs, e.g. for fine-tuned checkpoints
+    device: str = "auto"
+    progress: Callable[[int, int | None], None] = lambda done, total: None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
+
+
+# ----------------------------------------------------------------------------- plugins
+
+
+class Plugin:
+    """Common part of all plugins."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = NoParams
+    version: ClassVar[str] = "1"  # bump when outputs change, to invalidate cached cells
+
+    def __init__(self, params: Params | None = None):
+        self.params = params if params is not None else self.Params()
+
+
+class Decoder(Plugin):
+    """Turns source texts into hypotheses with a generation model."""
+
+    kind = "decoder"
+    deterministic: ClassVar[bool] = True  # False: the cell's seed changes the output
+
+    def decode(self, model: GenerationModel, sources: Sequence[str], ctx: CellContext) -> list[list[Hypothesis]]:
+        """Return, for each source in order, its hypotheses best first (length >= 1)."""
+        raise NotImplementedError
+
+
+class Strategy(Plugin):
+    """Prepares the model a cell evaluates, e.g. by fine-tuning it on the benchmark's train split."""
+
+    kind = "strategy"
+    tasks: ClassVar[tuple[str, ...]] = TASKS
+    uses_seed: ClassVar[bool] = True
+
+    def prepare(self, model: ModelSpec, data: BenchmarkData, ctx: CellContext) -> ModelSpec:
+        """Return the spec of the model to evaluate (the input spec if nothing changes)."""
+        raise NotImplementedError
+
+
+class Benchmark(Plugin):
+    """Loads the examples of one task from somewhere."""
+
+    kind = "benchmark"
+    task: ClassVar[str] = "translation"
+
+    def load(self, ctx: CellContext) -> BenchmarkData:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes when the data changes; part of the cell cache key.
+        The default hashes the parameters and the bytes of every existing path among them."""
+        from .store import fingerprint_params
+
+        return fingerprint_params(self.params)
+
+
+class Metric(Plugin):
+    """Scores a cell's outputs against its examples."""
+
+    kind = "metric"
+    task: ClassVar[str] = "translation"
+    higher_is_better: ClassVar[bool] = True
+
+    def compute(self, outputs: Sequence[str], examples: Sequence[Example]) -> MetricValue:
+        raise NotImplementedError
+
+
+class Reporter(Plugin):
+    """Writes files from a finished run's results."""
+
+    kind = "reporter"
+
+    def write(self, results: RunResults, outdir: Path) -> list[Path]:
+        raise NotImplementedError
+
+
+class Executor(Plugin):
+    """Runs cell jobs: in this process, or elsewhere."""
+
+    kind = "executor"
+
+    def run(self, jobs: Sequence[Any], run_one: Callable[[Any], Any], on_done: Callable[[Any], None]) -> None:
+        """Call ``run_one(job)`` for every job (anywhere) and ``on_done(outcome)`` here as each finishes."""
+        raise NotImplementedError
+
+
+BASES: dict[str, type[Plugin]] = {
+    c.kind: c for c in (Decoder, Strategy, Benchmark, Metric, Reporter, Executor)
+}

@@ -1,0 +1,132 @@
+"""The ``harness`` command line.
+
+``--help``, ``validate`` and ``plugins`` import neither torch nor transformers. User mistakes
+(:class:`HarnessError`) print one message per problem and exit with code 2, no traceback.
+click is used for the CLI because it gives typed options, help pages and testable invocation.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import HarnessError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HarnessError as e:
+            for line in str(e).splitlines():
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished cells are kept and will be reused", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nlp-eval-harness", prog_name="harness")
+def main():
+    """Evaluate decoding and fine-tuning strategies on translation and classification benchmarks."""
+
+
+KIND_TITLES = {"decoder": "decoders", "strategy": "strategies", "benchmark": "benchmarks", "metric": "metrics",
+               "reporter": "reporters", "executor": "executors"}
+
+_set_option = click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+                           help="Override a config value (YAML syntax), e.g. --set decoders.0.params.num_beams=[1,4].")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_set_option
+def validate(config: Path, overrides: tuple[str, ...]):
+    """Check CONFIG without loading any model; print the grid it expands to."""
+    from .config import load_experiment
+
+    resolved = load_experiment(config, list(overrides))
+    cells = resolved.cells()
+    click.echo(f"{config}: OK — {len(cells)} cells")
+    for section, comps in resolved.components.items():
+        click.echo(f"  {section}: {', '.join(c.label for c in comps)}")
+    click.echo(f"  models: {', '.join(m.display for m in resolved.experiment.models)}")
+    click.echo(f"  seeds: {', '.join(map(str, resolved.experiment.seeds))}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (default: the config's output_dir, else runs/<name>).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Shared cache for fine-tuned checkpoints (default: $HARNESS_CACHE or ~/.cache/nlp-eval-harness).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final summary.")
+@_set_option
+def run(config: Path, outdir: Path | None, cache_dir: Path | None, quiet: bool, overrides: tuple[str, ...]):
+    """Run every cell of CONFIG (reusing finished ones) and write results and reports."""
+    from .config import load_experiment
+    from .runner import run_experiment
+
+    resolved = load_experiment(config, list(overrides))
+    if outdir is None:
+        exp = resolved.experiment
+        outdir = (resolved.base_dir / exp.output_dir) if exp.output_dir else Path("runs") / exp.name
+    summary = run_experiment(resolved, outdir, cache_dir=cache_dir, quiet=quiet)
+    n, failed = len(summary.outcomes), summary.failed
+    cached = sum(o.status == "cached" for o in summary.outcomes)
+    click.echo(f"{n} cells ({cached} reused, {len(failed)} failed) → {outdir}")
+    for f in summary.files:
+        if f.name.endswith((".html", ".md")):
+            click.echo(f"report: {f}")
+    if failed:
+        for o in failed:
+            click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {o.error}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--reporter", "reporters", multiple=True, help="Reporter plugin(s) to run (default: the run's own).")
+def report(outdir: Path, reporters: tuple[str, ...]):
+    """Re-render reports from the saved results in OUTDIR."""
+    from .plugins import default_plugins
+    from .results import load_run
+
+    results = load_run(outdir)
+    names = list(reporters) or [r["plugin"] for r in results.manifest.get("resolved", {}).get("reporters", [])] or ["html"]
+    params = {r["plugin"]: r["params"] for r in results.manifest.get("resolved", {}).get("reporters", [])}
+    plugins = default_plugins()
+    for name in names:
+        cls = plugins.get("reporter", name)
+        for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, outdir):
+            click.echo(f"wrote {f}")
+
+
+@main.command("plugins")
+@click.option("--kind", type=click.Choice(["decoder", "strategy", "benchmark", "metric", "reporter", "executor"]),
+              help="Only this kind.")
+def plugins_cmd(kind: str | None):
+    """List every registered plugin by kind, with its parameters and package."""
+    from .params import describe
+    from .plugins import default_plugins
+
+    current = None
+    for info in default_plugins():
+        if kind and info.kind != kind:
+            continue
+        if info.kind != current:
+            current = info.kind
+            click.echo(f"\n{KIND_TITLES[current]}:")
+        extra = f" [task: {info.cls.task}]" if hasattr(info.cls, "task") and info.kind in ("benchmark", "metric") else ""
+        click.echo(f"  {info.name}  ({info.package}: {info.module}){extra}")
+        if info.cls.description:
+            click.echo(f"      {info.cls.description}")
+        for p in describe(info.cls.Params):
+            cons = f" {p['constraints']}" if p["constraints"] else ""
+            click.echo(f"      - {p['name']}: {p['type']} = {p['default']!r}{cons}  {p['description']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,414 @@
+"""Experiment configs: YAML → validated :class:`Experiment` → grid of :class:`Cell`.
+
+Validation happens here, once, without loading any model: schema (pydantic), plugin names
+(with did-you-mean), plugin parameters (each plugin's ``Params``), files that must exist,
+task compatibility and label uniqueness. Every problem becomes a :class:`ConfigError` that
+names the file, line, key path and allowed values.
+
+Sweeps: a list given for a scalar parameter expands into one entry per value (the cartesian
+product over all swept keys of an entry). The grid is models × benchmarks × strategies ×
+decoders × seeds, restricted to compatible combinations (decoders apply to generation tasks).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
+from .models import ModelSpec
+from .params import Params, is_sweep
+from .plugins import PluginSet, default_plugins
+from .yamlio import LineDict, LineList, line_of, load_yaml_file, load_yaml_text
+
+GENERATION_TASKS = ("translation",)
+DEFAULT_METRICS = {"translation": ["bleu", "chrf", "ter"], "classification": ["accuracy", "macro_f1", "mcc"]}
+NO_DECODER = "-"
+
+
+class PluginRef(BaseModel):
+    """A plugin named in the config: ``greedy`` or ``{name: beam, label: b4, params: {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="registered plugin name")
+    label: str | None = Field(None, description="name in reports (default: plugin name + swept values)")
+    params: dict[str, Any] = Field(default_factory=dict, description="plugin parameters; lists sweep")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v):
+        return {"name": v} if isinstance(v, str) else v
+
+
+class Baseline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decoder: str | None = Field(None, description="decoder label to compare others against")
+    strategy: str | None = Field(None, description="strategy label to compare others against")
+
+
+class Experiment(BaseModel):
+    """The whole YAML experiment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="experiment name (letters, digits, _ . -)")
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    models: list[ModelSpec] = Field(min_length=1)
+    benchmarks: list[PluginRef] = Field(min_length=1)
+    strategies: list[PluginRef] = Field(default_factory=lambda: [PluginRef(name="none")], min_length=1)
+    decoders: list[PluginRef] = Field(default_factory=lambda: [PluginRef(name="greedy")], min_length=1)
+    metrics: list[PluginRef] = Field(default_factory=list)
+    reporters: list[PluginRef] = Field(default_factory=lambda: [PluginRef(name="html")])
+    executor: PluginRef = Field(default_factory=lambda: PluginRef(name="local"))
+    baseline: Baseline = Field(default_factory=Baseline)
+    output_dir: str | None = Field(None, description="default output directory (relative to the config)")
+
+
+SECTION_KIND = {"benchmarks": "benchmark", "strategies": "strategy", "decoders": "decoder",
+                "metrics": "metric", "reporters": "reporter", "executor": "executor"}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One resolved plugin use: a plugin class, its validated params and its report label."""
+
+    kind: str
+    name: str
+    label: str
+    params: Params
+    swept: tuple[tuple[str, Any], ...] = ()
+    cls: type = field(default=object, compare=False, repr=False)
+
+    def instantiate(self):
+        return self.cls(self.params)
+
+    def params_dict(self) -> dict[str, Any]:
+        return self.params.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: ModelSpec
+    benchmark: Component
+    strategy: Component
+    decoder: Component | None
+    seed: int
+
+    @property
+    def task(self) -> str:
+        return self.benchmark.cls.task
+
+    def labels(self) -> dict[str, Any]:
+        return {"model": self.model.display, "benchmark": self.benchmark.label,
+                "strategy": self.strategy.label,
+                "decoder": self.decoder.label if self.decoder else NO_DECODER, "seed": self.seed}
+
+    @property
+    def title(self) -> str:
+        lab = self.labels()
+        return " / ".join(str(lab[k]) for k in ("model", "benchmark", "strategy", "decoder")) + f" / seed {self.seed}"
+
+
+@dataclass
+class ResolvedExperiment:
+    source: str
+    base_dir: Path
+    raw: dict[str, Any]  # after overrides, as plain data (for the manifest)
+    experiment: Experiment
+    components: dict[str, list[Component]]  # section -> expanded components
+    plugins: PluginSet
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for model, bench, strat in itertools.product(
+                self.experiment.models, self.components["benchmarks"], self.components["strategies"]):
+            task = bench.cls.task
+            if task not in strat.cls.tasks:
+                continue
+            decoders = self.components["decoders"] if task in GENERATION_TASKS else [None]
+            for dec, seed in itertools.product(decoders, self.experiment.seeds):
+                out.append(Cell(model, bench, strat, dec, seed))
+        return out
+
+    def metrics_for(self, task: str) -> list[Component]:
+        return [m for m in self.components["metrics"] if m.cls.task == task]
+
+    @property
+    def executor(self) -> Component:
+        return self.components["executor"][0]
+
+    @property
+    def reporters(self) -> list[Component]:
+        return self.components["reporters"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def keypath(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _unwrap(ann: Any) -> Any:
+    while True:
+        origin = typing.get_origin(ann)
+        if origin in (list, tuple):
+            ann = typing.get_args(ann)[0]
+        elif origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            ann = args[0] if len(args) == 1 else ann
+            if len(args) != 1:
+                return ann
+        else:
+            return ann
+
+
+def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    cur: Any = cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            return None
+        cur = _unwrap(cur.model_fields[part].annotation)
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _data_loc(raw: Any, loc: tuple) -> tuple:
+    """Keep the parts of a pydantic error location that index the user's data (drops
+    pydantic's internal tags such as 'function-after[...]')."""
+    out, node = [], raw
+    for i, part in enumerate(loc):
+        try:
+            node = node[part]
+            out.append(part)
+        except (KeyError, IndexError, TypeError):
+            if i == len(loc) - 1 and isinstance(part, (str, int)) and not str(part).endswith("]"):
+                out.append(part)  # a missing key: the last part names it
+    return tuple(out)
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def convert_validation_error(e: ValidationError, source: str, raw_root: Any, prefix: tuple,
+                             raw_at_prefix: Any, model_cls: type[BaseModel], note: str = "") -> list[ConfigError]:
+    errors = []
+    for err in e.errors():
+        loc = prefix + _data_loc(raw_at_prefix, tuple(err["loc"]))
+        typ, msg = err["type"], err["msg"]
+        if typ == "extra_forbidden":
+            key = loc[-1]
+            parent = _model_at(model_cls, tuple(err["loc"])[:-1])
+            allowed = list(parent.model_fields) if parent is not None else []
+            allowed = [a for a in allowed if a != "local"]
+            msg = unknown_choice_message("unknown key", key, allowed).replace("Allowed:", "Allowed keys:")
+        elif typ == "missing":
+            msg = "required key is missing"
+        else:
+            msg = msg.removeprefix("Value error, ")
+            if "input" in err and not isinstance(err["input"], (dict, list)) and typ not in ("value_error",):
+                msg += f" (got {_short(err['input'])})"
+        if note:
+            msg += f" {note}"
+        errors.append(ConfigError(source, keypath(loc), msg, line_of(raw_root, loc)))
+    return errors
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    return x
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def apply_override(raw: Any, assignment: str) -> None:
+    """Apply one ``--set key.path=value`` (value parsed as YAML) in place."""
+    src = "--set"
+    if "=" not in assignment:
+        raise ConfigError(src, assignment, "expected KEY.PATH=VALUE, e.g. decoders.0.params.num_beams=4")
+    path, value_text = assignment.split("=", 1)
+    parts = [p for p in path.strip().split(".")]
+    if not all(parts):
+        raise ConfigError(src, path, "empty key in key path")
+    value = load_yaml_text(value_text, f"--set {path}") if value_text.strip() else ""
+    node = raw
+    walked: list[Any] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit():
+                raise ConfigError(src, keypath(tuple(walked)), f"is a list; use an index 0..{len(node) - 1}, got '{part}'")
+            idx = int(part)
+            if not -len(node) <= idx < len(node):
+                raise ConfigError(src, keypath(tuple(walked)), f"index {idx} out of range (the list has {len(node)} items)")
+            key: Any = idx
+        elif isinstance(node, dict):
+            key = part
+        else:
+            raise ConfigError(src, keypath(tuple(walked)), f"is a {type(node).__name__}, cannot set '{part}' inside it")
+        walked.append(key)
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and key not in node:
+                node[key] = LineDict()
+            node = node[key]
+
+
+# ----------------------------------------------------------------------------- resolve
+
+
+def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: Any, base_dir: Path,
+                plugins: PluginSet, check_files: bool, errors: list[ConfigError]) -> list[Component]:
+    try:
+        cls = plugins.get(kind, ref.name)
+    except UnknownPluginError as e:
+        errors.append(ConfigError(source, keypath(loc + ("name",)), str(e), line_of(raw_root, loc + ("name",))))
+        return []
+    params_cls = cls.Params
+    swept = [k for k, v in ref.params.items() if is_sweep(params_cls, k, v)]
+    for k in swept:
+        if not ref.params[k]:
+            errors.append(ConfigError(source, keypath(loc + ("params", k)), "an empty list sweeps over nothing",
+                                      line_of(raw_root, loc + ("params", k))))
+            return []
+    combos = list(itertools.product(*(ref.params[k] for k in swept))) or [()]
+    out, seen_msgs = [], set()
+    raw_params = line_at(raw_root, loc + ("params",))
+    for combo in combos:
+        values = {**_plain(ref.params), **dict(zip(swept, combo))}
+        try:
+            params = params_cls.model_validate(values, context={"base_dir": base_dir, "check_files": check_files})
+        except ValidationError as e:
+            note = f"(in sweep {', '.join(f'{k}={v!r}' for k, v in zip(swept, combo))})" if swept else ""
+            for ce in convert_validation_error(e, source, raw_root, loc + ("params",), values, params_cls, note):
+                if str(ce) not in seen_msgs:
+                    seen_msgs.add(str(ce))
+                    errors.append(ce)
+            continue
+        label = ref.label or ref.name
+        if swept:
+            label += "[" + ",".join(f"{k}={v}" for k, v in zip(swept, combo)) + "]"
+        out.append(Component(kind, ref.name, label, params, tuple(zip(swept, combo)), cls))
+    del raw_params
+    return out
+
+
+def line_at(root: Any, loc: tuple) -> Any:
+    node = root
+    for p in loc:
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None = None,
+            check_files: bool = True) -> ResolvedExperiment:
+    plugins = plugins or default_plugins()
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(source, "", f"an experiment must be a YAML mapping (name:, models:, benchmarks:, ...), got {got}")
+    ctx = {"base_dir": base_dir, "check_files": check_files}
+    try:
+        exp = Experiment.model_validate(raw, context=ctx)
+    except ValidationError as e:
+        raise ConfigErrors(convert_validation_error(e, source, raw, (), raw, Experiment)) from None
+
+    errors: list[ConfigError] = []
+    components: dict[str, list[Component]] = {}
+    for section, kind in SECTION_KIND.items():
+        refs = getattr(exp, section)
+        if section == "executor":
+            components[section] = _expand_ref(kind, refs, (section,), source, raw, base_dir, plugins, check_files, errors)
+            continue
+        if section == "metrics" and not refs:
+            tasks = {plugins.get("benchmark", b.name).task for b in exp.benchmarks if b.name in plugins.registry("benchmark")}
+            refs = [PluginRef(name=m) for t in sorted(tasks) for m in DEFAULT_METRICS.get(t, [])]
+        comps = []
+        for i, ref in enumerate(refs):
+            comps += _expand_ref(kind, ref, (section, i), source, raw, base_dir, plugins, check_files, errors)
+        components[section] = comps
+    if errors:
+        raise ConfigErrors(errors)
+
+    # labels must be unique within a section, else reports would merge different things
+    for section in ("benchmarks", "strategies", "decoders", "metrics"):
+        seen: dict[str, int] = {}
+        for c in components[section]:
+            if c.label in seen:
+                errors.append(ConfigError(source, section, f"two entries are labelled '{c.label}'; give one a distinct `label:`",
+                                          line_of(raw, (section,))))
+            seen[c.label] = 1
+    model_labels = [m.display for m in exp.models]
+    for dup in {x for x in model_labels if model_labels.count(x) > 1}:
+        errors.append(ConfigError(source, "models", f"two models are labelled '{dup}'; give one a distinct `label:`",
+                                  line_of(raw, ("models",))))
+    if len(set(exp.seeds)) != len(exp.seeds):
+        errors.append(ConfigError(source, "seeds", f"seeds repeat: {exp.seeds}", line_of(raw, ("seeds",))))
+
+    # every strategy and metric must apply to at least one benchmark
+    tasks = {c.cls.task for c in components["benchmarks"]}
+    for i, c in enumerate(components["strategies"]):
+        if not tasks & set(c.cls.tasks):
+            errors.append(ConfigError(source, f"strategies[{i}].name",
+                                      f"strategy '{c.name}' supports {', '.join(c.cls.tasks)}, but the benchmarks are {', '.join(sorted(tasks))}",
+                                      line_of(raw, ("strategies", i))))
+    for c in components["metrics"]:
+        if c.cls.task not in tasks:
+            errors.append(ConfigError(source, "metrics", f"metric '{c.name}' is for {c.cls.task}, but no benchmark has that task "
+                                      f"(benchmarks are {', '.join(sorted(tasks))})", line_of(raw, ("metrics",))))
+    for key, section in (("decoder", "decoders"), ("strategy", "strategies")):
+        want = getattr(exp.baseline, key)
+        labels = [c.label for c in components[section]]
+        if want is not None and want not in labels:
+            errors.append(ConfigError(source, f"baseline.{key}", unknown_choice_message(f"no {key} labelled", want, labels),
+                                      line_of(raw, ("baseline", key))))
+    if errors:
+        raise ConfigErrors(errors)
+    resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins)
+    if not resolved.cells():
+        raise ConfigError(source, "", "the grid is empty: no strategy applies to any benchmark's task")
+    return resolved
+
+
+def load_experiment(path: str | Path, overrides: list[str] = (), *, plugins: PluginSet | None = None,
+                    check_files: bool = True) -> ResolvedExperiment:
+    path = Path(path)
+    raw = load_yaml_file(path)
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(str(path), "", f"an experiment must be a YAML mapping, got a {type(raw).__name__}")
+    raw = raw if raw is not None else LineDict()
+    raw = copy.deepcopy(raw) if overrides else raw
+    for o in overrides:
+        apply_override(raw, o)
+    return resolve(raw, str(path), path.parent.resolve(), plugins=plugins, check_files=check_files)
+
+
+def load_experiment_dict(data: dict, *, base_dir: str | Path = ".", source: str = "<dict>",
+                         plugins: PluginSet | None = None) -> ResolvedExperiment:
+    """Programmatic use and tests: resolve a config given as a Python dict."""
+    return resolve(copy.deepcopy(data), source, Path(base_dir).resolve(), plugins=plugins)
+
+
+__all__ = ["Experiment", "PluginRef", "Cell", "Component", "ResolvedExperiment", "load_experiment",
+           "load_experiment_dict", "apply_override", "HarnessError", "yaml", "LineList"]

@@ -1,0 +1,230 @@
+"""Model specs (config level, torch-free) and loading Hugging Face models for evaluation.
+
+A :class:`ModelSpec` names a model by Hub id or local directory, plus how to run it
+(device, dtype, prompt template for decoder-only LMs, language codes for mBART/NLLB).
+:func:`load_generation_model` turns it into a :class:`GenerationModel`, the object decoders
+receive. torch and transformers are imported only inside the loading functions.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .errors import ModelLoadError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class ModelSpec(BaseModel):
+    """One model of an experiment (the ``models:`` list)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="Hugging Face Hub id (org/name) or local model directory")
+    label: str | None = Field(None, description="name in reports; default: last part of path")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
+    kind: Literal["auto", "seq2seq", "causal", "classifier"] = Field(
+        "auto", description="auto: read from the model's config (is_encoder_decoder)")
+    init: Literal["pretrained", "random"] = Field(
+        "pretrained", description="random: build the architecture from config.json with seeded random weights")
+    tokenizer: str | None = Field(None, description="tokenizer id/directory if not the model's own")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float32 on CPU, bfloat16/float16 on GPU")
+    trust_remote_code: bool = Field(False, description="run code shipped with the model (off by default)")
+    prompt_template: str | None = Field(
+        None, description="decoder-only LMs: prompt with a {source} placeholder")
+    src_lang: str | None = Field(None, description="mBART/NLLB/M2M source language code")
+    tgt_lang: str | None = Field(None, description="mBART/NLLB/M2M target language code (forced BOS)")
+    max_source_length: int = Field(512, ge=1, description="source tokens kept (longer inputs are truncated)")
+    local: bool = Field(False, description="set by validation: path is a local directory")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not DEVICE.match(v):
+            raise ValueError(f"unknown device {v!r}; allowed: auto, cpu, cuda, cuda:N, mps")
+        return v
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and "{source}" not in v:
+            raise ValueError("prompt_template must contain the placeholder {source}")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve_path(self, info: ValidationInfo) -> ModelSpec:
+        ctx = info.context or {}
+        if self.local or not ctx.get("check_files", True):
+            return self
+        base = Path(ctx.get("base_dir", "."))
+        p = Path(self.path).expanduser()
+        candidate = p if p.is_absolute() else base / p
+        looks_local = self.path.startswith(("/", "./", "../", "~")) or not HUB_ID.match(self.path)
+        if candidate.exists():
+            if not candidate.is_dir() or not (candidate / "config.json").is_file():
+                raise ValueError(f"{candidate} is not a model directory (no config.json in it)")
+            object.__setattr__(self, "path", str(candidate.resolve()))
+            object.__setattr__(self, "local", True)
+        elif looks_local:
+            raise ValueError(f"model directory not found: {candidate}")
+        return self
+
+    @property
+    def display(self) -> str:
+        return self.label or Path(self.path.rstrip("/")).name
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def _pretrained_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    kw: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if spec.revision:
+        kw["revision"] = spec.revision
+    if spec.trust_remote_code:
+        warnings.warn(f"trust_remote_code is on for model {spec.path}: code shipped with it will run",
+                      stacklevel=2)
+    return kw
+
+
+def load_config(spec: ModelSpec):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(spec.path, **_pretrained_kwargs(spec))
+    except OSError as e:
+        where = "local directory" if spec.local else "Hub id (is the network reachable?)"
+        raise ModelLoadError(f"model '{spec.path}' ({where}) could not be loaded: {e}") from None
+    except ValueError as e:
+        raise ModelLoadError(f"model '{spec.path}' has a config transformers cannot use: {e}") from None
+
+
+def load_tokenizer(spec: ModelSpec, *, padding_side: str | None = None):
+    from transformers import AutoTokenizer
+
+    kw = _pretrained_kwargs(spec)
+    if padding_side:
+        kw["padding_side"] = padding_side
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.tokenizer or spec.path, **kw)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"tokenizer of '{spec.tokenizer or spec.path}' could not be loaded: {e}") from None
+    if spec.src_lang is not None and hasattr(tok, "src_lang"):
+        tok.src_lang = spec.src_lang
+    if spec.tgt_lang is not None and hasattr(tok, "tgt_lang"):
+        tok.tgt_lang = spec.tgt_lang
+    return tok
+
+
+def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device: str | None = None, **extra):
+    """Load (or, with init=random, build) a transformers model of the given Auto class."""
+    import torch
+    import transformers
+
+    auto_cls = getattr(transformers, auto_cls_name)
+    dev = resolve_device(device or spec.device)
+    dtype = resolve_dtype(spec.dtype, dev)
+    try:
+        if spec.init == "random":
+            config = load_config(spec)
+            for k, v in extra.items():
+                setattr(config, k, v)
+            torch.manual_seed(seed)
+            model = auto_cls.from_config(config, trust_remote_code=spec.trust_remote_code)
+            model = model.to(dtype)
+        else:
+            model = auto_cls.from_pretrained(spec.path, dtype=dtype, **_pretrained_kwargs(spec), **extra)
+    except OSError as e:
+        raise ModelLoadError(f"model '{spec.path}' could not be loaded: {e}") from None
+    except ValueError as e:
+        raise ModelLoadError(f"model '{spec.path}' cannot be loaded as {auto_cls_name}: {e}") from None
+    return model.to(dev).eval()
+
+
+class GenerationModel:
+    """A seq2seq or decoder-only LM ready for decoding, with its tokenizer and special ids.
+
+    Decoders receive this. ``encode(sources)`` returns token-id lists (prompt applied for
+    decoder-only models); ``decode_text(ids)`` turns generated ids back into text.
+    """
+
+    def __init__(self, spec: ModelSpec, model, tokenizer, device: str):
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        cfg = model.config
+        gen = getattr(model, "generation_config", None)
+        self.is_encoder_decoder = bool(getattr(cfg, "is_encoder_decoder", False))
+
+        def pick(name):
+            v = getattr(gen, name, None) if gen is not None else None
+            return v if v is not None else getattr(cfg, name, None)
+
+        eos = pick("eos_token_id")
+        self.eos_token_ids: list[int] = [eos] if isinstance(eos, int) else list(eos or [])
+        self.pad_token_id = pick("pad_token_id")
+        if self.pad_token_id is None:
+            self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
+                self.eos_token_ids[0] if self.eos_token_ids else 0)
+        self.decoder_start_token_id = pick("decoder_start_token_id")
+        if self.is_encoder_decoder and self.decoder_start_token_id is None:
+            self.decoder_start_token_id = pick("bos_token_id")
+        self.forced_bos_token_id = pick("forced_bos_token_id")
+        if spec.tgt_lang is not None:
+            tid = tokenizer.convert_tokens_to_ids(spec.tgt_lang)
+            if tid is None or tid == tokenizer.unk_token_id:
+                raise ModelLoadError(f"model '{spec.path}': unknown target language code '{spec.tgt_lang}'")
+            self.forced_bos_token_id = tid
+        self.generation_config = gen
+
+    def encode(self, sources) -> list[list[int]]:
+        texts = list(sources)
+        if self.spec.prompt_template is not None:
+            texts = [self.spec.prompt_template.replace("{source}", s) for s in texts]
+        enc = self.tokenizer(texts, truncation=True, max_length=self.spec.max_source_length,
+                             add_special_tokens=True)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def decode_text(self, ids) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+
+def load_generation_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
+    config = load_config(spec)
+    kind = spec.kind
+    if kind == "auto":
+        kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+    if kind not in ("seq2seq", "causal"):
+        raise ModelLoadError(f"model '{spec.path}' is a {kind} model; translation needs seq2seq or causal")
+    device = resolve_device(spec.device)
+    tokenizer = load_tokenizer(spec, padding_side="left" if kind == "causal" else None)
+    auto = "AutoModelForSeq2SeqLM" if kind == "seq2seq" else "AutoModelForCausalLM"
+    model = load_hf_model(spec, auto, seed=seed, device=device)
+    return GenerationModel(spec, model, tokenizer, device)

@@ -1,0 +1,115 @@
+"""Safe YAML loading that remembers line numbers and refuses duplicate keys.
+
+Only ``yaml.SafeLoader`` is used: a config can never construct Python objects or run code.
+Mappings come back as :class:`LineDict` (a plain ``dict`` with a ``lines`` attribute mapping
+each key to its 1-based line), sequences as :class:`LineList`, so validation errors can
+point at ``file:line``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+class LineDict(dict):
+    line: int | None = None
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lines: dict[Any, int] = {}
+
+
+class LineList(list):
+    line: int | None = None
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.lines: dict[int, int] = {}
+
+
+class _Loader(yaml.SafeLoader):
+    source = "<config>"
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
+    loader.flatten_mapping(node)
+    out = LineDict()
+    out.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise ConfigError(loader.source, "", f"a mapping key must be a scalar, got {key!r}", line)
+        if key in out:
+            raise ConfigError(
+                loader.source, str(key),
+                f"duplicate key (first given on line {out.lines[key]}); each key may appear once",
+                line)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.lines[key] = line
+    return out
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode, deep: bool = False) -> LineList:
+    out = LineList()
+    out.line = node.start_mark.line + 1
+    for i, child in enumerate(node.value):
+        out.append(loader.construct_object(child, deep=True))
+        out.lines[i] = child.start_mark.line + 1
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    loader = _Loader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(p for p in (e.context, e.problem) if p)
+        raise ConfigError(source, "", f"malformed YAML: {problem}", line) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(source, "", f"malformed YAML: {e}") from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "", "is a directory, expected a YAML file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), "", f"not UTF-8 text (invalid byte at offset {e.start})") from None
+    return load_yaml_text(text, str(path))
+
+
+def line_of(root: Any, loc: tuple) -> int | None:
+    """Best line number for a key path: the deepest node on the path that knows its line."""
+    line = getattr(root, "line", None)
+    node = root
+    for part in loc:
+        lines = getattr(node, "lines", None)
+        if lines is not None and part in lines:
+            line = lines[part]
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    return line
