@@ -142,7 +142,10 @@ class Metric(Plugin):
     task: ClassVar[str] = "translation"
     higher_is_better: ClassVar[bool] = True
 
-    def compute(self, outputs: Sequence[str], examples: Sequence[Example]) -> MetricValue:
+    def compute(self, outputs: Sequence[str], examples: Sequence[Example],
+                nbest: Sequence[Sequence[str]] | None = None) -> MetricValue:
+        """Score ``outputs`` (one per example). ``nbest`` holds each example's n-best texts,
+        best first, when the decoder returned more than one (else None)."""
         raise NotImplementedError
 
 

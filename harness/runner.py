@@ -193,6 +193,8 @@ class Worker:
                             label=r.get("reference") if cell.task == "classification" else None,
                             source_pair=r.get("source_pair")) for r in rows]
         outputs = [r["output"] for r in rows]
+        nbest = [[h["text"] for h in r.get("nbest", [{"text": r["output"]}])] for r in rows] \
+            if any("nbest" in r for r in rows) else None
         labels = cell.labels()
         common = {"task": cell.task, "n": len(rows), "cell": job.key, "model_path": cell.model.path,
                   "benchmark_params": _json(cell.benchmark.params_dict()),
@@ -200,7 +202,7 @@ class Worker:
                   "decoder_params": _json(cell.decoder.params_dict()) if cell.decoder else ""}
         out = []
         for m in job.metrics:
-            mv = m.instantiate().compute(outputs, examples)
+            mv = m.instantiate().compute(outputs, examples, nbest)
             out.append({**labels, "metric": m.label, "value": float(mv.value), "signature": mv.signature or "", **common})
         return CellOutcome(job.key, labels, status, seconds, out, index=job.index)
 

@@ -40,7 +40,7 @@ class _SacreMetric(Metric):
     def scorer(self):
         raise NotImplementedError
 
-    def compute(self, outputs, examples):
+    def compute(self, outputs, examples, nbest=None):
         refs = [[ex.reference or "" for ex in examples]]
         scorer = self.scorer()
         score = scorer.corpus_score(list(outputs), refs)
