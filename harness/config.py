@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import copy
 import itertools
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
+from .errors import ConfigError, ConfigErrors, UnknownPluginError, unknown_choice_message
 from .models import ModelSpec
 from .params import Params, is_sweep
 from .plugins import PluginSet, default_plugins
-from .yamlio import LineDict, LineList, line_of, load_yaml_file, load_yaml_text
+from .yamlio import LineDict, line_of, load_yaml_file, load_yaml_text
 
 GENERATION_TASKS = ("translation",)
 DEFAULT_METRICS = {"translation": ["bleu", "chrf", "ter"], "classification": ["accuracy", "macro_f1", "mcc"]}
@@ -165,7 +165,7 @@ def _unwrap(ann: Any) -> Any:
         origin = typing.get_origin(ann)
         if origin in (list, tuple):
             ann = typing.get_args(ann)[0]
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+        elif origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(ann) if a is not type(None)]
             ann = args[0] if len(args) == 1 else ann
             if len(args) != 1:
@@ -292,7 +292,6 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
             return []
     combos = list(itertools.product(*(ref.params[k] for k in swept))) or [()]
     out, seen_msgs = [], set()
-    raw_params = line_at(raw_root, loc + ("params",))
     for combo in combos:
         values = {**_plain(ref.params), **dict(zip(swept, combo))}
         try:
@@ -308,25 +307,15 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
         if swept:
             label += "[" + ",".join(f"{k}={v}" for k, v in zip(swept, combo)) + "]"
         out.append(Component(kind, ref.name, label, params, tuple(zip(swept, combo)), cls))
-    del raw_params
     return out
-
-
-def line_at(root: Any, loc: tuple) -> Any:
-    node = root
-    for p in loc:
-        try:
-            node = node[p]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
 
 
 def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None = None,
             check_files: bool = True) -> ResolvedExperiment:
     plugins = plugins or default_plugins()
     if not isinstance(raw, dict):
-        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        kinds = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+        got = "an empty file" if raw is None else f"a {next((v for k, v in kinds.items() if isinstance(raw, k)), 'scalar')}"
         raise ConfigError(source, "", f"an experiment must be a YAML mapping (name:, models:, benchmarks:, ...), got {got}")
     ctx = {"base_dir": base_dir, "check_files": check_files}
     try:
@@ -395,10 +384,8 @@ def load_experiment(path: str | Path, overrides: list[str] = (), *, plugins: Plu
                     check_files: bool = True) -> ResolvedExperiment:
     path = Path(path)
     raw = load_yaml_file(path)
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(str(path), "", f"an experiment must be a YAML mapping, got a {type(raw).__name__}")
-    raw = raw if raw is not None else LineDict()
-    raw = copy.deepcopy(raw) if overrides else raw
+    if isinstance(raw, dict) and overrides:
+        raw = copy.deepcopy(raw)
     for o in overrides:
         apply_override(raw, o)
     return resolve(raw, str(path), path.parent.resolve(), plugins=plugins, check_files=check_files)
@@ -409,6 +396,3 @@ def load_experiment_dict(data: dict, *, base_dir: str | Path = ".", source: str 
     """Programmatic use and tests: resolve a config given as a Python dict."""
     return resolve(copy.deepcopy(data), source, Path(base_dir).resolve(), plugins=plugins)
 
-
-__all__ = ["Experiment", "PluginRef", "Cell", "Component", "ResolvedExperiment", "load_experiment",
-           "load_experiment_dict", "apply_override", "HarnessError", "yaml", "LineList"]

@@ -59,6 +59,5 @@ def unknown_choice_message(what: str, name: str, choices: Iterable[str]) -> str:
     choices = sorted(choices)
     msg = f"{what} '{name}'"
     guess = did_you_mean(name, choices)
-    if guess:
-        msg += f"; did you mean '{guess}'?"
+    msg += f"; did you mean '{guess}'?" if guess else "."
     return msg + f" Allowed: {', '.join(choices) if choices else '(none registered)'}"

@@ -7,6 +7,7 @@ receive. torch and transformers are imported only inside the loading functions.
 """
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -70,7 +71,7 @@ class ModelSpec(BaseModel):
         if candidate.exists():
             if not candidate.is_dir() or not (candidate / "config.json").is_file():
                 raise ValueError(f"{candidate} is not a model directory (no config.json in it)")
-            object.__setattr__(self, "path", str(candidate.resolve()))
+            object.__setattr__(self, "path", os.path.abspath(candidate))
             object.__setattr__(self, "local", True)
         elif looks_local:
             raise ValueError(f"model directory not found: {candidate}")

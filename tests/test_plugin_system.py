@@ -1,0 +1,171 @@
+"""The plugin system: built-ins and third-party plugins arrive the same way and are usable from YAML."""
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import hookspecs
+from harness.api import BASES, Decoder
+from harness.config import load_experiment
+from harness.errors import HarnessError, UnknownPluginError
+from harness.params import Params
+from harness.plugins import BUILTIN_DISTRIBUTION, HOOK_FOR_KIND, PluginSet, default_plugins
+from harness.registry import Registry
+from harness.runner import run_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "harness-example-plugin"
+
+
+def builtin_plugin_modules() -> set[str]:
+    mods = set()
+    for f in (ROOT / "plugins").rglob("*.py"):
+        if f.name.startswith("_"):
+            continue
+        rel = f.relative_to(ROOT / "plugins").with_suffix("")
+        mods.add("harness_plugins." + ".".join(rel.parts))
+    return mods
+
+
+def test_every_builtin_module_is_an_entry_point_of_the_harness_distribution():
+    eps = {ep.value for ep in importlib.metadata.entry_points(group="harness")
+           if ep.dist and ep.dist.name == BUILTIN_DISTRIBUTION}
+    assert eps == builtin_plugin_modules()
+
+
+def test_every_hook_has_a_builtin_implementation_and_every_kind_a_hook():
+    specs = {name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)}
+    assert specs == set(HOOK_FOR_KIND.values())
+    plugins = default_plugins()
+    for kind in BASES:
+        assert plugins.registry(kind).names(), f"no built-in {kind}"
+
+
+def test_every_hook_is_documented_with_its_arguments():
+    doc = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        args = ", ".join(inspect.signature(fn).parameters)
+        assert f"### {name}({args})" in doc, f"docs/plugins.md lacks a heading for {name}({args})"
+
+
+@pytest.mark.parametrize("info", list(default_plugins()), ids=lambda i: f"{i.kind}:{i.name}")
+def test_every_registered_plugin_conforms(info):
+    cls = info.cls
+    assert issubclass(cls, BASES[info.kind]) and cls.kind == info.kind
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", cls.name), cls.name
+    assert cls.description, f"{cls.name} has no description"
+    assert issubclass(cls.Params, Params)
+    assert cls.Params.model_config.get("extra") == "forbid"
+    if info.kind in ("benchmark", "metric"):
+        assert cls.task in ("translation", "classification")
+    for fname, field in cls.Params.model_fields.items():
+        assert field.description or fname in {"lowercase", "normalized", "no_punct", "case_sensitive"}, \
+            f"{cls.name}.{fname} has no description"
+
+
+def test_registry_refuses_duplicates_and_suggests_names():
+    reg = Registry("decoder")
+
+    class A(Decoder):
+        name = "beam"
+
+    class B(Decoder):
+        name = "beam"
+
+    reg.register(A)
+    with pytest.raises(HarnessError, match="two decoder plugins are named 'beam'"):
+        reg.register(B)
+    with pytest.raises(UnknownPluginError) as info:
+        reg.get("bean")
+    assert str(info.value) == "unknown decoder 'bean'; did you mean 'beam'? Allowed: beam"
+    with pytest.raises(HarnessError, match="is not a subclass of Decoder"):
+        reg.register(int)
+
+
+def test_block_plugins_env(monkeypatch):
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "greedy")
+    assert "greedy" not in PluginSet().registry("decoder")
+
+
+def _example_module():
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import harness_example_plugin
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    return harness_example_plugin
+
+
+EXAMPLE_YAML = """\
+name: third-party
+models: [{path: ./model}]
+benchmarks:
+  - name: parallel_text
+    label: toy
+    params: {source: test.en, reference: test.de}
+decoders: [copy_source]
+metrics: [bleu, length_ratio]
+reporters: []
+"""
+
+
+def test_third_party_plugin_registered_in_process_runs_from_yaml(tmp_path, translation_files, tiny_marian):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(EXAMPLE_YAML)
+    plugins = PluginSet(extra=[_example_module()])
+    assert plugins.registry("decoder").info("copy_source").module == "harness_example_plugin"
+    summary = run_experiment(load_experiment(cfg, plugins=plugins), tmp_path / "out", quiet=True)
+    values = {m["metric"]: m["value"] for m in summary.outcomes[0].metrics}
+    src, ref = translation_files
+    import sacrebleu
+
+    expected = sacrebleu.corpus_bleu(src.read_text().splitlines(), [ref.read_text().splitlines()]).score
+    assert values["bleu"] == pytest.approx(expected)
+    assert values["length_ratio"] == pytest.approx(21 / 20)  # source words / reference words
+
+
+@pytest.mark.slow
+def test_third_party_package_installed_with_pip_is_discovered_and_runs(tmp_path, translation_files, tiny_marian):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "plugins", "--kind", "decoder"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert "copy_source  (harness-example-plugin: harness_example_plugin)" in out
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(EXAMPLE_YAML)
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "exp.yaml", "-o", "out", "-q"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    metrics = (tmp_path / "out" / "metrics.csv").read_text()
+    assert ",copy_source,0,length_ratio,1.05," in metrics
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["validate", "CONFIG"]])
+def test_light_commands_do_not_import_torch_or_transformers(argv, tmp_path, translation_files, tiny_marian):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(EXAMPLE_YAML.replace("[copy_source]", "[greedy]").replace(", length_ratio", ""))
+    argv = [str(tmp_path / "exp.yaml") if a == "CONFIG" else a for a in argv]
+    code = textwrap.dedent(f"""
+        import sys
+        from harness.cli import main
+        try:
+            main({argv!r})
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        heavy = sorted(m for m in ("torch", "transformers", "datasets", "sklearn") if m in sys.modules)
+        print("HEAVY", heavy)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
