@@ -1,25 +1,66 @@
-"""Translation benchmarks from aligned plain-text files (one segment per line)."""
-from __future__ import annotations
+"""Translation benchmarks from local files: aligned plain text (``parallel_text``) and tables
+with named columns (``translation_table``: TSV, CSV or JSON Lines).
 
-from pathlib import Path
+Both read strictly: text must decode in the declared ``encoding`` (default UTF-8), aligned
+files must have the same number of lines, and an empty source or reference is an error unless
+``skip_empty`` says to drop it (an empty segment is usually a misalignment, and it would score
+as a free miss or hit). Example ids carry the line number, so a subset keeps stable ids.
+
+Optional training files (``train_source``/``train_reference``, or ``train_path``) feed
+fine-tuning strategies. Non-goals: multi-reference test sets, document context, compressed
+files; Hub datasets and sacrebleu's test sets have their own modules.
+"""
+from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from harness.api import BenchmarkData, Benchmark, Example
+from harness.api import Benchmark, BenchmarkData, Example
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
-from harness.params import InputPath, Params
+from harness.params import InputPath
+
+from .common import (EncodingParams, SubsetParams, TableFormat, cell_id, cell_text, check_format, choose,
+                     read_lines, read_table)
 
 
-class ParallelTextParams(Params):
+def _clean_pairs(rows: list[tuple[str, str, str, int]], skip_empty: bool, src_where, ref_where,
+                 source: str) -> list[Example]:
+    """rows: (id, source, reference, line) -> Examples, refusing or dropping empty segments."""
+    if not rows:
+        raise DataError(f"{source}: no examples (the file has no data lines)")
+    out = []
+    for ex_id, src, ref, loc in rows:
+        for text, where, what in ((src, src_where, "source"), (ref, ref_where, "reference")):
+            if not text.strip():
+                if skip_empty:
+                    break
+                raise DataError(f"{where(loc)}: empty {what} segment; remove it (from both sides if the files are "
+                                "aligned) or set skip_empty: true to drop such pairs")
+        else:
+            out.append(Example(id=ex_id, source=src, reference=ref))
+    if not out:
+        raise DataError(f"{source}: no examples left: skip_empty dropped all {len(rows)} selected pairs")
+    return out
+
+
+def read_aligned(src_path: str, ref_path: str, prefix: str, *, encoding: str = "utf-8", limit: int | None = None,
+                 sample: bool = False, seed: int = 0, skip_empty: bool = False) -> tuple[list[Example], int]:
+    """Examples from two line-aligned files (ids ``{prefix}{line}``) and the total line count."""
+    src, ref = read_lines(src_path, encoding), read_lines(ref_path, encoding)
+    if len(src) != len(ref):
+        raise DataError(f"{src_path} has {len(src)} lines but {ref_path} has {len(ref)}; "
+                        "the files must be aligned line by line (one segment per line in each)")
+    rows = [(f"{prefix}{i + 1}", src[i], ref[i], i + 1) for i in choose(len(src), limit, sample, seed)]
+    return _clean_pairs(rows, skip_empty, lambda ln: f"{src_path}:{ln}", lambda ln: f"{ref_path}:{ln}",
+                        src_path), len(src)
+
+
+class ParallelTextParams(EncodingParams, SubsetParams):
     source: InputPath = Field(description="source-language file, one segment per line")
     reference: InputPath = Field(description="reference translations, aligned line by line with source")
     train_source: InputPath | None = Field(None, description="training source file (for fine-tuning strategies)")
     train_reference: InputPath | None = Field(None, description="training targets, aligned with train_source")
-    limit: int | None = Field(None, ge=1, description="use only this many test segments")
-    sample: bool = Field(False, description="with limit: a seeded random sample instead of the first segments")
-    sample_seed: int = Field(0, description="seed of that sample (fixed, so every cell sees the same segments)")
-    train_limit: int | None = Field(None, ge=1, description="use only this many training pairs")
+    skip_empty: bool = Field(False, description="drop pairs with an empty side instead of refusing the file")
 
     @model_validator(mode="after")
     def _pairs(self):
@@ -28,56 +69,76 @@ class ParallelTextParams(Params):
         return self
 
 
-def read_lines(path: str) -> list[str]:
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-                        "convert it, e.g. `iconv -f cp1252 -t utf-8`") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.rstrip("\r") for ln in lines]
-
-
-def aligned(src_path: str, ref_path: str, prefix: str) -> list[Example]:
-    src, ref = read_lines(src_path), read_lines(ref_path)
-    if len(src) != len(ref):
-        raise DataError(f"{src_path} has {len(src)} lines but {ref_path} has {len(ref)}; they must be aligned line by line")
-    for i, (s, r) in enumerate(zip(src, ref), 1):
-        if not s.strip():
-            raise DataError(f"{src_path}:{i}: empty source segment")
-    return [Example(id=f"{prefix}{i}", source=s, reference=r) for i, (s, r) in enumerate(zip(src, ref), 1)]
-
-
-def take(examples: list[Example], limit: int | None, sample: bool, seed: int) -> list[Example]:
-    if limit is None or limit >= len(examples):
-        return examples
-    if not sample:
-        return examples[:limit]
-    import random
-
-    idx = sorted(random.Random(seed).sample(range(len(examples)), limit))
-    return [examples[i] for i in idx]
-
-
 class ParallelText(Benchmark):
     name = "parallel_text"
     task = "translation"
-    description = "Aligned plain-text files: source and reference, one segment per line (UTF-8)."
+    description = "Aligned plain-text files: source and reference, one segment per line."
     Params = ParallelTextParams
 
     def load(self, ctx):
         p = self.params
-        test = take(aligned(p.source, p.reference, "test-"), p.limit, p.sample, p.sample_seed)
+        test, total = read_aligned(p.source, p.reference, "test-", encoding=p.encoding, limit=p.limit,
+                                   sample=p.sample, seed=p.sample_seed, skip_empty=p.skip_empty)
         train = None
         if p.train_source:
-            train = take(aligned(p.train_source, p.train_reference, "train-"), p.train_limit, False, 0)
-        return BenchmarkData(task="translation", test=test, train=train)
+            train, _ = read_aligned(p.train_source, p.train_reference, "train-", encoding=p.encoding,
+                                    limit=p.train_limit, sample=True, seed=p.sample_seed, skip_empty=p.skip_empty)
+        return BenchmarkData(task="translation", test=test, train=train,
+                             meta={"source": p.source, "test_lines": total})
+
+
+class TranslationTableParams(EncodingParams, SubsetParams):
+    path: InputPath = Field(description="test table: TSV/CSV with a header row, or JSON Lines")
+    train_path: InputPath | None = Field(None, description="training table with the same columns (for fine-tuning)")
+    format: TableFormat = Field("auto", description="auto: from the extension (.tsv .tab .csv .jsonl .ndjson)")
+    source_column: str = Field("source", description="column holding the source text")
+    reference_column: str = Field("reference", description="column holding the reference translation")
+    id_column: str | None = Field(None, description="column of example ids (default: the line number)")
+    skip_empty: bool = Field(False, description="drop rows with an empty source or reference instead of refusing")
+
+    @model_validator(mode="after")
+    def _format_known(self):
+        check_format(self.format, self.path, "path")
+        check_format(self.format, self.train_path, "train_path")
+        return self
+
+
+def read_translation_table(path: str, p: TranslationTableParams, prefix: str, limit: int | None,
+                           sample: bool) -> tuple[list[Example], int]:
+    table = read_table(path, p.format, p.encoding)
+    table.require({"source_column": p.source_column, "reference_column": p.reference_column,
+                   "id_column": p.id_column})
+    rows, seen = [], {}
+    for i in choose(len(table.rows), limit, sample, p.sample_seed):
+        line, rec = table.rows[i]
+        ex_id = f"{prefix}{line}"
+        if p.id_column:
+            ex_id = cell_id(table, line, rec, p.id_column)
+            if ex_id in seen:
+                raise DataError(f"{path}:{line}: id {ex_id!r} ({p.id_column}) repeats line {seen[ex_id]}; ids must be unique")
+            seen[ex_id] = line
+        rows.append((ex_id, cell_text(table, line, rec, p.source_column),
+                     cell_text(table, line, rec, p.reference_column), line))
+    where = lambda ln: f"{path}:{ln}"  # noqa: E731
+    return _clean_pairs(rows, p.skip_empty, where, where, path), len(table.rows)
+
+
+class TranslationTable(Benchmark):
+    name = "translation_table"
+    task = "translation"
+    description = "A TSV/CSV/JSONL table with named source and reference columns."
+    Params = TranslationTableParams
+
+    def load(self, ctx):
+        p = self.params
+        test, total = read_translation_table(p.path, p, "test-", p.limit, p.sample)
+        train = None
+        if p.train_path:
+            train, _ = read_translation_table(p.train_path, p, "train-", p.train_limit, True)
+        return BenchmarkData(task="translation", test=test, train=train, meta={"source": p.path, "test_rows": total})
 
 
 @hookimpl
 def register_benchmarks(register):
     register(ParallelText)
+    register(TranslationTable)
