@@ -353,17 +353,17 @@ def name_labels(splits: dict[str, list[RawExample] | None], *, labels: list[str]
     named = {split: None if rows is None else [(r, name_of(r)) for r in rows] for split, rows in splits.items()}
 
     if labels is not None:
-        order, origin = list(labels), "the labels given in `labels`"
+        order, complaint = list(labels), "is not one of the names given in `labels`"
     elif label_names is not None:
         keys = list(label_names)
         if all(_is_int(k) for k in keys):
             keys.sort(key=int)
-        order, origin = [label_names[k] for k in keys], "label_names"
+        order, complaint = [label_names[k] for k in keys], "is not one of the names in label_names"
     elif class_names is not None:
-        order, origin = list(class_names), "the dataset's ClassLabel names"
+        order, complaint = list(class_names), "is not one of the dataset's ClassLabel names"
     elif named.get("train"):
         order = sorted({n for _, n in named["train"]}, key=label_sort_key)
-        origin = f"labels in {train_source}"
+        complaint = f"does not occur in the training data ({train_source})"
         if len(order) < 2:
             raise DataError(f"{train_source}: every training example has label {order[0]!r}; "
                             "a classifier needs at least two classes")
@@ -379,8 +379,7 @@ def name_labels(splits: dict[str, list[RawExample] | None], *, labels: list[str]
             continue
         for r, name in rows:
             if name not in known:
-                seen = "does not occur in" if origin.startswith("labels in") else "is not one of"
-                raise DataError(f"{r.where}: label {name!r} {seen} {origin}; known labels: {', '.join(order)}")
+                raise DataError(f"{r.where}: label {name!r} {complaint}; known labels: {', '.join(order)}")
         out[split] = [Example(id=r.id, source=r.text, source_pair=r.pair, label=name) for r, name in rows]
     return out, order
 
