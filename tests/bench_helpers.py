@@ -13,15 +13,15 @@ from harness.errors import ConfigError, ConfigErrors
 from harness.plugins import default_plugins
 
 
-def make(name: str, base_dir: Path, **params):
-    """The benchmark plugin ``name`` with params validated like a config beside ``base_dir``."""
-    cls = default_plugins().get("benchmark", name)
+def make(plugin: str, base_dir: Path, /, **params):
+    """The benchmark ``plugin`` with params validated like a config beside ``base_dir``."""
+    cls = default_plugins().get("benchmark", plugin)
     return cls(cls.Params.model_validate(params, context={"base_dir": base_dir, "check_files": True}))
 
 
-def load(name: str, base_dir: Path, **params):
+def load(plugin: str, base_dir: Path, /, **params):
     ctx = CellContext(seed=0, workdir=base_dir, cache_dir=base_dir / ".cache")
-    return make(name, base_dir, **params).load(ctx)
+    return make(plugin, base_dir, **params).load(ctx)
 
 
 def config_errors(tmp_path: Path, benchmark_yaml: str, *, task: str = "translation") -> list[str]:
