@@ -1,7 +1,12 @@
 """``bleu``, ``chrf``, ``ter``: corpus-level translation metrics computed by sacrebleu.
 
 Each value carries sacrebleu's signature (tokeniser, smoothing, version...) so that scores
-from different runs are only compared when they were computed the same way.
+from different runs are only compared when they were computed the same way. Parameters mirror
+the sacrebleu CLI options of the same names (``--tokenize``, ``--chrf-word-order``,
+``--ter-normalized``...), and the tests check values and signatures against that CLI.
+
+Non-goals: multiple references per segment (examples hold one), sentence-level scores,
+sacrebleu's bootstrap/paired significance (the harness has its own significance tests).
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.api import Metric, MetricValue
+from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.params import Params
 
@@ -25,13 +31,16 @@ class ChrfParams(Params):
     char_order: int = Field(6, ge=1, description="character n-gram order")
     word_order: int = Field(0, ge=0, description="word n-gram order (2 gives chrF++)")
     beta: int = Field(2, ge=1, description="recall weight")
-    lowercase: bool = False
+    lowercase: bool = Field(False, description="case-insensitive chrF")
+    whitespace: bool = Field(False, description="include whitespace in character n-grams")
+    eps_smoothing: bool = Field(False, description="smooth zero n-gram matches as chrF++.py/NLTK/Moses do")
 
 
 class TerParams(Params):
-    normalized: bool = False
-    no_punct: bool = False
-    case_sensitive: bool = False
+    normalized: bool = Field(False, description="basic normalisation and tokenisation before scoring")
+    no_punct: bool = Field(False, description="remove punctuation before scoring")
+    asian_support: bool = Field(False, description="split Asian characters (use with normalized)")
+    case_sensitive: bool = Field(False, description="case-sensitive TER (sacrebleu's default is insensitive)")
 
 
 class _SacreMetric(Metric):
@@ -41,10 +50,17 @@ class _SacreMetric(Metric):
         raise NotImplementedError
 
     def compute(self, outputs, examples, nbest=None):
+        if len(outputs) != len(examples):
+            raise HarnessError(f"{self.name}: {len(outputs)} outputs for {len(examples)} examples")
+        if not examples:  # sacrebleu fails on an empty corpus with an IndexError
+            return MetricValue(float("nan"), details={"n": 0})
         refs = [[ex.reference or "" for ex in examples]]
         scorer = self.scorer()
         score = scorer.corpus_score(list(outputs), refs)
-        return MetricValue(float(score.score), signature=str(scorer.get_signature()))
+        return MetricValue(float(score.score), signature=str(scorer.get_signature()), details=self.details(score))
+
+    def details(self, score) -> dict:
+        return {}
 
 
 class Bleu(_SacreMetric):
@@ -58,6 +74,10 @@ class Bleu(_SacreMetric):
         p = self.params
         return BLEU(tokenize=p.tokenize, lowercase=p.lowercase, smooth_method=p.smooth_method)
 
+    def details(self, score) -> dict:
+        return {"precisions": [round(x, 4) for x in score.precisions], "bp": round(score.bp, 4),
+                "sys_len": score.sys_len, "ref_len": score.ref_len}
+
 
 class Chrf(_SacreMetric):
     name = "chrf"
@@ -68,7 +88,8 @@ class Chrf(_SacreMetric):
         from sacrebleu.metrics import CHRF
 
         p = self.params
-        return CHRF(char_order=p.char_order, word_order=p.word_order, beta=p.beta, lowercase=p.lowercase)
+        return CHRF(char_order=p.char_order, word_order=p.word_order, beta=p.beta, lowercase=p.lowercase,
+                    whitespace=p.whitespace, eps_smoothing=p.eps_smoothing)
 
 
 class Ter(_SacreMetric):
@@ -81,7 +102,11 @@ class Ter(_SacreMetric):
         from sacrebleu.metrics import TER
 
         p = self.params
-        return TER(normalized=p.normalized, no_punct=p.no_punct, case_sensitive=p.case_sensitive)
+        return TER(normalized=p.normalized, no_punct=p.no_punct, asian_support=p.asian_support,
+                   case_sensitive=p.case_sensitive)
+
+    def details(self, score) -> dict:
+        return {"edits": score.num_edits, "ref_length": score.ref_length}
 
 
 @hookimpl
