@@ -1,0 +1,457 @@
+"""Significance tests and confidence intervals for comparing two systems on the same examples.
+
+Scope:
+
+- **Translation** (BLEU, chrF, TER): paired bootstrap resampling (Koehn 2004) and paired
+  approximate randomisation (Riezler & Maxwell 2005), exactly as ``sacrebleu --paired-bs`` /
+  ``--paired-ar`` compute them (sacrebleu.significance, Post 2018 / Dogruöz et al.): the same
+  sentence-level sufficient statistics (sacrebleu's own ``_compute_segment_statistics``), the
+  same random draws (numpy ``default_rng(SACREBLEU_SEED=12345)``), the same test statistic and
+  p-value (``sacrebleu.significance._compute_p_value``) and the same 95% interval
+  (``sacrebleu.significance.estimate_ci``). tests/test_stats.py checks the numbers against the
+  sacrebleu CLI on the same files.
+- **Classification** (accuracy, macro-F1, MCC): McNemar's exact test over examples (Dietterich
+  1998), a paired bootstrap over examples for any metric computed from a confusion matrix, and
+  two tests over seeds (same seeds in both arms): the paired t-test and the exact sign-flip
+  permutation test.
+
+Why we do not call ``sacrebleu.significance.PairedTest`` in a loop: it recomputes each system's
+statistics and its bootstrap scores for every comparison, which for 50 systems × 1,000 sentences
+takes minutes. Here each system's statistics are computed once (and cached on disk by the
+reporter), every system shares the one set of resampling indices sacrebleu would draw, and the
+resampled corpus statistics are summed with one matrix product. Scores of resampled corpora are
+computed by :func:`scores_from_sums`, a vectorised transcription of sacrebleu's
+``_compute_score_from_stats`` for BLEU/chrF/TER (checked equal to it in the tests), falling back to
+sacrebleu's own per-sample method for anything else.
+
+Non-goals: multiple-comparison correction (we report raw p-values and say how many tests were
+run), tests between systems evaluated on different examples, and effect-size estimates beyond
+the difference of scores.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DEFAULT_SEED = 12345  # sacrebleu's default SACREBLEU_SEED: equal numbers to `sacrebleu --paired-*`
+DEFAULT_BOOTSTRAP = 1000  # sacrebleu's default --paired-bs-n
+DEFAULT_AR_TRIALS = 10000  # sacrebleu's default --paired-ar-n
+
+
+# ============================================================================ formatting
+
+
+def format_p(p: float | None) -> str:
+    """``p = 0.004`` / ``p < 0.001`` / ``p = n/a``; three decimals are what a reader can use."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p = n/a"
+    if p < 0.001:
+        return "p < 0.001"
+    return f"p = {p:.3f}"
+
+
+# ============================================================================ shared resampling
+
+
+def bootstrap_counts(n: int, n_samples: int, seed: int | None = DEFAULT_SEED) -> np.ndarray:
+    """How often each of ``n`` items is drawn in each of ``n_samples`` bootstrap resamples.
+
+    The draws are sacrebleu's (``default_rng(seed).choice(n, size=(n_samples, n))``), so that
+    ``counts @ stats`` equals sacrebleu's ``stats[idxs].sum(1)`` for every resample.
+    """
+    rng = np.random.default_rng(seed)
+    idxs = rng.choice(n, size=(n_samples, n), replace=True)
+    flat = (idxs + (np.arange(n_samples) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_samples * n).reshape(n_samples, n).astype(np.float64)
+
+
+def ar_mask(n: int, n_trials: int, seed: int | None = DEFAULT_SEED) -> np.ndarray:
+    """sacrebleu's approximate-randomisation swap mask: True = the trial keeps the baseline's segment in pseudo-system A."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(2, size=(n_trials, n), dtype=bool)
+
+
+def p_value(stats: np.ndarray, real_difference: float) -> float:
+    """sacrebleu's p-value: (#{stats > real} + 1) / (#stats + 1) (Clark et al.'s MultEval rule)."""
+    from sacrebleu.significance import _compute_p_value
+
+    return float(_compute_p_value(np.asarray(stats), real_difference))
+
+
+def sacrebleu_ci(samples: np.ndarray) -> tuple[float, float, float, float]:
+    """(mean, half-width, low, high) of bootstrap samples, with sacrebleu's percentile rule
+    (the n//40-th smallest and largest sample; its ``estimate_ci`` reports mean ± half-width)."""
+    from sacrebleu.significance import estimate_ci
+
+    s = np.sort(np.asarray(samples, dtype=np.float64))
+    mean, half = estimate_ci(s)
+    lo_idx = len(s) // 40
+    return float(mean), float(half), float(s[lo_idx]), float(s[len(s) - lo_idx - 1])
+
+
+def paired_bootstrap_p(score_sys: float, score_base: float, samples_sys: np.ndarray,
+                       samples_base: np.ndarray) -> float:
+    """sacrebleu's paired-bootstrap p-value from two systems' scores on the *same* resamples:
+    how often the centred resampled |difference| exceeds the observed |difference|."""
+    diffs = np.abs(np.asarray(samples_sys) - np.asarray(samples_base))
+    return p_value(diffs - diffs.mean(), abs(score_base - score_sys))
+
+
+# ============================================================================ translation (sacrebleu)
+
+
+def _my_log(x: np.ndarray) -> np.ndarray:
+    # sacrebleu.utils.my_log: log(0) is -9999999999 rather than -inf
+    with np.errstate(divide="ignore"):
+        return np.where(x == 0.0, -9999999999.0, np.log(np.where(x == 0.0, 1.0, x)))
+
+
+def _bleu_scores(scorer, S: np.ndarray) -> np.ndarray:
+    N = scorer.max_ngram_order
+    sys_len = np.trunc(S[:, 0])  # sacrebleu: int(stats[0])
+    ref_len = np.trunc(S[:, 1])
+    correct = S[:, 2:2 + N].copy()
+    total = S[:, 2 + N:2 + 2 * N].copy()
+    any_correct = (correct != 0).any(axis=1)  # checked before add-k smoothing, as sacrebleu does
+    method = scorer.smooth_method
+    value = scorer.smooth_value if scorer.smooth_value is not None else scorer.SMOOTH_DEFAULTS[method]
+    if method == "add-k":
+        correct[:, 1:] += value
+        total[:, 1:] += value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / np.where(sys_len > 0, sys_len, 1)), 0.0), 1.0)
+        alive = np.cumprod(total != 0, axis=1).astype(bool)  # sacrebleu stops at the first order with no n-grams
+        safe_total = np.where(total == 0, 1.0, total)
+        zero = correct == 0
+        prec = 100.0 * correct / safe_total
+        if method == "exp":
+            doublings = np.cumsum(zero & alive, axis=1)
+            prec = np.where(zero, 100.0 / (2.0 ** doublings * safe_total), prec)
+        elif method == "floor":
+            prec = np.where(zero, 100.0 * value / safe_total, prec)
+        prec = np.where(alive, prec, 0.0)
+    if scorer.effective_order:
+        eff = alive.sum(axis=1)
+        eff = np.where(eff == 0, N, eff)
+        logs = np.where(np.arange(N)[None, :] < eff[:, None], _my_log(prec), 0.0)
+        score = bp * np.exp(logs.sum(axis=1) / eff)
+    else:
+        score = bp * np.exp(_my_log(prec).sum(axis=1) / N)
+    return np.where(any_correct, score, 0.0)
+
+
+def _chrf_scores(scorer, S: np.ndarray) -> np.ndarray:
+    eps = 1e-16
+    factor = scorer.beta ** 2
+    order = scorer.order
+    n_hyp, n_ref, n_match = S[:, 0:3 * order:3], S[:, 1:3 * order:3], S[:, 2:3 * order:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prec = np.where(n_hyp > 0, n_match / np.where(n_hyp > 0, n_hyp, 1), eps)
+        rec = np.where(n_ref > 0, n_match / np.where(n_ref > 0, n_ref, 1), eps)
+        denom = factor * prec + rec
+        f = np.where(denom > 0, (1 + factor) * prec * rec / np.where(denom > 0, denom, 1), eps)
+        if scorer.eps_smoothing:
+            return 100 * f.sum(axis=1) / order
+        eff_mask = (n_hyp > 0) & (n_ref > 0)
+        eff = eff_mask.sum(axis=1)
+        avg_p = np.where(eff > 0, (prec * eff_mask).sum(axis=1) / np.where(eff > 0, eff, 1), 0.0)
+        avg_r = np.where(eff > 0, (rec * eff_mask).sum(axis=1) / np.where(eff > 0, eff, 1), 0.0)
+        s = avg_p + avg_r
+        out = (1 + factor) * avg_p * avg_r / np.where(s != 0, factor * avg_p + avg_r, 1)
+    return np.where(s != 0, 100 * out, 0.0)
+
+
+def _ter_scores(scorer, S: np.ndarray) -> np.ndarray:
+    edits, ref = S[:, 0], S[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100 * np.where(ref > 0, edits / np.where(ref > 0, ref, 1), np.where(edits > 0, 1.0, 0.0))
+
+
+def scores_from_sums(scorer, sums: np.ndarray, *, vectorized: bool = True) -> np.ndarray:
+    """Corpus scores for each row of aggregated sufficient statistics (one row per resample).
+
+    BLEU, chrF and TER use a vectorised copy of their sacrebleu formula; any other sacrebleu
+    metric (or ``vectorized=False``) calls sacrebleu's ``_compute_score_from_stats`` row by row.
+    """
+    from sacrebleu.metrics import BLEU, CHRF, TER
+
+    sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    if vectorized:
+        if type(scorer) is BLEU:
+            return _bleu_scores(scorer, sums)
+        if type(scorer) is CHRF:
+            return _chrf_scores(scorer, sums)
+        if type(scorer) is TER:
+            return _ter_scores(scorer, sums)
+    # copy each row: BLEU's add-k smoothing adds to the arrays it is given
+    return np.array([float(scorer._compute_score_from_stats(row.copy()).score) for row in sums])
+
+
+def corpus_score(scorer, stats: np.ndarray) -> float:
+    """The corpus score from sentence statistics, by sacrebleu itself (equals ``corpus_score``)."""
+    return float(scorer._compute_score_from_stats(np.asarray(stats, dtype=np.float64).sum(axis=0)).score)
+
+
+class SegmentStats:
+    """Sentence-level sufficient statistics of one sacrebleu metric against one reference set.
+
+    References are preprocessed once (sacrebleu's ``_cache_references``) and each
+    (example index, hypothesis) pair is scored once, however many systems produced it: decoders
+    agree on most sentences, and TER's shift search costs about a millisecond per sentence.
+    """
+
+    def __init__(self, scorer, references: Sequence[str] | Sequence[Sequence[str]]):
+        refs = [references] if references and isinstance(references[0], str) else list(references)
+        self.scorer = scorer
+        self.n = len(refs[0])
+        self._ref_cache = scorer._cache_references(refs)  # also sets scorer.num_refs for the signature
+        self._memo: dict[tuple[int, str], list[float]] = {}
+        self.computed = 0  # segments actually scored (for tests and benchmarks)
+
+    def __call__(self, hypotheses: Sequence[str]) -> np.ndarray:
+        if len(hypotheses) != self.n:
+            raise ValueError(f"{len(hypotheses)} hypotheses for {self.n} references")
+        sc, memo = self.scorer, self._memo
+        rows = []
+        for i, hyp in enumerate(hypotheses):
+            key = (i, hyp)
+            row = memo.get(key)
+            if row is None:
+                row = sc._compute_segment_statistics(sc._preprocess_segment(hyp), self._ref_cache[i])
+                memo[key] = row
+                self.computed += 1
+            rows.append(row)
+        return np.asarray(rows, dtype=np.float64).reshape(self.n, -1)
+
+
+@dataclass
+class Interval:
+    """A score with its bootstrap distribution summary (sacrebleu's μ ± half-width, and the bounds)."""
+
+    score: float
+    mean: float
+    half_width: float
+    low: float
+    high: float
+
+
+class PairedTranslationTests:
+    """sacrebleu's paired bootstrap and approximate randomisation for many systems on one test set.
+
+    One instance per (test set size, metric): the resampling indices and the AR swap mask are drawn
+    once, as sacrebleu draws them afresh with the same seed for every system; each system's
+    bootstrap scores are computed once and reused for every comparison it takes part in.
+    """
+
+    def __init__(self, scorer, n: int, *, bootstrap_samples: int = DEFAULT_BOOTSTRAP,
+                 ar_trials: int = DEFAULT_AR_TRIALS, seed: int | None = DEFAULT_SEED):
+        self.scorer, self.n, self.seed = scorer, n, seed
+        self.bootstrap_samples, self.ar_trials = bootstrap_samples, ar_trials
+        self._counts: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._boot: dict[Any, np.ndarray] = {}
+
+    def _bootstrap_samples(self, key, stats: np.ndarray) -> np.ndarray:
+        if key not in self._boot:
+            if self._counts is None:
+                self._counts = bootstrap_counts(self.n, self.bootstrap_samples, self.seed)
+            self._boot[key] = scores_from_sums(self.scorer, self._counts @ stats)
+        return self._boot[key]
+
+    def interval(self, key, stats: np.ndarray) -> Interval:
+        """Score and 95% bootstrap interval of one system (``key`` names it for reuse)."""
+        mean, half, lo, hi = sacrebleu_ci(self._bootstrap_samples(key, stats))
+        return Interval(corpus_score(self.scorer, stats), mean, half, lo, hi)
+
+    def paired_bootstrap(self, key_sys, stats_sys: np.ndarray, key_base, stats_base: np.ndarray) -> float:
+        """p-value of ``sacrebleu --paired-bs`` for this system against the baseline."""
+        return paired_bootstrap_p(corpus_score(self.scorer, stats_sys), corpus_score(self.scorer, stats_base),
+                                  self._bootstrap_samples(key_sys, stats_sys),
+                                  self._bootstrap_samples(key_base, stats_base))
+
+    def approximate_randomization(self, stats_sys: np.ndarray, stats_base: np.ndarray) -> float:
+        """p-value of ``sacrebleu --paired-ar``: how often randomly swapping the two systems'
+        sentences gives an absolute score difference larger than the observed one."""
+        if self._mask is None:
+            self._mask = ar_mask(self.n, self.ar_trials, self.seed)
+        tot_sys, tot_base = stats_sys.sum(axis=0), stats_base.sum(axis=0)
+        diff = stats_base - stats_sys
+        # pseudo-system A takes the baseline's segment where the mask is True, else the system's:
+        # A = sys_total + mask @ (base - sys); B gets the complement. Chunked to bound memory.
+        p_diffs = []
+        for start in range(0, self.ar_trials, 2000):
+            m = self._mask[start:start + 2000].astype(np.float64)
+            a = tot_sys + m @ diff
+            b = tot_base + tot_sys - a
+            p_diffs.append(np.abs(scores_from_sums(self.scorer, a) - scores_from_sums(self.scorer, b)))
+        real = abs(corpus_score(self.scorer, stats_base) - corpus_score(self.scorer, stats_sys))
+        return p_value(np.concatenate(p_diffs), real)
+
+
+# ============================================================================ classification
+
+
+def confusion_from_pairs(gold: np.ndarray, pred: np.ndarray, n_labels: int,
+                         counts: np.ndarray | None = None) -> np.ndarray:
+    """Confusion matrix [gold, pred] (``n_labels`` × ``n_labels``); with bootstrap ``counts``
+    (samples × n), one matrix per resample (samples × L × L)."""
+    cell = np.asarray(gold) * n_labels + np.asarray(pred)
+    onehot = np.zeros((len(cell), n_labels * n_labels))
+    onehot[np.arange(len(cell)), cell] = 1.0
+    if counts is None:
+        return onehot.sum(axis=0).reshape(n_labels, n_labels)
+    return (counts @ onehot).reshape(len(counts), n_labels, n_labels)
+
+
+def accuracy_from_confusion(C: np.ndarray) -> np.ndarray:
+    C = np.asarray(C, dtype=np.float64)
+    total = C.sum(axis=(-1, -2))
+    return np.trace(C, axis1=-2, axis2=-1) / np.where(total > 0, total, 1)
+
+
+def macro_f1_from_confusion(C: np.ndarray) -> np.ndarray:
+    """Unweighted mean F1 over the labels that occur (as gold or prediction), as sklearn's
+    ``f1_score(average='macro')`` with its default label set."""
+    C = np.asarray(C, dtype=np.float64)
+    tp = np.diagonal(C, axis1=-2, axis2=-1)
+    pred = C.sum(axis=-2)
+    gold = C.sum(axis=-1)
+    present = (pred + gold) > 0
+    denom = pred + gold
+    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+    n = present.sum(axis=-1)
+    return np.where(n > 0, (f1 * present).sum(axis=-1) / np.where(n > 0, n, 1), 0.0)
+
+
+def mcc_from_confusion(C: np.ndarray) -> np.ndarray:
+    """Matthews correlation, multiclass form (Gorodkin 2004), as sklearn's ``matthews_corrcoef``."""
+    C = np.asarray(C, dtype=np.float64)
+    t = C.sum(axis=-1)
+    p = C.sum(axis=-2)
+    c = np.trace(C, axis1=-2, axis2=-1)
+    s = C.sum(axis=(-1, -2))
+    cov_tp = c * s - (t * p).sum(axis=-1)
+    cov_pp = s * s - (p * p).sum(axis=-1)
+    cov_tt = s * s - (t * t).sum(axis=-1)
+    den = np.sqrt(cov_tt * cov_pp)
+    return np.where(den > 0, cov_tp / np.where(den > 0, den, 1), 0.0)
+
+
+CONFUSION_METRICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "accuracy": accuracy_from_confusion,
+    "acc": accuracy_from_confusion,
+    "macro_f1": macro_f1_from_confusion,
+    "f1": macro_f1_from_confusion,
+    "mcc": mcc_from_confusion,
+}
+"""Classification metrics the reports can recompute per example, by metric plugin name."""
+
+
+@dataclass
+class McNemar:
+    """McNemar's exact test: ``b`` = baseline right & system wrong, ``c`` = baseline wrong & system right."""
+
+    b: int
+    c: int
+    p: float
+
+
+def mcnemar_exact(base_correct: Sequence[bool], sys_correct: Sequence[bool]) -> McNemar:
+    """Two-sided exact McNemar test: a binomial(b + c, 1/2) test on the discordant pairs
+    (the ``exact=True`` variant of statsmodels' ``mcnemar``)."""
+    a = np.asarray(base_correct, dtype=bool)
+    s = np.asarray(sys_correct, dtype=bool)
+    b = int(np.sum(a & ~s))
+    c = int(np.sum(~a & s))
+    n = b + c
+    if n == 0:
+        return McNemar(b, c, 1.0)
+    k = min(b, c)
+    # exact binomial tail with integers; doubling the smaller tail is the usual two-sided rule
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return McNemar(b, c, min(1.0, 2 * tail))
+
+
+def bootstrap_classification(gold: np.ndarray, pred: np.ndarray, n_labels: int, metric: Callable,
+                             counts: np.ndarray) -> np.ndarray:
+    """A classification metric on each bootstrap resample (rows of ``counts``)."""
+    return metric(confusion_from_pairs(gold, pred, n_labels, counts))
+
+
+# ============================================================================ over seeds
+
+
+@dataclass
+class SeedTests:
+    """Tests of a system against the baseline over the seeds both ran (paired by seed)."""
+
+    n: int
+    mean_diff: float
+    t: float
+    p_t: float
+    p_perm: float
+    min_p_perm: float  # the smallest p the permutation test can give with n seeds
+
+
+def paired_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Paired two-sided t-test of mean(a - b) = 0 (scipy's ``ttest_rel``); (nan, nan) for n < 2,
+    and p = 1 / 0 when every difference is identical (zero variance)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = len(d)
+    if n < 2:
+        return float("nan"), float("nan")
+    sd = d.std(ddof=1)
+    mean = d.mean()
+    if sd == 0 or not np.isfinite(sd):
+        return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
+    from scipy.special import stdtr
+
+    t = mean / (sd / math.sqrt(n))
+    return float(t), float(2 * stdtr(n - 1, -abs(t)))
+
+
+def sign_flip_test(a: Sequence[float], b: Sequence[float], *, max_exact: int = 16, n_resamples: int = 100_000,
+                   seed: int | None = DEFAULT_SEED) -> float:
+    """Two-sided paired permutation test: flip the sign of each seed's difference (all 2^n
+    patterns when n <= ``max_exact``, else ``n_resamples`` random ones); p is the share of
+    patterns whose |mean| is at least the observed |mean|. Equals scipy's ``permutation_test``
+    with ``permutation_type='samples'`` for paired data."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return float("nan")
+    if n <= max_exact:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1, 1], size=(n_resamples, n))
+    means = np.abs((signs * d).mean(axis=1))
+    obs = abs(d.mean())
+    # relative tolerance so that patterns equal to the observed one up to rounding count as "as extreme"
+    return float(np.mean(means >= obs * (1 - 1e-12) - 1e-15))
+
+
+def min_sign_flip_p(n: int) -> float:
+    """The smallest two-sided p-value an exact sign-flip test over ``n`` seeds can reach (2 / 2^n)."""
+    return 1.0 if n == 0 else min(1.0, 2.0 / 2 ** n)
+
+
+def seed_tests(a: Sequence[float], b: Sequence[float]) -> SeedTests:
+    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    t, p_t = paired_t_test(a_, b_)
+    return SeedTests(n=len(a_), mean_diff=float((a_ - b_).mean()) if len(a_) else float("nan"), t=t, p_t=p_t,
+                     p_perm=sign_flip_test(a_, b_), min_p_perm=min_sign_flip_p(len(a_)))
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean of ``values`` (e.g. one score per seed)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    from scipy.special import stdtrit
+
+    half = stdtrit(len(v) - 1, 0.5 + confidence / 2) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean() - half), float(v.mean() + half)
