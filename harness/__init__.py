@@ -28,4 +28,12 @@ def run_experiment(resolved, outdir, **kw):
     return _run(resolved, outdir, **kw)
 
 
-__all__ = ["__version__", "load_results", "load_experiment", "run_experiment"]
+def leaderboard(run_dirs, **kw):
+    """Merge run directories into one leaderboard DataFrame (a row per benchmark, metric,
+    configuration and run; identical cells counted once). See :mod:`harness.leaderboard`."""
+    from .leaderboard import leaderboard as _lb
+
+    return _lb(run_dirs, **kw)
+
+
+__all__ = ["__version__", "load_results", "load_experiment", "run_experiment", "leaderboard"]

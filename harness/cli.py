@@ -128,5 +128,45 @@ def plugins_cmd(kind: str | None):
             click.echo(f"      - {p['name']}: {p['type']} = {p['default']!r}{cons}  {p['description']}")
 
 
+@main.command("leaderboard")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "outputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here; the format follows the extension (.html .csv .parquet .md .tex). Repeatable. "
+                   "Default: reports/leaderboard.html.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write CSV here.")
+@click.option("--parquet", "parquet_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write Parquet here.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write Markdown here.")
+@click.option("--latex", "tex_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write LaTeX here.")
+@click.option("--benchmark", "benchmarks", multiple=True, help="Only this benchmark (repeatable).")
+@click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
+def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_path: Path | None,
+                    parquet_path: Path | None, md_path: Path | None, tex_path: Path | None,
+                    benchmarks: tuple[str, ...], metrics: tuple[str, ...]):
+    """Merge RUN_DIRS into one leaderboard per benchmark and metric.
+
+    Identical cells (same cell key) found in several runs are counted once, under the first
+    run given; each row says which run it came from.
+    """
+    from .leaderboard import FORMATS, export, leaderboard
+
+    targets = [(p, None) for p in outputs]
+    targets += [(p, f) for p, f in ((csv_path, "csv"), (parquet_path, "parquet"), (md_path, "markdown"),
+                                    (tex_path, "latex")) if p is not None]
+    if not targets:
+        targets = [(Path("reports") / "leaderboard.html", None)]
+    for p, f in targets:  # refuse a bad extension before reading any run
+        if f is None and p.suffix.lower() not in FORMATS:
+            raise HarnessError(f"{p}: unknown leaderboard format '{p.suffix or '(no extension)'}'. "
+                               f"Allowed extensions: {', '.join(sorted(FORMATS))}")
+    df = leaderboard(run_dirs, benchmarks=benchmarks, metrics=metrics)
+    for p, f in targets:
+        click.echo(f"wrote {export(df, p, f)}")
+    for (bench, metric), g in df.groupby(["benchmark", "metric"], sort=False):
+        top = g.iloc[0]
+        click.echo(f"{bench} / {metric}: best {top['model']} / {top['strategy']} / {top['decoder']} = "
+                   f"{top['value']:.4g} ({top['run']})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,28 +1,165 @@
-"""``html``: a self-contained comparison page (report.html). Minimal first version."""
+"""``html``: one self-contained report.html a researcher can publish or mail.
+
+Everything is inline (styles, the small sorting script, SVG plots), so the file opens offline
+with no CDN. Every string from the data or a model is HTML-escaped by Jinja2's autoescaping;
+the embedded JSON escapes ``<``, ``>``, ``&`` and line separators, so an output containing
+``</script>`` cannot close its script element; and a Content-Security-Policy allows only the
+report's own script (by hash), as a second line of defence.
+
+What it shows is computed by :func:`harness.report_data.analyze`. Non-goals: interactive
+charts, server-side features, pages per cell.
+"""
 from __future__ import annotations
 
-import html
+import base64
+import hashlib
+import json
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.store import atomic_write_text
+from harness.report_data import AnalysisParams, ReportData, analyze, fmt, metric_decimals
+from harness.store import atomic_write_text, safe_child
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class HtmlParams(AnalysisParams):
+    filename: str = Field("report.html", description="file name inside the run directory")
+    plots: bool = Field(True, description="draw plots (needs matplotlib)")
+
+
+@cache
+def environment():
+    import jinja2
+
+    # autoescape everything: model outputs and config values are untrusted text
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def asset(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return _clean(obj.item())
+    return obj
+
+
+def json_for_script(obj: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``,
+    no raw U+2028/2029. The escapes are valid JSON, so ``JSON.parse`` returns the original text."""
+    s = json.dumps(_clean(obj), ensure_ascii=False, default=str)
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def csp_for(script: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
+
+
+def dv(v: Any) -> str:
+    """A ``data-v`` sort key: the number, or empty for a missing value (sorted last)."""
+    if v is None or isinstance(v, bool):
+        return ""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return ""
+    return repr(f) if math.isfinite(f) else ""
+
+
+def fp(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def signed(v: float | None, decimals: int) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v:+.{decimals}f}".replace("-", "−")
+
+
+def ci(row, decimals: int) -> str:
+    if row.ci_low is None or row.ci_high is None or not (math.isfinite(row.ci_low) and math.isfinite(row.ci_high)):
+        return "–"
+    return f"[{row.ci_low:.{decimals}f}, {row.ci_high:.{decimals}f}]"
+
+
+def _yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(_clean(obj), sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def render(data: ReportData, *, plots: bool = True) -> str:
+    """The report page for ``data``."""
+    import sacrebleu
+
+    from harness import __version__
+
+    m = data.manifest
+    decs, row_of, is_base, cached, rendered_plots = {}, {}, {}, {}, {}
+    for b in data.benchmarks:
+        decs[b.name] = {mt.label: metric_decimals([r.value for r in b.rows[mt.label]]) for mt in b.metrics}
+        row_of[b.name] = {mt.label: {r.config.label: r for r in b.rows[mt.label]} for mt in b.metrics}
+        is_base[b.name] = {cfg.label: any(r.is_baseline for rows in b.rows.values() for r in rows if r.config is cfg)
+                           for cfg in b.configs}
+        cached[b.name] = {cfg.label: bool(cfg.cells) and all(c.status == "cached" for c in cfg.cells)
+                          for cfg in b.configs}
+        rendered_plots[b.name] = []
+        if plots and b.plots:
+            from .plots import render_all
+
+            rendered_plots[b.name] = render_all(b.plots, prefix=f"b{len(rendered_plots)}")
+    git = (m.get("git") or {}).get("harness") or (m.get("git") or {}).get("config") or {}
+    script = asset("sort.js")
+    n_tests = sum(1 for _, _, r in data.verdicts() if r.p is not None)
+    payload = {"experiment": data.experiment, "alpha": data.params.alpha, "results": data.records()}
+    page = environment().get_template("report.html.j2").render(
+        d=data, m=_Attr(m), css=asset("report.css"), script=script, csp=csp_for(script),
+        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, ci=ci, signed=signed, decs=decs, row_of=row_of,
+        is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests,
+        n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
+        git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",
+        config_yaml=_yaml(m.get("config") or {}), resolved_yaml=_yaml(m.get("resolved") or {}),
+        sacrebleu_version=sacrebleu.__version__, harness_version=__version__)
+    return page
+
+
+class _Attr(dict):
+    """Manifest access as ``m.key`` in templates, None when absent (old or hand-made manifests)."""
+
+    def __getattr__(self, name):
+        return self.get(name)
 
 
 class HtmlReport(Reporter):
     name = "html"
-    description = "Self-contained HTML comparison report (report.html)."
+    description = "Self-contained HTML report: leaderboards with 95% CIs, paired significance tests, plots, drill-down."
+    Params = HtmlParams
 
     def write(self, results, outdir):
-        df = results.metrics
-        parts = [f"<h1>{html.escape(results.manifest.get('experiment', ''))}</h1>"]
-        for bench, sub in df.groupby("benchmark", sort=True):
-            table = sub.pivot_table(index=["model", "strategy", "decoder"], columns="metric", values="value",
-                                    aggfunc="mean")
-            parts.append(f"<h2>{html.escape(str(bench))}</h2>" + table.to_html(float_format="%.2f", escape=True))
-        page = ("<!doctype html><html><head><meta charset='utf-8'><title>report</title></head><body>"
-                + "\n".join(parts) + "</body></html>")
-        path = outdir / "report.html"
-        atomic_write_text(path, page)
+        p = self.params
+        data = analyze(results, AnalysisParams(**{k: getattr(p, k) for k in AnalysisParams.model_fields}))
+        path = safe_child(Path(outdir), p.filename)
+        atomic_write_text(path, render(data, plots=p.plots))
         return [path]
 
 

@@ -1,0 +1,46 @@
+"""``leaderboard``: a run's leaderboard, optionally merged with earlier runs, in several formats.
+
+Writes ``leaderboard.<ext>`` into the run directory for each of ``formats``, built by
+:func:`harness.leaderboard.leaderboard` from this run plus the ``include`` run directories
+(relative to the config file), so a series of experiments keeps one up-to-date leaderboard.
+The same merge is available as ``harness leaderboard RUN_DIR...``. Non-goals: significance
+tests (see the html reporter).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from harness.api import Reporter
+from harness.hookspecs import hookimpl
+from harness.params import InputPath, Params
+from harness.store import safe_child
+
+EXTENSIONS = {"html": ".html", "csv": ".csv", "parquet": ".parquet", "markdown": ".md", "latex": ".tex"}
+
+
+class LeaderboardParams(Params):
+    formats: list[Literal["html", "csv", "parquet", "markdown", "latex"]] = Field(
+        default_factory=lambda: ["html", "csv"], min_length=1, description="files to write")
+    include: list[InputPath] = Field(default_factory=list, description="other run directories to merge in")
+    basename: str = Field("leaderboard", description="file name without extension")
+
+
+class LeaderboardReport(Reporter):
+    name = "leaderboard"
+    description = "leaderboard.{html,csv,parquet,md,tex}: this run (plus 'include' runs) ranked per benchmark and metric."
+    Params = LeaderboardParams
+
+    def write(self, results, outdir):
+        from harness.leaderboard import export, leaderboard
+
+        p = self.params
+        df = leaderboard([Path(results.outdir), *map(Path, p.include)])
+        return [export(df, safe_child(Path(outdir), p.basename + EXTENSIONS[f]), f) for f in dict.fromkeys(p.formats)]
+
+
+@hookimpl
+def register_reporters(register):
+    register(LeaderboardReport)

@@ -1,0 +1,144 @@
+"""Inline SVG plots for the HTML report, drawn with matplotlib's Agg/SVG backend.
+
+Each function takes the data :func:`harness.report_data._plot_data` prepared and returns an
+``<svg>`` string (no XML prolog, no external references, glyphs drawn as paths so the page
+looks the same without fonts and no text from the data becomes markup). A plot whose data is
+absent is never called. Non-goals: interactivity, styling beyond a readable default.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # headless; never opens a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _svg(fig) -> str:
+    plt = _pyplot()
+    buf = io.StringIO()
+    # metadata Date=None keeps the file reproducible; fonttype 'path' turns text into shapes
+    with plt.rc_context({"svg.fonttype": "path", "svg.hashsalt": "harness"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    # matplotlib gives fixed pt sizes; let the page scale the figure down on narrow screens
+    text = re.sub(r'<svg([^>]*?) width="([\d.]+)pt" height="([\d.]+)pt"',
+                  lambda m: f'<svg{m.group(1)} width="{m.group(2)}pt" height="{m.group(3)}pt" '
+                            f'style="max-width:100%;height:auto" role="img"', text, count=1)
+    return text
+
+
+def _short(name: str, n: int = 38) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def beam_plot(data: dict[str, Any]) -> str:
+    """Quality against beam size, one panel per metric, one line per decoder family."""
+    plt = _pyplot()
+    metrics = data["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, (label, title, hib) in zip(axes[0], metrics):
+        for i, line in enumerate(data["lines"]):
+            pts = [(x, y) for x, y in zip(line["x"], line["y"][label]) if y is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=_PALETTE[i % 10],
+                        label=_short(line["name"]))
+        for j, g in enumerate(data.get("greedy", [])):
+            y = g["y"].get(label)
+            if y is not None:
+                ax.axhline(y, linestyle="--", color="#555555", linewidth=1,
+                           label=_short(g["name"]) if j == 0 or len(data["greedy"]) > 1 else None)
+        ax.set_xlabel("beam size (num_beams)")
+        ax.set_ylabel(f"{title} ({'higher' if hib else 'lower'} is better)")
+        xs = sorted({x for line in data["lines"] for x in line["x"]})
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle("Quality vs beam size", fontsize=10)
+    return _svg(fig)
+
+
+def _scatter(points: list[dict[str, Any]], x_label: str, y_label: str, title: str, *, logx: bool = False,
+             oracle: bool = False) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for i, p in enumerate(points):
+        ax.scatter([p["x"]], [p["y"]], color=_PALETTE[i % 10], zorder=3)
+        ax.annotate(_short(p["name"], 28), (p["x"], p["y"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if oracle and p.get("oracle") is not None:
+            ax.scatter([p["x"]], [p["oracle"]], color=_PALETTE[i % 10], marker="^", alpha=0.5, zorder=2)
+            ax.plot([p["x"], p["x"]], [p["y"], p["oracle"]], color=_PALETTE[i % 10], alpha=0.3, linewidth=1)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def diversity_plot(data: dict[str, Any]) -> str:
+    has_oracle = any(p.get("oracle") is not None for p in data["points"])
+    xl = data["x_label"] + (" (lower = more diverse)" if data.get("x_lower_is_more_diverse") else " (higher = more diverse)")
+    title = "Quality vs diversity" + (" (▲ = oracle BLEU of the n-best)" if has_oracle else "")
+    return _scatter(data["points"], xl, data["y_label"], title, oracle=has_oracle)
+
+
+def speed_plot(data: dict[str, Any]) -> str:
+    xs = [p["x"] for p in data["points"]]
+    logx = min(xs) > 0 and max(xs) / min(xs) > 20
+    return _scatter(data["points"], "decoding speed (examples per second, from cell timings)", data["y_label"],
+                    "Decoding speed vs quality", logx=logx)
+
+
+def seeds_plot(data: dict[str, Any]) -> str:
+    """Mean ± standard deviation over seeds per configuration, with each seed as a dot."""
+    import numpy as np
+
+    plt = _pyplot()
+    configs = [c for c in data["configs"] if c["values"]]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(configs) + 1.5), 3.4))
+    for i, c in enumerate(configs):
+        v = np.asarray(c["values"], dtype=float)
+        sd = v.std(ddof=1) if len(v) > 1 else 0.0
+        ax.errorbar([i], [v.mean()], yerr=[sd], fmt="o", color=_PALETTE[i % 10], capsize=5, markersize=7, zorder=3)
+        jitter = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else np.zeros(1)
+        ax.scatter(i + jitter, v, color=_PALETTE[i % 10], alpha=0.45, s=14, zorder=2)
+    ax.set_xticks(range(len(configs)))
+    ax.set_xticklabels([_short(c["name"], 22) for c in configs], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(data["metric"])
+    ax.set_title(f"{data['metric']} across seeds (mean ± sd; dots = seeds)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    return _svg(fig)
+
+
+PLOTS = {"beam": ("Quality vs beam size", beam_plot), "diversity": ("Quality vs diversity", diversity_plot),
+         "seeds": ("Scores across seeds", seeds_plot), "speed": ("Decoding speed vs quality", speed_plot)}
+
+
+def render_all(plot_data: dict[str, Any], prefix: str = "p") -> list[tuple[str, str, str]]:
+    """(name, title, svg) for every plot that has data, in a fixed order; ids get ``prefix``."""
+    out = []
+    for name, (title, fn) in PLOTS.items():
+        if name in plot_data:
+            out.append((name, title, _prefixed(fn(plot_data[name]), f"{prefix}{name}")))
+    return out
+
+
+def _prefixed(svg: str, prefix: str) -> str:
+    # ids must be unique in the page that inlines several plots
+    svg = re.sub(r'\bid="', f'id="{prefix}-', svg)
+    svg = re.sub(r'(href=")#', rf'\1#{prefix}-', svg)
+    return re.sub(r'url\(#', f'url(#{prefix}-', svg)
