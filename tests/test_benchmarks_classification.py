@@ -229,3 +229,28 @@ def test_rt_polarity_original_bytes_need_the_encoding(tmp_path):
     assert [(e.id, e.source) for e in utf8.test] == [(e.id, e.source) for e in data.test]
     pos44 = next(e for e in data.train + data.dev + data.test if e.id == "pos-44")
     assert "\u00f3" in pos44.source  # the byte 0xf3 of line 44 is an ó in cp1252
+
+
+def test_harness_run_reports_data_errors_with_exit_code_2(tmp_path):
+    """Bad data stops `harness run` before any model loads: one line per problem, no traceback."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    tsv(tmp_path / "tr.tsv", ["text", "label"], [("good", "pos"), ("bad", "neg")])
+    tsv(tmp_path / "te.tsv", ["text", "label"], [("meh", "neutral")])
+    (tmp_path / "p.txt").write_bytes("caf\xe9\n".encode("cp1252"))
+    (tmp_path / "exp.yaml").write_text(
+        "name: t\nmodels: [{path: bert-base-uncased}]\nbenchmarks:\n"
+        "  - {name: text_classification, label: tiny, params: {train: tr.tsv, test: te.tsv}}\n"
+        "  - {name: polarity_files, label: rt, params: {positive: p.txt, negative: p.txt}}\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert lines == [
+        f"error: {tmp_path / 'exp.yaml'}: benchmarks: 'tiny': {tmp_path / 'te.tsv'}:2: label 'neutral' does not occur "
+        f"in the training data ({tmp_path / 'tr.tsv'}); known labels: neg, pos",
+        f"error: {tmp_path / 'exp.yaml'}: benchmarks: 'rt': {tmp_path / 'p.txt'}:1: not utf-8 text (byte 0xe9 at "
+        "offset 3). If the file uses another encoding, name it with the benchmark's `encoding:` parameter "
+        "(e.g. encoding: cp1252), or convert the file: iconv -f cp1252 -t utf-8 p.txt > p.utf8.txt"]
+    assert not (tmp_path / "out").exists()
