@@ -221,6 +221,16 @@ def test_unknown_column_lists_the_columns_present(tables):
         load("translation_table", tables, path="t.jsonl")
 
 
+def test_wrong_format_is_hinted(tmp_path):
+    (tmp_path / "really_csv.tsv").write_text("source,reference\na,b\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load("translation_table", tmp_path, path="really_csv.tsv")
+    assert str(info.value).endswith("columns present: source,reference (a single column whose name holds a separator: "
+                                    "is `format:` right for this file?)")
+    data = load("translation_table", tmp_path, path="really_csv.tsv", format="csv")
+    assert (data.test[0].source, data.test[0].reference) == ("a", "b")
+
+
 def test_table_row_errors_name_the_line(tmp_path):
     (tmp_path / "bad.tsv").write_text("source\treference\na\tb\nc\td\te\n", encoding="utf-8")
     with pytest.raises(DataError) as info:

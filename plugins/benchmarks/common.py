@@ -107,8 +107,11 @@ class Table:
         """``wanted`` maps a parameter name to the column it names; one error lists all missing."""
         missing = [f"{col!r} ({key})" for key, col in wanted.items() if col is not None and col not in self.columns]
         if missing:
+            hint = ""
+            if len(self.columns) == 1 and any(sep in self.columns[0] for sep in ",\t;|"):
+                hint = " (a single column whose name holds a separator: is `format:` right for this file?)"
             raise DataError(f"{self.path}: no column {', '.join(missing)}; columns present: "
-                            f"{', '.join(self.columns) if self.columns else '(none)'}")
+                            f"{', '.join(self.columns) if self.columns else '(none)'}{hint}")
 
 
 def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8") -> Table:
