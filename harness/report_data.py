@@ -355,7 +355,7 @@ def _read_cells(results) -> list[CellInfo]:
         info = CellInfo(key=c.get("key", ""), model=str(c.get("model", "")), benchmark=str(c.get("benchmark", "")),
                         strategy=str(c.get("strategy", "")), decoder=str(c.get("decoder") or NO_DECODER),
                         seed=int(c.get("seed", 0) or 0), status=c.get("status", "done"), seconds=c.get("seconds"),
-                        error=c.get("error"))
+                        error=c.get("error"), traceback=c.get("traceback"))
         k = (info.key, info.model, info.benchmark, info.strategy, info.decoder, info.seed)
         cells[k] = info
         order.append(k)
@@ -387,7 +387,7 @@ def _read_cells(results) -> list[CellInfo]:
             t = (meta.get("timings") or {}).get("predict")
             info.predict_seconds = float(t) if _finite(t) else None
             if info.status == "failed":
-                info.traceback = meta.get("traceback")
+                info.traceback = info.traceback or meta.get("traceback")
                 info.error = info.error or meta.get("error")
             if info.task is None:
                 info.task = meta.get("task")
@@ -546,7 +546,10 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
         configs: dict[tuple, Config] = {}
         for c in bcells:
             cfg = configs.setdefault(c.config_key, Config(bname, task, c.model, c.strategy, c.decoder))
-            (cfg.cells if c.ok else cfg.failed).append(c)
+            if c.status == "failed":
+                cfg.failed.append(c)
+            elif c.status in ("done", "cached") or c.values:  # skipped/running cells have no results
+                cfg.cells.append(c)
         cfg_list = list(configs.values())
 
         def order_key(cfg: Config):

@@ -1,0 +1,399 @@
+"""The reports a researcher publishes: report.html, report.md, summary.csv/parquet.
+
+Run directories are written directly (tests/report_helpers.py) with known outputs, so every
+number the report shows can be checked against sacrebleu, scipy and statsmodels computed
+here; one test goes through a real `harness run` with the tiny Marian model.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html as html_lib
+import json
+import random
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.report_data import AnalysisParams, analyze
+from harness.results import load_run
+from harness.stats import format_p
+from report_helpers import degrade, translation_benchmark, write_run
+
+XSS_OUT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+XSS_ERR = 'CUDA out of memory <img src=x onerror="window.__pwned=3">'
+XSS_NAME = "demo</script><script>window.__pwned=4</script>"
+XSS_TEXT = "a film </script><script>window.__pwned=5</script> & more"
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def flip(gold: list[str], p: float, seed: int) -> list[str]:
+    r = random.Random(seed)
+    return [g if r.random() > p else ("neg" if g == "pos" else "pos") for g in gold]
+
+
+def build_demo_run(out: Path, *, experiment: str = XSS_NAME, baseline=None) -> Path:
+    """Translation: greedy < beam2 < beam4 (+ a diverse beam) with timings and distinct-2, one
+    failed cell; classification: unmasked vs input_mask over five seeds."""
+    tb = translation_benchmark(64)
+    refs = tb["references"]
+    greedy, b4, div = degrade(refs, 3), degrade(refs, 7), degrade(refs, 5, offset=1)
+    greedy[0] = XSS_OUT
+    # beam2 differs from greedy on five sentences only, better on three and worse on two:
+    # significant in BLEU on this toy set, not in chrF
+    b2 = greedy[:5] + degrade(refs, 6)[5:8] + greedy[8:9] + degrade(refs, 2)[9:11] + greedy[11:]
+    rnd = random.Random(0)
+    gold = [rnd.choice(["neg", "pos"]) for _ in range(300)]
+    cb = {"task": "classification", "sources": [f"review {i}" for i in range(300)], "references": gold}
+    cb["sources"][3] = XSS_TEXT
+    cells = [
+        dict(benchmark="multi30k", decoder="greedy", outputs=greedy, predict_seconds=2.0, extra={"distinct_2": 0.41}),
+        dict(benchmark="multi30k", decoder="beam[num_beams=2]", outputs=b2, predict_seconds=3.0,
+             extra={"distinct_2": 0.45}),
+        dict(benchmark="multi30k", decoder="beam[num_beams=4]", outputs=b4, predict_seconds=5.5,
+             nbest=[[o, o + " und"] for o in b4], extra={"distinct_2": 0.44}),
+        dict(benchmark="multi30k", decoder="diverse_beam[num_beam_groups=2]", outputs=div, predict_seconds=6.0,
+             decoder_params={"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 0.5},
+             extra={"distinct_2": 0.62}),
+        dict(benchmark="multi30k", decoder="beam[num_beams=8]", status="failed", error=XSS_ERR, outputs=[]),
+    ]
+    for s in SEEDS:
+        cells.append(dict(benchmark="sst2", strategy="unmasked", seed=s, outputs=flip(gold, 0.20, s)))
+        cells.append(dict(benchmark="sst2", strategy="input_mask", seed=s, outputs=flip(gold, 0.15, 100 + s),
+                          status="cached" if s == 0 else "done"))
+    return write_run(out, experiment=experiment, benchmarks={"multi30k": tb, "sst2": cb}, cells=cells, scale=100.0,
+                     baseline=baseline, extra_metric_plugins={"distinct_2": "distinct_2"})
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = build_demo_run(tmp_path_factory.mktemp("demo") / "run")
+    from harness_plugins.reporters.exports import CsvExport, ParquetExport
+    from harness_plugins.reporters.html import HtmlReport
+    from harness_plugins.reporters.markdown import MarkdownReport
+
+    results = load_run(out)
+    files = []
+    for rep in (HtmlReport(), MarkdownReport(), CsvExport(), ParquetExport()):
+        files += rep.write(results, out)
+    return out, results, files
+
+
+class Tables(HTMLParser):
+    """Tables by id: a list of rows of cell texts (header row first)."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, list[list[str]]] = {}
+        self._stack: list[str] = []
+        self._cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._stack.append(dict(attrs).get("id") or f"anon{len(self.tables)}")
+            self.tables[self._stack[-1]] = []
+        elif tag == "tr" and self._stack:
+            self.tables[self._stack[-1]].append([])
+        elif tag in ("td", "th") and self._stack:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self._stack:
+            self._stack.pop()
+        elif tag in ("td", "th") and self._cell is not None and self._stack:
+            self.tables[self._stack[-1]][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_by_metric(html: str, metric: str) -> list[list[str]]:
+    tid = re.search(rf'<table class="sortable leaderboard" id="([^"]+)" data-metric="{metric}"', html).group(1)
+    return Tables(html).tables[tid]
+
+
+def col(table: list[list[str]], name: str) -> list[str]:
+    i = table[0].index(name)
+    return [r[i] for r in table[1:]]
+
+
+# ----------------------------------------------------------------------------- html
+
+
+def test_report_is_one_self_contained_file(demo):
+    out, _, files = demo
+    assert [f.name for f in files] == ["report.html", "report.md", "summary.csv", "summary.parquet"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<link" not in html and not re.search(r'(src|href)\s*=\s*["\']?(https?:|//)', html)
+    assert "<style>" in html and html.count("<svg") >= 4
+    # the only scripts are ours: the data blob and the sorter, which the CSP allows by hash
+    assert html.count("<script") == 2
+    script = re.search(r"<script>(.*?)</script>\s*</body>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    csp = html_lib.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1))
+    assert f"script-src 'sha256-{digest}'" in csp and "default-src 'none'" in csp
+
+
+def test_untrusted_text_is_escaped_everywhere(demo):
+    out, _, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for raw in (XSS_OUT, XSS_ERR, XSS_NAME, XSS_TEXT, "<img src=x", "window.__pwned=4</script>"):
+        assert raw not in html
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=&#34;window.__pwned=2&#34;&gt;" in html
+    assert "CUDA out of memory &lt;img src=x onerror=&#34;window.__pwned=3&#34;&gt;" in html
+    assert "<title>demo&lt;/script&gt;&lt;script&gt;window.__pwned=4&lt;/script&gt; — evaluation report</title>" in html
+    # the embedded JSON cannot close its script element, and parses back to the original text
+    blob = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S).group(1)
+    assert "<" not in blob and ">" not in blob
+    assert json.loads(blob)["experiment"] == XSS_NAME
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
+
+
+def test_translation_leaderboard_tests_against_sacrebleu(demo):
+    from sacrebleu.metrics import BLEU, TER
+    from sacrebleu.significance import PairedTest
+
+    out, results, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    preds = {c["decoder"]: [r["output"] for r in results.predictions(c["key"])]
+             for c in results.cells if c["benchmark"] == "multi30k" and c["status"] != "failed"}
+    refs = [r["reference"] for r in results.predictions(results.cells[0]["key"])]
+    for label, metric, name in (("bleu", BLEU(), "BLEU"), ("ter", TER(), "TER")):
+        _, bs = PairedTest([("greedy", preds["greedy"]), ("b4", preds["beam[num_beams=4]"])], {name: metric}, [refs],
+                           test_type="bs", n_samples=1000)()
+        key = next(k for k in bs if k != "System")
+        table = table_by_metric(html, label)
+        row = next(r for r in table[1:] if r[1] == "beam[num_beams=4]")
+        p = bs[key][1].p_value
+        assert row[table[0].index("p (bootstrap)")] == ("< 0.001" if p < 0.001 else f"{p:.3f}")
+        assert row[table[0].index("Baseline")] == "greedy"
+        assert row[table[0].index("Significant?")] == "yes"
+    # TER is lower-is-better: the best (rank 1) has the lowest TER
+    ter = table_by_metric(html, "ter")
+    scores = {r[1].replace(" 1 failed", ""): r[2] for r in ter[1:]}
+    best = next(r[1] for r in ter[1:] if r[0] == "1")
+    assert best == min((k for k in scores if scores[k] != "–"), key=lambda k: float(scores[k]))
+    assert float(scores[best]) == pytest.approx(TER().corpus_score(preds[best], [refs]).score, abs=0.005)
+    # 95% CI is sacrebleu's bootstrap interval, shown for every successful configuration
+    bleu = table_by_metric(html, "bleu")
+    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]", ci) for ci in col(bleu, "95% CI")[:4])
+    # the failed configuration is listed, with its (escaped) error, and has no score
+    assert "beam[num_beams=8] 1 failed" in col(bleu, "Configuration")
+    assert "sacrebleu signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in html
+
+
+def test_summary_states_verdicts_in_plain_sentences(demo):
+    from sacrebleu.metrics import BLEU, CHRF
+    from sacrebleu.significance import PairedTest
+    from scipy.stats import permutation_test
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    out, results, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    verdicts = [" ".join(html_lib.unescape(re.sub("<[^>]+>", "", v)).split())
+                for v in re.findall(r"<li class=\"(?:sig|ns)\">(.*?)</li>", html, re.S)]
+    preds = {(c["benchmark"], c["strategy"], c["decoder"], c["seed"]): [r["output"] for r in results.predictions(c["key"])]
+             for c in results.cells if c["status"] != "failed"}
+    refs = [r["reference"] for r in results.predictions(results.cells[0]["key"])]
+    g = preds[("multi30k", "none", "greedy", 0)]
+    for dec, metric, name, sig in (("beam[num_beams=4]", BLEU(), "BLEU", "significant"),
+                                   ("beam[num_beams=2]", BLEU(), "BLEU", "significant"),
+                                   ("beam[num_beams=2]", CHRF(), "chrF", "not significant")):
+        sys_ = preds[("multi30k", "none", dec, 0)]
+        _, bs = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="bs", n_samples=1000)()
+        _, ar = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="ar", n_samples=10000)()
+        key = next(k for k in bs if k != "System")
+        delta = metric.corpus_score(sys_, [refs]).score - metric.corpus_score(g, [refs]).score
+        assert (f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher (better) than greedy "
+                f"(paired bootstrap {format_p(bs[key][1].p_value)}; approximate randomisation "
+                f"{format_p(ar[key][1].p_value)}): {sig} at 0.05.") in verdicts
+    assert 0.05 < bs[key][1].p_value < 1 and 0.05 < ar[key][1].p_value < 1  # a real p-value, not a floor
+    # classification: accuracy per seed on the 0-100 scale, paired by seed, tested over seeds
+    gold = [r["reference"] for r in results.predictions(next(c["key"] for c in results.cells if c["benchmark"] == "sst2"))]
+    acc = {st: [100 * np.mean(np.array(preds[("sst2", st, "-", s)]) == np.array(gold)) for s in SEEDS]
+           for st in ("unmasked", "input_mask")}
+    d = np.array(acc["input_mask"]) - np.array(acc["unmasked"])
+    perm = permutation_test((acc["input_mask"], acc["unmasked"]), lambda x, y: np.mean(x - y),
+                            permutation_type="samples", n_resamples=np.inf).pvalue
+    sentence = next(v for v in verdicts if v.startswith("sst2: input_mask"))
+    assert sentence.startswith(f"sst2: input_mask scores {abs(d.mean()):.1f} accuracy higher (better) than unmasked "
+                               f"(paired permutation over 5 seeds {format_p(perm)}; paired t-test p = ")
+    assert "not significant at 0.05. With 5 seeds the permutation test cannot go below p = 0.0625" in sentence
+    # the per-seed McNemar p-values are in the accuracy table's details
+    a0, u0 = np.array(preds[("sst2", "input_mask", "-", 0)]) == gold, np.array(preds[("sst2", "unmasked", "-", 0)]) == gold
+    p0 = mcnemar([[np.sum(u0 & a0), np.sum(u0 & ~a0)], [np.sum(~u0 & a0), np.sum(~u0 & ~a0)]], exact=True).pvalue
+    data = analyze(results)
+    row = next(r for r in data.benchmarks[1].rows["accuracy"] if r.config.label == "input_mask")
+    assert row.per_seed[0]["seed"] == 0 and row.per_seed[0]["p_mcnemar"] == pytest.approx(p0)
+    assert row.test == "seeds" and row.p_seeds_perm == pytest.approx(perm) and row.significant is False
+
+
+def test_best_configuration_table(demo):
+    out, _, _ = demo
+    best = Tables((out / "report.html").read_text(encoding="utf-8")).tables["best-table"]
+    rows = {(r[0], r[1]): r[2] for r in best[1:]}
+    assert rows[("multi30k", "BLEU ↑")] == "beam[num_beams=4]"
+    assert rows[("multi30k", "TER ↓")] == "beam[num_beams=4]"
+    assert rows[("sst2", "accuracy ↑")] == "input_mask"
+
+
+def test_plots_present_only_with_their_data(demo, tmp_path):
+    out, _, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for name in ("beam", "diversity", "speed", "seeds"):
+        assert f'data-plot="{name}"' in html
+    # a run with one decoder, no timings, no diversity metric and one seed draws no plot at all
+    tb = translation_benchmark(16)
+    write_run(tmp_path / "small", benchmarks={"t": tb}, cells=[dict(benchmark="t", outputs=degrade(tb["references"], 3))])
+    from harness_plugins.reporters.html import HtmlReport
+
+    HtmlReport().write(load_run(tmp_path / "small"), tmp_path / "small")
+    small = (tmp_path / "small" / "report.html").read_text(encoding="utf-8")
+    assert "data-plot=" not in small and "<svg" not in small
+    assert "No comparisons" in small
+
+
+def test_drilldown_orders_by_decoder_disagreement(demo):
+    from sacrebleu.metrics import CHRF
+
+    out, results, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    drill = Tables(html).tables["drill-1"]
+    assert drill[0] == ["Source / reference", "greedy", "beam[num_beams=2]", "beam[num_beams=4]",
+                        "diverse_beam[num_beam_groups=2]"]
+    assert len(drill) == 1 + 20  # capped at drilldown_examples
+    outs = [[r["output"] for r in results.predictions(c["key"])] for c in results.cells[:4]]
+    refs = [r["reference"] for r in results.predictions(results.cells[0]["key"])]
+    chrf = CHRF()
+    spread = [max(s) - min(s) for s in zip(*[[chrf.sentence_score(o[i], [refs[i]]).score for i in range(len(refs))]
+                                              for o in outs])]
+    first = int(np.argmax(spread))
+    assert drill[1][0].startswith(results.predictions(results.cells[0]["key"])[first]["source"])
+    assert f"spread {spread[first]:.1f}" in drill[1][0]
+    assert "n-best (2)" in html  # beam4's n-best lists are there to open
+
+
+def test_classification_drilldown_lists_examples_broken_by_the_strategy(demo):
+    out, results, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    key = {(c["strategy"], c["seed"]): c["key"] for c in results.cells if c["benchmark"] == "sst2"}
+    s, b = results.predictions(key[("input_mask", 0)]), results.predictions(key[("unmasked", 0)])
+    broken = [x["id"] for x, y in zip(s, b) if x["output"] != x["reference"] and y["output"] == y["reference"]]
+    fixed = sum(x["output"] == x["reference"] and y["output"] != y["reference"] for x, y in zip(s, b))
+    assert f"input_mask vs unmasked (seed 0): {len(broken)} broken, {fixed} fixed of 300" in html
+    block = html.split(f"{len(broken)} broken, {fixed} fixed of 300")[1].split("</table>")[0]
+    assert re.findall(r"<tr><td>(test-\d+)</td>", block) == broken[:20]
+
+
+def test_provenance_and_cells(demo):
+    out, _, _ = demo
+    html = (out / "report.html").read_text(encoding="utf-8")
+    t = Tables(html).tables
+    assert ["sacrebleu", "2.6.0"] in t["packages"][1:]
+    assert "0123456789abcdef0123456789abcdef01234567" in html and 'id="resolved-config"' in html
+    statuses = col(t["cells-table"], "Status")
+    assert statuses.count("failed") == 1 and statuses.count("cached") == 1
+    assert "15 cells (13 run, 1 reused from cache, 1 failed)" in " ".join(html.split())
+
+
+def test_baseline_comes_from_the_manifest(tmp_path):
+    out = build_demo_run(tmp_path / "run", experiment="demo", baseline={"decoder": "beam[num_beams=2]", "strategy": None})
+    data = analyze(load_run(out))
+    rows = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}
+    assert rows["beam[num_beams=2]"].is_baseline and rows["greedy"].baseline.label == "beam[num_beams=2]"
+    assert rows["beam[num_beams=4]"].verdict.startswith("beam[num_beams=4] scores ")
+    assert "than beam[num_beams=2]" in rows["beam[num_beams=4]"].verdict
+
+
+def test_per_cell_statistics_are_cached_between_renderings(demo, monkeypatch):
+    out, results, _ = demo
+    assert len(list((out / ".report-cache" / "stats").glob("*.npy"))) == 3 * 4  # 3 metrics x 4 cells
+    first = analyze(results).frame()
+    from harness import stats
+
+    def boom(self, hyps):
+        raise AssertionError("recomputed sentence statistics despite the cache")
+
+    monkeypatch.setattr(stats.SegmentStats, "__call__", boom)
+    again = analyze(load_run(out)).frame()  # a fresh results object: no in-memory reuse
+    assert again["p"].equals(first["p"]) and again["ci_low"].equals(first["ci_low"])
+
+
+def test_csv_and_parquet_round_trip(demo):
+    import pandas as pd
+
+    out, results, _ = demo
+    frame = analyze(results).frame()
+    csv = pd.read_csv(out / "summary.csv")
+    parquet = pd.read_parquet(out / "summary.parquet")
+    assert list(csv.columns) == list(frame.columns) == list(parquet.columns)
+    assert len(csv) == len(frame) == 5 * 4 + 2 * 3  # translation 5 configs x 4 metrics, classification 2 x 3
+    np.testing.assert_allclose(csv["value"].to_numpy(float), frame["value"].to_numpy(float), equal_nan=True)
+    np.testing.assert_allclose(parquet["p"].to_numpy(float), frame["p"].to_numpy(float), equal_nan=True)
+    assert parquet["verdict"].tolist() == frame["verdict"].tolist()
+    row = csv[(csv.metric == "bleu") & (csv.label == "beam[num_beams=4]")].iloc[0]
+    assert row["baseline"] == "greedy" and bool(row["significant"]) and row["test"] == "bootstrap"
+
+
+def test_markdown_report(demo):
+    out, _, _ = demo
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# demo&lt;/script&gt;")
+    assert "## Significance against the baseline" in md
+    assert "beam\\[num\\_beams=4\\] scores" in md and "significant at 0.05" in md
+    assert "### BLEU (higher is better)" in md and "### TER (lower is better)" in md
+    assert re.search(r"\| Rank\s+\| Configuration", md)
+
+
+def test_report_command_renders_other_reporters(demo, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    out, _, _ = demo
+    res = CliRunner().invoke(main, ["report", str(out), "--reporter", "markdown", "--reporter", "csv"])
+    assert res.exit_code == 0, res.output
+    assert f"wrote {out / 'report.md'}" in res.output and f"wrote {out / 'summary.csv'}" in res.output
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+E2E = """\
+name: report-e2e
+models: [{path: ./model, label: tiny}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+decoders:
+  - {name: greedy, params: {max_new_tokens: [2, 8]}}
+reporters: [html, markdown, csv, {name: leaderboard, params: {formats: [html, csv, markdown]}}]
+"""
+
+
+def test_harness_run_writes_every_report(tmp_path, tiny_marian, translation_files):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(E2E)
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "-o", str(tmp_path / "out"), "-q",
+                                    "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "out"
+    for name in ("report.html", "report.md", "summary.csv", "leaderboard.html", "leaderboard.csv", "leaderboard.md"):
+        assert (out / name).exists(), name
+    html = (out / "report.html").read_text(encoding="utf-8")
+    bleu = table_by_metric(html, "bleu")
+    assert col(bleu, "Configuration") == ["greedy[max_new_tokens=2]", "greedy[max_new_tokens=8]"]
+    data = analyze(load_run(out))
+    row = data.benchmarks[0].rows["chrf"][1]
+    assert row.baseline.label == "greedy[max_new_tokens=2]" and row.verdict.startswith("greedy[max_new_tokens=8] scores")
+    assert row.p_bootstrap is not None and row.p_ar is not None
