@@ -22,7 +22,7 @@ from harness.errors import DataError
 from harness.hookspecs import hookimpl
 from harness.params import InputPath
 
-from .common import (EncodingParams, LabelParams, RawExample, SplitFractions, SubsetParams, TableFormat, cell_id,
+from ._common import (EncodingParams, LabelParams, RawExample, SplitFractions, SubsetParams, TableFormat, cell_id,
                      cell_text, check_format, choose, name_labels, read_lines, read_table, stratified_split)
 
 

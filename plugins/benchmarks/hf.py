@@ -27,7 +27,7 @@ from harness.errors import DataError
 from harness.hookspecs import hookimpl
 from harness.params import Params
 
-from .common import LabelParams, RawExample, SubsetParams, choose, name_labels, present
+from ._common import LabelParams, RawExample, SubsetParams, choose, name_labels, present
 
 LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
 DataFiles = str | list[str] | dict[str, str | list[str]]

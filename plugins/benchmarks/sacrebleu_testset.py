@@ -22,7 +22,7 @@ from harness.errors import DataError, unknown_choice_message
 from harness.hookspecs import hookimpl
 from harness.params import InputPath
 
-from .common import SubsetParams
+from ._common import SubsetParams
 from .translation import read_aligned
 
 

@@ -19,7 +19,7 @@ from harness.errors import DataError
 from harness.hookspecs import hookimpl
 from harness.params import InputPath
 
-from .common import (EncodingParams, SubsetParams, TableFormat, cell_id, cell_text, check_format, choose,
+from ._common import (EncodingParams, SubsetParams, TableFormat, cell_id, cell_text, check_format, choose,
                      read_lines, read_table)
 
 
