@@ -148,7 +148,7 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
     Identical cells (same cell key) found in several runs are counted once, under the first
     run given; each row says which run it came from.
     """
-    from .leaderboard import FORMATS, export, leaderboard
+    from .leaderboards import FORMATS, export, leaderboard
 
     targets = [(p, None) for p in outputs]
     targets += [(p, f) for p, f in ((csv_path, "csv"), (parquet_path, "parquet"), (md_path, "markdown"),

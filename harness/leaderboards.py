@@ -1,5 +1,8 @@
 """Leaderboards across run directories: merge, deduplicate, rank, export.
 
+(The module is ``leaderboards`` so that the public function ``harness.leaderboard`` is not
+shadowed by a submodule of the same name once this module is imported.)
+
 :func:`leaderboard` reads any number of run directories and returns one long DataFrame with a
 row per (benchmark, metric, configuration, run): the mean over seeds, its standard deviation,
 the number of seeds, the rank within (benchmark, metric) respecting lower-is-better metrics

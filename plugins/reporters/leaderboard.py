@@ -1,7 +1,7 @@
 """``leaderboard``: a run's leaderboard, optionally merged with earlier runs, in several formats.
 
 Writes ``leaderboard.<ext>`` into the run directory for each of ``formats``, built by
-:func:`harness.leaderboard.leaderboard` from this run plus the ``include`` run directories
+:func:`harness.leaderboards.leaderboard` from this run plus the ``include`` run directories
 (relative to the config file), so a series of experiments keeps one up-to-date leaderboard.
 The same merge is available as ``harness leaderboard RUN_DIR...``. Non-goals: significance
 tests (see the html reporter).
@@ -34,7 +34,7 @@ class LeaderboardReport(Reporter):
     Params = LeaderboardParams
 
     def write(self, results, outdir):
-        from harness.leaderboard import export, leaderboard
+        from harness.leaderboards import export, leaderboard
 
         p = self.params
         df = leaderboard([Path(results.outdir), *map(Path, p.include)])

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.leaderboard import md_escape
+from harness.leaderboards import md_escape
 from harness.report_data import AnalysisParams, analyze, fmt, metric_decimals
 from harness.store import atomic_write_text, safe_child
 
