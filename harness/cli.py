@@ -62,27 +62,56 @@ def validate(config: Path, overrides: tuple[str, ...]):
               help="Output directory (default: the config's output_dir, else runs/<name>).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Shared cache for fine-tuned checkpoints (default: $HARNESS_CACHE or ~/.cache/nlp-eval-harness).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final summary.")
+@click.option("--retry-failed", "only_failed", is_flag=True,
+              help="Run only the cells whose last attempt failed or was interrupted; cells never run stay "
+                   "skipped. (A plain re-run already retries failed cells and runs the missing ones.)")
+@click.option("--skip-failed", is_flag=True,
+              help="Keep recorded failures as they are (do not retry them); run only cells never run or interrupted.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display; print only errors and the final summary.")
 @_set_option
-def run(config: Path, outdir: Path | None, cache_dir: Path | None, quiet: bool, overrides: tuple[str, ...]):
-    """Run every cell of CONFIG (reusing finished ones) and write results and reports."""
+def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: bool, skip_failed: bool, quiet: bool,
+        overrides: tuple[str, ...]):
+    """Run every cell of CONFIG and write results and reports.
+
+    \b
+    Resuming: finished cells are reused, so after a crash, Ctrl-C or kill, run the same
+    command again; the interrupted cell starts over and the results are identical to an
+    uninterrupted run. Failed cells are recorded (error and traceback in
+    OUTDIR/cells/<key>/cell.json and in manifest.json) while the other cells go on.
+
+    \b
+    Exit codes: 0 all cells done; 1 some cells (or a reporter) failed, results of the
+    others are written; 2 bad config, data or output directory (nothing run or written);
+    130 interrupted.
+    """
     from .config import load_experiment
     from .runner import run_experiment
 
+    if only_failed and skip_failed:
+        raise HarnessError("--retry-failed and --skip-failed contradict each other; give one of them")
     resolved = load_experiment(config, list(overrides))
     if outdir is None:
         exp = resolved.experiment
         outdir = (resolved.base_dir / exp.output_dir) if exp.output_dir else Path("runs") / exp.name
-    summary = run_experiment(resolved, outdir, cache_dir=cache_dir, quiet=quiet)
+    summary = run_experiment(resolved, outdir, cache_dir=cache_dir, quiet=quiet, only_failed=only_failed,
+                             retry_failed=not skip_failed)
     n, failed = len(summary.outcomes), summary.failed
-    cached = sum(o.status == "cached" for o in summary.outcomes)
-    click.echo(f"{n} cells ({cached} reused, {len(failed)} failed) → {outdir}")
+    parts = [f"{summary.count('cached')} reused", f"{len(failed)} failed"]
+    if summary.count("skipped"):
+        parts.append(f"{summary.count('skipped')} skipped")
+    click.echo(f"{n} cells ({', '.join(parts)}) → {outdir}")
     for f in summary.files:
         if f.name.endswith((".html", ".md")):
             click.echo(f"report: {f}")
-    if failed:
-        for o in failed:
-            click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {o.error}", err=True)
+    if summary.count("skipped"):
+        click.echo(f"note: {summary.count('skipped')} cells were never run and were skipped by --retry-failed; "
+                   "run without it to run them", err=True)
+    for o in failed:
+        where = outdir / "manifest.json" if (o.error or "").startswith("scoring failed") else outdir / "cells" / o.key / "cell.json"
+        click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {o.error} (traceback in {where})", err=True)
+    for message in summary.report_errors:
+        click.echo(f"failed: {message}", err=True)
+    if failed or summary.report_errors:
         sys.exit(1)
 
 

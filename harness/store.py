@@ -2,17 +2,25 @@
 
 Layout of a run directory::
 
-    OUTDIR/manifest.json          resolved config, versions, commit, seeds, timings
+    OUTDIR/manifest.json          resolved config, versions, commit, seeds, timings, cell statuses
     OUTDIR/metrics.csv            long format, one row per cell x metric
     OUTDIR/predictions/<cell>.jsonl
     OUTDIR/report.html
-    OUTDIR/cells/<key>/cell.json  status, labels, params, timings (+ error/traceback when failed)
+    OUTDIR/cells/<key>/cell.json  status (running | done | failed), labels, params, timings,
+                                  predictions digest; error + traceback when failed
     OUTDIR/cells/<key>/predictions.jsonl
-    OUTDIR/.lock
+    OUTDIR/.lock                  pid of the `harness run` holding the directory
 
 A cell's key hashes everything that determines its predictions (model, data fingerprint,
 strategy, decoder, seed where it matters, plugin versions), so an unchanged cell is reused.
 Metrics are recomputed from cached predictions (cheap), so adding a metric re-decodes nothing.
+
+Crash safety rests on three rules: every file is replaced atomically (temp file, fsync,
+rename), a cell's predictions are written before the ``cell.json`` that says it is done, and
+``done`` is only believed when the predictions file is there with the digest ``cell.json``
+recorded. A ``kill -9`` at any instant therefore leaves whole files only, and the next run
+reuses exactly the cells that finished. Non-goals: locking across machines (``flock`` on NFS is
+unreliable) and protecting against a disk that lies about fsync.
 """
 from __future__ import annotations
 
@@ -28,11 +36,16 @@ from typing import Any
 from .errors import HarnessError
 
 
+# Temp files get a suffix of their own so that leftovers of a killed run can be removed without
+# touching anything a plugin put in a cell's scratch directory.
+TMP_SUFFIX = ".harness-tmp"
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write via a temp file in the same directory, fsync, rename: readers see old or new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -66,6 +79,52 @@ def write_jsonl(path: str | Path, rows) -> None:
 def read_jsonl(path: str | Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def remove_temp_files(outdir: Path) -> list[Path]:
+    """Delete the temp files that a run killed mid-write left behind (only ours: ``*.harness-tmp``).
+    Call it while holding the :class:`RunLock`, when no writer can be active."""
+    removed = []
+    if not outdir.is_dir():
+        return removed
+    for p in outdir.rglob(f"*{TMP_SUFFIX}"):
+        if p.is_file() and p.name.startswith("."):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def read_cell_record(celldir: Path) -> dict[str, Any] | None:
+    """The cell's ``cell.json``, or None when there is none (never run) or it cannot be read.
+
+    A record saying ``done`` is downgraded to ``incomplete`` unless ``predictions.jsonl`` exists
+    with the sha256 the record names: a cell is only reused when its results are really there.
+    """
+    try:
+        record = json.loads((celldir / "cell.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if record.get("status") == "done":
+        pred = celldir / "predictions.jsonl"
+        want = record.get("predictions_sha256")
+        try:
+            ok = pred.is_file() and (want is None or sha256_file(pred) == want)
+        except OSError:
+            ok = False
+        if not ok:
+            record = {**record, "status": "incomplete"}
+    return record
 
 
 def canonical_hash(obj: Any, n: int = 16) -> str:
@@ -131,8 +190,12 @@ class RunLock:
     def __enter__(self):
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise HarnessError(f"{self.path.parent}: cannot use as the output directory: "
+                               f"{e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -122,3 +122,41 @@ def shared_data(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"shared benchmark data not found at {p} (only present beside the project checkout)")
     return p
+
+
+FIXTURE_PLUGINS = Path(__file__).resolve().parent / "fixtures" / "plugins"
+
+
+@pytest.fixture(scope="session")
+def fixture_plugins():
+    """tests/fixtures/plugins/harness_test_plugins.py (slow/failing test plugins), imported;
+    pass it as ``PluginSet(extra=[fixture_plugins])``."""
+    import importlib
+    import sys
+
+    if str(FIXTURE_PLUGINS) not in sys.path:
+        sys.path.append(str(FIXTURE_PLUGINS))  # appended, and kept: Ray pickles its classes by module name
+    return importlib.import_module("harness_test_plugins")
+
+
+@pytest.fixture(scope="session")
+def fixture_plugin_set(fixture_plugins):
+    """A PluginSet with every installed plugin plus the test plugins (built once: discovery is slow)."""
+    from harness.plugins import PluginSet
+
+    return PluginSet(extra=[fixture_plugins])
+
+
+@pytest.fixture(scope="session")
+def fixture_plugins_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for a ``harness`` subprocess that discovers the test plugins through a real
+    entry point: a dist-info folder on PYTHONPATH is found by importlib.metadata like an
+    installed distribution (instant, unlike ``pip install``)."""
+    site = tmp_path_factory.mktemp("plugin-site")
+    info = site / "harness_test_plugins-0.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-test-plugins\nVersion: 0.0.0\n")
+    (info / "entry_points.txt").write_text("[harness]\nharness_test_plugins = harness_test_plugins\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), str(FIXTURE_PLUGINS), env.get("PYTHONPATH")) if p)
+    return env

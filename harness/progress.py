@@ -1,0 +1,192 @@
+"""Progress of a run: cells done/total with an ETA, and the running cell's own progress.
+
+Three displays behind one small interface (:class:`Progress`):
+
+- a live terminal display (rich) when stdout is a terminal and ``CI`` is not set: one bar for
+  the cells, one for the running cell (examples decoded, training steps), and a line per
+  finished cell above them;
+- plain log lines otherwise (pipes, CI logs): one line per finished cell, and a line about the
+  running cell at most every ``interval`` seconds, so long cells show they are alive without
+  flooding the log;
+- nothing at all (``--quiet``): the CLI still prints its closing summary and errors.
+
+The runner sends events (``start``, ``cell_started``, ``cell_progress``, ``cell_finished``,
+``close``); plugins reach ``cell_progress`` through ``ctx.progress(done, total)``. The ETA
+counts only cells that actually run (reused ones finish instantly and would make it lie) and
+divides the time since the first of them started by how many have finished, so it reflects
+parallel executors too. Non-goal: progress of cells running on other machines (a Ray executor
+reports cells as they finish, not their inner progress).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "eta ?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"eta {s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"eta {s // 60}m{s % 60:02d}s"
+    return f"eta {s}s"
+
+
+def cell_title(labels: dict[str, Any]) -> str:
+    return " / ".join(str(v) for v in labels.values())
+
+
+def outcome_line(outcome, finished: int, total: int) -> str:
+    scores = ", ".join(f"{m['metric']}={m['value']:.2f}" for m in outcome.metrics)
+    extra = f" ({scores})" if scores else ""
+    if outcome.status in ("failed", "skipped"):
+        extra = f": {outcome.error}"
+    return f"[{finished}/{total}] {outcome.status:7s} {outcome.seconds:7.1f}s  {cell_title(outcome.labels)}{extra}"
+
+
+class Progress:
+    """Receives the run's events. This base class shows nothing (``--quiet``); it also keeps
+    the counts and the ETA that the displays share."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.to_run = 0
+        self.finished = 0
+        self.ran = 0  # cells finished that were actually executed (not reused or skipped)
+        self._first_start: float | None = None
+
+    def start(self, total: int, to_run: int, *, cached: int = 0, interrupted: int = 0) -> None:
+        self.total, self.to_run = total, to_run
+
+    def cell_started(self, job) -> None:
+        if self._first_start is None:
+            self._first_start = time.monotonic()
+
+    def cell_progress(self, job, done: int, total: int | None = None) -> None:
+        pass
+
+    def cell_finished(self, outcome, ran: bool = True) -> None:
+        """``ran``: False for cells settled without running (reused, kept failures, skipped)."""
+        self.finished += 1
+        if ran:
+            if self._first_start is None:  # executors that do not report starts (remote ones)
+                self._first_start = time.monotonic() - outcome.seconds
+            self.ran += 1
+
+    def eta(self) -> float | None:
+        """Seconds left for the cells still to run, from the throughput so far (None: unknown yet)."""
+        left = max(self.to_run - self.ran, 0)
+        if left == 0:
+            return 0.0
+        if not self.ran or self._first_start is None:
+            return None
+        return (time.monotonic() - self._first_start) / self.ran * left
+
+    def close(self) -> None:
+        pass
+
+
+class LineProgress(Progress):
+    """Plain lines, for logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 15.0) -> None:
+        super().__init__()
+        self.stream = stream or sys.stdout
+        self.interval = interval
+        self._last_line = 0.0
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, total, to_run, *, cached=0, interrupted=0):
+        super().start(total, to_run, cached=cached, interrupted=interrupted)
+        parts = [f"{total} cells"]
+        if cached:
+            parts.append(f"{cached} reused")
+        if interrupted:
+            parts.append(f"{interrupted} interrupted (restarting)")
+        parts.append(f"{to_run} to run")
+        self._print(", ".join(parts))
+
+    def cell_started(self, job):
+        super().cell_started(job)
+        self._last_line = time.monotonic()
+
+    def cell_progress(self, job, done, total=None):
+        now = time.monotonic()
+        if now - self._last_line < self.interval:
+            return
+        self._last_line = now
+        of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
+        self._print(f"      {cell_title(job.cell.labels())}: {done}{of}")
+
+    def cell_finished(self, outcome, ran=True):
+        super().cell_finished(outcome, ran)
+        line = outcome_line(outcome, self.finished, self.total)
+        if ran and self.finished < self.total:
+            line += f"  [{format_eta(self.eta())}]"
+        self._print(line)
+
+
+class RichProgress(Progress):
+    """A live display for terminals: cells bar with ETA, running-cell bar, finished cells above."""
+
+    def __init__(self, stream: TextIO | None = None, console=None) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichBars
+
+        self.console = console or Console(file=stream or sys.stdout)
+        self.bars = RichBars(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[note]}", markup=False), TimeElapsedColumn(),
+                             console=self.console, refresh_per_second=4, transient=False)
+        self._cells = None
+        self._cell = None
+
+    def start(self, total, to_run, *, cached=0, interrupted=0):
+        super().start(total, to_run, cached=cached, interrupted=interrupted)
+        self.bars.start()
+        note = f"{cached} reused" if cached else ""
+        if interrupted:
+            note += f"{', ' if note else ''}{interrupted} interrupted"
+        self._cells = self.bars.add_task("cells", total=total, note=note)
+
+    def cell_started(self, job):
+        super().cell_started(job)
+        title = cell_title(job.cell.labels())
+        if self._cell is None:
+            self._cell = self.bars.add_task(title, total=None, note="")
+        else:
+            self.bars.reset(self._cell, description=title, total=None, note="")
+
+    def cell_progress(self, job, done, total=None):
+        if self._cell is not None:
+            self.bars.update(self._cell, completed=done, total=total)
+
+    def cell_finished(self, outcome, ran=True):
+        super().cell_finished(outcome, ran)
+        self.bars.console.print(outcome_line(outcome, self.finished, self.total), markup=False, highlight=False)
+        if self._cells is not None:
+            self.bars.update(self._cells, completed=self.finished, note=format_eta(self.eta()))
+
+    def close(self):
+        if self._cell is not None:
+            self.bars.remove_task(self._cell)
+            self._cell = None
+        self.bars.stop()
+
+
+def make_progress(quiet: bool = False, stream: TextIO | None = None) -> Progress:
+    """The display for this environment: nothing when quiet, live in a terminal, else lines."""
+    if quiet:
+        return Progress()
+    stream = stream or sys.stdout
+    interactive = hasattr(stream, "isatty") and stream.isatty()
+    if interactive and not os.environ.get("CI") and os.environ.get("TERM") != "dumb":
+        return RichProgress(stream)
+    return LineProgress(stream)

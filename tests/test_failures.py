@@ -1,0 +1,160 @@
+"""Failure isolation: a cell that raises is recorded (error + traceback) and the others still run;
+exit code 1; re-running retries failures; --retry-failed runs only them; --skip-failed keeps them.
+
+Failing cells come from the test-only plugins in tests/fixtures/plugins (``test_slow`` with
+``fail``/``fail_while``, ``test_flaky_metric``, ``test_broken_report``), loaded in-process.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import harness.config
+from harness.cli import main
+from harness.config import load_experiment
+from harness.runner import run_experiment
+
+GRID = """\
+name: failures
+models: [{path: ./model, label: tiny}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+decoders:
+  - {name: greedy, params: {max_new_tokens: 4}}
+  - {name: test_slow, label: bug, params: {fail: error}}
+  - {name: test_slow, label: oom, params: {fail: oom}}
+  - {name: test_slow, label: quits, params: {fail: exit}}
+  - {name: test_slow, label: flaky, params: {fail_while: FLAG}}
+reporters: [html]
+"""
+
+
+@pytest.fixture
+def plugins(fixture_plugin_set, monkeypatch):
+    ps = fixture_plugin_set
+    # the CLI resolves configs with the default plugin set; give it one that has the test plugins
+    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    return ps
+
+
+@pytest.fixture
+def project(tmp_path, tiny_marian, translation_files, plugins, monkeypatch):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(GRID)
+    (tmp_path / "FLAG").write_text("the bug is not fixed yet")
+    monkeypatch.chdir(tmp_path)  # fail_while: FLAG is relative to where the cell runs
+    return tmp_path
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [*map(str, args), "--cache-dir", "cache"])
+
+
+def cells_by_decoder(out):
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {c["decoder"]: c for c in manifest["cells"]}
+
+
+def test_failing_cells_are_recorded_and_the_others_still_run(project):
+    res = cli("run", "exp.yaml", "-o", "out")
+    assert res.exit_code == 1
+    out = project / "out"
+    cells = cells_by_decoder(out)
+    assert {d: c["status"] for d, c in cells.items()} == {
+        "greedy": "done", "bug": "failed", "oom": "failed", "quits": "failed", "flaky": "failed"}
+    assert cells["bug"]["error"] == "ValueError: boom: test_slow was asked to fail"
+    assert cells["oom"]["error"] == ("OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (out of memory: "
+                                     "lower the batch_size, max_new_tokens or num_beams of this cell, or use a smaller model)")
+    assert cells["quits"]["error"] == "SystemExit: 3"
+    assert cells["flaky"]["error"] == "RuntimeError: boom: FLAG exists"
+    # the traceback points at the plugin's line, in cell.json and in the manifest
+    record = json.loads((out / cells["bug"]["cell_dir"] / "cell.json").read_text())
+    assert record["status"] == "failed" and record["labels"]["decoder"] == "bug"
+    assert 'harness_test_plugins.py", line' in record["traceback"] and "in decode" in record["traceback"]
+    assert cells["bug"]["traceback"] == record["traceback"]
+    # results of the good cell are all there; the failed ones have none
+    metrics = (out / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == 1 + 3 and all(",greedy," in line for line in metrics[1:])
+    assert [p.name for p in (out / "predictions").iterdir()] == ["tiny__toy__none__greedy__0.jsonl"]
+    assert (out / "report.html").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete" and manifest["counts"]["failed"] == 4
+    # the user sees each failure on stderr, with where to find the traceback
+    assert (f"failed: tiny / toy / none / bug / 0: ValueError: boom: test_slow was asked to fail "
+            f"(traceback in out/cells/{cells['bug']['key']}/cell.json)") in res.stderr
+    assert "5 cells (0 reused, 4 failed) → out" in res.stdout
+
+
+def test_plain_rerun_retries_failures_retry_failed_runs_only_them_skip_failed_keeps_them(project):
+    assert cli("run", "exp.yaml", "-o", "out").exit_code == 1
+    out = project / "out"
+    flaky = out / cells_by_decoder(out)["flaky"]["cell_dir"] / "cell.json"
+
+    # --skip-failed: recorded failures stay as they are and are not run again
+    before = flaky.read_bytes()
+    res = cli("run", "exp.yaml", "-o", "out", "--skip-failed")
+    assert res.exit_code == 1 and flaky.read_bytes() == before
+    assert "5 cells (1 reused, 4 failed)" in res.stdout
+
+    # the bug is fixed: --retry-failed runs the failed cells again (the fixed one now passes)
+    (project / "FLAG").unlink()
+    bug = out / cells_by_decoder(out)["bug"]["cell_dir"] / "cell.json"
+    bug_before = bug.read_bytes()
+    res = cli("run", "exp.yaml", "-o", "out", "--retry-failed")
+    assert res.exit_code == 1
+    assert {d: c["status"] for d, c in cells_by_decoder(out).items()} == {
+        "greedy": "cached", "bug": "failed", "oom": "failed", "quits": "failed", "flaky": "done"}
+    assert bug.read_bytes() != bug_before  # attempted again (new timing), still failing
+    assert "5 cells (1 reused, 3 failed)" in res.stdout
+
+    # a plain re-run retries what still fails and reuses the rest
+    res = cli("run", "exp.yaml", "-o", "out")
+    assert res.exit_code == 1
+    assert "5 cells (2 reused, 3 failed)" in res.stdout
+    assert "[2/5] failed" in res.stdout or "failed" in res.stdout
+
+
+def test_retry_failed_skips_cells_never_run(project, fixture_plugins):
+    (project / "FLAG").unlink()
+    assert cli("run", "exp.yaml", "-o", "out", "--set", "decoders=[greedy]").exit_code == 0
+    # a new model never ran: --retry-failed leaves it alone and says so; exit 0, nothing failed
+    res = cli("run", "exp.yaml", "-o", "out", "--retry-failed", "--set", "decoders=[greedy]",
+              "--set", "models=[{path: ./model, label: tiny}, {path: ./model, label: again, max_source_length: 7}]")
+    assert res.exit_code == 0, res.output
+    assert "2 cells (1 reused, 0 failed, 1 skipped)" in res.stdout
+    assert "note: 1 cells were never run and were skipped by --retry-failed; run without it to run them" in res.stderr
+    cells = json.loads((project / "out" / "manifest.json").read_text())["cells"]
+    assert [(c["model"], c["status"], c["predictions"] is None) for c in cells] == [
+        ("tiny", "cached", False), ("again", "skipped", True)]
+
+
+def test_retry_failed_and_skip_failed_together_is_a_usage_error(project):
+    res = cli("run", "exp.yaml", "-o", "out", "--retry-failed", "--skip-failed")
+    assert res.exit_code == 2
+    assert res.stderr == "error: --retry-failed and --skip-failed contradict each other; give one of them\n"
+    assert not (project / "out").exists()
+
+
+def test_metric_that_raises_fails_the_cell_but_keeps_its_predictions(project, plugins):
+    cfg = project / "exp.yaml"
+    overrides = ["decoders=[greedy]", "metrics=[bleu, {name: test_flaky_metric, params: {fail_while: FLAG}}]"]
+    summary = run_experiment(load_experiment(cfg, overrides, plugins=plugins), project / "out",
+                             cache_dir=project / "cache", quiet=True)
+    [o] = summary.outcomes
+    assert o.status == "failed"
+    assert o.error == "scoring failed: ZeroDivisionError: division by zero in test_flaky_metric"
+    (project / "FLAG").unlink()
+    summary = run_experiment(load_experiment(cfg, overrides, plugins=plugins), project / "out",
+                             cache_dir=project / "cache", quiet=True)
+    [o] = summary.outcomes
+    assert o.status == "cached"  # the metric was fixed: scored again from the kept predictions, no re-decoding
+    assert {m["metric"]: m["value"] for m in o.metrics}["test_flaky_metric"] == 4.0
+
+
+def test_reporter_that_raises_keeps_results_and_exits_1(project):
+    res = cli("run", "exp.yaml", "-o", "out", "--set", "decoders=[greedy]", "--set", "reporters=[test_broken_report, html]")
+    assert res.exit_code == 1
+    assert "failed: reporter 'test_broken_report' failed: KeyError: \"no such column: 'bleu_typo'\"" in res.stderr
+    assert (project / "out" / "metrics.csv").exists() and (project / "out" / "report.html").exists()

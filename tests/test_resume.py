@@ -1,0 +1,226 @@
+"""kill -9 at any moment, run again: finished cells are reused, the interrupted one restarts, and
+the results are byte-identical to an uninterrupted run.
+
+The killed runs are real ``harness run`` subprocesses. Their cells are slowed down by the
+test-only ``test_slow`` decoder (tests/fixtures/plugins), which the subprocess discovers through
+a real entry point (the ``fixture_plugins_env`` fixture), so kills land at known points: after a
+cell is done, in the middle of a cell, and during the final writes (``test_slow_report``).
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_experiment
+from harness.runner import run_experiment
+from harness.store import TMP_SUFFIX, read_cell_record, sha256_file
+
+GRID = """\
+name: resume
+models: [{path: ./model}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+decoders:
+  - {name: test_slow, label: slow, params: {delay: 0.08, max_new_tokens: [2, 3, 4, 5, 6, 7]}}
+reporters: [html, {name: test_slow_report, params: {delay: 0}}]
+"""
+
+
+@pytest.fixture
+def grid(tmp_path, tiny_marian, translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(GRID)
+    return cfg
+
+
+def harness_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *map(str, args)]
+
+
+def cell_statuses(outdir: Path) -> list[str]:
+    """Status of every cell.json; each must be whole JSON at any instant (atomic writes)."""
+    out = []
+    for p in sorted((outdir / "cells").glob("*/cell.json")) if (outdir / "cells").is_dir() else []:
+        out.append(json.loads(p.read_text(encoding="utf-8"))["status"])
+    return out
+
+
+def start(cfg: Path, outdir: Path, env: dict, log: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen(harness_cmd("run", cfg, "-o", outdir, "--cache-dir", cfg.parent / "cache", *extra),
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=cfg.parent)
+
+
+def kill_when(proc: subprocess.Popen, condition, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before the kill point:\n{log.read_text()}")
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError(f"kill point not reached in {timeout}s:\n{log.read_text()}")
+
+
+def assert_consistent(outdir: Path) -> None:
+    """After a kill: whole JSON everywhere, and every 'done' cell has the predictions it vouches for."""
+    for p in (outdir / "cells").glob("*/cell.json"):
+        record = json.loads(p.read_text(encoding="utf-8"))
+        if record["status"] == "done":
+            assert sha256_file(p.parent / "predictions.jsonl") == record["predictions_sha256"]
+    if (outdir / "manifest.json").exists():
+        json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+
+
+def deterministic_files(outdir: Path) -> dict[str, bytes]:
+    files = {"metrics.csv": (outdir / "metrics.csv").read_bytes()}
+    for p in sorted((outdir / "predictions").iterdir()):
+        files[f"predictions/{p.name}"] = p.read_bytes()
+    for p in sorted((outdir / "cells").glob("*/predictions.jsonl")):
+        files[f"cells/{p.parent.name}"] = p.read_bytes()
+    return files
+
+
+@pytest.mark.slow
+def test_kill_9_at_three_points_then_resume_gives_identical_results(grid, fixture_plugin_set, fixture_plugins_env, tmp_path):
+    out = tmp_path / "out"
+    env = fixture_plugins_env
+
+    # 1. killed right after the first cell is done
+    log1 = tmp_path / "run1.log"
+    kill_when(start(grid, out, env, log1), lambda: cell_statuses(out).count("done") >= 1, log1)
+    assert_consistent(out)
+    done1 = cell_statuses(out).count("done")
+    assert 1 <= done1 < 6
+
+    # 2. resumed, then killed in the middle of a later cell
+    log2 = tmp_path / "run2.log"
+    proc = start(grid, out, env, log2)
+    kill_when(proc, lambda: (s := cell_statuses(out)).count("done") >= done1 + 2 and "running" in s, log2)
+    assert f"6 cells, {done1} reused" in log2.read_text()
+    assert_consistent(out)
+    done2 = cell_statuses(out).count("done")
+    assert cell_statuses(out).count("running") == 1 and done2 < 6
+
+    # 3. resumed, then killed during the final writes (the slow reporter runs after metrics and manifest)
+    log3 = tmp_path / "run3.log"
+    proc = start(grid, out, env, log3, "--set", "reporters.1.params.delay=60")
+    kill_when(proc, lambda: (out / "reporting.marker").exists(), log3)
+    text3 = log3.read_text()
+    assert f"6 cells, {done2} reused, 1 interrupted (restarting), {6 - done2} to run" in text3
+    assert_consistent(out)
+    assert not (out / "slow_report.txt").exists()
+
+    # 4. the last run reuses everything and completes
+    log4 = tmp_path / "run4.log"
+    final = subprocess.run(harness_cmd("run", grid, "-o", out, "--cache-dir", tmp_path / "cache"),
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "6 cells (6 reused, 0 failed)" in final.stdout
+    assert (out / "slow_report.txt").read_text() == "18 metric rows\n"
+    assert not list(out.rglob(f"*{TMP_SUFFIX}"))
+    del log4
+
+    # an uninterrupted run of the same config, in-process, gives the same bytes
+    ref = tmp_path / "ref"
+    summary = run_experiment(load_experiment(grid, plugins=fixture_plugin_set), ref, cache_dir=tmp_path / "cache", quiet=True)
+    assert [o.status for o in summary.outcomes] == ["done"] * 6
+    got, want = deterministic_files(out), deterministic_files(ref)
+    assert sorted(got) == sorted(want) and len(want) == 1 + 6 + 6
+    for name in want:
+        assert got[name] == want[name], name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"] == {"done": 0, "cached": 6, "failed": 0, "skipped": 0}
+    assert manifest["outputs"]["metrics.csv"] == sha256_file(out / "metrics.csv")
+
+
+# ----------------------------------------------------------------------------- damaged run directories (in-process)
+
+SMALL = """\
+name: small
+models: [{path: ./model}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+decoders:
+  - {name: greedy, params: {max_new_tokens: [3, 5]}}
+reporters: []
+"""
+
+
+@pytest.fixture
+def small(tmp_path, tiny_marian, translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(SMALL)
+    out = tmp_path / "out"
+    first = run_experiment(load_experiment(cfg), out, cache_dir=tmp_path / "cache", quiet=True)
+    assert [o.status for o in first.outcomes] == ["done", "done"]
+    return cfg, out, deterministic_files(out), [o.key for o in first.outcomes]
+
+
+def rerun(cfg: Path, out: Path):
+    return run_experiment(load_experiment(cfg), out, cache_dir=cfg.parent / "cache", quiet=True)
+
+
+def test_done_cell_whose_predictions_vanished_is_run_again(small):
+    cfg, out, before, keys = small
+    (out / "cells" / keys[1] / "predictions.jsonl").unlink()
+    assert read_cell_record(out / "cells" / keys[1])["status"] == "incomplete"
+    summary = rerun(cfg, out)
+    assert [o.status for o in summary.outcomes] == ["cached", "done"]
+    assert deterministic_files(out) == before
+
+
+def test_done_cell_with_truncated_predictions_is_not_trusted(small):
+    cfg, out, before, keys = small
+    pred = out / "cells" / keys[0] / "predictions.jsonl"
+    pred.write_bytes(pred.read_bytes()[:-10])  # a torn write that bypassed the atomic rename
+    summary = rerun(cfg, out)
+    assert [o.status for o in summary.outcomes] == ["done", "cached"]
+    assert deterministic_files(out) == before
+
+
+def test_cell_killed_while_running_restarts_from_an_empty_directory(small):
+    cfg, out, before, keys = small
+    celldir = out / "cells" / keys[0]
+    record = json.loads((celldir / "cell.json").read_text())
+    (celldir / "cell.json").write_text(json.dumps({**record, "status": "running", "pid": 999999}))
+    (celldir / "half-written-checkpoint.bin").write_bytes(b"\0" * 10)
+    summary = rerun(cfg, out)
+    assert [o.status for o in summary.outcomes] == ["done", "cached"]
+    assert sorted(p.name for p in celldir.iterdir()) == ["cell.json", "predictions.jsonl"]
+    assert deterministic_files(out) == before
+
+
+def test_temp_files_of_a_killed_write_are_removed_and_results_rewritten(small):
+    cfg, out, before, keys = small
+    (out / f".metrics.csv.abc123{TMP_SUFFIX}").write_text("model,benchm")
+    (out / "cells" / keys[0] / f".cell.json.x{TMP_SUFFIX}").write_text("{")
+    (out / "metrics.csv").write_text("stale")  # e.g. from another config, before the kill
+    plugin_scratch = out / "cells" / keys[0] / "notes.tmp"  # not ours: left alone... but this cell is done,
+    plugin_scratch.write_text("kept")  # so its directory is not reset either
+    summary = rerun(cfg, out)
+    assert [o.status for o in summary.outcomes] == ["cached", "cached"]
+    assert not list(out.rglob(f"*{TMP_SUFFIX}"))
+    assert plugin_scratch.read_text() == "kept"
+    assert deterministic_files(out) == before
+
+
+def test_predictions_of_cells_no_longer_in_the_grid_are_removed(small):
+    cfg, out, before, keys = small
+    names = sorted(p.name for p in (out / "predictions").iterdir())
+    summary = run_experiment(load_experiment(cfg, ["decoders.0.params.max_new_tokens=[3]"]), out,
+                             cache_dir=cfg.parent / "cache", quiet=True)
+    assert [o.status for o in summary.outcomes] == ["cached"]
+    left = sorted(p.name for p in (out / "predictions").iterdir())
+    assert left == [n for n in names if "max_new_tokens=3" in n] and len(left) == 1
+    assert (out / "cells" / keys[1]).is_dir()  # the cache itself is kept for when the cell comes back
