@@ -956,7 +956,8 @@ def _plot_data(br: BenchmarkReport, dec_plugin: dict[str, str]) -> dict[str, Any
             lines = []
             for key, pts in series.items():
                 pts.sort(key=lambda p: p[0])
-                name = " / ".join(str(key[i]) if i < 3 else ", ".join(f"{k}={v}" for k, v in key[3]) for i in varying) or key[2]
+                parts = [str(key[i]) if i < 3 else ", ".join(f"{k}={v}" for k, v in key[3]) for i in varying]
+                name = " / ".join(p for p in parts if p) or key[2]
                 lines.append({"name": name, "x": [x for x, _ in pts],
                               "y": {m.label: [mean_of(c, m.label) for _, c in pts] for m in quality}})
             plots["beam"] = {"metrics": [(m.label, m.title, m.higher_is_better) for m in quality], "lines": lines,

@@ -7,6 +7,7 @@ outputs, so the reports' recomputations must agree with them.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,51 @@ def write_run(outdir: Path, *, benchmarks: dict[str, dict[str, Any]], cells: lis
 
 
 # ----------------------------------------------------------------------------- ready-made runs
+
+XSS_OUT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+XSS_ERR = 'CUDA out of memory <img src=x onerror="window.__pwned=3">'
+XSS_NAME = "demo</script><script>window.__pwned=4</script>"
+XSS_TEXT = "a film </script><script>window.__pwned=5</script> & more"
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def flip(gold: list[str], p: float, seed: int) -> list[str]:
+    r = random.Random(seed)
+    return [g if r.random() > p else ("neg" if g == "pos" else "pos") for g in gold]
+
+
+def build_demo_run(out: Path, *, experiment: str = XSS_NAME, baseline=None) -> Path:
+    """Translation: greedy < beam2 < beam4 (+ a diverse beam) with timings and distinct-2, one
+    failed cell; classification: unmasked vs input_mask over five seeds."""
+    tb = translation_benchmark(64)
+    refs = tb["references"]
+    greedy, b4, div = degrade(refs, 3), degrade(refs, 7), degrade(refs, 5, offset=1)
+    greedy[0] = XSS_OUT
+    # beam2 differs from greedy on five sentences only, better on three and worse on two:
+    # significant in BLEU on this toy set, not in chrF
+    b2 = greedy[:5] + degrade(refs, 6)[5:8] + greedy[8:9] + degrade(refs, 2)[9:11] + greedy[11:]
+    rnd = random.Random(0)
+    gold = [rnd.choice(["neg", "pos"]) for _ in range(300)]
+    cb = {"task": "classification", "sources": [f"review {i}" for i in range(300)], "references": gold}
+    cb["sources"][3] = XSS_TEXT
+    cells = [
+        dict(benchmark="multi30k", decoder="greedy", outputs=greedy, predict_seconds=2.0, extra={"distinct_2": 0.41}),
+        dict(benchmark="multi30k", decoder="beam[num_beams=2]", outputs=b2, predict_seconds=3.0,
+             extra={"distinct_2": 0.45}),
+        dict(benchmark="multi30k", decoder="beam[num_beams=4]", outputs=b4, predict_seconds=5.5,
+             nbest=[[o, o + " und"] for o in b4], extra={"distinct_2": 0.44}),
+        dict(benchmark="multi30k", decoder="diverse_beam[num_beam_groups=2]", outputs=div, predict_seconds=6.0,
+             decoder_params={"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 0.5},
+             extra={"distinct_2": 0.62}),
+        dict(benchmark="multi30k", decoder="beam[num_beams=8]", status="failed", error=XSS_ERR, outputs=[]),
+    ]
+    for s in SEEDS:
+        cells.append(dict(benchmark="sst2", strategy="unmasked", seed=s, outputs=flip(gold, 0.20, s)))
+        cells.append(dict(benchmark="sst2", strategy="input_mask", seed=s, outputs=flip(gold, 0.15, 100 + s),
+                          status="cached" if s == 0 else "done"))
+    return write_run(out, experiment=experiment, benchmarks={"multi30k": tb, "sst2": cb}, cells=cells, scale=100.0,
+                     baseline=baseline, extra_metric_plugins={"distinct_2": "distinct_2"})
+
 
 SOURCES = ["the cat sat on the mat", "a dog ran to the house", "the red car is big", "two men play football",
            "a woman reads a book", "children swim in the lake", "the old man walks slowly", "a bird sings loudly"]
