@@ -86,6 +86,21 @@ def test_hub_id_offline_is_one_clear_error(tmp_path, monkeypatch):
     assert "use path: json/csv/parquet with data_files" in msg
 
 
+def test_unpinned_hub_dataset_is_warned_about(tmp_path, monkeypatch, caplog):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with caplog.at_level("WARNING", logger="harness"), pytest.raises(DataError):
+        hf(tmp_path, "hf_classification", path="nyu-mll/glue", name="sst2", text_column="sentence")
+    assert ("dataset 'nyu-mll/glue', name=sst2 has no `revision:`; cached cells will not notice if the dataset "
+            "changes on the Hub") in caplog.messages
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="harness"):
+        (tmp_path / "t.csv").write_text("text,label\na,x\nb,y\n", encoding="utf-8")
+        hf(tmp_path, "hf_classification", path="csv", data_files={"train": "t.csv", "test": "t.csv"})
+    assert caplog.messages == []  # local files need no revision
+
+
 def test_hf_config_errors(tmp_path, wmt_like):
     errs = config_errors(tmp_path, """\
         - name: hf_translation

@@ -117,6 +117,15 @@ def require_columns(ds, what: str, split: str, wanted: dict[str, str | None]) ->
                         f"{present(ds.column_names)}")
 
 
+BUILDERS = ("json", "csv", "parquet", "text", "arrow", "pandas", "imagefolder", "audiofolder", "webdataset")
+
+
+def warn_unpinned(p: HFDatasetParams, ctx) -> None:
+    if p.revision is None and p.path not in BUILDERS and not p.path.startswith(LOCAL_PREFIXES):
+        ctx.log.warning("%s has no `revision:`; cached cells will not notice if the dataset changes on the Hub",
+                        p.describe())
+
+
 def _subset(ds, limit: int | None, sample: bool, seed: int):
     """Select rows before materialising them, so train_limit on a large Hub corpus stays cheap."""
     idx = choose(len(ds), limit, sample, seed)
@@ -203,6 +212,7 @@ class HFTranslation(Benchmark):
 
     def load(self, ctx):
         p = self.params
+        warn_unpinned(p, ctx)
         test, total = self._examples(p.split, "split", p.limit, p.sample, f"{p.split}-")
         train = None
         if p.train_split:
@@ -265,6 +275,7 @@ class HFClassification(Benchmark):
 
     def load(self, ctx):
         p = self.params
+        warn_unpinned(p, ctx)
         test, feature = self._raw(p.test_split, "test_split", p.limit, p.sample)
         train = self._raw(p.train_split, "train_split", p.train_limit, True)[0] if p.train_split else None
         dev = self._raw(p.dev_split, "dev_split", None, False)[0] if p.dev_split else None
