@@ -131,7 +131,7 @@ class ResolvedExperiment:
         for model, bench, strat in itertools.product(
                 self.experiment.models, self.components["benchmarks"], self.components["strategies"]):
             task = bench.cls.task
-            if task not in strat.cls.tasks:
+            if task not in strat.cls.tasks or task not in model_tasks(model):
                 continue
             decoders = self.components["decoders"] if task in GENERATION_TASKS else [None]
             for dec, seed in itertools.product(decoders, self.experiment.seeds):
@@ -151,6 +151,30 @@ class ResolvedExperiment:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def model_tasks(spec: ModelSpec) -> tuple[str, ...]:
+    """Tasks a model can serve, so that one experiment can hold a translation model and a
+    classifier without pairing each with the other's benchmarks. Decided from ``kind`` or,
+    for a local model, from its config.json (no weights are read); a Hub model with
+    ``kind: auto`` is assumed to fit every task."""
+    kind = spec.kind
+    if kind == "auto" and spec.local:
+        import json
+
+        try:
+            cfg = json.loads((Path(spec.path) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cfg = {}
+        archs = " ".join(cfg.get("architectures") or [])
+        if cfg.get("is_encoder_decoder"):
+            kind = "seq2seq"
+        elif "CausalLM" in archs or "LMHead" in archs:
+            kind = "causal"
+        elif archs:
+            kind = "classifier"
+    return {"seq2seq": ("translation",), "causal": ("translation",), "classifier": ("classification",)}.get(
+        kind, ("translation", "classification"))
 
 
 def keypath(loc: tuple) -> str:
@@ -376,7 +400,8 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
         raise ConfigErrors(errors)
     resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins)
     if not resolved.cells():
-        raise ConfigError(source, "", "the grid is empty: no strategy applies to any benchmark's task")
+        raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
+                          "(translation needs a seq2seq or causal model, classification an encoder)")
     return resolved
 
 

@@ -148,3 +148,15 @@ def test_override_creates_missing_mapping_keys():
     raw = load_yaml_text("a: {b: 1}\n", "x")
     apply_override(raw, "a.c.d=true")
     assert raw == {"a": {"b": 1, "c": {"d": True}}}
+
+
+def test_models_pair_only_with_benchmarks_of_their_task(workdir, tiny_bert):
+    (workdir / "bert").symlink_to(tiny_bert)
+    (workdir / "cls.tsv").write_text("sentence\tlabel\na good movie\tpositive\na bad movie\tnegative\n")
+    text = GOOD.replace("  - path: ./model\n", "  - path: ./model\n  - path: ./bert\n").replace(
+        "decoders:", "  - name: text_classification\n    label: sent\n"
+        "    params: {train: cls.tsv, test: cls.tsv}\ndecoders:")
+    cells = load_experiment(write(workdir, text)).cells()
+    pairs = {(c.model.display, c.benchmark.label, c.decoder.label if c.decoder else "-") for c in cells}
+    assert pairs == {("model", "toy", "greedy[max_new_tokens=4]"), ("model", "toy", "greedy[max_new_tokens=8]"),
+                     ("model", "toy", "greedy[max_new_tokens=16]"), ("bert", "sent", "-")}
