@@ -193,7 +193,8 @@ class Worker:
             # cell.json last: "done" is only ever written after the predictions it vouches for
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "done", "seconds": round(seconds, 3),
                                                       "timings": timings, "n": len(rows),
-                                                      "predictions_sha256": sha256_file(pred)})
+                                                      "predictions_sha256": sha256_file(pred),
+                                                      "host": socket.gethostname(), "pid": os.getpid()})
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a failing cell must not stop the others
             seconds = time.perf_counter() - t0
             log.debug("cell %s failed", job.key, exc_info=True)
@@ -499,7 +500,7 @@ def prediction_names(jobs: list[CellJob]) -> dict[int, str]:
     names: dict[int, str] = {}
     used: set[str] = set()
     for job in jobs:
-        base = slug("__".join(str(v) for v in job.cell.labels().values())).lstrip(".") or "cell"
+        base = slug("__".join(str(v) for v in job.cell.labels().values())).lstrip("._") or "cell"
         name = f"{base}.jsonl"
         if name in used:
             name = f"{base}__{job.key}.jsonl"

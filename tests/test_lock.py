@@ -1,0 +1,72 @@
+"""Two `harness run` on one output directory: the second is refused (exit 2) and writes nothing.
+
+The lock is an ``flock`` on ``OUTDIR/.lock`` held for the whole run: the kernel releases it
+when the holder dies, even by ``kill -9``, so there is never a stale lock to clean up by hand.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.config import load_experiment
+from harness.runner import run_experiment
+from harness.store import RunLock
+
+SLOW = """\
+name: locked
+models: [{path: ./model}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+decoders:
+  - {name: test_slow, params: {delay: 3, max_new_tokens: [2, 3]}}
+reporters: []
+"""
+
+
+def test_second_run_on_the_same_directory_is_refused_while_the_first_runs(
+        tmp_path, tiny_marian, translation_files, fixture_plugins_env, fixture_plugin_set):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(SLOW)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(cfg), "-o", str(out), "--cache-dir", str(tmp_path / "cache")]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=fixture_plugins_env)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("cells/*/cell.json")):  # the first holds the lock and is running a cell
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        second = subprocess.run(cmd, capture_output=True, text=True, env=fixture_plugins_env)
+        assert first.poll() is None, "the first run ended too early for this test to mean anything"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 2
+    assert second.stdout == ""
+    assert second.stderr == (f"error: {out}: another `harness run` (pid {first.pid}) is using this output directory; "
+                             "wait for it to finish or choose another -o\n")
+    # the kill -9 released the lock: a new run goes through and resumes
+    summary = run_experiment(load_experiment(cfg, ["decoders.0.params.delay=0"], plugins=fixture_plugin_set), out,
+                             cache_dir=tmp_path / "cache", quiet=True)
+    assert len(summary.outcomes) == 2 and not summary.failed
+
+
+def test_refused_run_leaves_the_directory_untouched(tmp_path, tiny_marian, translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(SLOW.replace("test_slow, params: {delay: 3, max_new_tokens: [2, 3]}", "greedy"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".metrics.csv.x.harness-tmp").write_text("a temp file the holder is writing")
+    with RunLock(out):  # another holder (flock conflicts between two opens, even in one process)
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(out), "--cache-dir", str(tmp_path / "cache")])
+        assert res.exit_code == 2
+        assert "is using this output directory" in res.stderr
+        after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # not even the holder's temp file was cleaned up

@@ -1,0 +1,139 @@
+"""Progress display: cells done/total with an ETA, per-cell progress from ctx.progress, a live
+display in terminals, plain lines in pipes and CI, nothing with --quiet."""
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+import harness.progress as progress_mod
+from harness.cli import main
+from harness.config import load_experiment
+from harness.progress import LineProgress, Progress, RichProgress, format_eta, make_progress
+from harness.runner import CellOutcome, run_experiment
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(progress_mod.time, "monotonic", c)
+    return c
+
+
+def job(decoder):
+    labels = {"model": "tiny", "benchmark": "toy", "strategy": "none", "decoder": decoder, "seed": 0}
+    return SimpleNamespace(cell=SimpleNamespace(labels=lambda: labels)), labels
+
+
+def test_lines_show_counts_eta_and_throttled_cell_progress(clock):
+    out = io.StringIO()
+    p = LineProgress(out, interval=10)
+    p.start(4, 3, cached=1, interrupted=1)
+    _, lab = job("greedy")
+    p.cell_finished(CellOutcome("k0", lab, "cached", 2.0, [{"metric": "bleu", "value": 12.345}]), ran=False)
+    j, lab = job("beam[num_beams=4]")
+    p.cell_started(j)
+    clock.now += 5
+    p.cell_progress(j, 10, 100)  # within the interval: not printed
+    clock.now += 6
+    p.cell_progress(j, 60, 100)
+    clock.now += 9
+    p.cell_finished(CellOutcome("k1", lab, "done", 20.0, [{"metric": "bleu", "value": 20.0}]))
+    j, lab = job("bad")
+    p.cell_started(j)
+    clock.now += 10
+    p.cell_finished(CellOutcome("k2", lab, "failed", 10.0, error="ValueError: boom"))
+    assert out.getvalue().splitlines() == [
+        "4 cells, 1 reused, 1 interrupted (restarting), 3 to run",
+        "[1/4] cached      2.0s  tiny / toy / none / greedy / 0 (bleu=12.35)",
+        "      tiny / toy / none / beam[num_beams=4] / 0: 60/100 (60%)",
+        "[2/4] done       20.0s  tiny / toy / none / beam[num_beams=4] / 0 (bleu=20.00)  [eta 40s]",  # 20 s/cell x 2 left
+        "[3/4] failed     10.0s  tiny / toy / none / bad / 0: ValueError: boom  [eta 15s]",  # 30 s / 2 cells x 1 left
+    ]
+
+
+def test_eta_counts_only_cells_that_ran_and_handles_parallel_executors(clock):
+    p = Progress()
+    p.start(10, 4, cached=6)
+    for i in range(6):
+        p.cell_finished(CellOutcome(f"c{i}", {}, "cached", 99.0), ran=False)
+    assert p.eta() is None  # nothing ran yet: unknown, not "0s"
+    # a remote executor reports no starts: two cells of 10 s finishing together (2 workers)
+    clock.now += 10
+    p.cell_finished(CellOutcome("a", {}, "done", 10.0))
+    p.cell_finished(CellOutcome("b", {}, "done", 10.0))
+    assert p.eta() == pytest.approx(10.0)  # 10 s for 2 cells, 2 left
+    assert [format_eta(s) for s in (None, 0, 59.6, 61, 3725)] == ["eta ?", "eta 0s", "eta 1m00s", "eta 1m01s", "eta 1h02m"]
+
+
+def test_live_display_in_a_terminal_prints_labels_literally(clock):
+    from rich.console import Console
+
+    buf = io.StringIO()
+    p = RichProgress(console=Console(file=buf, force_terminal=True, width=140, color_system=None))
+    p.start(2, 2)
+    j, lab = job("greedy[max_new_tokens=5]")  # rich markup would eat "[max_new_tokens=5]"
+    p.cell_started(j)
+    p.cell_progress(j, 3, 4)
+    clock.now += 3
+    p.cell_finished(CellOutcome("k", lab, "done", 3.0, [{"metric": "chrf", "value": 50.0}]))
+    p.close()
+    text = buf.getvalue()
+    assert "[1/2] done        3.0s  tiny / toy / none / greedy[max_new_tokens=5] / 0 (chrf=50.00)" in text
+    assert "cells" in text and "1/2" in text and "eta 3s" in text
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_display_is_chosen_from_the_environment(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert type(make_progress(quiet=True, stream=Tty())) is Progress
+    assert type(make_progress(stream=io.StringIO())) is LineProgress
+    assert type(make_progress(stream=Tty())) is RichProgress
+    monkeypatch.setenv("CI", "true")
+    assert type(make_progress(stream=Tty())) is LineProgress
+
+
+GRID = """\
+name: progress
+models: [{path: ./model, label: tiny}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+decoders: [{name: test_slow, label: slow}]
+reporters: []
+"""
+
+
+def test_plugins_progress_reaches_the_display(tmp_path, tiny_marian, translation_files, fixture_plugin_set):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(GRID)
+    out = io.StringIO()
+    run_experiment(load_experiment(tmp_path / "exp.yaml", plugins=fixture_plugin_set), tmp_path / "out",
+                   cache_dir=tmp_path / "cache", progress=LineProgress(out, interval=0))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "1 cells, 1 to run"
+    assert lines[1:5] == [f"      tiny / toy / none / slow / 0: {i}/4 ({25 * i}%)" for i in range(1, 5)]
+    assert lines[5].startswith("[1/1] done ")
+
+
+def test_quiet_prints_only_the_summary(tmp_path, tiny_marian, translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(GRID.replace("{name: test_slow, label: slow}", "greedy"))
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "-o", str(tmp_path / "out"), "-q",
+                                    "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0
+    assert res.stdout == f"1 cells (0 reused, 0 failed) → {tmp_path / 'out'}\n"
