@@ -623,7 +623,7 @@ def _pairs(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base_str
 
 
 def _translation_tests(br: BenchmarkReport, preds: _Predictions, cache: _StatsCache, params: AnalysisParams) -> _ExampleTests:
-    from .stats import PairedTranslationTests, SegmentStats
+    from .stats import PairedTranslationTests, SegmentStats, approximate_randomization_many, ar_mask
     from .store import canonical_hash
 
     out = _ExampleTests()
@@ -652,6 +652,7 @@ def _translation_tests(br: BenchmarkReport, preds: _Predictions, cache: _StatsCa
     pairs = [(s, b) for s, b in _pairs(br, configs, br.base_decoder, br.base_strategy) if s in ref_sets and b in ref_sets]
     import sacrebleu
 
+    ar_items: list[tuple[str, str, str]] = []
     for m in br.metrics:
         if m.scorer is None:
             continue
@@ -670,20 +671,28 @@ def _translation_tests(br: BenchmarkReport, preds: _Predictions, cache: _StatsCa
         out.scorers[m.label] = m.scorer
         tests = PairedTranslationTests(m.scorer, len(first_refs), bootstrap_samples=params.bootstrap_samples,
                                        ar_trials=params.ar_trials, seed=params.seed)
+        tests.precompute({k: out.stats[(m.label, k)] for k in ref_sets})
         for k in ref_sets:
             iv = tests.interval(k, out.stats[(m.label, k)])
             out.interval[(m.label, k)] = (iv.low, iv.high)
         for s, b in pairs:
             ss, sb = out.stats[(m.label, s)], out.stats[(m.label, b)]
-            out.pair[(m.label, s, b)] = {"p_bootstrap": tests.paired_bootstrap(s, ss, b, sb),
-                                         "p_ar": tests.approximate_randomization(ss, sb)}
+            out.pair[(m.label, s, b)] = {"p_bootstrap": tests.paired_bootstrap(s, ss, b, sb)}
+            ar_items.append((m.label, s, b))
+    # approximate randomisation for every comparison and metric at once (one pass over the swap mask)
+    if ar_items:
+        mask = ar_mask(len(first_refs), params.ar_trials, params.seed)
+        ps = approximate_randomization_many(
+            [(out.scorers[lab], out.stats[(lab, s)], out.stats[(lab, b)]) for lab, s, b in ar_items], mask)
+        for item, p in zip(ar_items, ps):
+            out.pair[item]["p_ar"] = p
     return out
 
 
 def _classification_tests(br: BenchmarkReport, preds: _Predictions, params: AnalysisParams) -> _ExampleTests:
     import numpy as np
 
-    from .stats import bootstrap_classification, bootstrap_counts, mcnemar_exact, paired_bootstrap_p, sacrebleu_ci
+    from .stats import bootstrap_counts, confusion_from_pairs, mcnemar_exact, paired_bootstrap_p, sacrebleu_ci
 
     out = _ExampleTests()
     keys = list(dict.fromkeys(c.key for cfg in br.configs for c in cfg.cells))
@@ -708,6 +717,7 @@ def _classification_tests(br: BenchmarkReport, preds: _Predictions, params: Anal
     pairs = [(s, b) for s, b in _pairs(br, configs, br.base_decoder, br.base_strategy)
              if s in out.refs_ok and b in out.refs_ok]
     cell_of = {c.key: c for cfg in br.configs for c in cfg.cells}
+    confusions: dict[str, Any] = {}
     for m in br.metrics:
         if m.confusion is None or counts is None:
             continue
@@ -731,7 +741,9 @@ def _classification_tests(br: BenchmarkReport, preds: _Predictions, params: Anal
         m.scale = scale
         samples = {}
         for k in aligned:
-            samples[k] = bootstrap_classification(gold, pred[k], len(labels), m.confusion, counts) * scale
+            if k not in confusions:  # one confusion matrix per resample, shared by every metric
+                confusions[k] = confusion_from_pairs(gold, pred[k], len(labels), counts)
+            samples[k] = m.confusion(confusions[k]) * scale
             _, _, lo, hi = sacrebleu_ci(samples[k])
             out.interval[(m.label, k)] = (lo, hi)
         for s, b in pairs:

@@ -255,12 +255,22 @@ class PairedTranslationTests:
         self._mask: np.ndarray | None = None
         self._boot: dict[Any, np.ndarray] = {}
 
+    @property
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            self._counts = bootstrap_counts(self.n, self.bootstrap_samples, self.seed)
+        return self._counts
+
     def _bootstrap_samples(self, key, stats: np.ndarray) -> np.ndarray:
         if key not in self._boot:
-            if self._counts is None:
-                self._counts = bootstrap_counts(self.n, self.bootstrap_samples, self.seed)
-            self._boot[key] = scores_from_sums(self.scorer, self._counts @ stats)
+            self._boot[key] = bootstrap_scores_many(self.counts, [(self.scorer, stats)])[0]
         return self._boot[key]
+
+    def precompute(self, systems: dict[Any, np.ndarray]) -> None:
+        """Bootstrap scores of many systems in one matrix product (same numbers as one by one)."""
+        todo = [k for k in systems if k not in self._boot]
+        for k, v in zip(todo, bootstrap_scores_many(self.counts, [(self.scorer, systems[k]) for k in todo])):
+            self._boot[k] = v
 
     def interval(self, key, stats: np.ndarray) -> Interval:
         """Score and 95% bootstrap interval of one system (``key`` names it for reuse)."""
@@ -278,18 +288,61 @@ class PairedTranslationTests:
         sentences gives an absolute score difference larger than the observed one."""
         if self._mask is None:
             self._mask = ar_mask(self.n, self.ar_trials, self.seed)
-        tot_sys, tot_base = stats_sys.sum(axis=0), stats_base.sum(axis=0)
-        diff = stats_base - stats_sys
-        # pseudo-system A takes the baseline's segment where the mask is True, else the system's:
-        # A = sys_total + mask @ (base - sys); B gets the complement. Chunked to bound memory.
-        p_diffs = []
-        for start in range(0, self.ar_trials, 2000):
-            m = self._mask[start:start + 2000].astype(np.float64)
-            a = tot_sys + m @ diff
-            b = tot_base + tot_sys - a
-            p_diffs.append(np.abs(scores_from_sums(self.scorer, a) - scores_from_sums(self.scorer, b)))
-        real = abs(corpus_score(self.scorer, stats_base) - corpus_score(self.scorer, stats_sys))
-        return p_value(np.concatenate(p_diffs), real)
+        return approximate_randomization_many([(self.scorer, stats_sys, stats_base)], self._mask)[0]
+
+
+def _exact_dtype(M: np.ndarray, weight: float):
+    """float32 when a product with a non-negative integer matrix whose rows sum to ``weight``
+    stays exact (integer entries, partial sums below 2**24), else float64."""
+    ok = bool(np.all(M == np.round(M))) and float(np.abs(M).sum(axis=0).max(initial=0)) * weight < 2 ** 24
+    return np.float32 if ok else np.float64
+
+
+def bootstrap_scores_many(counts: np.ndarray, items: Sequence[tuple[Any, np.ndarray]]) -> list[np.ndarray]:
+    """Scores of every bootstrap resample (rows of ``counts``) for many (scorer, sentence stats)
+    systems, stacked into one matrix product so ``counts`` is read once."""
+    if not items:
+        return []
+    S = np.concatenate([np.asarray(st, dtype=np.float64) for _, st in items], axis=1)
+    dtype = _exact_dtype(S, float(counts.max(initial=0)))
+    sums = (counts.astype(dtype) @ S.astype(dtype)).astype(np.float64)
+    bounds = np.cumsum([0] + [np.asarray(st).shape[1] for _, st in items])
+    return [scores_from_sums(sc, sums[:, bounds[j]:bounds[j + 1]]) for j, (sc, _) in enumerate(items)]
+
+
+def approximate_randomization_many(items: Sequence[tuple[Any, np.ndarray, np.ndarray]], mask: np.ndarray,
+                                   chunk: int = 2000) -> list[float]:
+    """sacrebleu's approximate-randomisation p-value for many (scorer, system stats, baseline
+    stats) comparisons on one test set, sharing one swap ``mask`` (:func:`ar_mask`).
+
+    Pseudo-system A takes the baseline's segment where the mask is True, else the system's:
+    A = sys_total + mask @ (base - sys), and B gets the complement. All comparisons and metrics
+    are stacked side by side so the (trials × n) mask is read once per chunk of trials: the
+    product is compute-bound instead of memory-bound.
+    """
+    if not items:
+        return []
+    diffs = [np.asarray(b, dtype=np.float64) - np.asarray(s, dtype=np.float64) for _, s, b in items]
+    D = np.concatenate(diffs, axis=1)
+    # float32 is exact for integer statistics whose partial sums stay below 2**24 (all of BLEU,
+    # chrF and single-reference TER); anything else is summed in float64
+    dtype = _exact_dtype(D, 1.0)
+    Dt = D.astype(dtype)
+    bounds = np.cumsum([0] + [d.shape[1] for d in diffs])
+    per_item: list[list[np.ndarray]] = [[] for _ in items]
+    for start in range(0, len(mask), chunk):
+        proj = (mask[start:start + chunk].astype(dtype) @ Dt).astype(np.float64)
+        for j, (scorer, s, b) in enumerate(items):
+            tot_sys = np.asarray(s, dtype=np.float64).sum(axis=0)
+            tot_base = np.asarray(b, dtype=np.float64).sum(axis=0)
+            a = tot_sys + proj[:, bounds[j]:bounds[j + 1]]
+            bb = tot_base + tot_sys - a
+            per_item[j].append(np.abs(scores_from_sums(scorer, a) - scores_from_sums(scorer, bb)))
+    out = []
+    for (scorer, s, b), parts in zip(items, per_item):
+        real = abs(corpus_score(scorer, b) - corpus_score(scorer, s))
+        out.append(p_value(np.concatenate(parts), real))
+    return out
 
 
 # ============================================================================ classification
