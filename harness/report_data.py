@@ -493,9 +493,8 @@ def _verdict(row: Row, params: AnalysisParams, decimals: int) -> str:
     if base is None or not _finite(row.delta):
         return ""
     d = row.delta
-    digits = max(1, decimals - 1) if abs(d) >= 0.1 or decimals > 2 else 2
-    if decimals > 2:
-        digits = 3
+    # 0-100 scores: one decimal, as sacrebleu prints (two for gaps under 0.1); fractions: three
+    digits = 3 if decimals > 2 else (1 if abs(d) >= 0.1 else 2)
     tests = _describe_tests(row, params)
     if d == 0:
         head = f"{row.config.label} scores the same {m.title} as {base.label}"

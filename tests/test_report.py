@@ -188,6 +188,10 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
     row = next(r for r in data.benchmarks[1].rows["accuracy"] if r.config.label == "input_mask")
     assert row.per_seed[0]["seed"] == 0 and row.per_seed[0]["p_mcnemar"] == pytest.approx(p0)
     assert row.test == "seeds" and row.p_seeds_perm == pytest.approx(perm) and row.significant is False
+    per_seed = Tables(html).tables["seeds-2-accuracy"]
+    assert per_seed[0] == ["Configuration", "Seed", "Score", "Baseline", "p (bootstrap)", "p (McNemar)"]
+    assert per_seed[1][:2] == ["input_mask", "0"] and per_seed[1][5] == ("< 0.001" if p0 < 0.001 else f"{p0:.3f}")
+    assert len(per_seed) == 1 + 5
 
 
 def test_best_configuration_table(demo):

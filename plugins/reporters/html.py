@@ -125,7 +125,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
                           for cfg in b.configs}
         rendered_plots[b.name] = []
         if plots and b.plots:
-            from .plots import render_all
+            from ._plots import render_all
 
             rendered_plots[b.name] = render_all(b.plots, prefix=f"b{len(rendered_plots)}")
     git = (m.get("git") or {}).get("harness") or (m.get("git") or {}).get("config") or {}
