@@ -223,3 +223,21 @@ def test_format_p():
     assert stats.format_p(0.0004) == "p < 0.001"
     assert stats.format_p(0.0312) == "p = 0.031"
     assert stats.format_p(None) == "p = n/a"
+
+
+def test_paired_tests_on_real_multi30k_text_equal_sacrebleu_cli(tmp_path):
+    """Real German captions (punctuation, casing, 13a tokenisation) rather than toy words."""
+    from conftest import shared_data
+
+    ref_file = shared_data("multi30k", "test_2016_flickr.de")
+    refs = ref_file.read_text(encoding="utf-8").splitlines()[:300]
+    rnd = random.Random(11)
+    base = [" ".join(w for w in r.split() if rnd.random() > 0.25) or r for r in refs]
+    sys_ = [r if rnd.random() < 0.3 else " ".join(w for w in r.split() if rnd.random() > 0.2) or r for r in refs]
+    for name, lines in (("ref.txt", refs), ("base.txt", base), ("sys.txt", sys_)):
+        (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ours = our_tests(refs, base, sys_, ar_trials=1000)
+    for flag, idx in (("--paired-bs", 2), ("--paired-ar", 3)):
+        text = sacrebleu_cli(tmp_path, flag, f"{flag}-n", "1000")
+        p_line = next(line for line in text.splitlines() if "(p = " in line)
+        assert [f"{float(x):.4f}" for x in re.findall(r"p = ([\d.]+)", p_line)] == [f"{r[idx]:.4f}" for r in ours]
