@@ -356,3 +356,18 @@ def test_harness_run_writes_every_report(tmp_path, tiny_marian, translation_file
     row = data.benchmarks[0].rows["chrf"][1]
     assert row.baseline.label == "greedy[max_new_tokens=2]" and row.verdict.startswith("greedy[max_new_tokens=8] scores")
     assert row.p_bootstrap is not None and row.p_ar is not None
+
+
+def test_a_run_whose_cells_all_failed_still_gets_reports(tmp_path):
+    from harness_plugins.reporters.html import HtmlReport
+    from harness_plugins.reporters.markdown import MarkdownReport
+
+    tb = translation_benchmark(8)
+    out = write_run(tmp_path / "run", benchmarks={"t": tb}, cells=[
+        dict(benchmark="t", status="failed", outputs=[], error="CUDA out of memory <b>"),
+        dict(benchmark="t", decoder="beam[num_beams=2]", status="failed", outputs=[], error="ValueError: bad")])
+    results = load_run(out)
+    html = HtmlReport().write(results, out)[0].read_text(encoding="utf-8")
+    assert "2 cell(s) failed" in html and "CUDA out of memory &lt;b&gt;" in html and "No comparisons" in html
+    md = MarkdownReport().write(results, out)[0].read_text(encoding="utf-8")
+    assert "- t / tiny / none / beam\\[num\\_beams=2\\] / seed 0: ValueError: bad" in md
