@@ -21,7 +21,7 @@ models: [{path: ./model, label: rnd, init: random}]
 benchmarks:
   - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
 decoders:
-  - {name: greedy, params: {max_new_tokens: [4, 8]}}
+  - {name: greedy, params: {max_new_tokens: 8}}
 reporters: []
 """
 
@@ -50,11 +50,9 @@ def run(cfg, out, *overrides):
 def test_same_config_gives_identical_bytes_fresh_alone_and_resumed(cfg):
     first = run(cfg, "a")
     a = outputs(cfg.parent / "a")
-    assert len(a) == 1 + 4
+    assert len(a) == 1 + 2
     # the seed matters here (random init), so equal outputs below are not a coincidence
-    seed0 = a["predictions/rnd__toy__none__greedy_max_new_tokens=8___0.jsonl"]
-    seed1 = a["predictions/rnd__toy__none__greedy_max_new_tokens=8___1.jsonl"]
-    assert seed0 != seed1
+    assert a["predictions/rnd__toy__none__greedy__0.jsonl"] != a["predictions/rnd__toy__none__greedy__1.jsonl"]
 
     run(cfg, "b")
     assert outputs(cfg.parent / "b") == a
@@ -66,9 +64,8 @@ def test_same_config_gives_identical_bytes_fresh_alone_and_resumed(cfg):
         if name.startswith("predictions/"):
             assert c[name] == a[name]
 
-    # lose two cells (one per seed) and resume: identical again
-    for o in first.outcomes[::3]:
-        shutil.rmtree(cfg.parent / "a" / "cells" / o.key)
+    # lose seed 0's cell and resume: seed 0 runs after nothing, seed 1 is reused; identical again
+    shutil.rmtree(cfg.parent / "a" / "cells" / first.outcomes[0].key)
     again = run(cfg, "a")
-    assert [o.status for o in again.outcomes] == ["done", "cached", "cached", "done"]
+    assert [o.status for o in again.outcomes] == ["done", "cached"]
     assert outputs(cfg.parent / "a") == a

@@ -1,0 +1,142 @@
+"""Speedup of the ``ray`` executor (2 workers) over the ``local`` executor on CPU-bound cells.
+
+The grid is 8 greedy-decoding cells (a ``max_new_tokens`` sweep, so every cell has its own key
+and nothing is reused) of a randomly initialised Marian model (d_model 256, 3+3 layers, built
+here with the test suite's word-level tokenizer) on 160 synthetic sentences. Arms:
+
+- ``local-1t``: local executor, torch limited to 1 thread (the reference);
+- ``ray-2x1t``: ray executor on a local instance with 2 CPUs, one cell per CPU, 1 torch thread each;
+- ``local-2t``: local executor with torch's default threads (2 here), for context: what a user
+  gets without Ray on the same cores.
+
+Each run is a fresh subprocess with a fresh output and cache directory; arms alternate so a
+busy neighbour on a shared machine slows them alike; medians are reported. The Ray time is
+wall-clock including starting and stopping the local Ray instance (what a user waits for); the
+sum of the cells' own times is printed too (in Ray it includes each worker process importing
+torch/transformers and loading the model for its first cell). Ratio printed: local-1t /
+ray-2x1t (ideal 2.0 on 2 idle cores; the fixed cost of starting Ray and its workers weighs
+less the longer the cells are).
+
+    python benchmarks/ray_speedup.py [--repeats 2] [--cells 8] [--sentences 160]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _conftest():
+    spec = importlib.util.spec_from_file_location("harness_tests_conftest", ROOT / "tests" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def build(workdir: Path, sentences: int) -> None:
+    import random
+
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
+    conftest = _conftest()
+    model_dir = workdir / "model"
+    _, vocab = conftest.build_word_tokenizer(model_dir)
+    cfg = MarianConfig(vocab_size=len(vocab), d_model=256, encoder_layers=3, decoder_layers=3,
+                       encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=1024,
+                       decoder_ffn_dim=1024, max_position_embeddings=256, pad_token_id=0, eos_token_id=1,
+                       decoder_start_token_id=0, forced_eos_token_id=1, bos_token_id=3,
+                       share_encoder_decoder_embeddings=True)
+    torch.manual_seed(0)
+    model = MarianMTModel(cfg)
+    model.generation_config.max_length = 256
+    model.save_pretrained(model_dir)
+    rng = random.Random(0)
+    words = conftest.WORDS
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 16))) for _ in range(sentences)]
+    (workdir / "src.txt").write_text("\n".join(lines) + "\n")
+    (workdir / "ref.txt").write_text("\n".join(lines) + "\n")
+
+
+def config(workdir: Path, cells: int, arm: str) -> Path:
+    # every arm decodes the same cells, so early stops of the random model affect all arms alike
+    sweep = ", ".join(str(40 + i) for i in range(cells))
+    executor = ("executor: {name: ray, params: {local_cpus: 2, num_cpus: 1, torch_threads: 1}}\n"
+                if arm.startswith("ray") else "")
+    path = workdir / f"{arm}.yaml"
+    path.write_text(
+        f"name: speed\nmodels: [{{path: ./model}}]\n"
+        f"benchmarks: [{{name: parallel_text, label: synth, params: {{source: src.txt, reference: ref.txt}}}}]\n"
+        f"decoders: [{{name: greedy, params: {{max_new_tokens: [{sweep}], batch_size: 16}}}}]\n"
+        f"metrics: [chrf]\nreporters: []\n{executor}")
+    return path
+
+
+def one_run(workdir: Path, cells: int, arm: str) -> dict:
+    """Runs in its own process: import, optionally limit threads, time run_experiment."""
+    import torch
+
+    from harness.config import load_experiment
+    from harness.runner import run_experiment
+
+    if arm == "local-1t":
+        torch.set_num_threads(1)
+    resolved = load_experiment(config(workdir, cells, arm))
+    out = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=workdir))
+    t0 = time.perf_counter()
+    summary = run_experiment(resolved, out, cache_dir=out / "cache", quiet=True)
+    total = time.perf_counter() - t0
+    assert not summary.failed, [o.error for o in summary.failed]
+    cells_s = sum(json.loads((out / "cells" / o.key / "cell.json").read_text())["seconds"] for o in summary.outcomes)
+    return {"arm": arm, "seconds": total, "cell_seconds_sum": cells_s, "torch_threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cells", type=int, default=8)
+    ap.add_argument("--sentences", type=int, default=160)
+    ap.add_argument("--arm", help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.arm:
+        print(json.dumps(one_run(args.workdir, args.cells, args.arm)))
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        sys.exit("ray is not installed: pip install 'nlp-eval-harness[ray]'")
+    workdir = Path(tempfile.mkdtemp(prefix="ray-speedup-"))
+    build(workdir, args.sentences)
+    arms = ["local-1t", "ray-2x1t", "local-2t"]
+    results: dict[str, list[dict]] = {a: [] for a in arms}
+    print(f"{args.cells} cells x {args.sentences} sentences, {os.cpu_count()} CPUs; workdir {workdir}")
+    for r in range(args.repeats):
+        for arm in arms:
+            res = subprocess.run([sys.executable, __file__, "--arm", arm, "--workdir", str(workdir),
+                                  "--cells", str(args.cells)], capture_output=True, text=True)
+            if res.returncode != 0:
+                sys.exit(f"{arm} failed:\n{res.stderr[-3000:]}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            results[arm].append(row)
+            print(f"  repeat {r + 1} {arm:9s} {row['seconds']:7.2f} s wall  (sum of cell times {row['cell_seconds_sum']:.2f} s, "
+                  f"torch threads {row['torch_threads']})", flush=True)
+    med = {a: statistics.median(x["seconds"] for x in rows) for a, rows in results.items()}
+    for a in arms:
+        print(f"median {a:9s} {med[a]:7.2f} s")
+    print(f"speedup ray (2 workers x 1 thread) over local (1 thread): {med['local-1t'] / med['ray-2x1t']:.2f}x")
+    print(f"speedup ray (2 workers x 1 thread) over local (default {results['local-2t'][0]['torch_threads']} threads): "
+          f"{med['local-2t'] / med['ray-2x1t']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
