@@ -150,6 +150,12 @@ class RichProgress(Progress):
 
     def start(self, total, to_run, *, cached=0, interrupted=0):
         super().start(total, to_run, cached=cached, interrupted=interrupted)
+        # Hugging Face's own tqdm bars ("Loading weights", downloads) would tear the live display
+        # apart; the cell bar says the same. Only the terminal display turns them off.
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
+        else:
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         self.bars.start()
         note = f"{cached} reused" if cached else ""
         if interrupted:
