@@ -21,13 +21,15 @@ benchmarks:
 decoders:
   - {name: greedy, params: {max_new_tokens: [3, 5, 7]}}
   - {name: test_slow, label: bug, params: {fail: error}}
+  - {name: test_slow, label: crash, params: {fail: crash}}
 reporters: []
 """
 
 
-def deterministic(outdir):
-    files = {"metrics.csv": (outdir / "metrics.csv").read_bytes()}
-    files |= {p.name: p.read_bytes() for p in sorted((outdir / "predictions").iterdir())}
+def deterministic(outdir, drop=None):
+    lines = (outdir / "metrics.csv").read_text().splitlines(keepends=True)
+    files = {"metrics.csv": "".join(line for line in lines if not (drop and f",{drop}," in line))}
+    files |= {p.name: p.read_bytes() for p in sorted((outdir / "predictions").iterdir()) if not (drop and drop in p.name)}
     return files
 
 
@@ -44,23 +46,28 @@ def test_ray_results_equal_local_failures_isolated_cache_shared(tmp_path, tiny_m
         resolved = load_experiment(cfg, list(overrides), plugins=fixture_plugin_set)
         return run_experiment(resolved, tmp_path / out, cache_dir=tmp_path / "cache", quiet=True)
 
-    local = run("local")
+    local = run("local", "decoders.2.params.fail=none")  # a crash would end this process
     on_ray = run("ray", "executor={name: ray, params: {local_cpus: 2, num_cpus: 1}}")
     assert not ray.is_initialized()  # the instance it started is stopped again
 
-    assert [o.status for o in on_ray.outcomes] == ["done", "done", "done", "failed"]
+    assert [o.status for o in on_ray.outcomes] == ["done", "done", "done", "failed", "failed"]
     assert on_ray.outcomes[3].error == "ValueError: boom: test_slow was asked to fail"
+    # a worker process that died is that cell's failure, recorded by the driver
+    assert on_ray.outcomes[4].error.startswith("ray task failed: WorkerCrashedError: ")
+    crashed = json.loads((tmp_path / "ray" / "cells" / on_ray.outcomes[4].key / "cell.json").read_text())
+    assert crashed["status"] == "failed" and crashed["error"] == on_ray.outcomes[4].error
     record = json.loads((tmp_path / "ray" / "cells" / on_ray.outcomes[3].key / "cell.json").read_text())
     assert record["status"] == "failed" and "harness_test_plugins.py" in record["traceback"]
     # the cells really ran in Ray worker processes (the local run's ran in this one)
     pids = {json.loads((tmp_path / d / "cells" / o.key / "cell.json").read_text())["pid"]
             for d in ("ray", "local") for o in on_ray.outcomes[:3]}
     assert os.getpid() in pids and len(pids) >= 2
-    assert deterministic(tmp_path / "ray") == deterministic(tmp_path / "local")
+    assert deterministic(tmp_path / "ray") == deterministic(tmp_path / "local", drop="crash")
 
-    # the ray run's cells are reused by a local run in the same directory, and vice versa
-    again = run("ray")
-    assert [o.status for o in again.outcomes] == ["cached", "cached", "cached", "failed"]
+    # the ray run's cells are reused by a local run in the same directory (the "crash" cell,
+    # now without its crash, is a new cell)
+    again = run("ray", "decoders.2.params.fail=none")
+    assert [o.status for o in again.outcomes] == ["cached", "cached", "cached", "failed", "done"]
     assert deterministic(tmp_path / "ray") == deterministic(tmp_path / "local")
 
 
@@ -69,13 +76,14 @@ def test_ray_params_are_validated_at_the_config_edge(tmp_path, tiny_marian, tran
 
     (tmp_path / "model").symlink_to(tiny_marian)
     cfg = tmp_path / "exp.yaml"
-    cfg.write_text(GRID.replace("  - {name: test_slow, label: bug, params: {fail: error}}\n", "")
-                   + "executor: {name: ray, params: {num_cpus: 0, memory: lots}}\n")
+    cfg.write_text("name: bad-ray\nmodels: [{path: ./model}]\n"
+                   "benchmarks: [{name: parallel_text, params: {source: test.en, reference: test.de}}]\n"
+                   "executor: {name: ray, params: {num_cpus: 0, memory: lots}}\n")
     with pytest.raises(ConfigErrors) as e:
         load_experiment(cfg)
     assert str(e.value).splitlines() == [
-        f"{cfg}:8: executor.params.num_cpus: Input should be greater than 0 (got 0)",
-        f"{cfg}:8: executor.params.memory: memory must be a number of bytes or a size like '4GB' or '512MiB', got 'lots'",
+        f"{cfg}:4: executor.params.num_cpus: Input should be greater than 0 (got 0)",
+        f"{cfg}:4: executor.params.memory: memory must be a number of bytes or a size like '4GB' or '512MiB', got 'lots'",
     ]
 
 

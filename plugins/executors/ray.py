@@ -118,7 +118,8 @@ class RayExecutor(Executor):
                         outcome = ray.get(ref)
                     except Exception as e:  # noqa: BLE001 - the task's process died; only this cell fails
                         cause = getattr(e, "cause", None) or e
-                        outcome = record_failure(job, f"ray task failed: {type(cause).__name__}: {cause}",
+                        first = (str(cause).strip().splitlines() or [""])[0]  # Ray's messages run for pages
+                        outcome = record_failure(job, f"ray task failed: {type(cause).__name__}: {first}",
                                                  tb=traceback.format_exc())
                     on_done(outcome)
         finally:
