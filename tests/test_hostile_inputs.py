@@ -63,6 +63,9 @@ CASES = [
           "string as an integer (got 'lots')"]),
     Case("empty_decoders", config(extra="decoders: []\n"),
          ["error: {d}/exp.yaml:5: decoders: List should have at least 1 item after validation, not 0"]),
+    Case("empty_grid_no_model_fits_the_task", config(models="[{path: ./classifier}]"),
+         ["error: {d}/exp.yaml: the grid is empty: no model and strategy fit any benchmark's task (translation needs a "
+          "seq2seq or causal model, classification an encoder)"]),
     Case("empty_sweep", config(extra="decoders: [{name: greedy, params: {max_new_tokens: []}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: an empty list sweeps over nothing"]),
     Case("unknown_plugin", config(extra="decoders: [gredy]\n"),
