@@ -5,6 +5,7 @@ duplicate names, and answer unknown names with a did-you-mean and the valid choi
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from dataclasses import dataclass
 
@@ -21,9 +22,14 @@ class PluginInfo:
     module: str
 
 
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()  # scans every installed distribution: once
+
+
 def _distribution_of(module: str) -> str:
     top = module.split(".")[0]
-    dists = importlib.metadata.packages_distributions().get(top)
+    dists = _packages_distributions().get(top)
     return dists[0] if dists else f"(module {top})"
 
 
