@@ -1,7 +1,87 @@
-"""Classification evaluation: clean (never masked) inputs, batched, sorted by length."""
+"""Classification evaluation: clean (never masked) inputs, batched, sorted by length.
+
+:func:`predict` loads a sequence classifier (usually the checkpoint a fine-tuning strategy
+produced), runs it on the benchmark's test split exactly as tokenised text (no masking, no
+dropout), longest inputs first so each batch is padded only to its own longest member, and
+returns one prediction per test example in the test split's order.
+
+Label names come from the model's own ``id2label``, so a head whose ids are ordered
+differently from the benchmark's label list still predicts the right names; the returned
+probabilities are listed in the benchmark's label order (``data.labels``). A model whose head
+does not predict the benchmark's labels is refused with an error naming both label sets.
+
+Non-goals: zero-shot or prompted classification with generative LMs, calibration, and
+multi-label or regression heads.
+"""
 from __future__ import annotations
 
+from typing import Any
 
-def predict(spec, data, ctx) -> list[dict]:
-    """Return one dict per test example: {"label": name, "probs": [..]} (implemented with issue 4)."""
-    raise NotImplementedError("classification evaluation is not implemented yet")
+from .errors import HarnessError
+
+BATCH_SIZE = 64  # test examples per forward pass; inputs are short, so this fits any device
+
+
+def check_head(spec, config, labels: list[str]) -> None:
+    """Refuse a pretrained model whose head does not predict exactly the benchmark's labels."""
+    from .training import head_labels
+
+    if spec.init == "random":
+        return  # a random model gets a head built for the benchmark's labels
+    archs = getattr(config, "architectures", None) or []
+    model_labels = head_labels(config)
+    if model_labels is None:
+        raise HarnessError(
+            f"model '{spec.path}' has no sequence-classification head (architectures: "
+            f"{', '.join(archs) or 'unknown'}); fine-tune one with a strategy such as 'unmasked' instead of 'none'")
+    if sorted(model_labels) != sorted(labels):
+        raise HarnessError(
+            f"model '{spec.path}' predicts the labels [{', '.join(model_labels)}] but the benchmark's labels are "
+            f"[{', '.join(labels)}]; fine-tune it on this benchmark (e.g. strategy 'unmasked') or use a model "
+            "trained with these label names")
+
+
+def predict(spec, data, ctx) -> list[dict[str, Any]]:
+    """Return one dict per test example, in ``data.test`` order:
+    ``{"label": predicted label name, "probs": [p(label) for label in data.labels]}``."""
+    import torch
+
+    from .errors import DataError
+    from .models import load_config, load_hf_model, load_tokenizer, resolve_device
+    from .training import collate, encode_inputs, sorted_batches
+
+    labels = [str(x) for x in (data.labels or [])]
+    if not labels:
+        raise DataError("classification benchmark without a label list (BenchmarkData.labels is empty)")
+    if not data.test:
+        return []
+    config = load_config(spec)
+    check_head(spec, config, labels)
+    device = resolve_device(ctx.device if ctx.device != "auto" else spec.device)
+    extra: dict[str, Any] = {}
+    if spec.init == "random":
+        extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                 "label2id": {name: i for i, name in enumerate(labels)}}
+    model = load_hf_model(spec, "AutoModelForSequenceClassification", seed=ctx.seed, device=device, **extra)
+    model.eval()
+    tokenizer = load_tokenizer(spec)
+    limit = min(spec.max_source_length, getattr(config, "max_position_embeddings", None) or spec.max_source_length)
+    enc = encode_inputs(tokenizer, data.test, limit, "test split")
+    id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+    # column j of the model's output is label id2label[j]; report probabilities in data.labels order
+    columns = [next(j for j, name in id2label.items() if name == lab) for lab in labels]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out: list[dict[str, Any] | None] = [None] * len(enc)
+    batches = sorted_batches(enc.lengths, BATCH_SIZE)
+    ctx.progress(0, len(batches))
+    with torch.inference_mode():
+        for b, idx in enumerate(batches):
+            batch = collate(enc, idx, pad_id)
+            batch.pop("special")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu()
+            for row, i in zip(probs.tolist(), idx):
+                best = max(range(len(row)), key=row.__getitem__)
+                out[i] = {"label": id2label[best], "probs": [round(row[j], 6) for j in columns]}
+            ctx.progress(b + 1, len(batches))
+    return out  # type: ignore[return-value]

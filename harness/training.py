@@ -374,6 +374,11 @@ def reinit_head(model) -> None:
     prefix = model.base_model_prefix
     for name, module in model.named_children():
         if name != prefix:
+            # transformers (v5) marks loaded tensors as initialised and its init functions then
+            # skip them; clear the mark so the head really starts afresh.
+            for t in [*module.parameters(), *module.buffers()]:
+                if getattr(t, "_is_hf_initialized", False):
+                    t._is_hf_initialized = False
             module.apply(model._init_weights)
 
 

@@ -24,6 +24,18 @@ PAIRS = [("the cat sat on the mat", "die katze sass auf der matte"),
          ("one two three", "one two three")]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy shared CPU two spinning threads
+    make each step ~10x slower; results do not depend on the thread count here."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def strategy(name: str, **params):
     cls = default_plugins().get("strategy", name)
     return cls(cls.Params.model_validate(params))
