@@ -117,6 +117,14 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def _torch_threads() -> int | None:
+    """Recorded with each cell: float results (e.g. beam scores) can differ in the last digits
+    between thread counts, so byte-identical reruns need the same count."""
+    import sys
+
+    return sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+
+
 def _meta(job: CellJob) -> dict[str, Any]:
     c = job.cell
     return {"key": job.key, "labels": c.labels(), "task": c.task, "model_path": c.model.path,
@@ -194,7 +202,8 @@ class Worker:
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "done", "seconds": round(seconds, 3),
                                                       "timings": timings, "n": len(rows),
                                                       "predictions_sha256": sha256_file(pred),
-                                                      "host": socket.gethostname(), "pid": os.getpid()})
+                                                      "host": socket.gethostname(), "pid": os.getpid(),
+                                                      "torch_threads": _torch_threads()})
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a failing cell must not stop the others
             seconds = time.perf_counter() - t0
             log.debug("cell %s failed", job.key, exc_info=True)

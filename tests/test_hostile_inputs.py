@@ -77,7 +77,8 @@ CASES = [
          needs=("decoder", "beam")),
     Case("num_groups_not_dividing_num_beams",
          config(extra="decoders: [{name: diverse_beam, params: {num_beams: 4, num_groups: 3}}]\n"),
-         ["error: {d}/exp.yaml:5: decoders[0].params: ..."], needs=("decoder", "diverse_beam")),
+         ["error: {d}/exp.yaml:5: decoders[0].params: num_groups (3) must divide num_beams (4); allowed num_groups "
+          "for num_beams=4: 1, 2, 4"], needs=("decoder", "diverse_beam")),
     Case("mask_prob_above_1",
          config("{name: text_classification, label: tc, params: {train: train.tsv, test: test.tsv}}",
                 models="[{path: ./classifier}]", extra="strategies: [{name: input_mask, params: {mask_prob: 1.5}}]\n"),

@@ -8,6 +8,12 @@ and a resumed run (with either executor) reuses them. A cell that raises is reco
 by its task; a task whose worker process dies (killed, segfault, Ray's out-of-memory killer) is
 recorded as failed here. Outcomes arrive in the order cells finish and drive the progress display.
 
+Determinism: a task runs torch with ``torch_threads`` threads (default: its ``num_cpus``).
+Float results such as beam scores can differ in the last digits between thread counts (seen
+on a d_model=256 Marian: -3.13233042 vs -3.13233066 with 2 vs 1 threads), so byte-identical
+results across executors need the same count the local run used (torch's default there is
+the number of cores); each cell's ``cell.json`` records the count it ran with.
+
 ``address`` joins a running cluster (``auto``: the one ``ray start`` launched on this machine);
 without it a local instance with ``local_cpus`` CPUs is started for the run and stopped after.
 
