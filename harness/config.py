@@ -40,6 +40,8 @@ class PluginRef(BaseModel):
     name: str = Field(description="registered plugin name")
     label: str | None = Field(None, description="name in reports (default: plugin name + swept values)")
     params: dict[str, Any] = Field(default_factory=dict, description="plugin parameters; lists sweep")
+    benchmarks: list[str] | None = Field(
+        None, description="strategies and decoders: apply only to these benchmark labels (default: all)")
 
     @model_validator(mode="before")
     @classmethod
@@ -86,6 +88,11 @@ class Component:
     params: Params
     swept: tuple[tuple[str, Any], ...] = ()
     cls: type = field(default=object, compare=False, repr=False)
+    scope: tuple[str, ...] | None = None  # benchmark labels it applies to (None: all)
+    base_label: str = ""  # label before sweep values were appended
+
+    def applies_to(self, benchmark: Component) -> bool:
+        return self.scope is None or benchmark.base_label in self.scope
 
     def instantiate(self):
         return self.cls(self.params)
@@ -131,9 +138,10 @@ class ResolvedExperiment:
         for model, bench, strat in itertools.product(
                 self.experiment.models, self.components["benchmarks"], self.components["strategies"]):
             task = bench.cls.task
-            if task not in strat.cls.tasks or task not in model_tasks(model):
+            if task not in strat.cls.tasks or task not in model_tasks(model) or not strat.applies_to(bench):
                 continue
-            decoders = self.components["decoders"] if task in GENERATION_TASKS else [None]
+            decoders = [d for d in self.components["decoders"] if d.applies_to(bench)] \
+                if task in GENERATION_TASKS else [None]
             for dec, seed in itertools.product(decoders, self.experiment.seeds):
                 out.append(Cell(model, bench, strat, dec, seed))
         return out
@@ -330,7 +338,8 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
         label = ref.label or ref.name
         if swept:
             label += "[" + ",".join(f"{k}={v}" for k, v in zip(swept, combo)) + "]"
-        out.append(Component(kind, ref.name, label, params, tuple(zip(swept, combo)), cls))
+        out.append(Component(kind, ref.name, label, params, tuple(zip(swept, combo)), cls,
+                             tuple(ref.benchmarks) if ref.benchmarks is not None else None, ref.label or ref.name))
     return out
 
 
@@ -364,14 +373,27 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
     if errors:
         raise ConfigErrors(errors)
 
-    # labels must be unique within a section, else reports would merge different things
+    # `benchmarks:` scopes of strategies and decoders must name existing benchmark labels
+    bench_labels = sorted({c.base_label for c in components["benchmarks"]})
+    for section in ("strategies", "decoders"):
+        for i, ref in enumerate(getattr(exp, section)):
+            for j, want in enumerate(ref.benchmarks or []):
+                if want not in bench_labels:
+                    loc = (section, i, "benchmarks", j)
+                    errors.append(ConfigError(source, keypath(loc), unknown_choice_message(
+                        "no benchmark labelled", want, bench_labels), line_of(raw, loc)))
+    # labels must be unique among the entries that meet in one benchmark, else reports would
+    # merge different things (a strategy label may repeat for disjoint benchmark scopes)
     for section in ("benchmarks", "strategies", "decoders", "metrics"):
-        seen: dict[str, int] = {}
-        for c in components[section]:
-            if c.label in seen:
-                errors.append(ConfigError(source, section, f"two entries are labelled '{c.label}'; give one a distinct `label:`",
+        groups = [[c for c in components[section] if c.applies_to(b)] for b in components["benchmarks"]] \
+            if section in ("strategies", "decoders") else [components[section]]
+        reported: set[str] = set()
+        for group in groups:
+            labels = [c.label for c in group]
+            for dup in sorted({x for x in labels if labels.count(x) > 1} - reported):
+                reported.add(dup)
+                errors.append(ConfigError(source, section, f"two entries are labelled '{dup}'; give one a distinct `label:`",
                                           line_of(raw, (section,))))
-            seen[c.label] = 1
     model_labels = [m.display for m in exp.models]
     for dup in {x for x in model_labels if model_labels.count(x) > 1}:
         errors.append(ConfigError(source, "models", f"two models are labelled '{dup}'; give one a distinct `label:`",

@@ -42,7 +42,7 @@ def build(out: Path, vocab_size: int = 400) -> None:
         vocab_size=tok.get_vocab_size(), d_model=128, encoder_layers=2, decoder_layers=2,
         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=256, decoder_ffn_dim=256,
         max_position_embeddings=64, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-        forced_eos_token_id=1, share_encoder_decoder_embeddings=True, dropout=0.1)
+        forced_eos_token_id=1, share_encoder_decoder_embeddings=True, dropout=0.0)
     cfg.save_pretrained(out)
     GenerationConfig(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, max_length=48).save_pretrained(out)
 

@@ -160,3 +160,18 @@ def test_models_pair_only_with_benchmarks_of_their_task(workdir, tiny_bert):
     pairs = {(c.model.display, c.benchmark.label, c.decoder.label if c.decoder else "-") for c in cells}
     assert pairs == {("model", "toy", "greedy[max_new_tokens=4]"), ("model", "toy", "greedy[max_new_tokens=8]"),
                      ("model", "toy", "greedy[max_new_tokens=16]"), ("bert", "sent", "-")}
+
+
+def test_strategies_and_decoders_can_be_scoped_to_benchmarks(workdir):
+    text = GOOD.replace("decoders:", "  - name: parallel_text\n    label: other\n"
+                        "    params: {source: test.en, reference: test.de}\ndecoders:").replace(
+        "    params: {max_new_tokens: [4, 8, 16]}",
+        "    params: {max_new_tokens: 4}\n    benchmarks: [toy]\n  - name: greedy\n    params: {max_new_tokens: 9}\n"
+        "    benchmarks: [other]")
+    cells = load_experiment(write(workdir, text)).cells()
+    assert {(c.benchmark.label, c.decoder.label, c.decoder.params.max_new_tokens) for c in cells} == {
+        ("toy", "greedy", 4), ("other", "greedy", 9)}  # one label per benchmark: allowed
+    lines = errors_of(write(workdir, text.replace("benchmarks: [other]", "benchmarks: [othr]")))
+    assert "decoders[1].benchmarks[0]: no benchmark labelled 'othr'; did you mean 'other'? Allowed: other, toy" in lines[0]
+    lines = errors_of(write(workdir, text.replace("    benchmarks: [other]\n", "")))
+    assert lines[0].endswith("decoders: two entries are labelled 'greedy'; give one a distinct `label:`")
