@@ -125,6 +125,16 @@ def _torch_threads() -> int | None:
     return sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
 
 
+def _release_gpu_memory() -> None:
+    import gc
+    import sys
+
+    gc.collect()  # tensors held by the failed cell's frames
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _meta(job: CellJob) -> dict[str, Any]:
     c = job.cell
     return {"key": job.key, "labels": c.labels(), "task": c.task, "model_path": c.model.path,
@@ -207,7 +217,9 @@ class Worker:
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a failing cell must not stop the others
             seconds = time.perf_counter() - t0
             log.debug("cell %s failed", job.key, exc_info=True)
-            return record_failure(job, e, seconds, traceback.format_exc())
+            outcome = record_failure(job, e, seconds, traceback.format_exc())
+            _release_gpu_memory()  # after an OOM, the next cell should not inherit a full cache
+            return outcome
         return self.score(job, rows, "done", seconds)
 
     def _execute(self, job: CellJob) -> tuple[list[dict], dict[str, float]]:
@@ -481,16 +493,19 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
                                     error="never run (skipped by --retry-failed)"), ran=False)
             if plan.run:
                 resolved.executor.instantiate().run(plan.run, worker, on_done)
-            leaders = {o.key: o for o in outcomes.values() if o.status in ("done", "failed")}
+            for job in plan.run:  # an executor plugin that dropped a job must not make its cell vanish
+                if job.index not in outcomes:
+                    on_done(record_failure(job, f"not run: executor '{resolved.executor.name}' returned no result "
+                                                "for this cell"))
+            leaders = {job.key: outcomes[job.index] for job in plan.run}
             for job in plan.followers:
                 leader = leaders.get(job.key)
-                if leader is not None and leader.status == "done":
+                if leader.status == "done":
                     on_done(worker.score(job, read_jsonl(job.celldir / "predictions.jsonl"), "cached", leader.seconds),
                             ran=False)
                 else:
-                    on_done(CellOutcome(job.key, job.cell.labels(), "failed", error=leader.error if leader else
-                                        "not run: the executor returned no result for this cell",
-                                        index=job.index, traceback=leader.traceback if leader else None), ran=False)
+                    on_done(CellOutcome(job.key, job.cell.labels(), "failed", error=leader.error,
+                                        index=job.index, traceback=leader.traceback), ran=False)
         finally:
             progress.close()
         ordered = [outcomes[j.index] for j in jobs if j.index in outcomes]

@@ -158,3 +158,13 @@ def test_reporter_that_raises_keeps_results_and_exits_1(project):
     assert res.exit_code == 1
     assert "failed: reporter 'test_broken_report' failed: KeyError: \"no such column: 'bleu_typo'\"" in res.stderr
     assert (project / "out" / "metrics.csv").exists() and (project / "out" / "report.html").exists()
+
+
+def test_executor_that_drops_a_job_leaves_a_failed_cell_not_a_hole(project, plugins):
+    resolved = load_experiment(project / "exp.yaml", ["decoders=[{name: greedy, params: {max_new_tokens: [2, 3]}}]",
+                                                      "executor=test_lossy"], plugins=plugins)
+    summary = run_experiment(resolved, project / "out", cache_dir=project / "cache", quiet=True)
+    assert [o.status for o in summary.outcomes] == ["done", "failed"]
+    assert summary.outcomes[1].error == "not run: executor 'test_lossy' returned no result for this cell"
+    record = json.loads((project / "out" / "cells" / summary.outcomes[1].key / "cell.json").read_text())
+    assert record["status"] == "failed" and record["error"] == summary.outcomes[1].error
