@@ -1,37 +1,39 @@
-"""``greedy``: pick the most probable token at each step (placeholder on generate())."""
+"""``greedy``: the most probable token at every step.
+
+Its own batched loop over the KV cache (``_search.greedy_search``): inputs sorted by length,
+finished sentences dropped from the running batch, and the same tokens as
+``model.generate(do_sample=False, num_beams=1)`` including the generation_config rules
+generate() applies by default (see docs/beam_search.md for the list).
+
+Score of the hypothesis: mean log-probability per generated token under the distribution
+greedy decoded from. Non-goals: sampling, returning more than one hypothesis.
+"""
 from __future__ import annotations
 
-from pydantic import Field
-
-from harness.api import Decoder, Hypothesis
+from harness.api import Decoder
 from harness.hookspecs import hookimpl
-from harness.params import Params
+
+from ._common import SearchParams, run_search
 
 
-class GreedyParams(Params):
-    max_new_tokens: int = Field(128, ge=1, description="stop after this many generated tokens")
-    batch_size: int = Field(32, ge=1, description="sentences per batch")
+class GreedyParams(SearchParams):
+    pass
 
 
 class Greedy(Decoder):
     name = "greedy"
-    description = "Greedy search: the argmax token at every step."
+    description = "Greedy search: the argmax token at every step (same tokens as generate(num_beams=1))."
     Params = GreedyParams
+    version = "2"  # own decoding loop; hypotheses now carry scores and token ids
 
     def decode(self, model, sources, ctx):
-        import torch
+        p = self.params
 
-        out = []
-        ids = model.encode(sources)
-        for i in range(0, len(ids), self.params.batch_size):
-            batch = ids[i:i + self.params.batch_size]
-            enc = model.tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(model.device)
-            with torch.inference_mode():
-                gen = model.model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=self.params.max_new_tokens)
-            if not model.is_encoder_decoder:
-                gen = gen[:, enc["input_ids"].shape[1]:]
-            out += [[Hypothesis(model.decode_text(g))] for g in gen.tolist()]
-        return out
+        def search(step_model, prompts, rules, _search):
+            return _search.greedy_search(step_model, prompts, rules, batch_size=p.batch_size, max_tokens=p.max_tokens,
+                                         progress=ctx.progress)
+
+        return run_search(model, sources, ctx, p, search)
 
 
 @hookimpl

@@ -1,0 +1,672 @@
+"""Search core of the built-in decoders: greedy, beam and diverse beam search over a step model.
+
+The search talks to a model only through a small step interface (:class:`StepModel`):
+``start(prompts)`` encodes a batch once and returns a session; ``session.step(tokens)``
+returns next-token logits, one row per live hypothesis; ``session.select(index, ...)``
+reorders or drops rows of the session's state (the KV cache). :class:`HFStepModel`
+implements it for Hugging Face models with transformers' public Cache API; tests drive the
+very same search code with scripted fake models.
+
+What the searches reproduce, and from where:
+
+- ``greedy_search``: the tokens of ``model.generate(do_sample=False, num_beams=1)``
+  (transformers v5 ``_sample``): argmax of the processed float32 logits, EOS or
+  ``max_new_tokens`` ends a sentence.
+- ``beam_search`` with one group: the tokens and ``sequences_scores`` of
+  ``generate(num_beams=B, do_sample=False)`` (transformers v5 ``_beam_search``): log-softmax,
+  then the generation rules, top ``max(2, 1 + #EOS) * B`` continuations of the B x V
+  expansion, a finished hypothesis scored ``sum log p / generated_len ** length_penalty``,
+  only candidates ranked in the top B may finish, the same early-stopping heuristic and the
+  same ``-1e9`` "impossible beam" arithmetic.
+- ``beam_search`` with G > 1 groups: diverse beam search (Vijayakumar et al. 2016,
+  arXiv:1610.02424) with the semantics of transformers 4.x ``group_beam_search``
+  (``num_beam_groups``, ``diversity_penalty``): groups are expanded in turn at every step; a
+  group's log-probabilities are lowered by ``diversity_strength x`` the number of times the
+  earlier groups chose that token at this step (Hamming diversity, applied before the other
+  rules as 4.x's processor order did); the penalty stays in the scores; every group keeps
+  its own B/G finished hypotheses; the n-best list pools all groups sorted by score. Each
+  group's finished-hypothesis bookkeeping follows v5 beam search so that G=1 is exactly
+  ``beam``; docs/beam_search.md lists the two corner cases where 4.x differed.
+
+Unlike generate(), a sentence leaves the running batch as soon as it is finished (its rows
+are dropped from the cache), inputs are sorted by length to cut padding, a beam's encoder
+output and cross-attention cache are not copied when beams are merely reordered, and a
+decoder-only prompt is prefilled once per sentence, not once per beam.
+
+Non-goals: sampling, constrained/prefix-constrained search, speculative decoding, static
+caches, models without a transformers Cache. This module imports torch at module level, so
+it is imported only inside ``Decoder.decode`` (never at a plugin module's top level).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+NEG = -1.0e9
+"""transformers' score for impossible beams; kept identical so that ties and roundings match."""
+
+# generation_config fields a decoder must honour to match generate(); anything else that is set
+# to a non-default value is refused by rules_from_model, so outputs never differ silently.
+UNSUPPORTED_SETTINGS: dict[str, Callable[[Any], bool]] = {
+    "sequence_bias": lambda v: bool(v),
+    "encoder_repetition_penalty": lambda v: v is not None and v != 1.0,
+    "encoder_no_repeat_ngram_size": lambda v: bool(v),
+    "guidance_scale": lambda v: v is not None and v != 1,
+    "watermarking_config": lambda v: v is not None,
+    "stop_strings": lambda v: bool(v),
+    "forced_decoder_ids": lambda v: bool(v),
+    "token_healing": lambda v: bool(v),
+    "max_time": lambda v: v is not None,
+    "constraints": lambda v: bool(v),
+    "force_words_ids": lambda v: bool(v),
+}
+SUPPORTED_SETTINGS = ("min_length", "min_new_tokens", "forced_bos_token_id", "forced_eos_token_id", "bad_words_ids",
+                      "suppress_tokens", "begin_suppress_tokens", "no_repeat_ngram_size", "repetition_penalty",
+                      "exponential_decay_length_penalty", "remove_invalid_values", "renormalize_logits")
+
+
+# ----------------------------------------------------------------------------- step interface
+
+
+class Session(Protocol):
+    """One batch being decoded. Rows are live hypotheses; the search owns their order."""
+
+    prefixes: list[list[int]]
+    """Per sentence, the tokens the target side starts from: [decoder_start] for encoder-decoder
+    models, the prompt for decoder-only ones. Rules such as no_repeat_ngram_size see them."""
+
+    def step(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        """Feed one new token per row (None on the first call: score the prefixes, one row per
+        sentence) and return float32 next-token logits, shape (rows, vocab)."""
+
+    def select(self, index: torch.Tensor, layout_unchanged: bool) -> None:
+        """Keep rows ``index`` (old row numbers, in their new order; may repeat or drop rows).
+        ``layout_unchanged``: every row position still belongs to the same sentence as before
+        (beams were only permuted within their sentence), so per-sentence state such as the
+        encoder output and the cross-attention cache can stay as it is."""
+
+
+class StepModel(Protocol):
+    def start(self, prompts: Sequence[Sequence[int]]) -> Session:
+        """Encode a batch of prompts (token ids) once."""
+
+
+# ----------------------------------------------------------------------------- rules (logits processors)
+
+
+@dataclass
+class Rules:
+    """The generation_config rules generate() applies by default, in generate()'s order.
+
+    ``apply`` works on (rows, vocab) scores with each row's token history ``hist`` (prefix +
+    generated, right-aligned, left-padded with -1) and the step ``t`` (tokens generated so far).
+    """
+
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    min_length: int = 0  # prefix + generated, like generation_config.min_length
+    forced_bos_token_id: int | None = None
+    forced_bos_needs_unit_prefix: bool = False  # decoder-only: generate() forces BOS only after a 1-token prompt
+    forced_eos_token_ids: tuple[int, ...] = ()
+    bad_words_ids: tuple[tuple[int, ...], ...] = ()
+    suppress_tokens: tuple[int, ...] = ()
+    begin_suppress_tokens: tuple[int, ...] = ()
+    begin_suppress_step: int = 0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+    exponential_decay_length_penalty: tuple[int, float] | None = None
+    remove_invalid_values: bool = False
+    renormalize_logits: bool = False
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _tensors(self, vocab: int, device) -> dict[str, Any]:
+        key = (vocab, str(device))
+        if key not in self._cache:
+            eos = torch.tensor(self.eos_token_ids, dtype=torch.long, device=device)
+            single = [w[0] for w in self.bad_words_ids if len(w) == 1 and w[0] < vocab]
+            static_ban = torch.zeros(vocab, dtype=torch.bool, device=device)
+            if single:
+                static_ban[torch.tensor(single, device=device)] = True
+            multi: dict[int, list[tuple[int, ...]]] = {}
+            for w in self.bad_words_ids:
+                if len(w) > 1:
+                    multi.setdefault(len(w) - 1, []).append(w)
+            groups = [(torch.tensor([w[:-1] for w in ws], device=device), torch.tensor([w[-1] for w in ws], device=device))
+                      for ws in multi.values()]
+
+            def mask(ids):
+                m = torch.zeros(vocab, dtype=torch.bool, device=device)
+                ids = [i for i in ids if i < vocab]
+                if ids:
+                    m[torch.tensor(ids, device=device)] = True
+                return m
+
+            self._cache[key] = {"eos": eos, "eos_mask": mask(self.eos_token_ids),
+                                "static_ban": static_ban if single else None, "multi": groups,
+                                "suppress": mask(self.suppress_tokens) if self.suppress_tokens else None,
+                                "begin_suppress": mask(self.begin_suppress_tokens) if self.begin_suppress_tokens else None,
+                                "forced_eos": mask(self.forced_eos_token_ids) if self.forced_eos_token_ids else None}
+        return self._cache[key]
+
+    def apply(self, scores: torch.Tensor, hist: torch.Tensor, prefix_len: torch.Tensor, t: int) -> torch.Tensor:
+        rows, vocab = scores.shape
+        c = self._tensors(vocab, scores.device)
+        neg_inf = -math.inf
+        if self.repetition_penalty != 1.0:
+            # generate() penalises every token of the prompt (padding excluded) and of the output.
+            seen = torch.zeros(rows, vocab + 1, dtype=torch.bool, device=scores.device)
+            seen.scatter_(1, torch.where(hist < 0, vocab, hist.clamp(max=vocab)), True)
+            p = self.repetition_penalty
+            scores = torch.where(seen[:, :vocab], torch.where(scores < 0, scores * p, scores / p), scores)
+        n = self.no_repeat_ngram_size
+        if n > 0 and hist.shape[1] >= n:
+            # A window whose first n-1 tokens equal the last n-1 tokens bans its last token (the
+            # -1 padding never matches a real history, see NoRepeatNGramLogitsProcessor).
+            prefix = hist[:, hist.shape[1] + 1 - n:]
+            windows = hist.unfold(1, n, 1)
+            matches = (windows[..., :-1] == prefix.unsqueeze(1)).all(-1)
+            last = windows[..., -1]
+            banned = torch.zeros(rows, vocab + 1, dtype=torch.bool, device=scores.device)
+            banned.scatter_(1, torch.where(matches & (last >= 0), last.clamp(max=vocab), vocab), True)
+            scores = scores.masked_fill(banned[:, :vocab], neg_inf)
+        if c["static_ban"] is not None:
+            scores = scores.masked_fill(c["static_ban"], neg_inf)
+        for prefixes, last in c["multi"]:
+            k = prefixes.shape[1]
+            if hist.shape[1] >= k:
+                hit = (hist[:, None, -k:] == prefixes).all(-1)
+                bias = torch.zeros_like(scores)
+                bias.index_add_(1, last, torch.where(hit, neg_inf, 0.0).to(bias.dtype))
+                scores = scores + bias
+        if self.min_length > 0:
+            short = (prefix_len + t) < self.min_length
+            if bool(short.any()):
+                scores = torch.where(short[:, None] & c["eos_mask"], neg_inf, scores)
+        if t < self.min_new_tokens:
+            scores = torch.where(c["eos_mask"], neg_inf, scores)
+        if self.forced_bos_token_id is not None and t == 0:
+            force = torch.ones(rows, dtype=torch.bool, device=scores.device)
+            if self.forced_bos_needs_unit_prefix:
+                force = prefix_len == 1
+            forced = torch.full_like(scores, neg_inf)
+            forced[:, self.forced_bos_token_id] = 0
+            scores = torch.where(force[:, None], forced, scores)
+        if c["forced_eos"] is not None and t == self.max_new_tokens - 1:
+            scores = torch.where(c["forced_eos"], 0.0, torch.full_like(scores, neg_inf))
+        if self.remove_invalid_values:
+            finfo = torch.finfo(scores.dtype)
+            fixed = torch.where(scores != scores, 0.0, scores)
+            fixed = torch.where(scores == math.inf, finfo.max, fixed)
+            scores = torch.where(scores == neg_inf, finfo.min, fixed)
+        if self.exponential_decay_length_penalty is not None:
+            start, factor = self.exponential_decay_length_penalty
+            if t > start:
+                e = c["eos"]
+                cur = scores[:, e]
+                penalty = (torch.abs(cur) * (pow(factor, t - start) - 1)).masked_fill(~torch.isfinite(cur), 0.0)
+                add = torch.zeros_like(scores)
+                add[:, e] = penalty
+                scores = scores + add
+        if c["suppress"] is not None:
+            scores = torch.where(c["suppress"], neg_inf, scores)
+        if c["begin_suppress"] is not None and t == self.begin_suppress_step:
+            scores = torch.where(c["begin_suppress"], neg_inf, scores)
+        if self.renormalize_logits:
+            scores = scores.log_softmax(dim=-1)
+        return scores
+
+
+def rules_from_model(gm, *, max_new_tokens: int, min_new_tokens: int | None = None,
+                     no_repeat_ngram_size: int | None = None) -> Rules:
+    """The rules generate() would apply for this model's generation_config, with the decoder's
+    explicit parameters taking precedence (None: the generation_config's value)."""
+    from harness.errors import HarnessError
+
+    gc = gm.generation_config
+    get = (lambda name, default=None: getattr(gc, name, default)) if gc is not None else (lambda name, default=None: default)
+    bad = []
+    for name, active in UNSUPPORTED_SETTINGS.items():
+        v = get(name)
+        if v is not None and active(v):
+            bad.append(f"{name}={v!r}")
+    if bad:
+        raise HarnessError(
+            f"model '{gm.spec.path}': its generation_config sets {', '.join(bad)}, which the harness decoders do not "
+            f"implement, so their outputs would differ from generate(). Remove it from generation_config.json. "
+            f"Supported settings: {', '.join(SUPPORTED_SETTINGS)}")
+    eos = tuple(gm.eos_token_ids)
+    bad_words = tuple(tuple(int(i) for i in w) for w in (get("bad_words_ids") or []))
+    # NoBadWordsLogitsProcessor never bans a lone EOS: it would make sentences endless.
+    bad_words = tuple(w for w in bad_words if not (len(w) == 1 and w[0] in eos))
+    forced_eos = get("forced_eos_token_id")
+    forced_eos = () if forced_eos is None else ((forced_eos,) if isinstance(forced_eos, int) else tuple(forced_eos))
+    forced_bos = gm.forced_bos_token_id
+    begin_suppress = tuple(get("begin_suppress_tokens") or ())
+    decay = get("exponential_decay_length_penalty")
+    return Rules(
+        eos_token_ids=eos,
+        pad_token_id=int(gm.pad_token_id),
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=int(min_new_tokens if min_new_tokens is not None else (get("min_new_tokens") or 0)),
+        min_length=int(get("min_length") or 0),
+        forced_bos_token_id=forced_bos,
+        forced_bos_needs_unit_prefix=not gm.is_encoder_decoder,
+        forced_eos_token_ids=forced_eos,
+        bad_words_ids=bad_words,
+        suppress_tokens=tuple(get("suppress_tokens") or ()),
+        begin_suppress_tokens=begin_suppress,
+        # generate() suppresses at the first generated position, one later when a forced BOS takes it
+        begin_suppress_step=1 if (gm.is_encoder_decoder and forced_bos is not None) else 0,
+        no_repeat_ngram_size=int(no_repeat_ngram_size if no_repeat_ngram_size is not None
+                                 else (get("no_repeat_ngram_size") or 0)),
+        repetition_penalty=float(get("repetition_penalty") or 1.0),
+        exponential_decay_length_penalty=tuple(decay) if decay else None,
+        remove_invalid_values=bool(get("remove_invalid_values")),
+        renormalize_logits=bool(get("renormalize_logits")),
+    )
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None,
+                 rows_per_sentence: int = 1) -> list[list[int]]:
+    """Indices grouped into batches, longest inputs first (the peak memory shows up at once,
+    and similar lengths share a batch, which cuts padding). ``max_tokens`` caps
+    sentences x rows_per_sentence x longest input of the batch."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = lengths[cur[0]] if cur else lengths[i]
+        too_many = len(cur) >= batch_size
+        too_big = max_tokens is not None and cur and (len(cur) + 1) * rows_per_sentence * longest > max_tokens
+        if too_many or too_big:
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@dataclass
+class Finished:
+    tokens: list[int]  # generated ids, EOS included when the hypothesis ended with one
+    score: float
+
+
+def _left_padded(prefixes: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prefixes)
+    hist = torch.full((len(prefixes), width), -1, dtype=torch.long, device=device)
+    for i, p in enumerate(prefixes):
+        if p:
+            hist[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long, device=device)
+    return hist, torch.tensor([len(p) for p in prefixes], dtype=torch.long, device=device)
+
+
+def _run_batches(model: StepModel, prompts: Sequence[Sequence[int]], batch_size: int, max_tokens: int | None,
+                 rows_per_sentence: int, run_chunk, progress) -> list[list[Finished]]:
+    results: list[list[Finished] | None] = [None] * len(prompts)
+    done = 0
+
+    def emit(index: int, hyps: list[Finished]) -> None:
+        nonlocal done
+        results[index] = hyps
+        done += 1
+        if progress is not None:
+            progress(done, len(prompts))
+
+    with torch.inference_mode():
+        for chunk in plan_batches([len(p) for p in prompts], batch_size, max_tokens, rows_per_sentence):
+            run_chunk(model, [prompts[i] for i in chunk], lambda j, hyps, chunk=chunk: emit(chunk[j], hyps))
+    return results  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- greedy
+
+
+def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rules, *, batch_size: int = 32,
+                  max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
+    """Greedy decoding. Score: mean log-probability of the chosen tokens under the distribution
+    greedy decoded from (log-softmax of the processed logits)."""
+
+    def chunk(model, prompts, emit):
+        session = model.start(prompts)
+        hist, plen = _left_padded(session.prefixes, _device_of(session, prompts))
+        dev = hist.device
+        n, T = len(prompts), rules.max_new_tokens
+        eos = torch.tensor(rules.eos_token_ids, dtype=torch.long, device=dev)
+        alive = torch.arange(n, device=dev)
+        out = torch.full((n, T), rules.pad_token_id, dtype=torch.long, device=dev)
+        total = torch.zeros(n, dtype=torch.float32, device=dev)
+        logits = session.step(None)
+        for t in range(T):
+            scores = rules.apply(logits, hist, plen, t)
+            tok = scores.argmax(dim=-1)
+            total[alive] += scores.gather(1, tok[:, None]).squeeze(1) - scores.logsumexp(dim=-1)
+            out[alive, t] = tok
+            fin = torch.isin(tok, eos) if t + 1 < T else torch.ones_like(tok, dtype=torch.bool)
+            if bool(fin.any()):
+                rows = out[alive[fin], :t + 1].tolist()
+                for j, toks, s in zip(alive[fin].tolist(), rows, total[alive[fin]].tolist()):
+                    emit(j, [Finished(toks, s / (t + 1))])
+                keep = (~fin).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                alive, tok, hist, plen = alive[keep], tok[keep], hist[keep], plen[keep]
+                session.select(keep, layout_unchanged=False)
+            hist = torch.cat([hist, tok[:, None]], dim=1)
+            logits = session.step(tok)
+
+    return _run_batches(model, prompts, batch_size, max_tokens, 1, chunk, progress)
+
+
+def _device_of(session, prompts) -> torch.device:
+    return getattr(session, "device", torch.device("cpu"))
+
+
+# ----------------------------------------------------------------------------- beam / diverse beam
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    num_beams: int
+    num_groups: int = 1
+    diversity_strength: float = 0.0
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False  # True | False | "never", as in transformers
+    num_return_sequences: int = 1
+
+
+def beam_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rules, config: BeamConfig, *,
+                batch_size: int = 16, max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
+    """Beam search (num_groups=1) or diverse beam search (num_groups>1); n-best lists, best first."""
+    if config.num_beams % config.num_groups:
+        raise ValueError("num_groups must divide num_beams")
+    if config.num_return_sequences > config.num_beams:
+        raise ValueError("num_return_sequences must be <= num_beams")
+
+    def chunk(model, prompts, emit):
+        _BeamChunk(model, prompts, rules, config, emit).run()
+
+    return _run_batches(model, prompts, batch_size, max_tokens, config.num_beams, chunk, progress)
+
+
+class _BeamChunk:
+    """One batch of sentences. Every (sentence, group) pair is a unit holding b = B/G beams.
+    Units are stored group-major (all group-0 units first) so that a group's rows form one
+    slice; a finished unit leaves the running rows, and a sentence is emitted when all its
+    units are done. Row r of the running state belongs to unit r // b."""
+
+    def __init__(self, model: StepModel, prompts, rules: Rules, config: BeamConfig, emit):
+        self.model, self.prompts, self.rules, self.cfg, self.emit = model, prompts, rules, config, emit
+        self.G = config.num_groups
+        self.b = config.num_beams // config.num_groups
+        self.T = rules.max_new_tokens
+        self.K = max(2, 1 + len(rules.eos_token_ids)) * self.b  # as transformers' beams_to_keep
+        self.diverse = self.G > 1 and config.diversity_strength != 0.0
+
+    def run(self) -> None:
+        b, G, T, K = self.b, self.G, self.T, self.K
+        rules = self.rules
+        session = self.model.start(self.prompts)
+        n = len(self.prompts)
+        hist_s, plen_s = _left_padded(session.prefixes, _device_of(session, self.prompts))
+        self.dev = dev = hist_s.device
+        self.eos = torch.tensor(rules.eos_token_ids, dtype=torch.long, device=dev)
+        self.top_b = torch.arange(K, device=dev) < b
+        self.unit_sent = torch.arange(n, device=dev).repeat(G)  # unit k*n + s
+        self.group_count = [n] * G
+        A = n * G
+        row_sent = self.unit_sent.repeat_interleave(b)
+        self.hist, self.plen = hist_s[row_sent], plen_s[row_sent]
+        self.seqs = torch.empty((A * b, 0), dtype=torch.long, device=dev)
+        # As in transformers: each group's first beam starts at 0 and the others at -1e9, so that
+        # the first expansion does not pick the same token once per (identical) beam.
+        self.run_scores = torch.full((A, b), NEG, dtype=torch.float32, device=dev)
+        self.run_scores[:, 0] = 0.0
+        self.fin_scores = torch.full((A, b), NEG, dtype=torch.float32, device=dev)
+        self.fin_tokens = torch.full((A, b, T), rules.pad_token_id, dtype=torch.long, device=dev)
+        self.fin_len = torch.zeros((A, b), dtype=torch.long, device=dev)
+        self.fin_flag = torch.zeros((A, b), dtype=torch.bool, device=dev)
+        self.heur = torch.ones(A, dtype=torch.bool, device=dev)
+        group_done = torch.zeros((n, G), dtype=torch.bool, device=dev)
+        finished: dict[tuple[int, int], list[tuple[float, list[int]]]] = {}
+
+        logits = session.step(None)  # one row per sentence: all beams of a sentence start identical
+        t = 0
+        while True:
+            gen = t + 1  # length of every candidate of this step
+            lp = torch.log_softmax(logits, dim=-1)
+            if t == 0:
+                lp = lp.index_select(0, row_sent)
+            V = lp.shape[1]
+            A = sum(self.group_count)
+            new_scores = torch.empty((A, b), dtype=torch.float32, device=dev)
+            new_src = torch.empty((A, b), dtype=torch.long, device=dev)
+            new_tok = torch.empty((A, b), dtype=torch.long, device=dev)
+            counts = torch.zeros((n, V), dtype=torch.float32, device=dev) if self.diverse else None
+            u0 = 0
+            for k in range(G):
+                u1 = u0 + self.group_count[k]
+                if u1 > u0:
+                    chosen = self._expand_group(u0, u1, t, lp, counts if k else None, new_scores, new_src, new_tok)
+                    if counts is not None and k < G - 1:
+                        counts.index_put_((self.unit_sent[u0:u1].repeat_interleave(b), chosen.reshape(-1)),
+                                          torch.ones(chosen.numel(), device=dev), accumulate=True)
+                if counts is not None and k < G - 1:
+                    # 4.x feeds a finished group's beams pad tokens, and later groups count them too.
+                    counts[:, rules.pad_token_id] += b * group_done[:, k].to(torch.float32)
+                u0 = u1
+
+            # transformers v5 _check_early_stop_heuristic: can the best running beam still beat the
+            # worst finished one? (sticky: once no, the unit's finished list is frozen)
+            best_len = T if (self.cfg.early_stopping == "never" and self.cfg.length_penalty > 0.0) else gen
+            best = new_scores[:, :1] / (best_len ** self.cfg.length_penalty)
+            worst = torch.where(self.fin_flag, self.fin_scores.min(dim=1, keepdim=True).values, NEG)
+            self.heur = self.heur & (best > worst).any(dim=1)
+            done = ~self.heur | (self.fin_flag.all(dim=1) & (self.cfg.early_stopping is True))
+            if gen >= T:
+                done = torch.ones_like(done)
+            keep = None
+            if bool(done.any()):
+                groups = [k for k, c in enumerate(self.group_count) for _ in range(c)]
+                sents = self.unit_sent.tolist()
+                scores_l, lens_l, flags_l = self.fin_scores.tolist(), self.fin_len.tolist(), self.fin_flag.tolist()
+                for u in done.nonzero().squeeze(1).tolist():
+                    s, k = sents[u], groups[u]
+                    toks = self.fin_tokens[u].tolist()
+                    finished[(s, k)] = [(scores_l[u][j], toks[j][:lens_l[u][j]]) for j in range(b) if flags_l[u][j]]
+                    group_done[s, k] = True
+                    if len([1 for kk in range(G) if (s, kk) in finished]) == G:
+                        self.emit(s, self._nbest([finished.pop((s, kk)) for kk in range(G)]))
+                keep = (~done).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    return
+                kept = [groups[u] for u in keep.tolist()]
+                self.group_count = [kept.count(k) for k in range(G)]
+
+            # next rows: each kept unit's chosen source beams, then append the chosen tokens
+            units = keep if keep is not None else torch.arange(A, device=dev)
+            src_rows = (units[:, None] * b + new_src.index_select(0, units)).reshape(-1)
+            tokens = new_tok.index_select(0, units).reshape(-1)
+            model_rows = row_sent.index_select(0, src_rows) if t == 0 else src_rows
+            self.hist = torch.cat([self.hist.index_select(0, src_rows), tokens[:, None]], dim=1)
+            self.seqs = torch.cat([self.seqs.index_select(0, src_rows), tokens[:, None]], dim=1)
+            self.plen = self.plen.index_select(0, src_rows)
+            self.run_scores = new_scores.index_select(0, units) if keep is not None else new_scores
+            if keep is not None:
+                for name in ("unit_sent", "fin_scores", "fin_tokens", "fin_len", "fin_flag", "heur"):
+                    setattr(self, name, getattr(self, name).index_select(0, keep))
+            session.select(model_rows, layout_unchanged=(t > 0 and keep is None))
+            logits = session.step(tokens)
+            t += 1
+
+    def _expand_group(self, u0: int, u1: int, t: int, lp: torch.Tensor, counts: torch.Tensor | None,
+                      new_scores: torch.Tensor, new_src: torch.Tensor, new_tok: torch.Tensor) -> torch.Tensor:
+        """Expand units u0..u1 (one group) by one token: B x V candidates per unit, keep b running
+        beams, move the candidates that finish into the unit's finished list. Returns the tokens
+        the group continues with, for the Hamming penalty of later groups."""
+        b, K, T = self.b, self.K, self.T
+        Au, V = u1 - u0, lp.shape[1]
+        gen = t + 1
+        scores = lp[u0 * b:u1 * b]
+        if counts is not None:
+            pen = counts.index_select(0, self.unit_sent[u0:u1])
+            scores = (scores.view(Au, b, V) - self.cfg.diversity_strength * pen[:, None, :]).view(Au * b, V)
+        scores = self.rules.apply(scores, self.hist[u0 * b:u1 * b], self.plen[u0 * b:u1 * b], t)
+        acc = (scores.view(Au, b, V) + self.run_scores[u0:u1, :, None]).view(Au, b * V)
+        top_s, top_i = torch.topk(acc, K, dim=1)
+        src, tok = top_i // V, top_i % V
+        is_eos = torch.isin(tok, self.eos)
+        hits = is_eos if gen < T else torch.ones_like(is_eos)
+        run_cand = top_s + hits.to(torch.float32) * NEG
+        nxt = torch.topk(run_cand, b, dim=1).indices
+        new_scores[u0:u1] = run_cand.gather(1, nxt)
+        new_src[u0:u1] = src.gather(1, nxt)
+        new_tok[u0:u1] = tok.gather(1, nxt)
+
+        # Only candidates ranked in the top b may finish, and none once the unit's list is frozen
+        # (early_stopping=True and full, or the heuristic found no possible improvement).
+        full = self.fin_flag[u0:u1].all(dim=1) & (self.cfg.early_stopping is True)
+        add = hits & self.top_b & (self.heur[u0:u1] & ~full)[:, None]
+        if bool(add.any()):
+            cand = torch.where(add, top_s / (gen ** self.cfg.length_penalty), -math.inf)
+            merged = torch.cat([self.fin_scores[u0:u1], cand], dim=1)
+            pick = torch.topk(merged, b, dim=1).indices
+            rows = (torch.arange(u0, u1, device=self.dev)[:, None] * b + src).reshape(-1)
+            cand_tok = torch.full((Au * K, T), self.rules.pad_token_id, dtype=torch.long, device=self.dev)
+            if t:
+                cand_tok[:, :t] = self.seqs.index_select(0, rows)
+            cand_tok[:, t] = tok.reshape(-1)
+            all_tok = torch.cat([self.fin_tokens[u0:u1], cand_tok.view(Au, K, T)], dim=1)
+            self.fin_tokens[u0:u1] = all_tok.gather(1, pick[:, :, None].expand(-1, -1, T))
+            self.fin_scores[u0:u1] = merged.gather(1, pick)
+            lens = torch.cat([self.fin_len[u0:u1], torch.full_like(tok, gen)], dim=1)
+            self.fin_len[u0:u1] = lens.gather(1, pick)
+            self.fin_flag[u0:u1] = torch.cat([self.fin_flag[u0:u1], add], dim=1).gather(1, pick)
+        if gen < T:
+            return new_tok[u0:u1]
+        # last step: every candidate "finishes"; 4.x's groups still continued with their best b
+        # non-EOS candidates, and those are what later groups are penalised for
+        return tok.gather(1, torch.topk(top_s + is_eos.to(torch.float32) * NEG, b, dim=1).indices)
+
+    def _nbest(self, per_group: list[list[tuple[float, list[int]]]]) -> list[Finished]:
+        if self.G == 1:
+            pool = per_group[0]  # already best first, in transformers v5's order
+        else:
+            # 4.x BeamSearchScorer.finalize pools the groups' hypotheses, sorts them by score and
+            # pops from the end: best first, and among equal scores the later group first.
+            pool = list(reversed(sorted((h for hyps in per_group for h in hyps), key=lambda h: h[0])))
+        return [Finished(toks, score) for score, toks in pool[:self.cfg.num_return_sequences]]
+
+
+# ----------------------------------------------------------------------------- Hugging Face step model
+
+
+class HFStepModel:
+    """:class:`StepModel` for a :class:`harness.models.GenerationModel` (seq2seq or decoder-only),
+    feeding the model exactly what generate() feeds it: encoder outputs + attention mask and a
+    fresh ``EncoderDecoderCache(DynamicCache, DynamicCache)`` for encoder-decoder models; left
+    padding, an attention mask only when there is padding, and position ids from the mask for
+    decoder-only models."""
+
+    def __init__(self, gm):
+        import inspect
+
+        self.gm = gm
+        self.model = gm.model
+        self.device = torch.device(gm.device) if not isinstance(gm.device, torch.device) else gm.device
+        self.is_encoder_decoder = gm.is_encoder_decoder
+        params = inspect.signature(self.model.forward).parameters
+        self.logits_to_keep = "logits_to_keep" in params
+        self.position_ids = "position_ids" in params
+
+    def start(self, prompts: Sequence[Sequence[int]]) -> HFSession:
+        return HFSession(self, prompts)
+
+
+class HFSession:
+    def __init__(self, hf: HFStepModel, prompts: Sequence[Sequence[int]]):
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        self.hf, self.device = hf, hf.device
+        gm, model, dev = hf.gm, hf.model, hf.device
+        n, width = len(prompts), max(len(p) for p in prompts)
+        pad = gm.pad_token_id
+        ids = torch.full((n, width), pad, dtype=torch.long, device=dev)
+        mask = torch.zeros((n, width), dtype=torch.long, device=dev)
+        cache_config = model.config.get_text_config(decoder=True)
+        if hf.is_encoder_decoder:
+            for i, p in enumerate(prompts):
+                ids[i, :len(p)] = torch.tensor(list(p), device=dev)
+                mask[i, :len(p)] = 1
+            self.encoder_outputs = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
+            self.encoder_mask = mask
+            self.cache = EncoderDecoderCache(DynamicCache(config=cache_config), DynamicCache(config=cache_config))
+            self.prefixes = [[gm.decoder_start_token_id] for _ in prompts]
+        else:
+            for i, p in enumerate(prompts):
+                ids[i, width - len(p):] = torch.tensor(list(p), device=dev)
+                mask[i, width - len(p):] = 1
+            self.input_ids = ids
+            # generate() drops an all-ones mask (no padding) and builds position ids from the mask
+            self.mask = None if bool((mask == 1).all()) else mask
+            pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+            self.first_positions = pos
+            self.next_pos = pos[:, -1] + 1
+            self.cache = DynamicCache(config=cache_config)
+            self.prefixes = [list(p) for p in prompts]
+
+    def step(self, tokens: torch.Tensor | None) -> torch.Tensor:
+        hf = self.hf
+        if hf.is_encoder_decoder:
+            if tokens is None:
+                dec = torch.full((len(self.prefixes), 1), hf.gm.decoder_start_token_id, dtype=torch.long, device=self.device)
+            else:
+                dec = tokens[:, None]
+            out = hf.model(encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_mask, decoder_input_ids=dec,
+                           past_key_values=self.cache, use_cache=True, return_dict=True)
+        else:
+            kw: dict[str, Any] = {"past_key_values": self.cache, "use_cache": True, "return_dict": True}
+            if hf.logits_to_keep:
+                kw["logits_to_keep"] = 1
+            if tokens is None:
+                ids, pos = self.input_ids, self.first_positions
+            else:
+                ids, pos = tokens[:, None], self.next_pos[:, None]
+                if self.mask is not None:
+                    self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+                self.next_pos = self.next_pos + 1
+            if hf.position_ids:
+                kw["position_ids"] = pos
+            out = hf.model(input_ids=ids, attention_mask=self.mask, **kw)
+        self.cache = out.past_key_values
+        return out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
+
+    def select(self, index: torch.Tensor, layout_unchanged: bool) -> None:
+        from transformers import EncoderDecoderCache
+        from transformers.modeling_outputs import BaseModelOutput
+
+        if self.hf.is_encoder_decoder:
+            if layout_unchanged and isinstance(self.cache, EncoderDecoderCache):
+                # beams only moved within their sentence: cross-attention keys/values and the
+                # encoder output are the same for every beam of a sentence, so leave them alone
+                self.cache.self_attention_cache.reorder_cache(index)
+                return
+            self.cache.reorder_cache(index)
+            self.encoder_outputs = BaseModelOutput(
+                last_hidden_state=self.encoder_outputs.last_hidden_state.index_select(0, index))
+            self.encoder_mask = self.encoder_mask.index_select(0, index)
+        else:
+            self.cache.reorder_cache(index)
+            self.next_pos = self.next_pos.index_select(0, index)
+            if self.mask is not None:
+                self.mask = self.mask.index_select(0, index)

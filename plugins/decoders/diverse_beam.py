@@ -1,0 +1,62 @@
+"""``diverse_beam``: diverse beam search (Vijayakumar et al. 2016, "Diverse Beam Search:
+Decoding Diverse Solutions from Neural Sequence Models", arXiv:1610.02424).
+
+The B beams are split into G groups of B/G. At every step the groups are expanded in turn;
+a group's log-probabilities are lowered by ``diversity_strength`` x (how many beams of the
+earlier groups chose that token at this step) — the paper's Hamming diversity. Each group
+otherwise runs beam search with B/G beams and keeps its own finished hypotheses; the n-best
+list pools all groups, best first.
+
+Semantics follow transformers 4.x group beam search (``num_beam_groups``,
+``diversity_penalty``), which transformers v5 moved out of its core: the penalty is part of
+the returned scores, and G=1 (or diversity_strength=0) is plain beam search. Corner cases
+where 4.x differed are listed in docs/beam_search.md. Non-goals: the paper's other
+diversity functions (n-gram, neural embedding).
+"""
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from harness.api import Decoder
+from harness.hookspecs import hookimpl
+
+from ._common import BeamParams, resolve_beam_settings, run_search
+
+
+class DiverseBeamParams(BeamParams):
+    num_beams: int = Field(6, ge=1, description="hypotheses kept per sentence, over all groups")
+    num_groups: int = Field(3, ge=1, description="groups the beams are split into; must divide num_beams")
+    diversity_strength: float = Field(
+        0.5, ge=0.0, description="lambda: penalty per earlier-group beam that chose the same token at this step")
+
+    @model_validator(mode="after")
+    def _groups_divide_beams(self):
+        if self.num_beams % self.num_groups:
+            divisors = [d for d in range(1, self.num_beams + 1) if self.num_beams % d == 0]
+            raise ValueError(f"num_groups ({self.num_groups}) must divide num_beams ({self.num_beams}); allowed "
+                             f"num_groups for num_beams={self.num_beams}: {', '.join(map(str, divisors))}")
+        return self
+
+
+class DiverseBeam(Decoder):
+    name = "diverse_beam"
+    description = "Diverse beam search (Vijayakumar et al. 2016): beam groups with a Hamming diversity penalty."
+    Params = DiverseBeamParams
+
+    def decode(self, model, sources, ctx):
+        p = self.params
+        length_penalty, early_stopping = resolve_beam_settings(p, model.generation_config)
+
+        def search(step_model, prompts, rules, _search):
+            config = _search.BeamConfig(num_beams=p.num_beams, num_groups=p.num_groups,
+                                        diversity_strength=p.diversity_strength, length_penalty=length_penalty,
+                                        early_stopping=early_stopping, num_return_sequences=p.num_return_sequences)
+            return _search.beam_search(step_model, prompts, rules, config, batch_size=p.batch_size,
+                                       max_tokens=p.max_tokens, progress=ctx.progress)
+
+        return run_search(model, sources, ctx, p, search)
+
+
+@hookimpl
+def register_decoders(register):
+    register(DiverseBeam)

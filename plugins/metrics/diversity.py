@@ -1,0 +1,152 @@
+"""Diversity and oracle metrics over n-best lists (task "translation"); opt-in, not defaults.
+
+- ``distinct_1`` / ``distinct_2``: distinct n-grams / all n-grams over every hypothesis of
+  every n-best list (Li et al. 2016, "A Diversity-Promoting Objective Function for Neural
+  Conversation Models"), on whitespace tokens, in %.
+- ``self_bleu``: for each sentence, the mean sacreBLEU sentence score of each hypothesis
+  against the other hypotheses of the same n-best list as references (Zhu et al. 2018,
+  Texygen), averaged over sentences with >= 2 hypotheses; lower = more diverse.
+- ``oracle_bleu`` / ``oracle_chrf``: pick, per sentence, the hypothesis of the n-best list
+  with the best sentence-level BLEU / chrF against the reference, then score those picks as
+  a corpus — an upper bound of what reranking the n-best list could reach.
+
+When the decoder returned single hypotheses (``nbest`` is None) every list has one
+hypothesis: distinct-n is then over the 1-best outputs, oracle scores equal the corpus score
+and self-BLEU is undefined (NaN). Non-goals: tokenised (non-whitespace) distinct-n, embedding
+based diversity.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from harness.api import Metric, MetricValue
+from harness.hookspecs import hookimpl
+from harness.params import Params
+
+
+def _lists(outputs: Sequence[str], nbest: Sequence[Sequence[str]] | None) -> list[list[str]]:
+    if nbest is None:
+        return [[o] for o in outputs]
+    return [list(n) if n else [o] for o, n in zip(outputs, nbest)]
+
+
+class DistinctParams(Params):
+    lowercase: bool = Field(False, description="lowercase before counting n-grams")
+
+
+class _Distinct(Metric):
+    task = "translation"
+    Params = DistinctParams
+    order: int = 1
+
+    def compute(self, outputs, examples, nbest=None):
+        seen: set[tuple[str, ...]] = set()
+        total = 0
+        for hyps in _lists(outputs, nbest):
+            for h in hyps:
+                toks = (h.lower() if self.params.lowercase else h).split()
+                grams = [tuple(toks[i:i + self.order]) for i in range(len(toks) - self.order + 1)]
+                total += len(grams)
+                seen.update(grams)
+        value = 100.0 * len(seen) / total if total else 0.0
+        return MetricValue(value, signature=f"distinct-{self.order}|tok:whitespace|lc:{self.params.lowercase}",
+                           details={"distinct": len(seen), "total": total})
+
+
+class Distinct1(_Distinct):
+    name = "distinct_1"
+    description = "Distinct unigrams / all unigrams over all n-best hypotheses, in % (Li et al. 2016)."
+    order = 1
+
+
+class Distinct2(_Distinct):
+    name = "distinct_2"
+    description = "Distinct bigrams / all bigrams over all n-best hypotheses, in % (Li et al. 2016)."
+    order = 2
+
+
+class BleuParams(Params):
+    tokenize: str = Field("13a", description="sacrebleu tokeniser")
+
+
+class SelfBleu(Metric):
+    name = "self_bleu"
+    description = "Mean sentence BLEU of each n-best hypothesis against its siblings (Zhu et al. 2018); lower = more diverse."
+    task = "translation"
+    higher_is_better = False
+    Params = BleuParams
+
+    def compute(self, outputs, examples, nbest=None):
+        from sacrebleu.metrics import BLEU
+
+        bleu = BLEU(tokenize=self.params.tokenize, effective_order=True)
+        per_sentence = []
+        for hyps in _lists(outputs, nbest):
+            if len(hyps) < 2:
+                continue
+            scores = [bleu.sentence_score(h, hyps[:i] + hyps[i + 1:]).score for i, h in enumerate(hyps)]
+            per_sentence.append(sum(scores) / len(scores))
+        value = sum(per_sentence) / len(per_sentence) if per_sentence else math.nan
+        return MetricValue(value, signature=f"self-bleu|{bleu.get_signature()}",
+                           details={"sentences": len(per_sentence)})
+
+
+class ChrfParams(Params):
+    char_order: int = Field(6, ge=1, description="character n-gram order")
+    word_order: int = Field(0, ge=0, description="word n-gram order (2 gives chrF++)")
+
+
+class _Oracle(Metric):
+    task = "translation"
+
+    def scorers(self):
+        """(sentence scorer, corpus scorer)."""
+        raise NotImplementedError
+
+    def compute(self, outputs, examples, nbest=None):
+        sent, corpus = self.scorers()
+        picks = []
+        for hyps, ex in zip(_lists(outputs, nbest), examples):
+            ref = [ex.reference or ""]
+            # max() keeps the first of equal scores: ties go to the better-ranked hypothesis
+            picks.append(max(hyps, key=lambda h: sent.sentence_score(h, ref).score))
+        score = corpus.corpus_score(picks, [[ex.reference or "" for ex in examples]])
+        return MetricValue(float(score.score), signature=f"oracle|{corpus.get_signature()}",
+                           details={"picked_rank_mean": _mean_rank(picks, _lists(outputs, nbest))})
+
+
+def _mean_rank(picks, lists) -> float:
+    ranks = [hyps.index(p) + 1 for p, hyps in zip(picks, lists)]
+    return sum(ranks) / len(ranks) if ranks else math.nan
+
+
+class OracleBleu(_Oracle):
+    name = "oracle_bleu"
+    description = "Corpus BLEU of the best hypothesis of each n-best list (by sentence BLEU): a reranking upper bound."
+    Params = BleuParams
+
+    def scorers(self):
+        from sacrebleu.metrics import BLEU
+
+        return BLEU(tokenize=self.params.tokenize, effective_order=True), BLEU(tokenize=self.params.tokenize)
+
+
+class OracleChrf(_Oracle):
+    name = "oracle_chrf"
+    description = "Corpus chrF of the best hypothesis of each n-best list (by sentence chrF): a reranking upper bound."
+    Params = ChrfParams
+
+    def scorers(self):
+        from sacrebleu.metrics import CHRF
+
+        make = lambda: CHRF(char_order=self.params.char_order, word_order=self.params.word_order)  # noqa: E731
+        return make(), make()
+
+
+@hookimpl
+def register_metrics(register):
+    for cls in (Distinct1, Distinct2, SelfBleu, OracleBleu, OracleChrf):
+        register(cls)
