@@ -552,11 +552,11 @@ class _BeamChunk:
             lens = torch.cat([self.fin_len[u0:u1], torch.full_like(tok, gen)], dim=1)
             self.fin_len[u0:u1] = lens.gather(1, pick)
             self.fin_flag[u0:u1] = torch.cat([self.fin_flag[u0:u1], add], dim=1).gather(1, pick)
-        if gen < T:
-            return new_tok[u0:u1]
-        # last step: every candidate "finishes"; 4.x's groups still continued with their best b
-        # non-EOS candidates, and those are what later groups are penalised for
-        return tok.gather(1, torch.topk(top_s + is_eos.to(torch.float32) * NEG, b, dim=1).indices)
+        # The tokens later groups are penalised for: 4.x took the first b candidates (in rank
+        # order) that are not EOS. (The running beams are the same tokens, except when fewer
+        # than b finite non-EOS candidates exist or at max_new_tokens.)
+        rank = torch.arange(K, device=self.dev) + is_eos.to(torch.long) * K
+        return tok.gather(1, torch.topk(rank, b, dim=1, largest=False).indices)
 
     def _nbest(self, per_group: list[list[tuple[float, list[int]]]]) -> list[Finished]:
         if self.G == 1:

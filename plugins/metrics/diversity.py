@@ -89,8 +89,10 @@ class SelfBleu(Metric):
                 continue
             scores = [bleu.sentence_score(h, hyps[:i] + hyps[i + 1:]).score for i, h in enumerate(hyps)]
             per_sentence.append(sum(scores) / len(scores))
-        value = sum(per_sentence) / len(per_sentence) if per_sentence else math.nan
-        return MetricValue(value, signature=f"self-bleu|{bleu.get_signature()}",
+        if not per_sentence:  # 1-best outputs only: there is nothing to compare a hypothesis with
+            return MetricValue(math.nan, signature="self-bleu|undefined: no n-best list has 2 hypotheses",
+                               details={"sentences": 0})
+        return MetricValue(sum(per_sentence) / len(per_sentence), signature=f"self-bleu|{bleu.get_signature()}",
                            details={"sentences": len(per_sentence)})
 
 
