@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models import ModelSpec
 
 # Bump when a change to this module changes what a cached checkpoint would contain.
-TRAINING_VERSION = "1"
+TRAINING_VERSION = "2"
 META_FILE = "finetune.json"
 
 
@@ -472,7 +472,7 @@ def autocast_for(device: str, dtype_name: str):
     return (lambda: torch.autocast(device_type="cuda", dtype=amp)), scaler
 
 
-def make_optimizer(params: FineTuneParams, named_parameters, device: str, lr: float):
+def make_optimizer(params: FineTuneParams, named_parameters, lr: float):
     import torch
 
     decay, no_decay = [], []
@@ -492,9 +492,12 @@ def make_optimizer(params: FineTuneParams, named_parameters, device: str, lr: fl
 
 
 def lr_lambda(total: int, warmup: int, kind: str) -> Callable[[int], float]:
+    """Learning-rate factor per optimizer step, as transformers' linear/constant schedules with
+    warm-up: rising linearly from 0 over ``warmup`` steps, then decaying linearly to 0 at
+    ``total`` (linear) or staying at 1 (constant)."""
     def f(step: int) -> float:
         if step < warmup:
-            return (step + 1) / (warmup + 1) if kind == "constant" else step / max(1, warmup)
+            return step / max(1, warmup)
         if kind == "constant":
             return 1.0
         return max(0.0, (total - step) / max(1, total - warmup))
@@ -522,7 +525,7 @@ def run_loop(model, train: Encoded, *, task: str, params: FineTuneParams, object
     trainable = list(model.named_parameters())
     if mlm_head is not None:
         trainable += list(mlm_head.model.named_parameters())
-    optimizer = make_optimizer(params, trainable, device, lr)
+    optimizer = make_optimizer(params, trainable, lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup, params.lr_scheduler))
     autocast, scaler = autocast_for(device, dtype_name)
     order_rng = random.Random(derive_seed(seed, "data-order"))

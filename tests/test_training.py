@@ -190,7 +190,7 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
 
     f = lr_lambda(total=10, warmup=2, kind="linear")
     assert [round(f(s), 3) for s in range(11)] == [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0]
-    assert lr_lambda(10, 0, "constant")(5) == 1.0
+    assert [lr_lambda(10, 2, "constant")(s) for s in (0, 1, 2, 9)] == [0.0, 0.5, 1.0, 1.0]
 
 
 def test_collate_pads_each_batch_to_its_own_longest_member(tiny_bert):
