@@ -824,7 +824,10 @@ def _fill_rows(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base
                         elif c.key == b.key and row.test != "seeds":
                             row.test, row.p = "identical predictions", 1.0
                     if row.p is not None:
-                        row.significant = bool(row.p < params.alpha)
+                        # sacrebleu's bootstrap p-value counts resamples whose gap exceeds the observed
+                        # one, which is near 0 when both scores are equal in every resample (e.g. BLEU 0
+                        # for both): an observed gap of exactly zero is never a significant difference.
+                        row.significant = bool(row.p < params.alpha) and row.delta != 0
                     row.verdict = _verdict(row, params, dec)
             rows.append(row)
         ranked = sorted([r for r in rows if _finite(r.value)], key=lambda r: r.value,

@@ -371,3 +371,19 @@ def test_a_run_whose_cells_all_failed_still_gets_reports(tmp_path):
     assert "2 cell(s) failed" in html and "CUDA out of memory &lt;b&gt;" in html and "No comparisons" in html
     md = MarkdownReport().write(results, out)[0].read_text(encoding="utf-8")
     assert "- t / tiny / none / beam\\[num\\_beams=2\\] / seed 0: ValueError: bad" in md
+
+
+def test_an_observed_gap_of_zero_is_never_significant(tmp_path):
+    # One-word outputs give BLEU 0 for both systems; sacrebleu's bootstrap p-value is then ~0.001
+    # (no resample beats a zero gap), which must not read as a significant difference.
+    refs = ["eins zwei drei vier", "fünf sechs sieben acht", "neun zehn elf zwölf"]
+    out = write_run(tmp_path / "run", benchmarks={"toy": {"task": "translation", "sources": ["a", "b", "c"],
+                                                          "references": refs}},
+                    cells=[{"benchmark": "toy", "decoder": "greedy", "outputs": ["eins", "fünf", "neun"]},
+                           {"benchmark": "toy", "decoder": "beam", "outputs": ["zwei", "sechs", "zehn"]}])
+    data = analyze(load_run(out))
+    row = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"]
+    assert row.value == 0 and row.delta == 0 and row.p is not None
+    assert row.significant is False
+    assert row.verdict.startswith("beam scores the same BLEU as greedy") and row.verdict.endswith(
+        "not significant at 0.05.")
