@@ -96,8 +96,11 @@ def one_run(workdir: Path, cells: int, arm: str) -> dict:
     summary = run_experiment(resolved, out, cache_dir=out / "cache", quiet=True)
     total = time.perf_counter() - t0
     assert not summary.failed, [o.error for o in summary.failed]
-    cells_s = sum(json.loads((out / "cells" / o.key / "cell.json").read_text())["seconds"] for o in summary.outcomes)
-    return {"arm": arm, "seconds": total, "cell_seconds_sum": cells_s, "torch_threads": torch.get_num_threads()}
+    records = [json.loads((out / "cells" / o.key / "cell.json").read_text()) for o in summary.outcomes]
+    # threads the cells ran with (in Ray: the tasks', not this driver's)
+    threads = sorted({r.get("torch_threads") for r in records})
+    return {"arm": arm, "seconds": total, "cell_seconds_sum": sum(r["seconds"] for r in records),
+            "torch_threads": ",".join(map(str, threads))}
 
 
 def main() -> None:
