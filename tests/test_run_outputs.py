@@ -77,7 +77,9 @@ def test_unchanged_cells_are_reused_and_changed_ones_rerun(project):
     assert (project / "out" / "metrics.csv").read_text() == before
     # adding a new decoder setting runs only the new cells
     more = harness_cli(project, "run", "exp.yaml", "-o", "out", "--set", "decoders.0.params.max_new_tokens=[3,6,9]")
-    assert "6 cells (4 reused, 0 failed)" in more.stdout, more.stdout
+    # one new cell key runs; its seed-1 twin shares the key and is served from it
+    assert "6 cells, 4 reused, 1 to run" in more.stdout, more.stdout
+    assert "6 cells (5 reused, 0 failed)" in more.stdout, more.stdout
 
 
 def test_report_command_rerenders_from_saved_results(project):
