@@ -202,6 +202,11 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
         raise ModelLoadError(f"model '{spec.path}' could not be loaded: {e}") from None
     except ValueError as e:
         raise ModelLoadError(f"model '{spec.path}' cannot be loaded as {auto_cls_name}: {e}") from None
+    except Exception as e:  # torch's weights_only unpickler refuses pickled code in .bin files
+        if "weights only" in str(e).lower() or "weights_only" in str(e):
+            raise ModelLoadError(f"model '{spec.path}': its weights hold pickled objects that are not plain tensors, "
+                                 "refused for safety (convert it to safetensors from a trusted source)") from None
+        raise
     return model.to(dev).eval()
 
 

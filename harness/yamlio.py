@@ -69,11 +69,32 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+MAX_NODES = 100_000  # far above any real experiment; stops "billion laughs" alias bombs
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Aliases let a few lines stand for an exponentially large tree; count the expanded tree
+    (stopping as soon as it is too big) before anything walks it."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(source, "", f"the document expands to more than {MAX_NODES:,} values "
+                                          "(anchors/aliases nested too deeply); refusing to load it")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def load_yaml_text(text: str, source: str) -> Any:
     loader = _Loader(text)
     loader.source = source
     try:
-        return loader.get_single_data()
+        data = loader.get_single_data()
+        _check_size(data, source)
+        return data
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None

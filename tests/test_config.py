@@ -175,3 +175,14 @@ def test_strategies_and_decoders_can_be_scoped_to_benchmarks(workdir):
     assert "decoders[1].benchmarks[0]: no benchmark labelled 'othr'; did you mean 'other'? Allowed: other, toy" in lines[0]
     lines = errors_of(write(workdir, text.replace("    benchmarks: [other]\n", "")))
     assert lines[0].endswith("decoders: two entries are labelled 'greedy'; give one a distinct `label:`")
+
+
+def test_alias_bombs_are_refused_quickly(workdir):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8))
+    path = workdir / "exp.yaml"
+    path.write_text(GOOD + bomb)
+    assert errors_of(path) == [f"{path}: the document expands to more than 100,000 values "
+                               "(anchors/aliases nested too deeply); refusing to load it"]

@@ -245,9 +245,9 @@ def test_pickle_payload_in_bin_weights_is_refused_not_executed(workdir, tiny_mar
     cfg = prepare(Case("evil", config(models="[{path: ./evil}]"), []), workdir)
     res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(workdir / "run"), "--cache-dir", str(workdir / "cache")])
     assert not marker.exists()
-    assert res.exit_code in (1, 2)  # 1: the cell failed (recorded); 2 if model loading learns to say it up front
-    assert "Weights only load failed" in res.stderr
-    assert "Trying to load unsupported GLOBAL posix.system" in res.stderr or "weights_only" in res.stderr
+    assert res.exit_code == 1  # the cell failed and is recorded; the others would go on
+    assert ("its weights hold pickled objects that are not plain tensors, refused for safety "
+            "(convert it to safetensors from a trusted source)") in res.stderr
 
 
 def test_labels_cannot_escape_the_output_directory(workdir):
