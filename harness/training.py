@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models import ModelSpec
 
 # Bump when a change to this module changes what a cached checkpoint would contain.
-TRAINING_VERSION = "2"
+TRAINING_VERSION = "3"
 META_FILE = "finetune.json"
 
 
@@ -214,17 +214,21 @@ def encode_translation(tokenizer, examples: Sequence[Example], max_length: int, 
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, *,
-                           group: bool = True, mega: int = 50) -> list[list[int]]:
+                           group: bool = True, mega: int | None = None) -> list[list[int]]:
     """Shuffled batches of indices; with ``group``, each batch holds examples of similar length.
 
-    As transformers' LengthGroupedSampler: shuffle, cut into mega-batches of ``mega`` batches,
-    sort each by length, cut into batches. The batch order is then shuffled too, so long
-    batches are not always first within a mega-batch.
+    As transformers' ``LengthGroupedSampler``: shuffle, cut into mega-batches of ``mega`` batches,
+    sort each by length, cut into batches. ``mega`` defaults to transformers' rule, 50 or as many
+    as leave 4 mega-batches, whichever is smaller: sorting the whole of a small set would put the
+    same examples together in every epoch. The batch order is then shuffled too, so long batches
+    are not always first within a mega-batch.
     """
     idx = list(range(len(lengths)))
     rng.shuffle(idx)
     if not group:
         return [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    if mega is None:
+        mega = max(1, min(len(idx) // (batch_size * 4), 50))
     batches = []
     span = batch_size * mega
     for start in range(0, len(idx), span):

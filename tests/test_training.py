@@ -185,6 +185,23 @@ def test_length_grouped_batches_cover_every_example_once_with_similar_lengths():
     assert batches != length_grouped_batches(lengths, 16, random.Random(2), mega=8)
 
 
+def test_small_sets_keep_several_mega_batches_so_batches_change_between_epochs():
+    from harness.training import length_grouped_batches
+
+    lengths = list(range(256))  # all distinct: sorting the whole set would fix every batch
+    rng = random.Random(0)
+    epochs = [length_grouped_batches(lengths, 32, rng) for _ in range(2)]
+    compositions = [{frozenset(b) for b in e} for e in epochs]
+    assert compositions[0] != compositions[1], "4 mega-batches of 64 (transformers' rule), re-drawn per epoch"
+    whole = [length_grouped_batches(lengths, 32, rng, mega=50) for _ in range(2)]
+    assert {frozenset(b) for b in whole[0]} == {frozenset(b) for b in whole[1]}
+    def spread(batches):
+        return sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+
+    plain = length_grouped_batches(lengths, 32, rng, group=False)
+    assert spread(epochs[0]) < 0.75 * spread(plain), "still grouped by length within each mega-batch"
+
+
 def test_linear_schedule_warms_up_then_decays_to_zero():
     from harness.training import lr_lambda
 

@@ -25,6 +25,7 @@ class AuxMLMParams(MaskingParams, FineTuneParams):
 
 class AuxMLM(Strategy):
     name = "aux_mlm"
+    version = "2"  # 2: transformers' mega-batch rule for length grouping
     description = "Classification loss + mlm_weight x masked-LM loss on the shared encoder (same batch)."
     Params = AuxMLMParams
     tasks = ("classification",)

@@ -22,6 +22,7 @@ class InputMaskParams(MaskingParams, FineTuneParams):
 
 class InputMask(Strategy):
     name = "input_mask"
+    version = "2"  # 2: transformers' mega-batch rule for length grouping
     description = "Fine-tune on inputs with BERT-style 80/10/10 token masking (redrawn each step); evaluate clean."
     Params = InputMaskParams
     tasks = ("classification", "translation")

@@ -27,6 +27,7 @@ class TaptParams(MaskingParams, FineTuneParams):
 
 class Tapt(Strategy):
     name = "tapt"
+    version = "2"  # 2: transformers' mega-batch rule for length grouping
     description = "Task-adaptive pre-training: masked-LM on the task's training texts, then unmasked fine-tuning."
     Params = TaptParams
     tasks = ("classification",)

@@ -21,6 +21,7 @@ class UnmaskedParams(FineTuneParams):
 
 class Unmasked(Strategy):
     name = "unmasked"
+    version = "2"  # 2: transformers' mega-batch rule for length grouping
     description = "Standard fine-tuning: cross-entropy on clean inputs (classification head, or seq2seq)."
     Params = UnmaskedParams
     tasks = ("classification", "translation")
