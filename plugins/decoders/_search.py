@@ -128,33 +128,29 @@ class Rules:
     def _tensors(self, vocab: int, device) -> dict[str, Any]:
         key = (vocab, str(device))
         if key not in self._cache:
-            eos = torch.tensor(self.eos_token_ids, dtype=torch.long, device=device)
-            single = [w[0] for w in self.bad_words_ids if len(w) == 1 and w[0] < vocab]
-            static_ban = torch.zeros(vocab, dtype=torch.bool, device=device)
-            if single:
-                static_ban[torch.tensor(single, device=device)] = True
+            def ids(tokens):
+                kept = sorted({t for t in tokens if t < vocab})
+                return torch.tensor(kept, dtype=torch.long, device=device) if kept else None
+
             multi: dict[int, list[tuple[int, ...]]] = {}
             for w in self.bad_words_ids:
                 if len(w) > 1:
                     multi.setdefault(len(w) - 1, []).append(w)
-            groups = [(torch.tensor([w[:-1] for w in ws], device=device), torch.tensor([w[-1] for w in ws], device=device))
-                      for ws in multi.values()]
-
-            def mask(ids):
-                m = torch.zeros(vocab, dtype=torch.bool, device=device)
-                ids = [i for i in ids if i < vocab]
-                if ids:
-                    m[torch.tensor(ids, device=device)] = True
-                return m
-
-            self._cache[key] = {"eos": eos, "eos_mask": mask(self.eos_token_ids),
-                                "static_ban": static_ban if single else None, "multi": groups,
-                                "suppress": mask(self.suppress_tokens) if self.suppress_tokens else None,
-                                "begin_suppress": mask(self.begin_suppress_tokens) if self.begin_suppress_tokens else None,
-                                "forced_eos": mask(self.forced_eos_token_ids) if self.forced_eos_token_ids else None}
+            self._cache[key] = {
+                "eos": ids(self.eos_token_ids),
+                "banned": ids(w[0] for w in self.bad_words_ids if len(w) == 1),
+                "multi": [(torch.tensor([w[:-1] for w in ws], device=device),
+                           torch.tensor([w[-1] for w in ws], device=device)) for ws in multi.values()],
+                "suppress": ids(self.suppress_tokens),
+                "begin_suppress": ids(self.begin_suppress_tokens),
+                "forced_eos": ids(self.forced_eos_token_ids),
+            }
         return self._cache[key]
 
     def apply(self, scores: torch.Tensor, hist: torch.Tensor, prefix_len: torch.Tensor, t: int) -> torch.Tensor:
+        """Apply the rules; ``scores`` belongs to the caller's step and is modified in place where
+        possible. Bans touch only their columns (index_fill_), never a whole-vocabulary mask:
+        the values are the same as generate()'s processors, at a fraction of the memory traffic."""
         rows, vocab = scores.shape
         c = self._tensors(vocab, scores.device)
         neg_inf = -math.inf
@@ -174,49 +170,47 @@ class Rules:
             last = windows[..., -1]
             banned = torch.zeros(rows, vocab + 1, dtype=torch.bool, device=scores.device)
             banned.scatter_(1, torch.where(matches & (last >= 0), last.clamp(max=vocab), vocab), True)
-            scores = scores.masked_fill(banned[:, :vocab], neg_inf)
-        if c["static_ban"] is not None:
-            scores = scores.masked_fill(c["static_ban"], neg_inf)
+            scores.masked_fill_(banned[:, :vocab], neg_inf)
+        if c["banned"] is not None:
+            scores.index_fill_(1, c["banned"], neg_inf)
         for prefixes, last in c["multi"]:
             k = prefixes.shape[1]
             if hist.shape[1] >= k:
                 hit = (hist[:, None, -k:] == prefixes).all(-1)
-                bias = torch.zeros_like(scores)
-                bias.index_add_(1, last, torch.where(hit, neg_inf, 0.0).to(bias.dtype))
-                scores = scores + bias
-        if self.min_length > 0:
-            short = (prefix_len + t) < self.min_length
-            if bool(short.any()):
-                scores = torch.where(short[:, None] & c["eos_mask"], neg_inf, scores)
-        if t < self.min_new_tokens:
-            scores = torch.where(c["eos_mask"], neg_inf, scores)
+                if bool(hit.any()):
+                    r, j = hit.nonzero(as_tuple=True)
+                    scores[r, last[j]] = neg_inf
+        if c["eos"] is not None:
+            if self.min_length > 0:
+                short = ((prefix_len + t) < self.min_length).nonzero().squeeze(1)
+                if short.numel():
+                    scores[short[:, None], c["eos"]] = neg_inf
+            if t < self.min_new_tokens:
+                scores.index_fill_(1, c["eos"], neg_inf)
         if self.forced_bos_token_id is not None and t == 0:
-            force = torch.ones(rows, dtype=torch.bool, device=scores.device)
-            if self.forced_bos_needs_unit_prefix:
-                force = prefix_len == 1
-            forced = torch.full_like(scores, neg_inf)
-            forced[:, self.forced_bos_token_id] = 0
-            scores = torch.where(force[:, None], forced, scores)
+            force = (prefix_len == 1).nonzero().squeeze(1) if self.forced_bos_needs_unit_prefix else None
+            if force is None:
+                scores.fill_(neg_inf)
+                scores[:, self.forced_bos_token_id] = 0.0
+            elif force.numel():
+                scores[force] = neg_inf
+                scores[force, self.forced_bos_token_id] = 0.0
         if c["forced_eos"] is not None and t == self.max_new_tokens - 1:
-            scores = torch.where(c["forced_eos"], 0.0, torch.full_like(scores, neg_inf))
+            scores.fill_(neg_inf)
+            scores.index_fill_(1, c["forced_eos"], 0.0)
         if self.remove_invalid_values:
             finfo = torch.finfo(scores.dtype)
-            fixed = torch.where(scores != scores, 0.0, scores)
-            fixed = torch.where(scores == math.inf, finfo.max, fixed)
-            scores = torch.where(scores == neg_inf, finfo.min, fixed)
-        if self.exponential_decay_length_penalty is not None:
+            scores = torch.nan_to_num(scores, nan=0.0, posinf=finfo.max, neginf=finfo.min)
+        if self.exponential_decay_length_penalty is not None and c["eos"] is not None:
             start, factor = self.exponential_decay_length_penalty
             if t > start:
-                e = c["eos"]
-                cur = scores[:, e]
+                cur = scores[:, c["eos"]]
                 penalty = (torch.abs(cur) * (pow(factor, t - start) - 1)).masked_fill(~torch.isfinite(cur), 0.0)
-                add = torch.zeros_like(scores)
-                add[:, e] = penalty
-                scores = scores + add
+                scores[:, c["eos"]] = cur + penalty
         if c["suppress"] is not None:
-            scores = torch.where(c["suppress"], neg_inf, scores)
+            scores.index_fill_(1, c["suppress"], neg_inf)
         if c["begin_suppress"] is not None and t == self.begin_suppress_step:
-            scores = torch.where(c["begin_suppress"], neg_inf, scores)
+            scores.index_fill_(1, c["begin_suppress"], neg_inf)
         if self.renormalize_logits:
             scores = scores.log_softmax(dim=-1)
         return scores
@@ -339,7 +333,7 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
 
     def chunk(model, prompts, emit):
         session = model.start(prompts)
-        hist, plen = _left_padded(session.prefixes, _device_of(session, prompts))
+        hist, plen = _left_padded(session.prefixes, _device_of(session))
         dev = hist.device
         n, T = len(prompts), rules.max_new_tokens
         eos = torch.tensor(rules.eos_token_ids, dtype=torch.long, device=dev)
@@ -350,7 +344,9 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
         for t in range(T):
             scores = rules.apply(logits, hist, plen, t)
             tok = scores.argmax(dim=-1)
-            total[alive] += scores.gather(1, tok[:, None]).squeeze(1) - scores.logsumexp(dim=-1)
+            chosen = scores.gather(1, tok[:, None]).squeeze(1)
+            # renormalised scores are log-probabilities already: skip a pass over the vocabulary
+            total[alive] += chosen if rules.renormalize_logits else chosen - scores.logsumexp(dim=-1)
             out[alive, t] = tok
             fin = torch.isin(tok, eos) if t + 1 < T else torch.ones_like(tok, dtype=torch.bool)
             if bool(fin.any()):
@@ -368,8 +364,8 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
     return _run_batches(model, prompts, batch_size, max_tokens, 1, chunk, progress)
 
 
-def _device_of(session, prompts) -> torch.device:
-    return getattr(session, "device", torch.device("cpu"))
+def _device_of(session) -> torch.device:
+    return getattr(session, "device", torch.device("cpu"))  # scripted test models have none
 
 
 # ----------------------------------------------------------------------------- beam / diverse beam
@@ -418,7 +414,7 @@ class _BeamChunk:
         rules = self.rules
         session = self.model.start(self.prompts)
         n = len(self.prompts)
-        hist_s, plen_s = _left_padded(session.prefixes, _device_of(session, self.prompts))
+        hist_s, plen_s = _left_padded(session.prefixes, _device_of(session))
         self.dev = dev = hist_s.device
         self.eos = torch.tensor(rules.eos_token_ids, dtype=torch.long, device=dev)
         self.top_b = torch.arange(K, device=dev) < b
@@ -426,8 +422,8 @@ class _BeamChunk:
         self.group_count = [n] * G
         A = n * G
         row_sent = self.unit_sent.repeat_interleave(b)
-        self.hist, self.plen = hist_s[row_sent], plen_s[row_sent]
-        self.seqs = torch.empty((A * b, 0), dtype=torch.long, device=dev)
+        # each row's history: prefix (right-aligned in P columns, -1 padded), then generated tokens
+        self.hist, self.plen, self.P = hist_s[row_sent], plen_s[row_sent], hist_s.shape[1]
         # As in transformers: each group's first beam starts at 0 and the others at -1e9, so that
         # the first expansion does not pick the same token once per (identical) beam.
         self.run_scores = torch.full((A, b), NEG, dtype=torch.float32, device=dev)
@@ -452,18 +448,19 @@ class _BeamChunk:
             new_scores = torch.empty((A, b), dtype=torch.float32, device=dev)
             new_src = torch.empty((A, b), dtype=torch.long, device=dev)
             new_tok = torch.empty((A, b), dtype=torch.long, device=dev)
-            counts = torch.zeros((n, V), dtype=torch.float32, device=dev) if self.diverse else None
+            # tokens chosen at this step by each group, per sentence (for the Hamming penalty)
+            chosen_by = torch.full((n, G * b), -1, dtype=torch.long, device=dev) if self.diverse else None
             u0 = 0
             for k in range(G):
                 u1 = u0 + self.group_count[k]
+                earlier = chosen_by[:, :k * b] if (chosen_by is not None and k) else None
                 if u1 > u0:
-                    chosen = self._expand_group(u0, u1, t, lp, counts if k else None, new_scores, new_src, new_tok)
-                    if counts is not None and k < G - 1:
-                        counts.index_put_((self.unit_sent[u0:u1].repeat_interleave(b), chosen.reshape(-1)),
-                                          torch.ones(chosen.numel(), device=dev), accumulate=True)
-                if counts is not None and k < G - 1:
-                    # 4.x feeds a finished group's beams pad tokens, and later groups count them too.
-                    counts[:, rules.pad_token_id] += b * group_done[:, k].to(torch.float32)
+                    chosen = self._expand_group(u0, u1, t, lp, earlier, new_scores, new_src, new_tok)
+                    if chosen_by is not None:
+                        chosen_by[self.unit_sent[u0:u1], k * b:(k + 1) * b] = chosen
+                if chosen_by is not None:
+                    # 4.x feeds a finished group's beams pad tokens, and later groups count them too
+                    chosen_by[:, k * b:(k + 1) * b].masked_fill_(group_done[:, k:k + 1], rules.pad_token_id)
                 u0 = u1
 
             # transformers v5 _check_early_stop_heuristic: can the best running beam still beat the
@@ -499,7 +496,6 @@ class _BeamChunk:
             tokens = new_tok.index_select(0, units).reshape(-1)
             model_rows = row_sent.index_select(0, src_rows) if t == 0 else src_rows
             self.hist = torch.cat([self.hist.index_select(0, src_rows), tokens[:, None]], dim=1)
-            self.seqs = torch.cat([self.seqs.index_select(0, src_rows), tokens[:, None]], dim=1)
             self.plen = self.plen.index_select(0, src_rows)
             self.run_scores = new_scores.index_select(0, units) if keep is not None else new_scores
             if keep is not None:
@@ -509,7 +505,7 @@ class _BeamChunk:
             logits = session.step(tokens)
             t += 1
 
-    def _expand_group(self, u0: int, u1: int, t: int, lp: torch.Tensor, counts: torch.Tensor | None,
+    def _expand_group(self, u0: int, u1: int, t: int, lp: torch.Tensor, earlier: torch.Tensor | None,
                       new_scores: torch.Tensor, new_src: torch.Tensor, new_tok: torch.Tensor) -> torch.Tensor:
         """Expand units u0..u1 (one group) by one token: B x V candidates per unit, keep b running
         beams, move the candidates that finish into the unit's finished list. Returns the tokens
@@ -518,11 +514,17 @@ class _BeamChunk:
         Au, V = u1 - u0, lp.shape[1]
         gen = t + 1
         scores = lp[u0 * b:u1 * b]
-        if counts is not None:
-            pen = counts.index_select(0, self.unit_sent[u0:u1])
-            scores = (scores.view(Au, b, V) - self.cfg.diversity_strength * pen[:, None, :]).view(Au * b, V)
+        if earlier is not None:
+            # Hamming diversity: minus lambda x (how many beams of earlier groups chose the token).
+            # Only the columns of those tokens change, so the penalty is written there in place
+            # (lp is this step's own tensor); the values equal 4.x's scores - lambda * bincount.
+            prev = earlier.index_select(0, self.unit_sent[u0:u1])
+            count = (prev[:, :, None] == prev[:, None, :]).sum(-1)
+            idx = prev[:, None, :].expand(Au, b, prev.shape[1])
+            s3 = scores.view(Au, b, V)
+            s3.scatter_(2, idx, s3.gather(2, idx) - self.cfg.diversity_strength * count[:, None, :])
         scores = self.rules.apply(scores, self.hist[u0 * b:u1 * b], self.plen[u0 * b:u1 * b], t)
-        acc = (scores.view(Au, b, V) + self.run_scores[u0:u1, :, None]).view(Au, b * V)
+        acc = scores.view(Au, b, V).add_(self.run_scores[u0:u1, :, None]).view(Au, b * V)
         top_s, top_i = torch.topk(acc, K, dim=1)
         src, tok = top_i // V, top_i % V
         is_eos = torch.isin(tok, self.eos)
@@ -544,7 +546,7 @@ class _BeamChunk:
             rows = (torch.arange(u0, u1, device=self.dev)[:, None] * b + src).reshape(-1)
             cand_tok = torch.full((Au * K, T), self.rules.pad_token_id, dtype=torch.long, device=self.dev)
             if t:
-                cand_tok[:, :t] = self.seqs.index_select(0, rows)
+                cand_tok[:, :t] = self.hist.index_select(0, rows)[:, self.P:]
             cand_tok[:, t] = tok.reshape(-1)
             all_tok = torch.cat([self.fin_tokens[u0:u1], cand_tok.view(Au, K, T)], dim=1)
             self.fin_tokens[u0:u1] = all_tok.gather(1, pick[:, :, None].expand(-1, -1, T))
@@ -585,6 +587,11 @@ class HFStepModel:
         self.model = gm.model
         self.device = torch.device(gm.device) if not isinstance(gm.device, torch.device) else gm.device
         self.is_encoder_decoder = gm.is_encoder_decoder
+        if gm.is_encoder_decoder and gm.decoder_start_token_id is None:
+            from harness.errors import ModelLoadError
+
+            raise ModelLoadError(f"model '{gm.spec.path}' sets neither decoder_start_token_id nor bos_token_id, "
+                                 f"so decoding has no first target token")
         params = inspect.signature(self.model.forward).parameters
         self.logits_to_keep = "logits_to_keep" in params
         self.position_ids = "position_ids" in params
@@ -649,7 +656,8 @@ class HFSession:
                 kw["position_ids"] = pos
             out = hf.model(input_ids=ids, attention_mask=self.mask, **kw)
         self.cache = out.past_key_values
-        return out.logits[:, -1, :].to(dtype=torch.float32, copy=True)
+        # no copy: the logits hold one position per row, and the rules never write in place
+        return out.logits[:, -1, :].float()
 
     def select(self, index: torch.Tensor, layout_unchanged: bool) -> None:
         from transformers import EncoderDecoderCache
