@@ -11,7 +11,7 @@ import pytest
 
 from harness_plugins.decoders._search import BeamConfig, Rules, beam_search, greedy_search
 
-WORDS = ["<pad>", "</s>", "I", "am", "happy", "sad", "tired", "today", "now", "later", "you", "are"]
+WORDS = ["<pad>", "</s>", "I", "am", "happy", "sad", "tired", "today", "now", "later", "you", "are", "very"]
 ID = {w: i for i, w in enumerate(WORDS)}
 PAD, EOS = ID["<pad>"], ID["</s>"]
 
@@ -168,6 +168,24 @@ def test_diverse_beam_counts_every_earlier_beam_that_chose_the_token():
     assert g1_happy + L[("I", "am", "happy")]["today"] - 2 * lam < expected["happy now </s>"]
     assert [words(h.tokens) for h in nbest] == list(expected)  # pooled over groups, best first
     assert [h.score for h in nbest] == pytest.approx([v / 3 for v in expected.values()], rel=1e-6)
+
+
+def test_a_finished_group_counts_as_pad_tokens_for_later_groups():
+    """4.x kept a finished group in the batch and fed its beams pad tokens, which the Hamming
+    penalty of later groups counted. Group 0 ends after "happy </s>" (step 2); at step 3
+    group 1 would take <pad> (0.6) but pays lambda=2 for it, so it takes "today" (0.4)."""
+    table = {
+        ("I", "am"): {"happy": 0.5, "sad": 0.3, "tired": 0.2},
+        ("I", "am", "sad"): {"very": 1.0},
+        ("I", "am", "sad", "very"): {"<pad>": 0.6, "today": 0.4},
+    }
+    model = ScriptedModel(table)
+    [nbest] = beam_search(model, [ids("I", "am")], RULES,
+                          BeamConfig(num_beams=2, num_groups=2, diversity_strength=2.0, num_return_sequences=2))
+    # group 0 finished at step 2 and left the batch: only group 1's row is computed afterwards
+    assert model.log[2] == [("I", "am", "sad", "very")]
+    assert [words(h.tokens) for h in nbest] == ["happy </s>", "sad very today </s>"]
+    assert nbest[1].score == pytest.approx(math.log(0.3 * 1.0 * 0.4) / 4)
 
 
 def test_no_diversity_means_each_group_is_beam_search_with_its_share():
