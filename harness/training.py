@@ -784,8 +784,8 @@ def _record(result: LoopResult, n_train: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def quiet_transformers():
-    """Hide transformers' per-load reports of newly initialised heads: here they are intended
-    (a new classification or MLM head) and would flood a study's log."""
+    """Hide transformers' per-load reports of newly initialised heads and its progress bars: the
+    new heads are intended (classification or MLM) and the reports would flood a study's log."""
     from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -852,8 +852,9 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
         res = run_loop(model, enc, task=task, params=params, objective=objective, seed=ctx.seed, device=device,
                        dtype_name=spec.dtype, pad_id=pad_id, mask_vocab=vocab, mlm_head=mlm_head, dev=dev_enc,
                        progress=ctx.progress, log=ctx.log)
-        model.save_pretrained(outdir)
-        tokenizer.save_pretrained(outdir)
+        with quiet_transformers():
+            model.save_pretrained(outdir)
+            tokenizer.save_pretrained(outdir)
         record.update(_record(res, len(enc)))
         return record
 
