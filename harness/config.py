@@ -135,10 +135,11 @@ class ResolvedExperiment:
 
     def cells(self) -> list[Cell]:
         out = []
-        for model, bench, strat in itertools.product(
-                self.experiment.models, self.components["benchmarks"], self.components["strategies"]):
+        models = [(m, model_tasks(m)) for m in self.experiment.models]  # reads config.json once per model
+        for (model, served), bench, strat in itertools.product(
+                models, self.components["benchmarks"], self.components["strategies"]):
             task = bench.cls.task
-            if task not in strat.cls.tasks or task not in model_tasks(model) or not strat.applies_to(bench):
+            if task not in strat.cls.tasks or task not in served or not strat.applies_to(bench):
                 continue
             decoders = [d for d in self.components["decoders"] if d.applies_to(bench)] \
                 if task in GENERATION_TASKS else [None]
