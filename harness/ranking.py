@@ -1,4 +1,9 @@
-"""The one ranking rule of the harness: best first, ties share a rank (standard competition ranking).
+"""What may be ranked together, and how: the test-set fingerprint and the one ranking rule.
+
+Two scores are comparable only on the same test set: :func:`testset_fingerprint` hashes the
+ordered references (or gold labels) with their count; the runner stores it with every metric
+row (``testset`` in ``metrics.csv``) and in the cell's ``cell.json``, and leaderboards put
+scores with different fingerprints into different tables.
 
 Reports, exports and leaderboards all rank through :func:`competition_ranks`, so a configuration
 has the same rank wherever a reader meets it. "Standard competition ranking" ("1224" ranking):
@@ -6,14 +11,31 @@ equal scores share the best rank of their block and the next distinct score skip
 as there were ties, e.g. scores 0.9, 0.8, 0.8, 0.7 rank 1, 2, 2, 4.
 
 Non-goals: deciding whether two different scores are *significantly* different (that is the
-statistics module's job; a rank only orders the observed numbers), dense or fractional ranking.
+statistics module's job; a rank only orders the observed numbers), dense or fractional ranking,
+fingerprinting sources or example ids (the references and their order decide the scores).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 DIRECTIONS = ("higher", "lower", "target")
+
+
+def testset_fingerprint(references: Sequence[Any]) -> str:
+    """sha256 (hex) over the ordered references of a test set and their number n.
+
+    A reference is what a prediction row stores under ``reference``: the reference translation
+    (a list of strings where an example has several, all of them), or the gold label name for
+    classification. Order matters: the same sentences in another order pair other outputs with
+    other references.
+    """
+    refs = list(references)
+    payload = json.dumps({"n": len(refs), "references": refs}, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def competition_ranks(values: Sequence[float | None], direction: str = "higher", target: float | None = None,

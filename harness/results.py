@@ -42,8 +42,8 @@ def load_run(outdir: str | Path) -> RunResults:
     metrics = pd.read_csv(cpath, keep_default_na=False, na_values=[""],
                           dtype={"signature": str, "decoder_params": str, "strategy_params": str,
                                  "benchmark_params": str, "decoder": str, "strategy": str, "model": str,
-                                 "benchmark": str})
-    for col in ("signature", "decoder_params", "strategy_params", "benchmark_params"):
+                                 "benchmark": str, "testset": str})
+    for col in ("signature", "decoder_params", "strategy_params", "benchmark_params", "testset"):
         if col in metrics:
             metrics[col] = metrics[col].fillna("")
     return RunResults(outdir, manifest, metrics)

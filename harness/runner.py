@@ -39,13 +39,14 @@ from . import __version__
 from .config import Cell, Component, ResolvedExperiment
 from .errors import DataError, HarnessError
 from .progress import Progress, make_progress
+from .ranking import testset_fingerprint
 from .store import (RunLock, atomic_write_json, atomic_write_text, canonical_hash, model_fingerprint,
                     read_cell_record, read_jsonl, remove_temp_files, safe_child, sha256_file, slug)
 
 log = logging.getLogger("harness")
 
 METRIC_COLUMNS = ["model", "benchmark", "strategy", "decoder", "seed", "metric", "value", "task", "signature",
-                  "n", "cell", "model_path", "benchmark_params", "strategy_params", "decoder_params"]
+                  "n", "cell", "model_path", "benchmark_params", "strategy_params", "decoder_params", "testset"]
 
 
 def default_cache_dir() -> Path:
@@ -211,6 +212,7 @@ class Worker:
             # cell.json last: "done" is only ever written after the predictions it vouches for
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "done", "seconds": round(seconds, 3),
                                                       "timings": timings, "n": len(rows),
+                                                      "testset": testset_fingerprint([r.get("reference") for r in rows]),
                                                       "predictions_sha256": sha256_file(pred),
                                                       "host": socket.gethostname(), "pid": os.getpid(),
                                                       "torch_threads": _torch_threads()})
@@ -284,7 +286,9 @@ class Worker:
         nbest = [[h["text"] for h in r.get("nbest", [{"text": r["output"]}])] for r in rows] \
             if any("nbest" in r for r in rows) else None
         labels = cell.labels()
+        # testset: leaderboards only rank scores of the same test set together (harness.ranking)
         common = {"task": cell.task, "n": len(rows), "cell": job.key, "model_path": cell.model.path,
+                  "testset": testset_fingerprint([r.get("reference") for r in rows]),
                   "benchmark_params": _json(cell.benchmark.params_dict()),
                   "strategy_params": _json(cell.strategy.params_dict()),
                   "decoder_params": _json(cell.decoder.params_dict()) if cell.decoder else ""}

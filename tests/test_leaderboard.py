@@ -150,3 +150,28 @@ def test_leaderboard_reporter_merges_included_runs(runs, tmp_path):
     assert set(df.run) == {"run_a", "run_b"}
     with pytest.raises(Exception, match="file not found"):
         LeaderboardParams.model_validate({"include": [str(tmp_path / "nope")]})
+
+
+def test_a_run_stores_the_test_set_fingerprint_per_cell(tmp_path, translation_files, tiny_marian):
+    """metrics.csv and cell.json carry sha256 over the ordered references and n: what the leaderboard groups by."""
+    import hashlib
+    import json
+
+    from harness.config import load_experiment_dict
+    from harness.runner import run_experiment
+
+    resolved = load_experiment_dict({
+        "name": "fp", "seeds": [0], "models": [{"path": str(tiny_marian), "label": "tiny"}],
+        "benchmarks": [{"name": "parallel_text", "label": "toy",
+                        "params": {"source": str(translation_files[0]), "reference": str(translation_files[1])}}],
+        "decoders": [{"name": "greedy", "params": {"max_new_tokens": 3}}], "metrics": ["bleu"], "reporters": []},
+        base_dir=tmp_path)
+    summary = run_experiment(resolved, tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
+    assert not summary.failed
+    refs = translation_files[1].read_text(encoding="utf-8").splitlines()
+    payload = json.dumps({"n": 4, "references": refs}, ensure_ascii=False, separators=(",", ":"))
+    expected = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    df = harness.load_results(tmp_path / "out")
+    assert df["testset"].tolist() == [expected] and df["n"].tolist() == [4]
+    cell = json.loads((tmp_path / "out" / "cells" / df["cell"].iloc[0] / "cell.json").read_text())
+    assert cell["testset"] == expected and cell["n"] == 4

@@ -36,3 +36,15 @@ def test_bad_direction_and_missing_target_are_refused():
         competition_ranks([1.0], direction="up")
     with pytest.raises(ValueError, match="target"):
         competition_ranks([1.0], direction="target")
+
+
+def test_testset_fingerprint_depends_on_references_order_and_n():
+    from harness.ranking import testset_fingerprint
+
+    fp = testset_fingerprint(["a b", "c d"])
+    assert len(fp) == 64 and fp == testset_fingerprint(("a b", "c d"))
+    assert fp != testset_fingerprint(["c d", "a b"])  # other order pairs outputs with other references
+    assert fp != testset_fingerprint(["a b"]) and fp != testset_fingerprint(["a b", "c d", "a b"])
+    assert fp != testset_fingerprint(["a b", "c e"])
+    # several references per example: all of them count
+    assert testset_fingerprint([["a b", "x"], ["c d", "y"]]) != testset_fingerprint([["a b", "x"], ["c d", "z"]])
