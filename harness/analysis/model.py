@@ -1,0 +1,268 @@
+"""The analysis's data model: its settings, and what it hands to the reporters.
+
+:class:`ReportData` holds one :class:`BenchmarkReport` per benchmark, which holds one list of
+:class:`Row` per metric (one row per configuration, with its comparison against its baseline).
+Reporters read these and compute nothing. Non-goals: rendering (see ``harness_plugins.reporters``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from ..params import Params
+from ..stats import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
+
+NO_DECODER = "-"
+LOWER_IS_BETTER = {"ter", "self_bleu", "wer", "cer", "loss", "perplexity", "ppl"}
+METRIC_TITLES = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER", "accuracy": "accuracy", "macro_f1": "macro-F1",
+                 "mcc": "MCC", "distinct_1": "distinct-1", "distinct_2": "distinct-2", "self_bleu": "self-BLEU",
+                 "oracle_bleu": "oracle BLEU"}
+CACHE_DIR = ".report-cache"
+
+
+class AnalysisParams(Params):
+    """Statistical settings shared by the report plugins."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of every test")
+    bootstrap_samples: int = Field(DEFAULT_BOOTSTRAP, ge=100, le=100_000,
+                                   description="bootstrap resamples (sacrebleu --paired-bs-n)")
+    ar_trials: int = Field(DEFAULT_AR_TRIALS, ge=100, le=100_000,
+                           description="approximate randomisation trials (sacrebleu --paired-ar-n)")
+    seed: int = Field(DEFAULT_SEED, description="random seed of the resampling (sacrebleu's SACREBLEU_SEED)")
+    drilldown_examples: int = Field(20, ge=0, description="examples shown per benchmark in the drill-down")
+    drilldown_systems: int = Field(8, ge=2, description="configurations shown side by side in the drill-down")
+    cache: bool = Field(True, description="cache per-cell statistics in OUTDIR/.report-cache")
+
+
+# ============================================================================ data
+
+
+@dataclass
+class CellInfo:
+    key: str
+    model: str
+    benchmark: str
+    strategy: str
+    decoder: str
+    seed: int
+    status: str  # done | cached | failed
+    seconds: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    task: str | None = None
+    n: int | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    signatures: dict[str, str] = field(default_factory=dict)
+    decoder_params: dict[str, Any] = field(default_factory=dict)
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    predict_seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def config_key(self) -> tuple[str, str, str, str]:
+        return (self.benchmark, self.model, self.strategy, self.decoder)
+
+
+@dataclass
+class MetricInfo:
+    label: str
+    plugin: str
+    task: str
+    higher_is_better: bool
+    scorer: Any = None  # a sacrebleu Metric when the plugin exposes one: tests over examples
+    confusion: Any = None  # a function of a confusion matrix (classification metrics we can recompute)
+    scale: float = 1.0  # recomputed value × scale = the plugin's value (e.g. 100 for percentages)
+
+    @property
+    def title(self) -> str:
+        return METRIC_TITLES.get(self.label, self.label)
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.higher_is_better else a < b
+
+
+@dataclass
+class Config:
+    benchmark: str
+    task: str
+    model: str
+    strategy: str
+    decoder: str
+    cells: list[CellInfo] = field(default_factory=list)  # successful, one per seed
+    failed: list[CellInfo] = field(default_factory=list)
+    label: str = ""
+
+    def cell_for_seed(self, seed: int) -> CellInfo | None:
+        return next((c for c in self.cells if c.seed == seed), None)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [c.seed for c in self.cells]
+
+    @property
+    def distinct_keys(self) -> list[str]:
+        return list(dict.fromkeys(c.key for c in self.cells))
+
+
+@dataclass
+class Row:
+    """One configuration's result for one metric, with its comparison against its baseline."""
+
+    config: Config
+    metric: MetricInfo
+    value: float | None = None
+    std: float | None = None
+    n_seeds: int = 0  # distinct evaluations (cells with different predictions)
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_method: str = ""
+    baseline: Config | None = None
+    is_baseline: bool = False
+    delta: float | None = None
+    p_bootstrap: float | None = None  # over examples (sacrebleu paired bs, or classification bootstrap)
+    p_ar: float | None = None
+    p_mcnemar: float | None = None
+    mcnemar_bc: tuple[int, int] | None = None
+    p_seeds_perm: float | None = None
+    p_seeds_t: float | None = None
+    seeds_paired: int = 0
+    min_p_perm: float | None = None
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
+    p: float | None = None
+    test: str = ""
+    significant: bool | None = None
+    verdict: str = ""
+    rank: int | None = None
+    best: bool = False
+
+
+@dataclass
+class DrillDown:
+    task: str
+    systems: list[str] = field(default_factory=list)  # translation: configuration labels (columns)
+    seed: int | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)  # translation rows
+    total: int = 0
+    scored_by: str = ""
+    errors: list[dict[str, Any]] = field(default_factory=list)  # classification: one block per configuration
+
+
+@dataclass
+class BenchmarkReport:
+    name: str
+    task: str
+    metrics: list[MetricInfo]
+    configs: list[Config]
+    rows: dict[str, list[Row]]
+    baseline_label: str = ""
+    base_decoder: str | None = None
+    base_strategy: str | None = None
+    drilldown: DrillDown | None = None
+    plots: dict[str, Any] = field(default_factory=dict)  # plot name -> data for the plotting code
+    notes: list[str] = field(default_factory=list)
+    signatures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[CellInfo]:
+        return [c for cfg in self.configs for c in cfg.failed]
+
+
+@dataclass
+class ReportData:
+    experiment: str
+    description: str
+    manifest: dict[str, Any]
+    params: AnalysisParams
+    benchmarks: list[BenchmarkReport]
+    cells: list[CellInfo]
+    seconds: float = 0.0  # time the analysis took
+
+    @property
+    def failed(self) -> list[CellInfo]:
+        return [c for c in self.cells if c.status == "failed"]
+
+    def verdicts(self, primary_only: bool = False) -> list[tuple[str, str, Row]]:
+        out = []
+        for b in self.benchmarks:
+            for m in b.metrics[:1] if primary_only else b.metrics:
+                out += [(b.name, m.label, r) for r in b.rows.get(m.label, []) if r.verdict]
+        return out
+
+    def best(self) -> list[tuple[BenchmarkReport, MetricInfo, Row]]:
+        out = []
+        for b in self.benchmarks:
+            for m in b.metrics:
+                best = next((r for r in b.rows.get(m.label, []) if r.best), None)
+                if best is not None:
+                    out.append((b, m, best))
+        return out
+
+    def records(self) -> list[dict[str, Any]]:
+        """One flat record per (benchmark, metric, configuration): the csv/parquet/JSON export."""
+        out = []
+        for b in self.benchmarks:
+            for m in b.metrics:
+                for r in b.rows.get(m.label, []):
+                    c = r.config
+                    out.append({
+                        "experiment": self.experiment, "benchmark": b.name, "task": b.task, "metric": m.label,
+                        "higher_is_better": m.higher_is_better, "model": c.model, "strategy": c.strategy,
+                        "decoder": c.decoder, "label": c.label, "seeds": r.n_seeds, "value": r.value, "std": r.std,
+                        "ci_low": r.ci_low, "ci_high": r.ci_high, "ci_method": r.ci_method,
+                        "baseline": r.baseline.label if r.baseline else None, "is_baseline": r.is_baseline,
+                        "delta": r.delta, "p": r.p, "test": r.test, "significant": r.significant,
+                        "p_bootstrap": r.p_bootstrap, "p_ar": r.p_ar, "p_mcnemar": r.p_mcnemar,
+                        "p_seeds_permutation": r.p_seeds_perm, "p_seeds_t": r.p_seeds_t, "rank": r.rank,
+                        "failed_cells": len(c.failed), "verdict": r.verdict,
+                        "signature": b.signatures.get(m.label, ""),
+                    })
+        return out
+
+    def frame(self):
+        import pandas as pd
+
+        cols = ["experiment", "benchmark", "task", "metric", "higher_is_better", "model", "strategy", "decoder",
+                "label", "seeds", "value", "std", "ci_low", "ci_high", "ci_method", "baseline", "is_baseline",
+                "delta", "p", "test", "significant", "p_bootstrap", "p_ar", "p_mcnemar", "p_seeds_permutation",
+                "p_seeds_t", "rank", "failed_cells", "verdict", "signature"]
+        return pd.DataFrame(self.records(), columns=cols)
+
+
+# ============================================================================ helpers
+
+
+def finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def loads(s: Any) -> dict[str, Any]:
+    if isinstance(s, dict):
+        return s
+    if not s or not isinstance(s, str):
+        return {}
+    try:
+        v = json.loads(s)
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def metric_decimals(values: list[float]) -> int:
+    """Decimals to show: scores on a 0-100 scale get 2, fractions (accuracy 0.87) get 4."""
+    vals = [abs(v) for v in values if finite(v)]
+    return 2 if vals and max(vals) > 1.5 else 4
+
+
+def fmt(v: float | None, decimals: int) -> str:
+    return "–" if not finite(v) else f"{v:.{decimals}f}"

@@ -1,0 +1,50 @@
+"""Who is compared with whom: configuration labels, the baseline of each factor, paired cells.
+
+A configuration is compared with the configuration that differs from it in one factor only,
+the baseline's value of that factor; cells are paired by seed. Non-goals: comparisons across
+several factors at once.
+"""
+from __future__ import annotations
+
+from .model import NO_DECODER, BenchmarkReport, Config
+
+def pick_baseline(wanted: str | None, labels: list[str], defaults: tuple[str, ...]) -> str | None:
+    if not labels:
+        return None
+    if wanted and wanted in labels:
+        return wanted
+    for d in defaults:
+        if d in labels:
+            return d
+    return labels[0]
+
+
+def config_labels(configs: list[Config]) -> None:
+    """Label each configuration by the factors that vary within its benchmark."""
+    varying = [attr for attr in ("model", "strategy", "decoder") if len({getattr(c, attr) for c in configs}) > 1]
+    if not varying:
+        varying = ["decoder"] if configs and configs[0].decoder != NO_DECODER else ["strategy"]
+    for c in configs:
+        c.label = " / ".join(getattr(c, a) for a in varying)
+
+
+def pair_baseline(cfg: Config, by_key: dict[tuple, Config], base_dec: str | None, base_strat: str | None) -> Config | None:
+    """The configuration that differs from ``cfg`` in one factor: the baseline's value of it."""
+    if cfg.decoder != NO_DECODER and base_dec is not None and cfg.decoder != base_dec:
+        return by_key.get((cfg.benchmark, cfg.model, cfg.strategy, base_dec))
+    if base_strat is not None and cfg.strategy != base_strat:
+        return by_key.get((cfg.benchmark, cfg.model, base_strat, cfg.decoder))
+    return None
+
+
+def paired_cells(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base_strat) -> list[tuple[str, str]]:
+    out = []
+    for cfg in br.configs:
+        base = pair_baseline(cfg, configs, base_dec, base_strat)
+        if base is None:
+            continue
+        for c in cfg.cells:
+            b = base.cell_for_seed(c.seed)
+            if b is not None and b.key != c.key:
+                out.append((c.key, b.key))
+    return list(dict.fromkeys(out))
