@@ -21,10 +21,17 @@ rename), a cell's predictions are written before the ``cell.json`` that says it 
 recorded. A ``kill -9`` at any instant therefore leaves whole files only, and the next run
 reuses exactly the cells that finished. Non-goals: locking across machines (``flock`` on NFS is
 unreliable) and protecting against a disk that lies about fsync.
+
+Files get the permissions of an ordinary ``open()`` (``0o666`` minus the umask), so a report can
+be shared or served; a failed write raises :class:`OutputWriteError` naming the path and errno.
+
+Local models and data files are identified by their content (:func:`content_digest`), not their
+absolute path, so moving a checkout or a model directory keeps every cached cell valid.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -40,21 +47,85 @@ from .errors import HarnessError
 # touching anything a plugin put in a cell's scratch directory.
 TMP_SUFFIX = ".harness-tmp"
 
+# errno values that mean "this machine cannot store results right now" rather than "this cell is
+# wrong": the run stops instead of failing every later cell the same way.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+class OutputWriteError(HarnessError, OSError):
+    """A result file could not be written (disk full, quota, read-only, permissions).
+
+    Also an :class:`OSError` (same ``errno``), so code that tolerates unwritable directories
+    keeps doing so. The run that meets it stops, writes what it still can and exits with
+    :attr:`exit_code` 3; finished cells stay cached and a re-run resumes once there is space.
+    """
+
+    exit_code = 3
+
+    def __init__(self, path: str | Path, error: OSError):
+        self.path = str(path)
+        OSError.__init__(self, error.errno, error.strerror or str(error))
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: [Errno {self.errno}] {self.strerror}"
+
+
+def storage_fault(e: BaseException) -> OutputWriteError | None:
+    """The storage failure behind ``e`` (itself, or what caused it), else None.
+
+    A plugin that saves a checkpoint on a full disk may raise anything (safetensors raises
+    ``SafetensorError: ... No space left on device``, torch a ``RuntimeError``), so the chain of
+    causes is searched and, as a last resort, the message for a storage errno."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OutputWriteError):
+            return cur
+        if isinstance(cur, OSError) and cur.errno in STORAGE_ERRNOS:
+            return OutputWriteError(cur.filename or "(a file)", cur)
+        for code in STORAGE_ERRNOS:
+            if os.strerror(code) in str(cur):
+                return OutputWriteError("(a file)", OSError(code, os.strerror(code)))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would, for a moment, for
+    every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, rename: readers see old or new, never half."""
+    """Write via a temp file in the same directory, fsync, rename: readers see old or new, never half.
+
+    The file gets ``0o666 & ~umask`` like any ``open()``d file (``mkstemp`` alone makes it 0600).
+    Any OSError becomes an :class:`OutputWriteError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, OutputWriteError):
+            raise OutputWriteError(path, e) from e
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -146,23 +217,92 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+# Digests of files already hashed in this process, by (path, size, mtime, inode): a model's
+# weights are hashed once per process however many cells use them.
+_DIGESTS: dict[tuple, str] = {}
+# Skipped when hashing a model directory: they cannot change its outputs.
+_IGNORED = ("README", "LICENSE", ".")
+
+
+def content_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes, or of a directory's files (relative names + their digests).
+
+    Path-independent, so a moved or copied checkout gives the same digest. Hidden files,
+    ``__pycache__``, READMEs and LICENSEs are skipped in directories."""
+    path = Path(path)
+    if path.is_dir():
+        h = hashlib.sha256()
+        for p in sorted(path.rglob("*")):
+            rel = p.relative_to(path)
+            if not p.is_file() or "__pycache__" in rel.parts or any(part.startswith(_IGNORED) for part in rel.parts):
+                continue
+            h.update(f"{rel.as_posix()}\0{content_digest(p)}\n".encode())
+        return h.hexdigest()
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    digest = _DIGESTS.get(memo)
+    if digest is None:
+        digest = _DIGESTS[memo] = _persisted_digest(path, memo) if st.st_size >= _PERSIST_BYTES else sha256_file(path)
+    return digest
+
+
+_PERSIST_BYTES = 64 << 20  # hashing runs at ~1 GB/s: below this, remembering costs more than it saves
+
+
+def _persisted_digest(path: Path, memo: tuple) -> str:
+    """sha256 of a big file (weights), remembered across runs in ``$HARNESS_CACHE/digests`` under
+    its (path, size, mtime, inode): a 14 GB checkpoint is hashed once, not on every run."""
+    root = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "nlp-eval-harness")) / "digests"
+    entry = root / canonical_hash(list(memo), 32)
+    with contextlib.suppress(OSError, ValueError):
+        cached = entry.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[0-9a-f]{64}", cached):
+            return cached
+    digest = sha256_file(path)
+    with contextlib.suppress(OSError):  # a cache: an unwritable one only costs time
+        atomic_write_text(entry, digest + "\n")
+    return digest
+
+
+def _local_paths_to_digests(value: Any) -> Any:
+    """Replace every absolute path of an existing file among ``value`` by its content digest,
+    so that identities do not change when a checkout moves. Directories that are not model
+    directories keep a cheap listing digest (:func:`file_digest`)."""
+    if isinstance(value, dict):
+        return {k: _local_paths_to_digests(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_local_paths_to_digests(v) for v in value]
+    if isinstance(value, str) and len(value) < 4096 and os.path.isabs(value):
+        with contextlib.suppress(OSError):
+            p = Path(value)
+            if p.is_file():
+                return {"file": content_digest(p)[:16]}
+            if p.is_dir():
+                return {"dir": file_digest(p)}
+    return value
+
+
+def portable_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Plugin parameters as they enter a cache key: local paths replaced by what they hold."""
+    return _local_paths_to_digests(params)
+
+
 def fingerprint_params(params) -> str:
-    """Parameters plus the content of every existing local path among their values."""
-    data = params.model_dump(mode="json")
-    files = {}
-    for k, v in data.items():
-        if isinstance(v, str) and len(v) < 4096 and ("/" in v or "\\" in v):
-            p = Path(v)
-            if p.exists():
-                files[k] = file_digest(p)
-    return canonical_hash({"params": data, "files": files})
+    """Parameters plus the content of every existing local path among their values (the
+    paths themselves are left out, so a moved checkout keeps its cache)."""
+    return canonical_hash({"params": portable_params(params.model_dump(mode="json"))})
 
 
 def model_fingerprint(spec) -> str:
+    """Identity of a model for cache keys: Hub id + revision, or, for a local directory, the
+    content of its files (config, weights, tokenizer) instead of its absolute path."""
     d = spec.model_dump(mode="json")
+    d.pop("label", None)  # a display name; it does not change outputs
     if spec.local:
-        p = Path(spec.path)
-        d["files"] = {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(p.iterdir()) if f.is_file()}
+        d.pop("path")
+        d["content"] = content_digest(spec.path)
+    if spec.tokenizer and os.path.isdir(spec.tokenizer):
+        d["tokenizer"] = content_digest(spec.tokenizer)
     return canonical_hash(d)
 
 
