@@ -175,7 +175,8 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
     """Merge RUN_DIRS into one leaderboard per benchmark and metric.
 
     Identical cells (same cell key) found in several runs are counted once, under the first
-    run given; each row says which run it came from.
+    run given; each row says which run it came from. Scores with another metric signature
+    (e.g. tokenizer) or test set go into a separate table with a note saying why.
     """
     from .leaderboards import FORMATS, export, leaderboard
 
@@ -191,10 +192,11 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
     df = leaderboard(run_dirs, benchmarks=benchmarks, metrics=metrics)
     for p, f in targets:
         click.echo(f"wrote {export(df, p, f)}")
-    for (bench, metric), g in df.groupby(["benchmark", "metric"], sort=False):
+    for table, g in df.groupby("table", sort=False):  # incomparable scores are in separate tables
         top = g.iloc[0]
-        click.echo(f"{bench} / {metric}: best {top['model']} / {top['strategy']} / {top['decoder']} = "
-                   f"{top['value']:.4g} ({top['run']})")
+        note = f" [{top['note']}]" if top["note"] else ""
+        click.echo(f"{table}: best {top['model']} / {top['strategy']} / {top['decoder']} = "
+                   f"{top['value']:.4g} ({top['run']}){note}")
 
 
 if __name__ == "__main__":  # pragma: no cover

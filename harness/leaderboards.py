@@ -1,12 +1,26 @@
-"""Leaderboards across run directories: merge, deduplicate, rank, export.
+"""Leaderboards across run directories: merge, deduplicate, separate the incomparable, rank, export.
 
 (The module is ``leaderboards`` so that the public function ``harness.leaderboard`` is not
 shadowed by a submodule of the same name once this module is imported.)
 
 :func:`leaderboard` reads any number of run directories and returns one long DataFrame with a
 row per (benchmark, metric, configuration, run): the mean over seeds, its standard deviation,
-the number of seeds, the rank within (benchmark, metric) respecting lower-is-better metrics
-(TER), the run the row came from and every run that holds the same cells.
+the number of seeds, the run the row came from and every run that holds the same cells.
+
+Only comparable scores share a table. A table holds the rows of one benchmark label and metric
+that have the same metric signature (sacrebleu's tokenizer, smoothing, version...; the
+classification metrics' n and scale) and the same test set (:func:`harness.ranking.testset_fingerprint`
+over the ordered references or gold labels and n, stored per cell by the runner). The largest
+such table of a (benchmark, metric) is table 1 and keeps the plain title; every other one is a
+separate table whose ``note`` says why, e.g. ``tokenizer differs: tok:char vs tok:13a`` or
+``different test set (n=5 vs n=30)``. Runs written before fingerprints were stored get theirs
+from the references in their cells' predictions; a run that has neither gets a table of its own
+("test set unknown"). Ranks (:func:`harness.ranking.competition_ranks`: best first, equal
+printed scores share a rank) are within a table.
+
+Rows are labelled (``label``) by the configuration parameters that differ within their table
+(model, strategy, decoder and their parameters), so two different configurations never share a
+label; the same configuration evaluated differently in two runs is labelled with its run.
 
 Deduplication: a cell key hashes everything that determines a cell's predictions, so the same
 key in two runs is the same evaluation; it is counted once, under the first run given, and the
@@ -14,28 +28,39 @@ other runs are listed in ``runs``. Configurations evaluated differently in two r
 model files or harness version) keep one row per run.
 
 Exports by file extension: ``.csv``, ``.parquet`` (pyarrow), ``.md`` (pandas ``to_markdown``,
-tabulate), ``.tex`` (pandas ``Styler.to_latex``, jinja2), ``.html`` (self-contained, sortable).
+tabulate), ``.tex`` (booktabs; numbers right-aligned, the best score bold, a ``\\label`` per
+table), ``.html`` (self-contained, sortable). Each of md/tex/html shows n, the signature and the
+note of every table.
 
 Non-goals: significance tests across runs (runs need not share examples; use the run report),
-failed cells (they have no scores; the run report lists them).
+failed cells (they have no scores; the run report lists them), deciding that two signatures are
+"close enough" (any difference separates).
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
+from .ranking import competition_ranks, testset_fingerprint
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
            ".html": "html", ".htm": "html"}
+# The first 21 columns are the historical ones, in their historical order; new ones are appended.
 COLUMNS = ["benchmark", "task", "metric", "higher_is_better", "rank", "model", "strategy", "decoder", "value", "std",
            "seeds", "seed_list", "run", "runs", "n", "signature", "model_path", "benchmark_params", "strategy_params",
-           "decoder_params", "cells"]
+           "decoder_params", "cells", "testset", "table", "group", "note", "label"]
 _IDENTITY = ["benchmark", "task", "metric", "model", "strategy", "decoder", "model_path", "benchmark_params",
-             "strategy_params", "decoder_params", "signature"]
+             "strategy_params", "decoder_params", "signature", "testset"]
+# Readable names of signature fields (sacrebleu's, the classification and diversity metrics').
+SIGNATURE_FIELDS = {"tok": "tokenizer", "smooth": "smoothing", "case": "case", "eff": "effective order",
+                    "nrefs": "number of references", "version": "version", "nc": "character order",
+                    "nw": "word order", "space": "whitespace", "norm": "normalization", "punct": "punctuation",
+                    "asian": "Asian support", "lc": "lowercasing", "scale": "scale", "n": "n"}
 
 
 def run_names(paths: Sequence[Path]) -> list[str]:
@@ -72,6 +97,38 @@ def _direction(results_list, plugins=None) -> dict[str, bool]:
     return out
 
 
+def _cell_testset(outdir: Path, key: str) -> str:
+    """The fingerprint of a cell written before metrics.csv stored one: from cell.json, else
+    recomputed from the references in its predictions (what the runner hashes); "" if neither."""
+    from .store import read_jsonl
+
+    celldir = outdir / "cells" / key
+    try:
+        record = json.loads((celldir / "cell.json").read_text(encoding="utf-8"))
+        if isinstance(record, dict) and record.get("testset"):
+            return str(record["testset"])
+    except (OSError, ValueError):
+        pass
+    try:
+        rows = read_jsonl(celldir / "predictions.jsonl")
+    except (OSError, ValueError):
+        return ""
+    if not rows or any(not isinstance(r, dict) or "reference" not in r for r in rows):
+        return ""
+    return testset_fingerprint([r["reference"] for r in rows])
+
+
+def _fill_testsets(df, outdir: Path):
+    if "testset" not in df:
+        df["testset"] = ""
+    df["testset"] = df["testset"].fillna("").astype(str)
+    missing = (df["testset"] == "") & df["cell"].fillna("").astype(str).ne("")
+    if missing.any():
+        found = {key: _cell_testset(outdir, key) for key in dict.fromkeys(df.loc[missing, "cell"].astype(str))}
+        df.loc[missing, "testset"] = df.loc[missing, "cell"].astype(str).map(found)
+    return df
+
+
 def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (), metrics: Sequence[str] = (),
                 plugins=None):
     """One leaderboard row per (benchmark, metric, configuration, run); see the module docstring."""
@@ -97,11 +154,13 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
         if df.empty:
             continue
         df["run"] = name
-        frames.append(df)
+        if "cell" not in df:
+            df["cell"] = ""
+        frames.append(_fill_testsets(df, res.outdir))
     if not frames:
         return pd.DataFrame(columns=COLUMNS)
     cells = pd.concat(frames, ignore_index=True)
-    for col in ("model_path", "benchmark_params", "strategy_params", "decoder_params", "signature"):
+    for col in ("model_path", "benchmark_params", "strategy_params", "decoder_params", "signature", "testset"):
         if col not in cells:
             cells[col] = ""
         cells[col] = cells[col].fillna("").astype(str)
@@ -130,41 +189,222 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
                    n=int(g["n"].max()) if "n" in g and g["n"].notna().any() else None,
                    cells=",".join(g["cell"]), higher_is_better=direction.get(rec["metric"], rec["metric"] not in ("ter",)))
         rows.append(rec)
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
     out = pd.DataFrame(rows)
-    out["rank"] = 0
-    for (_, metric), idx in out.groupby(["benchmark", "metric"], sort=False).groups.items():
-        hib = bool(out.loc[idx[0], "higher_is_better"])
-        out.loc[idx, "rank"] = out.loc[idx, "value"].rank(ascending=not hib, method="min").fillna(0).astype(int)
-    out["rank"] = out["rank"].astype(int)
-    out = out.sort_values(["benchmark", "metric", "rank", "run"], kind="stable").reset_index(drop=True)
-    return out[COLUMNS]
+    out = _assign_tables(out)
+    out = out.sort_values(["benchmark", "metric", "group", "rank", "run"], kind="stable", na_position="last")
+    return out.reset_index(drop=True)[COLUMNS]
+
+
+# ============================================================================ tables: what may be compared
+
+
+def _comparability_key(row) -> tuple[str, str]:
+    # An unknown test set matches nothing, not even another unknown one of another run.
+    return row["signature"], row["testset"] or f"?{row['run']}"
+
+
+def _assign_tables(out):
+    """Split each (benchmark, metric) into tables of one signature and test set; rank and label within."""
+    import pandas as pd
+
+    out = out.copy()
+    out["group"], out["table"], out["note"], out["label"] = 0, "", "", ""
+    out["rank"] = pd.array([None] * len(out), dtype="Int64")
+    for (bench, metric), idx in out.groupby(["benchmark", "metric"], sort=False).groups.items():
+        part = out.loc[idx]
+        keys = [_comparability_key(r) for _, r in part.iterrows()]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        order = sorted(first, key=lambda k: (-keys.count(k), first[k]))  # largest first; ties: first run given
+        main = part[[k == order[0] for k in keys]]
+        decimals = _decimals(part)  # one precision per metric, so that ties are ties in every table
+        for group, key in enumerate(order, start=1):
+            rows = part[[k == key for k in keys]]
+            ridx = rows.index
+            out.loc[ridx, "group"] = group
+            out.loc[ridx, "table"] = f"{bench} / {metric}" + (f" #{group}" if group > 1 else "")
+            out.loc[ridx, "note"] = "" if group == 1 else separation_note(rows, main)
+            hib = bool(rows["higher_is_better"].iloc[0])
+            ranks = competition_ranks(list(rows["value"]), "higher" if hib else "lower",
+                                      decimals=decimals)
+            out.loc[ridx, "rank"] = pd.array(ranks, dtype="Int64")
+            out.loc[ridx, "label"] = config_labels(rows)
+    out["group"] = out["group"].astype(int)
+    return out
+
+
+def parse_signature(sig: str) -> dict[str, str]:
+    """``nrefs:1|case:mixed|tok:13a`` -> {"nrefs": "1", ...}; a bare part (``accuracy``) is keyed by position."""
+    fields: dict[str, str] = {}
+    for i, part in enumerate(p.strip() for p in str(sig).split("|")):
+        if not part:
+            continue
+        k, sep, v = part.partition(":")
+        if sep:
+            fields[k.strip()] = v.strip()
+        else:
+            fields[f"#{i}"] = part
+    return fields
+
+
+def signature_differences(sig: str, other: str) -> list[str]:
+    """What differs between two metric signatures, readable: ``tokenizer differs: tok:char vs tok:13a``."""
+    a, b = parse_signature(sig), parse_signature(other)
+    out = []
+    for k in dict.fromkeys([*a, *b]):
+        if k == "n" or a.get(k) == b.get(k):  # n: the test-set part of the note says it
+            continue
+        if k.startswith("#"):
+            out.append(f"metric differs: {a.get(k, '-')} vs {b.get(k, '-')}")
+        else:
+            out.append(f"{SIGNATURE_FIELDS.get(k, k)} differs: {k}:{a.get(k, '-')} vs {k}:{b.get(k, '-')}")
+    if not out and sig != other:
+        out.append(f"metric signature differs: {sig or '(none)'} vs {other or '(none)'}")
+    return out
+
+
+def _ns(rows) -> str:
+    ns = sorted({int(v) for v in rows["n"] if v == v and v is not None})
+    return "/".join(map(str, ns)) or "?"
+
+
+def separation_note(rows, main) -> str:
+    """Why ``rows`` (one table) are not ranked with ``main`` (table 1 of the same benchmark and metric)."""
+    reasons = signature_differences(str(rows["signature"].iloc[0]), str(main["signature"].iloc[0]))
+    mine, theirs = str(rows["testset"].iloc[0]), str(main["testset"].iloc[0])
+    if not mine or not theirs:
+        unknown = rows if not mine else main
+        which = ", ".join(dict.fromkeys(unknown["run"]))
+        reasons.append(f"test set unknown (run {which} stores no test-set fingerprint and its cells' predictions "
+                       "are missing): not ranked with other runs")
+    elif mine != theirs:
+        n_mine, n_theirs = _ns(rows), _ns(main)
+        reasons.append(f"different test set (n={n_mine} vs n={n_theirs})" if n_mine != n_theirs
+                       else f"different test set (same n={n_mine}, other references)")
+    return "not ranked with table 1: " + "; ".join(reasons or ["a different evaluation"])
+
+
+def _params(text: str) -> dict[str, Any]:
+    try:
+        v = json.loads(text) if text else {}
+    except ValueError:
+        return {"params": text}
+    return v if isinstance(v, dict) else {"params": v}
+
+
+def _short(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
+
+
+def label_parts(rows) -> list[dict[str, str]]:
+    """Per row, the text of each configuration part that differs between ``rows``: keys among
+    ``model``, ``strategy``, ``decoder``, ``benchmark`` (benchmark parameters); see :func:`config_labels`."""
+    recs = rows.to_dict("records")
+    parts: list[dict[str, str]] = [{} for _ in recs]
+    for comp, params_col in (("model", "model_path"), ("strategy", "strategy_params"),
+                             ("decoder", "decoder_params"), ("benchmark", "benchmark_params")):
+        labels = [str(r[comp]) for r in recs]
+        if comp == "model":
+            params = [{"path": str(r["model_path"])} for r in recs]
+        else:
+            params = [_params(str(r[params_col])) for r in recs]
+        extras: list[list[str]] = [[] for _ in recs]
+        for label in dict.fromkeys(labels):
+            members = [i for i, lab in enumerate(labels) if lab == label]
+            for k in dict.fromkeys(k for i in members for k in params[i]):
+                if len({json.dumps(params[i].get(k), sort_keys=True, default=str) for i in members}) < 2:
+                    continue  # the label already tells these rows apart, or they agree on k
+                for i in members:
+                    text = _short(params[i].get(k)) if comp == "model" else f"{k}={_short(params[i].get(k))}"
+                    if text not in label:
+                        extras[i].append(text)
+        show_label = comp != "benchmark" and len(set(labels)) > 1
+        for i, label in enumerate(labels):
+            if comp == "benchmark":
+                if extras[i]:
+                    parts[i][comp] = ", ".join(extras[i])
+            elif show_label or extras[i]:
+                parts[i][comp] = label + (f" ({', '.join(extras[i])})" if extras[i] else "")
+    return parts
+
+
+def config_labels(rows) -> list[str]:
+    """One label per row naming what differs between the rows' configurations.
+
+    Model, strategy and decoder labels are shown when they vary; a parameter (or model path) is
+    added where rows share a label but not that parameter, e.g. ``greedy (max_new_tokens=3)``,
+    so two different configurations never share a label. Rows of one configuration evaluated
+    differently in two runs (other model files, harness version) are told apart by their run.
+    """
+    recs = rows.to_dict("records")
+    labels = [" / ".join(p.values()) for p in label_parts(rows)]
+    base = [str(r["decoder"]) if str(r["decoder"]) not in ("-", "") else str(r["strategy"]) for r in recs]
+    labels = [lab or b for lab, b in zip(labels, base)]
+    count: dict[str, int] = {}
+    for lab in labels:
+        count[lab] = count.get(lab, 0) + 1
+    return [f"{lab} @ {r['run']}" if count[lab] > 1 else lab for lab, r in zip(labels, recs)]
 
 
 # ============================================================================ exports
 
+NUMERIC = ("Rank", "Score", "SD", "Seeds")  # right-aligned in every format
+_PART_COLUMNS = (("model", "Model"), ("strategy", "Strategy"), ("decoder", "Decoder"), ("benchmark", "Data"))
 
-def _groups(df) -> list[tuple[str, str, bool, Any]]:
+
+def _tables(df) -> list[dict[str, Any]]:
+    """Each table of ``df`` (one benchmark, metric, signature and test set) with what its heading shows."""
     out = []
-    for (bench, metric), g in df.groupby(["benchmark", "metric"], sort=False):
-        out.append((str(bench), str(metric), bool(g["higher_is_better"].iloc[0]), g))
+    sort_cols = ["benchmark", "metric", "group"] if "group" in df else ["benchmark", "metric"]
+    decimals = {k: _decimals(g) for k, g in df.groupby(["benchmark", "metric"], sort=False)}
+    for key, g in df.groupby(sort_cols, sort=False):
+        bench, metric = str(key[0]), str(key[1])
+        group = int(key[2]) if len(key) > 2 else 1
+        hib = bool(g["higher_is_better"].iloc[0])
+        title = f"{bench}: {_title(metric)} ({'higher' if hib else 'lower'} is better)"
+        testset = str(g["testset"].iloc[0]) if "testset" in g else ""
+        out.append({"benchmark": bench, "metric": metric, "group": group, "hib": hib, "rows": g,
+                    "decimals": decimals[(key[0], key[1])],
+                    "title": title + (f", separate table {group}" if group > 1 else ""),
+                    "note": str(g["note"].iloc[0]) if "note" in g else "",
+                    "n": _ns(g), "signature": str(g["signature"].iloc[0]) or "(none)",
+                    "testset": testset[:12] if testset else "unknown"})
     return out
+
+
+def _meta_line(t: dict[str, Any]) -> str:
+    return f"n = {t['n']}; signature: {t['signature']}; test set: {t['testset']}"
 
 
 def _display(g, decimals: int):
     """The columns a reader wants, as text-ready values."""
     import pandas as pd
 
-    varying = [c for c in ("model", "strategy", "decoder") if g[c].nunique() > 1] or ["decoder" if (g["decoder"] != "-").any() else "strategy"]
-    d = pd.DataFrame({"Rank": g["rank"].astype(int)})
-    for c in ("model", "strategy", "decoder"):
-        if c in varying or g[c].nunique() > 1:
-            d[c.capitalize()] = g[c].astype(str)
+    d = pd.DataFrame({"Rank": ["–" if _rank(r) is None else str(_rank(r)) for r in g["rank"]]}, index=g.index)
+    parts = label_parts(g)
+    shown = [(comp, title) for comp, title in _PART_COLUMNS if any(comp in p for p in parts)]
+    if not shown:
+        shown = [("decoder", "Decoder")] if (g["decoder"] != "-").any() else [("strategy", "Strategy")]
+    for comp, title in shown:
+        plain = g[comp].astype(str).tolist() if comp != "benchmark" else [""] * len(g)
+        d[title] = [p.get(comp, x) for p, x in zip(parts, plain)]
     d["Score"] = g["value"].map(lambda v: "–" if v != v else f"{v:.{decimals}f}")
     d["SD"] = g["std"].map(lambda v: "" if v != v else f"{v:.{decimals}f}")
-    d["Seeds"] = g["seeds"].astype(int)
+    d["Seeds"] = g["seeds"].astype(int).astype(str)
     d["Run"] = g["run"].astype(str)
     d["Also in"] = [",".join(r for r in rs.split(",") if r != run) for rs, run in zip(g["runs"], g["run"])]
-    return d
+    return d.reset_index(drop=True)
+
+
+def _rank(r) -> int | None:
+    import pandas as pd
+
+    return None if r is None or pd.isna(r) else int(r)
+
+
+def _best(g) -> list[bool]:
+    return [_rank(r) == 1 for r in g["rank"]]
 
 
 def _decimals(g) -> int:
@@ -189,29 +429,65 @@ def md_escape(text: Any) -> str:
 
 
 def latex_escape(text: Any) -> str:
+    # | < > are not in OT1 text fonts (they print as an em dash, inverted ! and ?): use the text commands
     repl = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}",
+            "<": r"\textless{}", ">": r"\textgreater{}"}
     return "".join(repl.get(ch, ch) for ch in str(text))
 
 
 def to_markdown(df) -> str:
     parts = ["# Leaderboard\n"]
-    for bench, metric, hib, g in _groups(df):
-        d = _display(g, _decimals(g)).astype(str).apply(lambda col: col.map(md_escape))
+    for t in _tables(df):
+        g = t["rows"]
+        d = _display(g, t["decimals"]).apply(lambda col: col.map(md_escape))
         d.columns = [md_escape(c) for c in d.columns]
-        parts.append(f"## {md_escape(bench)}: {md_escape(_title(metric))} ({'higher' if hib else 'lower'} is better)\n")
-        parts.append(d.to_markdown(index=False, disable_numparse=True) + "\n")
+        parts.append(f"## {md_escape(t['title'])}\n")
+        if t["note"]:
+            parts.append(f"> {md_escape(t['note'].capitalize())}.\n")
+        parts.append(md_escape(_meta_line(t)) + "\n")
+        align = ["right" if c in NUMERIC else "left" for c in d.columns]
+        parts.append(d.to_markdown(index=False, disable_numparse=True, colalign=align) + "\n")
     return "\n".join(parts)
 
 
+def _tex_label(t: dict[str, Any], used: set[str]) -> str:
+    base = "tab:leaderboard-" + "-".join(re.sub(r"[^A-Za-z0-9]+", "-", str(x)).strip("-").lower() or "x"
+                                         for x in (t["benchmark"], t["metric"]))
+    if t["group"] > 1:
+        base += f"-{t['group']}"
+    label, i = base, 2
+    while label in used:
+        label, i = f"{base}-{i}", i + 1
+    used.add(label)
+    return label
+
+
 def to_latex(df) -> str:
-    parts = ["% nlp-eval-harness leaderboard: one table per benchmark and metric (needs \\usepackage{booktabs})"]
-    for bench, metric, hib, g in _groups(df):
-        d = _display(g, _decimals(g)).astype(str)
-        caption = latex_escape(f"{bench}: {_title(metric)} ({'higher' if hib else 'lower'} is better)")
-        d.columns = [latex_escape(c) for c in d.columns]
-        styler = d.style.hide(axis="index").format(escape="latex")
-        parts.append(styler.to_latex(hrules=True, caption=caption, position="ht", position_float="centering"))
+    """One booktabs ``table`` per leaderboard table: numbers right-aligned, the best score bold,
+    n, signature and (for a separate table) why it is separate in the caption, a ``\\label``."""
+    parts = ["% nlp-eval-harness leaderboard: one table per benchmark, metric, signature and test set "
+             "(needs \\usepackage{booktabs})"]
+    used: set[str] = set()
+    for t in _tables(df):
+        g = t["rows"]
+        d = _display(g, t["decimals"])
+        best = _best(g)
+        caption = f"{t['title']}. {_meta_line(t)}."
+        if t["note"]:
+            caption += f" {t['note'].capitalize()}."
+        spec = "".join("r" if c in NUMERIC else "l" for c in d.columns)
+        lines = ["\\begin{table}[ht]", "\\centering", f"\\caption{{{latex_escape(caption)}}}",
+                 f"\\label{{{_tex_label(t, used)}}}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
+                 " & ".join(latex_escape(c) for c in d.columns) + " \\\\", "\\midrule"]
+        for row, is_best in zip(d.to_dict("records"), best):
+            cells = []
+            for c, v in row.items():
+                v = latex_escape(v)
+                cells.append(f"\\textbf{{{v}}}" if c == "Score" and is_best and v != "–" else v)
+            lines.append(" & ".join(cells) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+        parts.append("\n".join(lines))
     return "\n".join(parts)
 
 
@@ -219,10 +495,14 @@ def to_html(df, title: str = "Leaderboard") -> str:
     from harness_plugins.reporters.html import asset, csp_for, environment, json_for_script
 
     groups = []
-    for bench, metric, hib, g in _groups(df):
-        dec = _decimals(g)
-        groups.append({"benchmark": bench, "metric": _title(metric), "hib": hib, "columns": list(_display(g, dec).columns),
-                       "rows": _display(g, dec).to_dict("records"), "values": list(g["value"])})
+    for t in _tables(df):
+        g = t["rows"]
+        d = _display(g, t["decimals"])
+        groups.append({"benchmark": t["benchmark"], "metric": _title(t["metric"]), "hib": t["hib"],
+                       "group": t["group"], "title": t["title"], "note": t["note"], "n": t["n"],
+                       "signature": t["signature"], "testset": t["testset"], "numeric": NUMERIC,
+                       "columns": list(d.columns), "rows": d.to_dict("records"), "best": _best(g),
+                       "values": list(g["value"])})
     script = asset("sort.js")
     return environment().get_template("leaderboard.html.j2").render(
         title=title, groups=groups, css=asset("report.css"), script=script, csp=csp_for(script),

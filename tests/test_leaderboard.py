@@ -65,9 +65,11 @@ def test_merge_deduplicates_identical_cells_and_names_the_runs(runs):
 def test_ranks_respect_lower_is_better(runs):
     df = harness.leaderboard(list(runs))
     for metric, ascending in (("bleu", False), ("ter", True)):
-        g = df[df.metric == metric].sort_values("rank")
+        g = df[(df.metric == metric) & (df.group == 1)].sort_values("rank")
         assert list(g["value"]) == sorted(g["value"], reverse=not ascending)
-        assert g["rank"].iloc[0] == 1
+        assert g["rank"].tolist() == [1, 2, 3, 4]
+        # run_c's other test set is ranked on its own
+        assert df[(df.metric == metric) & (df.run == "run_c")]["rank"].tolist() == [1]
     assert not df[df.metric == "ter"]["higher_is_better"].any() and df[df.metric == "bleu"]["higher_is_better"].all()
 
 
@@ -92,16 +94,18 @@ def test_exports_round_trip(runs, tmp_path):
         assert back["strategy"].tolist() == df["strategy"].tolist()
 
     md = export(df, tmp_path / "lb.md").read_text(encoding="utf-8")
-    assert "## mt: BLEU (higher is better)" in md and "## mt: TER (lower is better)" in md
+    assert "## mt: BLEU (higher is better)\n" in md and "## mt: TER (lower is better)\n" in md
+    assert "## mt: BLEU (higher is better), separate table 2" in md
     assert "<script" not in md and "tuned&lt;script&gt;" in md
-    header = next(line for line in md.splitlines() if line.startswith("| Rank"))
+    header = next(line for line in md.splitlines() if line.lstrip("| ").startswith("Rank |"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["Rank", "Strategy", "Decoder", "Score", "SD", "Seeds",
                                                                   "Run", "Also in"]
     tex = export(df, tmp_path / "lb.tex").read_text(encoding="utf-8")
-    assert tex.count("\\begin{tabular}") == 3 and "\\caption{mt: TER (lower is better)}" in tex
-    assert "beam[num\\_beams=4]" in tex and "run\\_a" in tex and "<script>" in tex  # LaTeX-escaped, not HTML
+    assert tex.count("\\begin{tabular}") == 6 and "\\caption{mt: TER (lower is better). n = 24;" in tex
+    assert "beam[num\\_beams=4]" in tex and "run\\_a" in tex
+    assert "\\textless{}script\\textgreater{}" in tex  # LaTeX-escaped, not HTML
     html = export(df, tmp_path / "lb.html").read_text(encoding="utf-8")
-    assert html.count('<table class="sortable leaderboard">') == 3 and "<link" not in html
+    assert html.count('<table class="sortable leaderboard">') == 6 and "<link" not in html
     assert PAYLOAD not in html and "tuned&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
     assert html.count("<script") == 2
 
