@@ -37,27 +37,65 @@ KIND_TITLES = {"decoder": "decoders", "strategy": "strategies", "benchmark": "be
                "reporter": "reporters", "executor": "executors"}
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
-                           help="Override a config value (YAML syntax), e.g. --set decoders.0.params.num_beams=[1,4].")
+                           help="Override a config value (YAML syntax), e.g. --set decoders.0.params.num_beams=[1,4]; "
+                                "'*' matches every item: --set benchmarks.*.params.limit=100.")
+_unset_option = click.option("--unset", "unsets", multiple=True, metavar="KEY.PATH",
+                             help="Remove a config key so its default applies, e.g. --unset baseline.")
+
+SPEC = "NAME[:KEY=VALUE,...]"
+
+
+def _experiment_options(f):
+    """Options that build or edit an experiment; `validate` and `run` share them."""
+    options = [
+        _set_option, _unset_option,
+        click.option("--model", "models", multiple=True, metavar="PATH_OR_HUB_ID",
+                     help="Model directory or Hub id (repeatable); replaces the config's models."),
+        click.option("--benchmark", "benchmarks", multiple=True, metavar=SPEC,
+                     help="A preset (`harness benchmarks`) or a benchmark plugin with parameters, e.g. "
+                          "multi30k-2016-en-de or parallel_text:source=a.en,reference=a.de (repeatable)."),
+        click.option("--strategy", "strategies", multiple=True, metavar=SPEC, help="Fine-tuning strategy (repeatable)."),
+        click.option("--decoder", "decoders", multiple=True, metavar=SPEC,
+                     help="Decoder, e.g. greedy or beam:num_beams=4 (a list sweeps: beam:num_beams=[2,4]) (repeatable)."),
+        click.option("--metric", "metrics", multiple=True, metavar=SPEC, help="Metric, e.g. bleu (repeatable)."),
+        click.option("--seeds", metavar="0,1,...", help="Comma-separated seeds."),
+        click.option("--name", "exp_name", help="Experiment name (without CONFIG: default from -o, else 'run')."),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where benchmark presets find local copies (default: $HARNESS_DATA_DIR)."),
+        click.option("--limit", type=click.IntRange(min=1),
+                     help="Evaluate only N test examples of every benchmark (the first N; see --sample). "
+                          "Shown as a banner in the report: not comparable to full-test-set results."),
+        click.option("--sample", is_flag=True, help="With --limit: a seeded random sample of N examples."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@_set_option
-def validate(config: Path, overrides: tuple[str, ...]):
-    """Check CONFIG without loading any model; print the grid it expands to."""
-    from .config import load_experiment
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_experiment_options
+def validate(config: Path | None, **options):
+    """Check CONFIG (or the experiment the options describe) without loading any model; print
+    the grid it expands to and where each benchmark preset's data comes from."""
+    from .oneliner import build
 
-    resolved = load_experiment(config, list(overrides))
+    resolved = build(config, **options).resolved
     cells = resolved.cells()
-    click.echo(f"{config}: OK — {len(cells)} cells")
+    click.echo(f"{config or 'command line'}: OK — {len(cells)} cells")
     for section, comps in resolved.components.items():
         click.echo(f"  {section}: {', '.join(c.label for c in comps)}")
+        if section == "benchmarks":
+            for c in comps:
+                if c.base_label in resolved.origins:
+                    given = ", ".join(f"{k}={v}" for k, v in c.params.model_dump(mode="json", exclude_defaults=True).items())
+                    click.echo(f"    {c.label} = {c.name}({given})  [{resolved.origins[c.base_label]}]")
     click.echo(f"  models: {', '.join(m.display for m in resolved.experiment.models)}")
     click.echo(f"  seeds: {', '.join(map(str, resolved.experiment.seeds))}")
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
               help="Output directory (default: the config's output_dir, else runs/<name>).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -68,10 +106,22 @@ def validate(config: Path, overrides: tuple[str, ...]):
 @click.option("--skip-failed", is_flag=True,
               help="Keep recorded failures as they are (do not retry them); run only cells never run or interrupted.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display; print only errors and the final summary.")
-@_set_option
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads per cell (default: the config's threads:, else OMP_NUM_THREADS, else the free "
+                   "cores: cores minus the 1-minute load, at least 1). Recorded in manifest.json.")
+@click.option("--overwrite", is_flag=True,
+              help="Write into an output directory that holds results of another config, replacing them "
+                   "(its finished cells stay cached).")
+@_experiment_options
 def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: bool, skip_failed: bool, quiet: bool,
-        overrides: tuple[str, ...]):
+        threads: int | None, overwrite: bool, **options):
     """Run every cell of CONFIG and write results and reports.
+
+    \b
+    Without CONFIG, the options describe the experiment, and OUTDIR/config.yaml records it:
+      harness run --model Helsinki-NLP/opus-mt-en-de --benchmark multi30k-2016-en-de \\
+        --decoder greedy --decoder beam:num_beams=4 --metric bleu --seeds 0,1 -o runs/m30k
+    With CONFIG, --model/--benchmark/--decoder/... replace those sections of it.
 
     \b
     Resuming: finished cells are reused, so after a crash, Ctrl-C or kill, run the same
@@ -80,21 +130,25 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
     OUTDIR/cells/<key>/cell.json and in manifest.json) while the other cells go on.
 
     \b
-    Exit codes: 0 all cells done; 1 some cells (or a reporter) failed, results of the
-    others are written; 2 bad config, data or output directory (nothing run or written);
-    130 interrupted.
+    Exit codes: 0 all cells done; 1 some cells (or a metric or reporter) failed, results
+    of the others are written; 2 bad config, data or output directory (nothing run or
+    written); 3 a result file could not be written (disk full, read-only...): the run
+    stopped, finished cells are kept, run again once there is space; 130 interrupted.
     """
-    from .config import load_experiment
+    from .oneliner import build
     from .runner import run_experiment
 
     if only_failed and skip_failed:
         raise HarnessError("--retry-failed and --skip-failed contradict each other; give one of them")
-    resolved = load_experiment(config, list(overrides))
+    built = build(config, outdir=outdir, **options)
+    resolved = built.resolved
     if outdir is None:
         exp = resolved.experiment
         outdir = (resolved.base_dir / exp.output_dir) if exp.output_dir else Path("runs") / exp.name
     summary = run_experiment(resolved, outdir, cache_dir=cache_dir, quiet=quiet, only_failed=only_failed,
-                             retry_failed=not skip_failed)
+                             retry_failed=not skip_failed, threads=threads, overwrite=overwrite)
+    if built.config is not None and not summary.write_errors:  # options gave the experiment: keep its YAML
+        click.echo(f"config: {built.write_config(outdir)}")
     n, failed = len(summary.outcomes), summary.failed
     parts = [f"{summary.count('cached')} reused", f"{len(failed)} failed"]
     if summary.count("skipped"):
@@ -103,15 +157,23 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
     for f in summary.files:
         if f.name.endswith((".html", ".md")):
             click.echo(f"report: {f}")
-    if summary.count("skipped"):
+    if summary.count("skipped") and only_failed:
         click.echo(f"note: {summary.count('skipped')} cells were never run and were skipped by --retry-failed; "
                    "run without it to run them", err=True)
     for o in failed:
         where = outdir / "manifest.json" if (o.error or "").startswith("scoring failed") else outdir / "cells" / o.key / "cell.json"
         click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {o.error} (traceback in {where})", err=True)
+    for o in summary.outcomes:
+        for message in o.metric_errors:
+            click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {message}", err=True)
     for message in summary.report_errors:
         click.echo(f"failed: {message}", err=True)
-    if failed or summary.report_errors:
+    if summary.write_errors:
+        more = len(summary.write_errors) - 1
+        click.echo(f"error: {summary.write_errors[0]}" + (f" (and {more} more files)" if more else "")
+                   + "; finished cells are kept: run the same command again once it can be written", err=True)
+        sys.exit(3)
+    if failed or summary.report_errors or any(o.metric_errors for o in summary.outcomes):
         sys.exit(1)
 
 
@@ -133,28 +195,107 @@ def report(outdir: Path, reporters: tuple[str, ...]):
             click.echo(f"wrote {f}")
 
 
+KIND_BY_NAME = {**{k: k for k in KIND_TITLES}, **{v: k for k, v in KIND_TITLES.items()}}
+
+
+def _param_line(p: dict) -> str:
+    cons = f" {p['constraints']}" if p["constraints"] else ""
+    value = "required" if p["required"] else f"= {p['default']!r}"
+    return f"- {p['name']}: {p['type']} {value}{cons}  {p['description']}".rstrip()
+
+
+def _echo_plugin(info, params: list[dict], shared_note: str = "") -> None:
+    extra = f" [task: {info.cls.task}]" if hasattr(info.cls, "task") and info.kind in ("benchmark", "metric") else ""
+    click.echo(f"  {info.name}  ({info.package}: {info.module}){extra}")
+    if info.cls.description:
+        click.echo(f"      {info.cls.description}")
+    for p in params:
+        click.echo(f"      {_param_line(p)}")
+    if shared_note:
+        click.echo(f"      {shared_note}")
+
+
 @main.command("plugins")
-@click.option("--kind", type=click.Choice(["decoder", "strategy", "benchmark", "metric", "reporter", "executor"]),
-              help="Only this kind.")
-def plugins_cmd(kind: str | None):
-    """List every registered plugin by kind, with its parameters and package."""
+@click.argument("name", required=False)
+@click.option("--kind", type=click.Choice(sorted(KIND_BY_NAME)), help="Only this kind (singular or plural).")
+def plugins_cmd(name: str | None, kind: str | None):
+    """List every registered plugin by kind, with its parameters and package; with NAME, only that plugin.
+
+    Parameters that several plugins of a kind share unchanged are listed once, after that kind.
+    """
+    from .errors import unknown_choice_message
     from .params import describe
     from .plugins import default_plugins
 
-    current = None
-    for info in default_plugins():
-        if kind and info.kind != kind:
-            continue
-        if info.kind != current:
-            current = info.kind
-            click.echo(f"\n{KIND_TITLES[current]}:")
-        extra = f" [task: {info.cls.task}]" if hasattr(info.cls, "task") and info.kind in ("benchmark", "metric") else ""
-        click.echo(f"  {info.name}  ({info.package}: {info.module}){extra}")
-        if info.cls.description:
-            click.echo(f"      {info.cls.description}")
-        for p in describe(info.cls.Params):
-            cons = f" {p['constraints']}" if p["constraints"] else ""
-            click.echo(f"      - {p['name']}: {p['type']} = {p['default']!r}{cons}  {p['description']}")
+    kind = KIND_BY_NAME.get(kind) if kind else None
+    infos = [i for i in default_plugins() if kind is None or i.kind == kind]
+    if name is not None:
+        chosen = [i for i in infos if i.name == name]
+        if not chosen:
+            what = f"{kind} plugin" if kind else "plugin"
+            raise HarnessError(unknown_choice_message(f"no {what} named", name, sorted({i.name for i in infos})))
+        for info in chosen:
+            click.echo(f"{info.kind}:")
+            _echo_plugin(info, describe(info.cls.Params))
+        return
+    by_kind: dict[str, list] = {}
+    for info in infos:
+        by_kind.setdefault(info.kind, []).append(info)
+    for k, group in by_kind.items():
+        described = {i.name: describe(i.cls.Params) for i in group}
+        # a parameter (same name, type, default, description) in >= 2 plugins of this kind is shown once
+        users: dict[str, tuple[dict, list[str]]] = {}
+        for plugin, params in described.items():
+            for p in params:
+                users.setdefault(repr(sorted(p.items())), (p, []))[1].append(plugin)
+        shared = {key: v for key, v in users.items() if len(v[1]) > 1}
+        click.echo(f"\n{KIND_TITLES[k]}:")
+        for info in group:
+            params = described[info.name]
+            common = [p["name"] for p in params if repr(sorted(p.items())) in shared]
+            _echo_plugin(info, [p for p in params if repr(sorted(p.items())) not in shared],
+                         f"(+ shared: {', '.join(common)})" if common else "")
+        if shared:
+            click.echo(f"  shared parameters of {KIND_TITLES[k]}:")
+            for p, names in shared.values():
+                click.echo(f"      {_param_line(p)}  [{', '.join(names)}]")
+
+
+@main.command("benchmarks")
+@click.argument("name", required=False)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Say which presets would read local copies from here (default: $HARNESS_DATA_DIR).")
+def benchmarks_cmd(name: str | None, data_dir: Path | None):
+    """List the named benchmark presets (use them as `benchmarks: [NAME]` or --benchmark NAME);
+    with NAME, show that preset's YAML, citation and where its data would come from."""
+    from . import presets as preset_lib
+    from .errors import unknown_choice_message
+
+    found = preset_lib.presets()
+    data = preset_lib.data_dir_from(str(data_dir) if data_dir else None, Path.cwd())
+    if name is not None:
+        if name not in found:
+            raise HarnessError(unknown_choice_message("no benchmark preset named", name, found))
+        preset = found[name]
+        click.echo((preset_lib.PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").rstrip())
+        try:
+            click.echo(f"\n# data: {preset.choose(data)[2]}")
+        except HarnessError as e:
+            click.echo(f"\n# data: unavailable: {e}")
+        return
+    for task in ("translation", "classification"):
+        group = [p for p in found.values() if p.task == task]
+        click.echo(f"{task}:")
+        width = max(len(p.name) for p in group)
+        for p in group:
+            try:
+                where = p.choose(data)[2]
+            except HarnessError:
+                where = "local files needed (see `harness benchmarks " + p.name + "`)"
+            size = f"{p.size:,}" if p.size else "?"
+            click.echo(f"  {p.name:<{width}}  {p.description} [{size}]  <- {where}")
+    click.echo("\nUse: harness run --model M --benchmark NAME, or `benchmarks: [NAME]` in a config; "
+               "`harness benchmarks NAME` shows a preset's source, split, columns and citation.")
 
 
 @main.command("leaderboard")

@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError, ConfigErrors, UnknownPluginError, unknown_choice_message
+from .errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
 from .models import ModelSpec
 from .params import Params, is_sweep
 from .plugins import PluginSet, default_plugins
-from .yamlio import LineDict, line_of, load_yaml_file, load_yaml_text
+from .yamlio import line_of, load_yaml_file
 
 GENERATION_TASKS = ("translation",)
 DEFAULT_METRICS = {"translation": ["bleu", "chrf", "ter"], "classification": ["accuracy", "macro_f1", "mcc"]}
@@ -72,6 +72,26 @@ class Experiment(BaseModel):
     executor: PluginRef = Field(default_factory=lambda: PluginRef(name="local"))
     baseline: Baseline = Field(default_factory=Baseline)
     output_dir: str | None = Field(None, description="default output directory (relative to the config)")
+    data_dir: str | None = Field(None, description="where benchmark presets find local copies (relative to the "
+                                                   "config; default $HARNESS_DATA_DIR); see `harness benchmarks`")
+    limit: int | None = Field(None, ge=1, description="evaluate only this many test examples of every benchmark "
+                                                      "(replaces each benchmark's own limit)")
+    sample: bool = Field(False, description="with limit: a seeded random sample instead of the first examples")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, v):
+        # `baseline: null` or `--set decoders=null` asks for the default, as if the key were absent
+        if isinstance(v, dict):
+            return {k: x for k, x in v.items()
+                    if not (x is None and k in cls.model_fields and not cls.model_fields[k].is_required())}
+        return v
+
+    @model_validator(mode="after")
+    def _sample_needs_limit(self):
+        if self.sample and self.limit is None:
+            raise ValueError("sample: true needs limit: N (the number of test examples to sample per benchmark)")
+        return self
 
 
 SECTION_KIND = {"benchmarks": "benchmark", "strategies": "strategy", "decoders": "decoder",
@@ -132,6 +152,7 @@ class ResolvedExperiment:
     experiment: Experiment
     components: dict[str, list[Component]]  # section -> expanded components
     plugins: PluginSet
+    origins: dict[str, str] = field(default_factory=dict)  # benchmark label -> "preset X: where its data is"
 
     def cells(self) -> list[Cell]:
         out = []
@@ -273,37 +294,10 @@ def _plain(x: Any) -> Any:
 
 
 def apply_override(raw: Any, assignment: str) -> None:
-    """Apply one ``--set key.path=value`` (value parsed as YAML) in place."""
-    src = "--set"
-    if "=" not in assignment:
-        raise ConfigError(src, assignment, "expected KEY.PATH=VALUE, e.g. decoders.0.params.num_beams=4")
-    path, value_text = assignment.split("=", 1)
-    parts = [p for p in path.strip().split(".")]
-    if not all(parts):
-        raise ConfigError(src, path, "empty key in key path")
-    value = load_yaml_text(value_text, f"--set {path}") if value_text.strip() else ""
-    node = raw
-    walked: list[Any] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.lstrip("-").isdigit():
-                raise ConfigError(src, keypath(tuple(walked)), f"is a list; use an index 0..{len(node) - 1}, got '{part}'")
-            idx = int(part)
-            if not -len(node) <= idx < len(node):
-                raise ConfigError(src, keypath(tuple(walked)), f"index {idx} out of range (the list has {len(node)} items)")
-            key: Any = idx
-        elif isinstance(node, dict):
-            key = part
-        else:
-            raise ConfigError(src, keypath(tuple(walked)), f"is a {type(node).__name__}, cannot set '{part}' inside it")
-        walked.append(key)
-        if last:
-            node[key] = value
-        else:
-            if isinstance(node, dict) and key not in node:
-                node[key] = LineDict()
-            node = node[key]
+    """Apply one ``--set key.path=value`` (value parsed as YAML) in place (see harness.overrides)."""
+    from .overrides import apply, parse_set
+
+    apply(raw, parse_set(assignment))
 
 
 # ----------------------------------------------------------------------------- resolve
@@ -314,7 +308,13 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
     try:
         cls = plugins.get(kind, ref.name)
     except UnknownPluginError as e:
-        errors.append(ConfigError(source, keypath(loc + ("name",)), str(e), line_of(raw_root, loc + ("name",))))
+        message = str(e)
+        if kind == "benchmark":  # a benchmark may also be a preset
+            from .presets import presets
+
+            message = unknown_choice_message("unknown benchmark", ref.name, [*e.choices, *presets()]) + \
+                " (plugins and presets: `harness benchmarks`)"
+        errors.append(ConfigError(source, keypath(loc + ("name",)), message, line_of(raw_root, loc + ("name",))))
         return []
     params_cls = cls.Params
     swept = [k for k, v in ref.params.items() if is_sweep(params_cls, k, v)]
@@ -344,6 +344,39 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
     return out
 
 
+def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plugins: PluginSet,
+                    errors: list[ConfigError]) -> dict[str, str]:
+    """Replace benchmark presets by the plugin reference they stand for (in ``exp.benchmarks``)
+    and apply the experiment-wide ``limit``; returns label -> where the preset's data comes from."""
+    from . import presets
+
+    registry = plugins.registry("benchmark")
+    data_dir = presets.data_dir_from(exp.data_dir, base_dir)
+    origins: dict[str, str] = {}
+    refs = []
+    for i, ref in enumerate(exp.benchmarks):
+        if ref.name not in registry and presets.get(ref.name) is not None:
+            try:
+                x = presets.expand(ref.name, _plain(ref.params), data_dir)
+            except HarnessError as e:
+                errors.append(ConfigError(source, keypath(("benchmarks", i, "name")), str(e),
+                                          line_of(raw, ("benchmarks", i, "name"))))
+                continue
+            ref = ref.model_copy(update={"name": x.plugin, "params": x.params, "label": ref.label or ref.name})
+            origins[ref.label] = x.origin
+        if exp.limit is not None and ref.name in registry:
+            fields = plugins.get("benchmark", ref.name).Params.model_fields
+            if "limit" in fields:
+                ref = ref.model_copy(update={"params": {**ref.params, "limit": exp.limit, "sample": exp.sample}})
+            else:
+                errors.append(ConfigError(source, "limit", f"benchmark '{ref.label or ref.name}' ({ref.name}) has no "
+                                          "`limit` parameter, so it cannot be limited; leave it out of this run",
+                                          line_of(raw, ("limit",))))
+        refs.append(ref)
+    exp.benchmarks = refs
+    return origins
+
+
 def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None = None,
             check_files: bool = True) -> ResolvedExperiment:
     plugins = plugins or default_plugins()
@@ -358,6 +391,7 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
         raise ConfigErrors(convert_validation_error(e, source, raw, (), raw, Experiment)) from None
 
     errors: list[ConfigError] = []
+    origins = _expand_presets(exp, raw, source, base_dir, plugins, errors)
     components: dict[str, list[Component]] = {}
     for section, kind in SECTION_KIND.items():
         refs = getattr(exp, section)
@@ -421,7 +455,7 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
                                       line_of(raw, ("baseline", key))))
     if errors:
         raise ConfigErrors(errors)
-    resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins)
+    resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins, origins)
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
                           "(translation needs a seq2seq or causal model, classification an encoder)")
@@ -430,13 +464,20 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
 
 def load_experiment(path: str | Path, overrides: list[str] = (), *, plugins: PluginSet | None = None,
                     check_files: bool = True) -> ResolvedExperiment:
+    """Read, edit (``overrides``: ``--set`` strings or :class:`harness.overrides.Override`) and
+    resolve a config; errors in an edited value name the edit, not a line of the file."""
+    from .overrides import apply_all, attribute, parse_set
+
     path = Path(path)
     raw = load_yaml_file(path)
     if isinstance(raw, dict) and overrides:
         raw = copy.deepcopy(raw)
-    for o in overrides:
-        apply_override(raw, o)
-    return resolve(raw, str(path), path.parent.resolve(), plugins=plugins, check_files=check_files)
+    edits = [parse_set(o) if isinstance(o, str) else o for o in overrides]
+    trail = apply_all(raw, edits) if isinstance(raw, dict) else []
+    try:
+        return resolve(raw, str(path), path.parent.resolve(), plugins=plugins, check_files=check_files)
+    except HarnessError as e:
+        raise attribute(e, trail) from None
 
 
 def load_experiment_dict(data: dict, *, base_dir: str | Path = ".", source: str = "<dict>",

@@ -78,7 +78,8 @@ def type_name(ann: Any) -> str:
 
 
 def describe(params_cls: type[Params]) -> list[dict[str, Any]]:
-    """One dict per parameter: name, type, default, constraints, description (for `harness plugins`)."""
+    """One dict per parameter: name, type, required, default (None when required), constraints,
+    description (for `harness plugins`)."""
     out = []
     for name, field in params_cls.model_fields.items():
         constraints = []
@@ -91,8 +92,9 @@ def describe(params_cls: type[Params]) -> list[dict[str, Any]]:
         if field.annotation is not None and any(
                 getattr(m, "func", None) is _resolve_input_path for m in getattr(field.annotation, "__metadata__", ())):
             constraints.append("existing path")
-        default = "(required)" if field.is_required() else field.get_default(call_default_factory=True)
-        out.append({"name": name, "type": type_name(field.annotation), "default": default,
+        required = field.is_required()
+        default = None if required else field.get_default(call_default_factory=True)
+        out.append({"name": name, "type": type_name(field.annotation), "required": required, "default": default,
                     "constraints": " ".join(constraints), "description": field.description or ""})
     return out
 

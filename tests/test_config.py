@@ -137,8 +137,9 @@ def test_set_overrides(workdir):
     resolved = load_experiment(path, ["decoders.0.params.max_new_tokens=[2, 3]", "seeds=[7]"])
     assert [c.label for c in resolved.components["decoders"]] == ["greedy[max_new_tokens=2]", "greedy[max_new_tokens=3]"]
     assert resolved.experiment.seeds == [7]
-    assert "--set: decoders: index 5 out of range (the list has 1 items)" in errors_of(path, ["decoders.5.name=x"])[0]
-    assert "--set: nonsense: expected KEY.PATH=VALUE" in errors_of(path, ["nonsense"])[0]
+    assert "--set decoders.5.name=x: decoders: index 5 out of range (the list has 1 items)" in errors_of(
+        path, ["decoders.5.name=x"])[0]
+    assert "--set nonsense: expected KEY.PATH=VALUE" in errors_of(path, ["nonsense"])[0]
     # overrides are validated like the file itself
     assert "decoders[0].params.max_new_tokens: Input should be greater than or equal to 1 (got -1)" in errors_of(
         path, ["decoders.0.params.max_new_tokens=-1"])[0]
