@@ -252,14 +252,15 @@ def signature_differences(sig: str, other: str) -> list[str]:
     """What differs between two metric signatures, readable: ``tokenizer differs: tok:char vs tok:13a``."""
     a, b = parse_signature(sig), parse_signature(other)
     out = []
-    for k in dict.fromkeys([*a, *b]):
-        if k == "n" or a.get(k) == b.get(k):  # n: the test-set part of the note says it
+    differing = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    for k in differing:
+        if k == "n":  # the test-set part of the note says it
             continue
         if k.startswith("#"):
             out.append(f"metric differs: {a.get(k, '-')} vs {b.get(k, '-')}")
         else:
             out.append(f"{SIGNATURE_FIELDS.get(k, k)} differs: {k}:{a.get(k, '-')} vs {k}:{b.get(k, '-')}")
-    if not out and sig != other:
+    if not differing and sig != other:
         out.append(f"metric signature differs: {sig or '(none)'} vs {other or '(none)'}")
     return out
 

@@ -179,3 +179,215 @@ def test_a_run_stores_the_test_set_fingerprint_per_cell(tmp_path, translation_fi
     assert df["testset"].tolist() == [expected] and df["n"].tolist() == [4]
     cell = json.loads((tmp_path / "out" / "cells" / df["cell"].iloc[0] / "cell.json").read_text())
     assert cell["testset"] == expected and cell["n"] == 4
+
+
+# ----------------------------------------------------------------------------- incomparable scores
+
+
+def retokenize_bleu(run, tokenize: str):
+    """Rescore a fabricated run's BLEU rows with sacrebleu's `tokenize` (what `bleu: {tokenize: char}` writes)."""
+    import json
+
+    from sacrebleu.metrics import BLEU
+
+    df = pd.read_csv(run / "metrics.csv", keep_default_na=False, na_values=[""], dtype={"signature": str})
+    for i in df.index[df.metric == "bleu"]:
+        rows = [json.loads(x) for x in (run / "cells" / df.at[i, "cell"] / "predictions.jsonl").read_text().splitlines()]
+        scorer = BLEU(tokenize=tokenize)
+        df.at[i, "value"] = scorer.corpus_score([r["output"] for r in rows], [[r["reference"] for r in rows]]).score
+        df.at[i, "signature"] = str(scorer.get_signature())
+    df.to_csv(run / "metrics.csv", index=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def incomparable(tmp_path_factory):
+    """big: 30 sentences, BLEU tok:13a (greedy, beam4). char: the same 30 sentences scored with
+    tok:char. small: 5 sentences (greedy). tied: the big set again with two systems that tie."""
+    root = tmp_path_factory.mktemp("incomparable")
+    big, small = translation_benchmark(30), translation_benchmark(5)
+    refs = big["references"]
+    cells = [dict(benchmark="mt", decoder="greedy", outputs=degrade(refs, 3)),
+             dict(benchmark="mt", decoder="beam[num_beams=4]", outputs=degrade(refs, 6))]
+    a = write_run(root / "big", benchmarks={"mt": big}, cells=cells)
+    c = retokenize_bleu(write_run(root / "char", benchmarks={"mt": big}, cells=[
+        dict(benchmark="mt", decoder="beam[num_beams=8]", outputs=degrade(refs, 8))]), "char")
+    s = write_run(root / "small", benchmarks={"mt": small}, cells=[
+        dict(benchmark="mt", decoder="beam[num_beams=8]", outputs=small["references"])])
+    return a, c, s
+
+
+def test_other_tokenizer_and_other_test_set_land_in_separate_tables(incomparable):
+    a, c, s = incomparable
+    df = harness.leaderboard([a, c, s])
+    bleu = df[df.metric == "bleu"].set_index("run")
+    assert bleu.loc["big", "group"].tolist() == [1, 1] and bleu.loc["char", "group"] == 2 and bleu.loc["small", "group"] == 3
+    assert bleu.loc["char", "table"] == "mt / bleu #2" and bleu.loc["small", "table"] == "mt / bleu #3"
+    assert set(bleu.loc["big", "note"]) == {""}
+    assert bleu.loc["char", "note"] == "not ranked with table 1: tokenizer differs: tok:char vs tok:13a"
+    assert bleu.loc["small", "note"] == "not ranked with table 1: different test set (n=5 vs n=30)"
+    assert "|tok:char|" in bleu.loc["char", "signature"] and bleu.loc["small", "n"] == 5
+    # a perfect 5-sentence system is not ranked above the 30-sentence ones: each table ranks alone
+    assert bleu.loc["small", "value"] == pytest.approx(100.0) and bleu.loc["small", "rank"] == 1
+    assert bleu.loc["big"].sort_values("rank")["decoder"].tolist() == ["beam[num_beams=4]", "greedy"]
+    assert bleu.loc["big", "rank"].tolist() == [1, 2] and bleu.loc["char", "rank"] == 1
+    # chrF and TER of `char` were not retokenized: they share table 1 with `big`
+    chrf = df[df.metric == "chrf"].set_index("run")
+    assert chrf.loc["char", "group"] == 1 and chrf.loc["small", "group"] == 2
+    assert chrf.loc["big", "testset"].tolist() == [chrf.loc["char", "testset"]] * 2
+    assert len(chrf.loc["big", "testset"].iloc[0]) == 64 and chrf.loc["small", "testset"] != chrf.loc["char", "testset"]
+
+
+def test_separate_tables_and_notes_in_every_format(incomparable, tmp_path):
+    from harness.leaderboards import export
+
+    a, c, s = incomparable
+    df = harness.leaderboard([a, c, s])
+    for ext in ("csv", "parquet"):
+        path = export(df, tmp_path / f"lb.{ext}")
+        back = pd.read_csv(path, keep_default_na=False, na_values=[""]) if ext == "csv" else pd.read_parquet(path)
+        assert back["table"].tolist() == df["table"].tolist()
+        assert back["note"].fillna("").tolist() == df["note"].tolist()
+        assert back["group"].tolist() == df["group"].tolist() and back["testset"].tolist() == df["testset"].tolist()
+
+    md = export(df, tmp_path / "lb.md").read_text(encoding="utf-8")
+    sections = md.split("\n## ")[1:]
+    bleu = [sec for sec in sections if sec.startswith("mt: BLEU")]
+    assert [sec.splitlines()[0] for sec in bleu] == [
+        "mt: BLEU (higher is better)", "mt: BLEU (higher is better), separate table 2",
+        "mt: BLEU (higher is better), separate table 3"]
+    assert "> Not ranked with table 1: tokenizer differs: tok:char vs tok:13a." in bleu[1]
+    assert "> Not ranked with table 1: different test set (n=5 vs n=30)." in bleu[2]
+    assert "n = 30; signature: nrefs:1\\|case:mixed\\|eff:no\\|tok:13a\\|" in bleu[0]
+    assert "n = 30; signature: nrefs:1\\|case:mixed\\|eff:no\\|tok:char\\|" in bleu[1]
+    assert "n = 5;" in bleu[2] and "| small " in bleu[2]
+    assert "| small " not in bleu[0] and "| char " not in bleu[0] and "| char " in bleu[1]
+
+    tex = export(df, tmp_path / "lb.tex").read_text(encoding="utf-8")
+    tables = tex.split("\\begin{table}")[1:]
+    assert len(tables) == 7  # BLEU: 3 tables; chrF and TER: 2 each (13a and char share them)
+    bleu_tex = [t for t in tables if "\\caption{mt: BLEU" in t]
+    assert [re.search(r"\\label\{([^}]*)\}", t).group(1) for t in bleu_tex] == [
+        "tab:leaderboard-mt-bleu", "tab:leaderboard-mt-bleu-2", "tab:leaderboard-mt-bleu-3"]
+    assert "Not ranked with table 1: tokenizer differs: tok:char vs tok:13a." in bleu_tex[1]
+    assert "tok:char" in bleu_tex[1] and "\\textbar{}tok:13a\\textbar{}" in bleu_tex[0]
+    # numbers right-aligned, the rest left: Rank, Decoder, Score, SD, Seeds, Run, Also in
+    assert "\\begin{tabular}{rlrrrll}" in bleu_tex[0]
+    body = bleu_tex[0].split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+    best = df[(df.metric == "bleu") & (df.group == 1)].sort_values("rank")["value"].tolist()
+    assert body[0].startswith(f"1 & beam[num\\_beams=4] & \\textbf{{{best[0]:.2f}}} &")
+    assert body[1].startswith(f"2 & greedy & {best[1]:.2f} &")
+
+    html = export(df, tmp_path / "lb.html").read_text(encoding="utf-8")
+    assert html.count('<table class="sortable leaderboard">') == 7
+    assert "<p class=\"note\">Not ranked with table 1: tokenizer differs: tok:char vs tok:13a.</p>" in html
+    assert "<p class=\"note\">Not ranked with table 1: different test set (n=5 vs n=30).</p>" in html
+    assert "n = 5 · signature: nrefs:1|case:mixed|eff:no|tok:13a|" in html
+    assert html.count("separate table 2") == 3 and html.count("separate table 3") == 1
+
+
+def test_rows_are_labelled_by_the_parameters_that_differ(tmp_path):
+    tb = translation_benchmark(20)
+    refs = tb["references"]
+    r1 = write_run(tmp_path / "r1", benchmarks={"mt": tb}, cells=[
+        dict(benchmark="mt", decoder="greedy", decoder_params={"max_new_tokens": 3}, outputs=degrade(refs, 2)),
+        dict(benchmark="mt", decoder="beam[num_beams=4]", outputs=degrade(refs, 5))])
+    r2 = write_run(tmp_path / "r2", benchmarks={"mt": tb}, cells=[
+        dict(benchmark="mt", decoder="greedy", decoder_params={"max_new_tokens": 6}, outputs=degrade(refs, 4))])
+    # the same configuration evaluated again with other model files (another cell key)
+    r3 = write_run(tmp_path / "r3", benchmarks={"mt": tb}, cells=[
+        dict(benchmark="mt", decoder="beam[num_beams=4]", outputs=degrade(refs, 7))])
+    df = harness.leaderboard([r1, r2, r3], metrics=["bleu"])
+    assert df["group"].tolist() == [1, 1, 1, 1]
+    assert sorted(df["label"]) == ["beam[num_beams=4] @ r1", "beam[num_beams=4] @ r3", "greedy (max_new_tokens=3)",
+                                   "greedy (max_new_tokens=6)"]
+    from harness.leaderboards import to_markdown
+
+    md = to_markdown(df)
+    decoders = [line.split("|")[2].strip() for line in md.splitlines() if line.startswith("|") and "Decoder" not in line
+                and ":--" not in line and "--:" not in line]
+    assert sorted(decoders) == ["beam\\[num\\_beams=4\\]", "beam\\[num\\_beams=4\\]", "greedy (max\\_new\\_tokens=3)",
+                                "greedy (max\\_new\\_tokens=6)"]
+
+
+def test_equal_scores_share_a_rank(tmp_path):
+    tb = translation_benchmark(20)
+    refs = tb["references"]
+    run = write_run(tmp_path / "tie", benchmarks={"mt": tb}, cells=[
+        dict(benchmark="mt", decoder="beam[num_beams=2]", outputs=degrade(refs, 5)),
+        dict(benchmark="mt", decoder="beam[num_beams=4]", outputs=degrade(refs, 5), key="other-key"),
+        dict(benchmark="mt", decoder="greedy", outputs=degrade(refs, 3))])
+    df = harness.leaderboard([run], metrics=["bleu", "ter"])
+    for metric in ("bleu", "ter"):
+        g = df[df.metric == metric].set_index("decoder")
+        assert g.loc[["beam[num_beams=2]", "beam[num_beams=4]", "greedy"], "rank"].tolist() == [1, 1, 3]
+
+
+def test_same_n_other_references_is_another_test_set(tmp_path):
+    tb = translation_benchmark(20)
+    other = {**tb, "references": tb["references"][:-1] + ["ein ganz anderer satz"]}
+    a = write_run(tmp_path / "a", benchmarks={"mt": tb}, cells=[dict(benchmark="mt", outputs=degrade(tb["references"], 3),
+                                                                    key="k-a")])
+    b = write_run(tmp_path / "b", benchmarks={"mt": other}, cells=[dict(benchmark="mt", outputs=degrade(tb["references"], 3),
+                                                                       key="k-b")])  # a real key hashes the data
+    df = harness.leaderboard([a, b], metrics=["bleu"]).set_index("run")
+    assert df.loc["b", "note"] == "not ranked with table 1: different test set (same n=20, other references)"
+
+
+def test_classification_signature_n_is_reported_as_a_test_set_difference(tmp_path):
+    gold = ["pos", "neg"] * 20
+    big = {"task": "classification", "sources": [f"review {i}" for i in range(40)], "references": gold}
+    small = {"task": "classification", "sources": big["sources"][:10], "references": gold[:10]}
+    a = write_run(tmp_path / "a", benchmarks={"sst2": big}, cells=[
+        dict(benchmark="sst2", strategy="unmasked", outputs=gold[:35] + ["neg"] * 5),
+        dict(benchmark="sst2", strategy="input_mask", outputs=gold)])
+    b = write_run(tmp_path / "b", benchmarks={"sst2": small}, cells=[dict(benchmark="sst2", strategy="unmasked",
+                                                                          outputs=gold[:10])])
+    for run in (a, b):  # the signature the classification metrics write
+        m = pd.read_csv(run / "metrics.csv")
+        m["signature"] = [f"{metric}|n:{n}|scale:100|version:1" for metric, n in zip(m.metric, m.n)]
+        m.to_csv(run / "metrics.csv", index=False)
+    df = harness.leaderboard([a, b], metrics=["accuracy"]).set_index("run")
+    assert df.loc["a", "group"].tolist() == [1, 1] and df.loc["b", "group"] == 2
+    assert df.loc["b", "note"] == "not ranked with table 1: different test set (n=10 vs n=40)"
+    assert df.loc["a", "label"].tolist() == ["input_mask", "unmasked"] and df.loc["a", "rank"].tolist() == [1, 2]
+
+
+def test_old_runs_without_fingerprints(tmp_path):
+    """metrics.csv from before the testset column: the fingerprint comes from the cells' predictions;
+    without those the run is its own table, and the note says the test set is unknown."""
+    from harness.ranking import testset_fingerprint
+
+    tb = translation_benchmark(20)
+    refs = tb["references"]
+    new = write_run(tmp_path / "new", benchmarks={"mt": tb}, cells=[dict(benchmark="mt", outputs=degrade(refs, 3))])
+    old = write_run(tmp_path / "old", benchmarks={"mt": tb}, cells=[dict(benchmark="mt", decoder="beam[num_beams=4]",
+                                                                        outputs=degrade(refs, 5))])
+    m = pd.read_csv(new / "metrics.csv")
+    m["testset"] = testset_fingerprint(refs)
+    m.to_csv(new / "metrics.csv", index=False)
+    m = pd.read_csv(old / "metrics.csv").drop(columns=["testset"])
+    m.to_csv(old / "metrics.csv", index=False)
+    df = harness.leaderboard([new, old], metrics=["bleu"])
+    assert df["group"].tolist() == [1, 1] and set(df["testset"]) == {testset_fingerprint(refs)}
+
+    (old / "cells" / m["cell"].iloc[0] / "predictions.jsonl").unlink()
+    df = harness.leaderboard([new, old], metrics=["bleu"]).set_index("run")
+    assert df.loc["new", "group"] == 1 and df.loc["old", "group"] == 2 and df.loc["old", "testset"] == ""
+    assert df.loc["old", "note"] == ("not ranked with table 1: test set unknown (run old stores no test-set "
+                                     "fingerprint and its cells' predictions are missing): not ranked with other runs")
+    from harness.leaderboards import to_html
+
+    assert "test set: unknown" in to_html(df.reset_index())
+
+
+def test_signature_differences_name_each_field():
+    from harness.leaderboards import signature_differences
+
+    assert signature_differences("nrefs:1|case:lc|eff:no|tok:13a|smooth:floor|version:2.4.0",
+                                 "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0") == [
+        "case differs: case:lc vs case:mixed", "smoothing differs: smooth:floor vs smooth:exp",
+        "version differs: version:2.4.0 vs version:2.6.0"]
+    assert signature_differences("self-bleu|nrefs:1", "oracle|nrefs:1") == ["metric differs: self-bleu vs oracle"]
+    assert signature_differences("accuracy|n:10|scale:100", "accuracy|n:40|scale:100") == []  # n: the test set's note
+    assert signature_differences("", "nrefs:1") == ["number of references differs: nrefs:- vs nrefs:1"]
