@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from .errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
 from .models import ModelSpec
-from .params import Params, is_sweep
+from .params import Params, Seed, StrictModel, allowed_range, is_sweep
 from .plugins import PluginSet, default_plugins
 from .yamlio import line_of, load_yaml_file
 
@@ -32,10 +32,8 @@ DEFAULT_METRICS = {"translation": ["bleu", "chrf", "ter"], "classification": ["a
 NO_DECODER = "-"
 
 
-class PluginRef(BaseModel):
+class PluginRef(StrictModel):
     """A plugin named in the config: ``greedy`` or ``{name: beam, label: b4, params: {...}}``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="registered plugin name")
     label: str | None = Field(None, description="name in reports (default: plugin name + swept values)")
@@ -49,20 +47,18 @@ class PluginRef(BaseModel):
         return {"name": v} if isinstance(v, str) else v
 
 
-class Baseline(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Baseline(StrictModel):
     decoder: str | None = Field(None, description="decoder label to compare others against")
     strategy: str | None = Field(None, description="strategy label to compare others against")
 
 
-class Experiment(BaseModel):
+class Experiment(StrictModel):
     """The whole YAML experiment."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="experiment name (letters, digits, _ . -)")
     description: str = ""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1,
+                              description="one cell per seed; integers in 0..2**32-1")
     models: list[ModelSpec] = Field(min_length=1)
     benchmarks: list[PluginRef] = Field(min_length=1)
     strategies: list[PluginRef] = Field(default_factory=lambda: [PluginRef(name="none")], min_length=1)
@@ -239,6 +235,22 @@ def _model_at(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
 
 
+def _field_at(cls: type[BaseModel], loc: tuple):
+    """The pydantic field a validation error location ends in (list indices skipped), or None."""
+    cur: Any = cls
+    found = None
+    for part in loc:  # skips list indices and pydantic's tags (union members, validator names)
+        if isinstance(cur, type) and issubclass(cur, BaseModel) and part in cur.model_fields:
+            found = cur.model_fields[part]
+            cur = _unwrap(found.annotation)
+    return found
+
+
+# pydantic's type errors for numbers say what is wrong but not what is allowed; these get the range
+NUMBER_TYPE_ERRORS = {"int_parsing", "int_type", "int_from_float", "int_parsing_size", "float_parsing",
+                      "float_type", "finite_number"}
+
+
 def _data_loc(raw: Any, loc: tuple) -> tuple:
     """Keep the parts of a pydantic error location that index the user's data (drops
     pydantic's internal tags such as 'function-after[...]')."""
@@ -274,8 +286,14 @@ def convert_validation_error(e: ValidationError, source: str, raw_root: Any, pre
             msg = "required key is missing"
         else:
             msg = msg.removeprefix("Value error, ")
+            if typ == "int_parsing_size":
+                msg = "Input is too large for an integer"
             if "input" in err and not isinstance(err["input"], (dict, list)) and typ not in ("value_error",):
                 msg += f" (got {_short(err['input'])})"
+            if typ in NUMBER_TYPE_ERRORS:
+                allowed = allowed_range(_field_at(model_cls, tuple(err["loc"])))
+                if allowed:
+                    msg += f"; allowed: {allowed}"
         if note:
             msg += f" {note}"
         errors.append(ConfigError(source, keypath(loc), msg, line_of(raw_root, loc)))

@@ -13,18 +13,19 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import ModelLoadError
+from .params import StrictModel
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(StrictModel):
     """One model of an experiment (the ``models:`` list)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     path: str = Field(description="Hugging Face Hub id (org/name), local model directory, or "
                                   "pkg://package/dir for a model shipped inside an installed Python package")

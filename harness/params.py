@@ -8,6 +8,13 @@ hand-written checker because it already turns type/range errors into precise, lo
 Paths that must exist use :data:`InputPath`: relative paths resolve against the config file's
 directory (passed as validation context), and a missing file is a config error, found by
 ``harness validate`` before any model loads.
+
+Numbers are stricter than pydantic's defaults, for every plugin at once (:class:`StrictModel`):
+NaN and infinities are refused for float fields (``.nan`` would reach a cell as a score, ``.inf``
+as a silent no-op), a boolean is refused where a number is expected (YAML ``true`` would
+otherwise run as 1), integers must fit in 64 bits (torch and numpy overflow beyond), and a field
+named ``seed`` or ``*_seed`` must lie in 0..2**32-1, the range numpy's generators accept.
+Non-goal: checking values against a model (lengths, memory); :mod:`harness.prechecks` does that.
 """
 from __future__ import annotations
 
@@ -16,14 +23,108 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic.functional_validators import AfterValidator
 
+SEED_MAX = 2**32 - 1  # numpy.random.seed / default_rng refuse larger seeds; torch accepts them
+INT_MAX = 2**63 - 1  # torch and numpy integers are 64-bit
 
-class Params(BaseModel):
-    """Base class of every plugin's parameter model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _kinds(ann: Any) -> set[type]:
+    """The scalar types among int, float, bool that an annotation accepts (list items included)."""
+    if ann in (int, float, bool):
+        return {ann}
+    return set().union(*(_kinds(a) for a in typing.get_args(ann))) if typing.get_args(ann) else set()
+
+
+def _item_metadata(ann: Any) -> list:
+    """Constraints written inside the annotation, e.g. the bounds of ``list[Annotated[int, Field(ge=0)]]``."""
+    out: list = []
+    if typing.get_origin(ann) is Annotated:
+        for m in typing.get_args(ann)[1:]:
+            out += m.metadata if isinstance(m, FieldInfo) else [m]
+        ann = typing.get_args(ann)[0]
+    for a in typing.get_args(ann):
+        out += _item_metadata(a)
+    return out
+
+
+def allowed_range(field: FieldInfo | None) -> str | None:
+    """'an integer >= 1', 'a finite number in [0, 1]': what a numeric field accepts, for messages."""
+    if field is None:
+        return None
+    kinds = _kinds(field.annotation)
+    if not kinds & {int, float}:
+        return None
+    what = "a finite number" if float in kinds else "an integer"
+    bounds = {attr: getattr(m, attr) for m in [*field.metadata, *_item_metadata(field.annotation)]
+              for attr in ("ge", "gt", "le", "lt") if getattr(m, attr, None) is not None}
+    lo = f">= {bounds['ge']}" if "ge" in bounds else f"> {bounds['gt']}" if "gt" in bounds else ""
+    hi = f"<= {bounds['le']}" if "le" in bounds else f"< {bounds['lt']}" if "lt" in bounds else ""
+    if "ge" in bounds and "le" in bounds and float not in kinds:
+        rng = f" in {bounds['ge']}..{bounds['le']}"
+    else:
+        rng = " " + " and ".join(x for x in (lo, hi) if x) if (lo or hi) else ""
+    if type(None) in typing.get_args(field.annotation) or field.annotation is type(None):
+        rng += " (or null)"
+    return what + rng
+
+
+def _is_seed(name: str) -> bool:
+    return name == "seed" or name.endswith("_seed") or name == "seeds"
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, and numbers are strict (see module doc).
+
+    Subclasses inherit the checks for all their fields; a plugin author writes plain ``int`` and
+    ``float`` fields and gets them.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, v: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return v
+        kinds = _kinds(field.annotation)
+        if bool in kinds or not kinds & {int, float}:
+            return v
+        items = v if isinstance(v, (list, tuple)) else [v]
+        for i, x in enumerate(items):
+            if isinstance(x, bool):
+                where = f" (item {i})" if items is v else ""
+                raise ValueError(f"expected a number, got the boolean {str(x).lower()}{where}; "
+                                 f"allowed: {allowed_range(field)}")
+        return v
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int_fits(cls, v: Any, info: ValidationInfo) -> Any:
+        items = v if isinstance(v, (list, tuple)) else [v]
+        for x in items:
+            if not isinstance(x, int) or isinstance(x, bool):
+                continue
+            if _is_seed(info.field_name or "") and not 0 <= x <= SEED_MAX:
+                raise ValueError(f"seed {x} is out of range; allowed: an integer in 0..{SEED_MAX} "
+                                 "(what numpy's random generators accept)")
+            if abs(x) > INT_MAX:
+                raise ValueError(f"{x} does not fit in a 64-bit integer (largest {INT_MAX}); "
+                                 f"allowed: {allowed_range(cls.model_fields.get(info.field_name or ''))}")
+        return v
+
+
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+"""A random seed: an integer numpy accepts (0..2**32-1). Declare seed fields with it."""
+
+
+class Params(StrictModel):
+    """Base class of every plugin's parameter model: unknown keys are errors, numbers are strict."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 def _resolve_input_path(value: str, info: ValidationInfo) -> str:

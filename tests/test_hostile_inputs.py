@@ -51,16 +51,16 @@ CASES = [
     Case("duplicate_key", config() + "name: again\n",
          ["error: {d}/exp.yaml:5: name: duplicate key (first given on line 1); each key may appear once"]),
     Case("unknown_key_did_you_mean", config() + "seed: [1, 2]\n",
-         ["error: {d}/exp.yaml:5: seed: unknown key 'seed'; did you mean 'seeds'? Allowed keys: baseline, benchmarks, "
-          "decoders, description, executor, metrics, models, name, output_dir, reporters, seeds, strategies"]),
+         ["error: {d}/exp.yaml:5: seed: unknown key 'seed'; did you mean 'seeds'? Allowed keys: baseline, benchmarks, ..."]),
     Case("unknown_plugin_param", config(extra="decoders: [{name: greedy, params: {max_new_token: 4}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.max_new_token: unknown key 'max_new_token'; did you mean "
           "'max_new_tokens'? Allowed keys: ..."]),
     Case("wrong_type", config() + "seeds: [0, one]\n",
-         ["error: {d}/exp.yaml:5: seeds[1]: Input should be a valid integer, unable to parse string as an integer (got 'one')"]),
+         ["error: {d}/exp.yaml:5: seeds[1]: Input should be a valid integer, unable to parse string as an integer (got 'one'); "
+          "allowed: an integer in 0..4294967295"]),
     Case("wrong_type_param", config(extra="decoders: [{name: greedy, params: {max_new_tokens: lots}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: Input should be a valid integer, unable to parse "
-          "string as an integer (got 'lots')"]),
+          "string as an integer (got 'lots'); allowed: an integer >= 1"]),
     Case("empty_decoders", config(extra="decoders: []\n"),
          ["error: {d}/exp.yaml:5: decoders: List should have at least 1 item after validation, not 0"]),
     Case("empty_grid_no_model_fits_the_task", config(models="[{path: ./classifier}]"),
@@ -72,6 +72,37 @@ CASES = [
          ["error: {d}/exp.yaml:5: decoders[0].name: unknown decoder 'gredy'; did you mean 'greedy'? Allowed: ..."]),
     Case("out_of_range", config(extra="decoders: [{name: greedy, params: {max_new_tokens: 0}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: Input should be greater than or equal to 1 (got 0)"]),
+    # --- numbers that pydantic would let through: NaN/inf, booleans, integers too big for torch/numpy
+    Case("nan_float_param", config(extra="decoders: [{name: beam, params: {length_penalty: .nan}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.length_penalty: Input should be a finite number (got nan); "
+          "allowed: a finite number (or null)"], needs=("decoder", "beam")),
+    Case("inf_float_param", config(extra="decoders: [{name: diverse_beam, params: {diversity_strength: .inf}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.diversity_strength: Input should be a finite number (got inf); "
+          "allowed: a finite number >= 0.0"], needs=("decoder", "diverse_beam")),
+    Case("minus_inf_in_a_sweep", config(extra="strategies: [{name: unmasked, params: {learning_rate: [1.0e-4, -.inf]}}]\n"),
+         ["error: {d}/exp.yaml:5: strategies[0].params.learning_rate: Input should be a finite number (got -inf); "
+          "allowed: a finite number >= 0 (in sweep learning_rate=-inf)"], needs=("strategy", "unmasked")),
+    Case("bool_for_int_param", config(extra="decoders: [{name: beam, params: {num_beams: true}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.num_beams: expected a number, got the boolean true; "
+          "allowed: an integer >= 1"], needs=("decoder", "beam")),
+    Case("bool_for_model_length", config(models="[{path: ./model, max_source_length: false}]"),
+         ["error: {d}/exp.yaml:2: models[0].max_source_length: expected a number, got the boolean false; "
+          "allowed: an integer >= 1"]),
+    Case("bool_seed", config() + "seeds: [true]\n",
+         ["error: {d}/exp.yaml:5: seeds: expected a number, got the boolean true (item 0); "
+          "allowed: an integer in 0..4294967295"]),
+    Case("seed_1e23", config() + "seeds: [1.0e+23]\n",
+         ["error: {d}/exp.yaml:5: seeds[0]: Input is too large for an integer (got 1e+23); "
+          "allowed: an integer in 0..4294967295"]),
+    Case("seed_above_numpy_range", config() + "seeds: [0, 4294967296]\n",
+         ["error: {d}/exp.yaml:5: seeds[1]: Input should be less than or equal to 4294967295 (got 4294967296)"]),
+    Case("plugin_seed_negative",
+         config("{name: parallel_text, label: toy, params: {source: src.txt, reference: ref.txt, sample_seed: -1}}"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.sample_seed: seed -1 is out of range; allowed: an integer in "
+          "0..4294967295 (what numpy's random generators accept)"]),
+    Case("int_beyond_64_bits", config(extra="decoders: [{name: greedy, params: {max_new_tokens: 99999999999999999999}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: 99999999999999999999 does not fit in a 64-bit "
+          "integer (largest 9223372036854775807); allowed: an integer >= 1"]),
     Case("num_beams_zero", config(extra="decoders: [{name: beam, params: {num_beams: 0}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.num_beams: Input should be greater than or equal to 1 (got 0)"],
          needs=("decoder", "beam")),
