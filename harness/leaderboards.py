@@ -53,7 +53,7 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".md": "markdown", ".markdown":
 # The first 21 columns are the historical ones, in their historical order; new ones are appended.
 COLUMNS = ["benchmark", "task", "metric", "higher_is_better", "rank", "model", "strategy", "decoder", "value", "std",
            "seeds", "seed_list", "run", "runs", "n", "signature", "model_path", "benchmark_params", "strategy_params",
-           "decoder_params", "cells", "testset", "table", "group", "note", "label"]
+           "decoder_params", "cells", "testset", "table", "group", "note", "label", "direction", "target"]
 _IDENTITY = ["benchmark", "task", "metric", "model", "strategy", "decoder", "model_path", "benchmark_params",
              "strategy_params", "decoder_params", "signature", "testset"]
 # Readable names of signature fields (sacrebleu's, the classification and diversity metrics').
@@ -73,28 +73,47 @@ def run_names(paths: Sequence[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def _direction(results_list, plugins=None) -> dict[str, bool]:
-    """higher_is_better per metric label, from each run's resolved metric plugins."""
-    from .report_data import LOWER_IS_BETTER
+def _metric_infos(results_list, plugins=None) -> dict[str, dict[str, Any]]:
+    """Per metric label, from each run's resolved metric plugins: how to rank it (``direction``,
+    ``target``) and show it (``title``, ``decimals``), as the run reports do."""
+    from .report_data import LOWER_IS_BETTER, METRIC_TITLES
 
-    out: dict[str, bool] = {}
+    out: dict[str, dict[str, Any]] = {}
     registry = plugins
     for res in results_list:
         for m in (res.manifest.get("resolved") or {}).get("metrics") or []:
             label, plugin = m.get("label") or m.get("plugin"), m.get("plugin") or m.get("label")
             if label in out:
                 continue
-            hib = None
+            cls = None
             try:
                 if registry is None:
                     from .plugins import default_plugins
 
                     registry = default_plugins()
-                hib = bool(registry.get("metric", plugin).higher_is_better)
+                cls = registry.get("metric", plugin)
             except Exception:  # noqa: BLE001 - an uninstalled plugin: fall back on the known names
-                hib = None
-            out[label] = hib if hib is not None else plugin not in LOWER_IS_BETTER
+                cls = None
+            info = _default_info(label, plugin)
+            if cls is not None:
+                resolved = getattr(cls, "resolved_direction", None)
+                info["direction"] = resolved() if callable(resolved) else (
+                    "higher" if cls.higher_is_better else "lower")
+                info["target"] = getattr(cls, "target", None) if info["direction"] == "target" else None
+                info["title"] = getattr(cls, "title", "") or METRIC_TITLES.get(plugin, label)
+                info["decimals"] = getattr(cls, "decimals", None)
+            elif plugin in LOWER_IS_BETTER:
+                info["direction"] = "lower"
+            out[label] = info
     return out
+
+
+def _default_info(label: str, plugin: str | None = None) -> dict[str, Any]:
+    from .report_data import LOWER_IS_BETTER, METRIC_TITLES
+
+    plugin = plugin or label
+    return {"direction": "lower" if plugin in LOWER_IS_BETTER else "higher", "target": None,
+            "title": METRIC_TITLES.get(plugin, label), "decimals": None}
 
 
 def _cell_testset(outdir: Path, key: str) -> str:
@@ -147,7 +166,7 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
     dirs = list(seen_dirs.values())  # the same directory twice adds nothing
     names = run_names(dirs)
     results = [load_run(d) for d in dirs]
-    direction = _direction(results, plugins)
+    infos = _metric_infos(results, plugins)
     frames = []
     for name, res in zip(names, results):
         df = res.metrics.copy()
@@ -187,14 +206,21 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
                    std=float(pd.Series(vals).std(ddof=1)) if len(vals) > 1 else math.nan,
                    seeds=len(g), seed_list=",".join(map(str, seeds)), runs=",".join(dict.fromkeys(runs)),
                    n=int(g["n"].max()) if "n" in g and g["n"].notna().any() else None,
-                   cells=",".join(g["cell"]), higher_is_better=direction.get(rec["metric"], rec["metric"] not in ("ter",)))
+                   cells=",".join(g["cell"]))
+        info = infos.get(rec["metric"]) or _default_info(rec["metric"])
+        rec.update(direction=info["direction"], target=info["target"], higher_is_better=info["direction"] == "higher")
         rows.append(rec)
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
     out = pd.DataFrame(rows)
-    out = _assign_tables(out)
+    # how the exports title and round each metric (a plugin's own title and decimals, as in the reports)
+    shown = {m: {"title": (infos.get(m) or _default_info(m))["title"], "decimals": (infos.get(m) or {}).get("decimals")}
+             for m in out["metric"].unique()}
+    out = _assign_tables(out, shown)
     out = out.sort_values(["benchmark", "metric", "group", "rank", "run"], kind="stable", na_position="last")
-    return out.reset_index(drop=True)[COLUMNS]
+    out = out.reset_index(drop=True)[COLUMNS]
+    out.attrs["metrics"] = shown
+    return out
 
 
 # ============================================================================ tables: what may be compared
@@ -205,7 +231,7 @@ def _comparability_key(row) -> tuple[str, str]:
     return row["signature"], row["testset"] or f"?{row['run']}"
 
 
-def _assign_tables(out):
+def _assign_tables(out, shown: dict[str, dict[str, Any]]):
     """Split each (benchmark, metric) into tables of one signature and test set; rank and label within."""
     import pandas as pd
 
@@ -218,16 +244,16 @@ def _assign_tables(out):
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         order = sorted(first, key=lambda k: (-keys.count(k), first[k]))  # largest first; ties: first run given
         main = part[[k == order[0] for k in keys]]
-        decimals = _decimals(part)  # one precision per metric, so that ties are ties in every table
+        # one precision per metric, the one the tables print, so that printed ties are rank ties
+        decimals = _decimals(part, shown.get(metric, {}).get("decimals"))
         for group, key in enumerate(order, start=1):
             rows = part[[k == key for k in keys]]
             ridx = rows.index
             out.loc[ridx, "group"] = group
             out.loc[ridx, "table"] = f"{bench} / {metric}" + (f" #{group}" if group > 1 else "")
             out.loc[ridx, "note"] = "" if group == 1 else separation_note(rows, main)
-            hib = bool(rows["higher_is_better"].iloc[0])
-            ranks = competition_ranks(list(rows["value"]), "higher" if hib else "lower",
-                                      decimals=decimals)
+            direction, target = _direction_of(rows)
+            ranks = competition_ranks(list(rows["value"]), direction, target, decimals=decimals)
             out.loc[ridx, "rank"] = pd.array(ranks, dtype="Int64")
             out.loc[ridx, "label"] = config_labels(rows)
     out["group"] = out["group"].astype(int)
@@ -358,14 +384,17 @@ def _tables(df) -> list[dict[str, Any]]:
     """Each table of ``df`` (one benchmark, metric, signature and test set) with what its heading shows."""
     out = []
     sort_cols = ["benchmark", "metric", "group"] if "group" in df else ["benchmark", "metric"]
-    decimals = {k: _decimals(g) for k, g in df.groupby(["benchmark", "metric"], sort=False)}
+    shown = (df.attrs or {}).get("metrics", {})
+    decimals = {k: _decimals(g, shown.get(k[1], {}).get("decimals"))
+                for k, g in df.groupby(["benchmark", "metric"], sort=False)}
     for key, g in df.groupby(sort_cols, sort=False):
         bench, metric = str(key[0]), str(key[1])
         group = int(key[2]) if len(key) > 2 else 1
-        hib = bool(g["higher_is_better"].iloc[0])
-        title = f"{bench}: {_title(metric)} ({'higher' if hib else 'lower'} is better)"
+        direction, target = _direction_of(g)
+        title = f"{bench}: {_title(metric, df)} ({_direction_text(g)})"
         testset = str(g["testset"].iloc[0]) if "testset" in g else ""
-        out.append({"benchmark": bench, "metric": metric, "group": group, "hib": hib, "rows": g,
+        out.append({"benchmark": bench, "metric": metric, "group": group, "rows": g, "direction_text": _direction_text(g),
+                    "arrow": "↑" if direction == "higher" else "↓" if direction == "lower" else f"→ {target:g}",
                     "decimals": decimals[(key[0], key[1])],
                     "title": title + (f", separate table {group}" if group > 1 else ""),
                     "note": str(g["note"].iloc[0]) if "note" in g else "",
@@ -408,16 +437,35 @@ def _best(g) -> list[bool]:
     return [_rank(r) == 1 for r in g["rank"]]
 
 
-def _decimals(g) -> int:
+def _decimals(g, fixed: int | None = None) -> int:
     from .report_data import metric_decimals
 
-    return metric_decimals(list(g["value"]))
+    return int(fixed) if fixed is not None else metric_decimals(list(g["value"]))
 
 
-def _title(metric: str) -> str:
+def _direction_of(g) -> tuple[str, float | None]:
+    import pandas as pd
+
+    if "direction" in g and str(g["direction"].iloc[0]) in ("higher", "lower", "target"):
+        direction = str(g["direction"].iloc[0])
+        target = g["target"].iloc[0] if "target" in g else None
+        if direction == "target" and target is not None and not pd.isna(target):
+            return direction, float(target)
+        if direction != "target":
+            return direction, None
+    return ("higher" if bool(g["higher_is_better"].iloc[0]) else "lower"), None
+
+
+def _direction_text(g) -> str:
+    direction, target = _direction_of(g)
+    return f"closer to {target:g} is better" if direction == "target" else f"{direction} is better"
+
+
+def _title(metric: str, df=None) -> str:
     from .report_data import METRIC_TITLES
 
-    return METRIC_TITLES.get(metric, metric)
+    shown = (getattr(df, "attrs", None) or {}).get("metrics", {}).get(metric, {})
+    return shown.get("title") or METRIC_TITLES.get(metric, metric)
 
 
 def md_escape(text: Any) -> str:
@@ -499,7 +547,8 @@ def to_html(df, title: str = "Leaderboard") -> str:
     for t in _tables(df):
         g = t["rows"]
         d = _display(g, t["decimals"])
-        groups.append({"benchmark": t["benchmark"], "metric": _title(t["metric"]), "hib": t["hib"],
+        groups.append({"benchmark": t["benchmark"], "metric": _title(t["metric"], df), "arrow": t["arrow"],
+                       "direction_text": t["direction_text"],
                        "group": t["group"], "title": t["title"], "note": t["note"], "n": t["n"],
                        "signature": t["signature"], "testset": t["testset"], "numeric": NUMERIC,
                        "columns": list(d.columns), "rows": d.to_dict("records"), "best": _best(g),

@@ -152,7 +152,7 @@ def test_leaderboard_reporter_merges_included_runs(runs, tmp_path):
     assert [f.name for f in files] == ["leaderboard.csv", "leaderboard.md"]
     df = pd.read_csv(files[0])
     assert set(df.run) == {"run_a", "run_b"}
-    with pytest.raises(Exception, match="file not found"):
+    with pytest.raises(Exception, match="not found: .*nope"):
         LeaderboardParams.model_validate({"include": [str(tmp_path / "nope")]})
 
 
@@ -391,3 +391,37 @@ def test_signature_differences_name_each_field():
     assert signature_differences("self-bleu|nrefs:1", "oracle|nrefs:1") == ["metric differs: self-bleu vs oracle"]
     assert signature_differences("accuracy|n:10|scale:100", "accuracy|n:40|scale:100") == []  # n: the test set's note
     assert signature_differences("", "nrefs:1") == ["number of references differs: nrefs:- vs nrefs:1"]
+
+
+def test_metric_plugins_direction_target_title_and_decimals_are_respected(tmp_path):
+    """A metric judged by closeness to a target ranks as the reports rank it (harness.ranking)."""
+    tb = translation_benchmark(10)
+    refs = tb["references"]
+    run = write_run(tmp_path / "r", benchmarks={"mt": tb}, extra_metric_plugins={"len_ratio": "len_ratio"}, cells=[
+        dict(benchmark="mt", decoder="greedy", outputs=degrade(refs, 3), extra={"len_ratio": 0.9}),
+        dict(benchmark="mt", decoder="beam[num_beams=2]", outputs=degrade(refs, 4), extra={"len_ratio": 1.104}),
+        dict(benchmark="mt", decoder="beam[num_beams=4]", outputs=degrade(refs, 5), extra={"len_ratio": 1.02})])
+
+    class LenRatio:
+        direction, target, title, decimals, higher_is_better = "target", 1.0, "length ratio", 1, True
+
+        @classmethod
+        def resolved_direction(cls):
+            return cls.direction
+
+    class Registry:
+        def get(self, kind, name):
+            if name == "len_ratio":
+                return LenRatio
+            raise KeyError(name)
+
+    df = harness.leaderboard([run], metrics=["len_ratio"], plugins=Registry())
+    # to one decimal: 1.0 (beam4), 0.9 and 1.1 tie at distance 0.1
+    assert df.set_index("decoder")["rank"].to_dict() == {"beam[num_beams=4]": 1, "greedy": 2, "beam[num_beams=2]": 2}
+    assert set(df["direction"]) == {"target"} and set(df["target"]) == {1.0}
+    from harness.leaderboards import to_latex, to_markdown
+
+    md = to_markdown(df)
+    assert "## mt: length ratio (closer to 1 is better)" in md
+    assert re.search(r"\|\s+1\.0 \|", md) and re.search(r"\|\s+1\.1 \|", md) and "1.02" not in md
+    assert "\\caption{mt: length ratio (closer to 1 is better)." in to_latex(df)

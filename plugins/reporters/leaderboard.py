@@ -3,8 +3,9 @@
 Writes ``leaderboard.<ext>`` into the run directory for each of ``formats``, built by
 :func:`harness.leaderboards.leaderboard` from this run plus the ``include`` run directories
 (relative to the config file), so a series of experiments keeps one up-to-date leaderboard.
-The same merge is available as ``harness leaderboard RUN_DIR...``. Non-goals: significance
-tests (see the html reporter).
+Scores with another metric signature or test set than the rest go into separate tables with a
+note saying why (see :mod:`harness.leaderboards`). The same merge is available as
+``harness leaderboard RUN_DIR...``. Non-goals: significance tests (see the html reporter).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.params import InputPath, Params
+from harness.params import InputDir, Params
 from harness.store import safe_child
 
 EXTENSIONS = {"html": ".html", "csv": ".csv", "parquet": ".parquet", "markdown": ".md", "latex": ".tex"}
@@ -24,13 +25,14 @@ EXTENSIONS = {"html": ".html", "csv": ".csv", "parquet": ".parquet", "markdown":
 class LeaderboardParams(Params):
     formats: list[Literal["html", "csv", "parquet", "markdown", "latex"]] = Field(
         default_factory=lambda: ["html", "csv"], min_length=1, description="files to write")
-    include: list[InputPath] = Field(default_factory=list, description="other run directories to merge in")
+    include: list[InputDir] = Field(default_factory=list, description="other run directories to merge in")
     basename: str = Field("leaderboard", description="file name without extension")
 
 
 class LeaderboardReport(Reporter):
     name = "leaderboard"
-    description = "leaderboard.{html,csv,parquet,md,tex}: this run (plus 'include' runs) ranked per benchmark and metric."
+    description = ("leaderboard.{html,csv,parquet,md,tex}: this run (plus 'include' runs) ranked per benchmark and "
+                   "metric; other signatures or test sets in separate tables.")
     Params = LeaderboardParams
 
     def write(self, results, outdir):
