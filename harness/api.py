@@ -77,6 +77,9 @@ class CellContext:
     device: str = "auto"
     progress: Callable[[int, int | None], None] = lambda done, total: None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
+    # ids of the examples a decoder is given, in the order of its sources (None: not known);
+    # seeded decoders key each sentence's random stream by them, so batching cannot change it
+    example_ids: Sequence[str] | None = None
 
 
 # ----------------------------------------------------------------------------- plugins

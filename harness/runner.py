@@ -23,6 +23,7 @@ the second run) and resuming *inside* a cell (an interrupted cell starts again f
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -252,7 +253,8 @@ class Worker:
         else:
             model = self.generation_model(spec, cell.seed)
             t = time.perf_counter()
-            hyps = cell.decoder.instantiate().decode(model, [ex.source for ex in data.test], ctx)
+            hyps = cell.decoder.instantiate().decode(model, [ex.source for ex in data.test],
+                                                     dataclasses.replace(ctx, example_ids=[ex.id for ex in data.test]))
             if len(hyps) != len(data.test):
                 raise HarnessError(f"decoder '{cell.decoder.name}' returned {len(hyps)} outputs for {len(data.test)} sources")
             rows = []
