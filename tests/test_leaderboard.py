@@ -425,3 +425,16 @@ def test_metric_plugins_direction_target_title_and_decimals_are_respected(tmp_pa
     assert "## mt: length ratio (closer to 1 is better)" in md
     assert re.search(r"\|\s+1\.0 \|", md) and re.search(r"\|\s+1\.1 \|", md) and "1.02" not in md
     assert "\\caption{mt: length ratio (closer to 1 is better)." in to_latex(df)
+
+
+def test_cli_names_the_best_of_each_table_and_why_it_is_separate(incomparable, tmp_path):
+    res = CliRunner().invoke(main, ["leaderboard", *map(str, incomparable), "--metric", "bleu",
+                                    "-o", str(tmp_path / "x.html"), "--csv", str(tmp_path / "x.csv"),
+                                    "--latex", str(tmp_path / "x.tex")])
+    assert res.exit_code == 0, res.output
+    best = [line for line in res.output.splitlines() if ": best " in line]
+    assert [line.split(": best ")[0] for line in best] == ["mt / bleu", "mt / bleu #2", "mt / bleu #3"]
+    assert best[0].startswith("mt / bleu: best tiny / none / beam[num_beams=4] = ") and best[0].endswith("(big)")
+    assert best[1].endswith("(char) [not ranked with table 1: tokenizer differs: tok:char vs tok:13a]")
+    assert best[2].endswith("(small) [not ranked with table 1: different test set (n=5 vs n=30)]")
+    assert (tmp_path / "x.tex").read_text(encoding="utf-8").count("\\label{tab:leaderboard-mt-bleu") == 3
