@@ -438,3 +438,19 @@ def test_cli_names_the_best_of_each_table_and_why_it_is_separate(incomparable, t
     assert best[1].endswith("(char) [not ranked with table 1: tokenizer differs: tok:char vs tok:13a]")
     assert best[2].endswith("(small) [not ranked with table 1: different test set (n=5 vs n=30)]")
     assert (tmp_path / "x.tex").read_text(encoding="utf-8").count("\\label{tab:leaderboard-mt-bleu") == 3
+
+
+def test_a_missing_score_is_unranked_and_listed_last(tmp_path):
+    tb = translation_benchmark(10)
+    refs = tb["references"]
+    run = write_run(tmp_path / "r", benchmarks={"mt": tb}, extra_metric_plugins={"self_bleu": "self_bleu"}, cells=[
+        dict(benchmark="mt", decoder="greedy", outputs=degrade(refs, 3), extra={"self_bleu": float("nan")}),
+        dict(benchmark="mt", decoder="beam[num_beams=4]", outputs=degrade(refs, 5), extra={"self_bleu": 40.0}),
+        dict(benchmark="mt", decoder="beam[num_beams=8]", outputs=degrade(refs, 6), extra={"self_bleu": 30.0})])
+    df = harness.leaderboard([run], metrics=["self_bleu"])
+    assert df["decoder"].tolist() == ["beam[num_beams=8]", "beam[num_beams=4]", "greedy"]  # lower is better
+    assert df["rank"].tolist()[:2] == [1, 2] and pd.isna(df["rank"].iloc[2])
+    from harness.leaderboards import to_latex, to_markdown
+
+    assert re.search(r"\|\s+– \| greedy\s+\|\s+– \|", to_markdown(df))
+    assert "– & greedy & – &" in to_latex(df) and "\\textbf{30.00}" in to_latex(df)
