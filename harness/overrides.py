@@ -143,6 +143,11 @@ def apply(raw: Any, edit: Override) -> list[tuple]:
             if isinstance(node, dict) and k not in node:
                 if edit.unset:  # nothing below a missing key to delete
                     continue
+                nxt = edit.path[i + 1]
+                if nxt == WILDCARD or nxt.lstrip("-").isdigit():
+                    raise ConfigError(edit.source, _keypath(loc + (k,)),
+                                      f"is not in the config (its default applies), so it has no item '{nxt}'; "
+                                      f"set the whole list instead, e.g. --set '{'.'.join(edit.path[:i + 1])}=[...]'")
                 node[k] = LineDict()
             walk(node, k, node[k], i + 1, loc + (k,))
 

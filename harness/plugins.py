@@ -56,7 +56,8 @@ class PluginSet:
         if use_entry_points:
             self._load_entry_points()
         for plugin in extra:
-            self.pm.register(plugin)
+            if not self.pm.is_registered(plugin):  # a package under test may also be installed (entry point)
+                self.pm.register(plugin)
         self.registries = {kind: Registry(kind) for kind in BASES}
         for kind, hook in HOOK_FOR_KIND.items():
             getattr(self.pm.hook, hook)(register=self.registries[kind])

@@ -1,9 +1,9 @@
 """Shared fixtures: tiny random models built in-process and saved like real checkpoints.
 
-Every model here is created from a tiny config with a fixed seed, saved with
-``save_pretrained`` to a temporary directory, and then loaded back through the harness's
-real loading code. Tokenizers are word-level ``tokenizers`` models over a small vocabulary,
-so no file is downloaded and nothing touches the network.
+The builders live in :mod:`harness.testing` (public, so plugin packages use them too). Every
+model is created from a tiny config with a fixed seed, saved with ``save_pretrained`` to a
+temporary directory, and then loaded back through the harness's real loading code. Tokenizers
+are word-level ``tokenizers`` models over a small vocabulary, so nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -12,82 +12,23 @@ from pathlib import Path
 
 import pytest
 
+# re-exported: tests import the builders from conftest
+from harness.testing import (
+    WORDS,
+    build_tiny_bert,
+    build_tiny_gpt2,
+    build_tiny_marian,
+    build_word_tokenizer,
+    write_translation_files,
+)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-WORDS = ("the a cat dog sat on mat ran to house red blue green big small is was and of in "
-         "die der das katze hund sass auf matte lief zum haus rot blau gruen gross klein ist war und von im "
-         "one two three four five six seven eight nine ten good bad movie great awful fine").split()
 
-
-def build_word_tokenizer(path: Path, words=WORDS, *, bert_style: bool = False):
-    """A word-level fast tokenizer with <pad>=0, </s>=1, <unk>=2, <s>=3 (+ [CLS]/[SEP]/[MASK] for BERT)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    if bert_style:
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    else:
-        specials = ["<pad>", "</s>", "<unk>", "<s>"]
-    vocab = {t: i for i, t in enumerate(specials + list(dict.fromkeys(words)))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=specials[1] if bert_style else "<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    if bert_style:
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
-                                       cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    else:
-        tok.post_processor = processors.TemplateProcessing(
-            single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", vocab["</s>"])])
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                       unk_token="<unk>", bos_token="<s>")
-    fast.save_pretrained(path)
-    return fast, vocab
-
-
-def build_tiny_marian(path: Path, seed: int = 0) -> Path:
-    import torch
-    from transformers import MarianConfig, MarianMTModel
-
-    _, vocab = build_word_tokenizer(path)
-    cfg = MarianConfig(vocab_size=len(vocab), d_model=32, encoder_layers=2, decoder_layers=2,
-                       encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
-                       decoder_ffn_dim=64, max_position_embeddings=128, pad_token_id=0, eos_token_id=1,
-                       decoder_start_token_id=0, forced_eos_token_id=1, bos_token_id=3,
-                       share_encoder_decoder_embeddings=True)
-    torch.manual_seed(seed)
-    model = MarianMTModel(cfg)
-    model.generation_config.max_length = 64
-    model.save_pretrained(path)
-    return path
-
-
-def build_tiny_gpt2(path: Path, seed: int = 0) -> Path:
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    _, vocab = build_word_tokenizer(path)
-    cfg = GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=2, n_head=4, n_positions=128,
-                     bos_token_id=3, eos_token_id=1, pad_token_id=0)
-    torch.manual_seed(seed)
-    GPT2LMHeadModel(cfg).save_pretrained(path)
-    return path
-
-
-def build_tiny_bert(path: Path, seed: int = 0, num_labels: int = 2) -> Path:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    _, vocab = build_word_tokenizer(path, bert_style=True)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=num_labels, pad_token_id=0)
-    torch.manual_seed(seed)
-    BertForSequenceClassification(cfg).save_pretrained(path)
-    return path
+__all__ = ["WORDS", "build_tiny_bert", "build_tiny_gpt2", "build_tiny_marian", "build_word_tokenizer"]
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +48,7 @@ def tiny_bert(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def translation_files(tmp_path) -> tuple[Path, Path]:
-    src = tmp_path / "test.en"
-    ref = tmp_path / "test.de"
-    src.write_text("the cat sat on the mat\nthe dog ran to the house\na big red cat\nthe small dog is green\n",
-                   encoding="utf-8")
-    ref.write_text("die katze sass auf der matte\nder hund lief zum haus\neine grosse rote katze\n"
-                   "der kleine hund ist gruen\n", encoding="utf-8")
-    return src, ref
+    return write_translation_files(tmp_path)
 
 
 def shared_data(*parts: str) -> Path:

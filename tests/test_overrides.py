@@ -117,6 +117,8 @@ def test_an_error_at_an_untouched_key_stays_at_its_line(config):
     ("decoders.7.name=x", "--set decoders.7.name=x: decoders: index 7 out of range (the list has 2 items)"),
     ("decoders.x=1", "--set decoders.x=1: decoders: is a list; use an index 0..1 or '*', got 'x'"),
     ("name.x=1", "--set name.x=1: name: is a str, cannot set 'x' inside it"),
+    ("strategies.0.name=x", "--set strategies.0.name=x: strategies: is not in the config (its default applies), "
+                            "so it has no item '0'; set the whole list instead, e.g. --set 'strategies=[...]'"),
 ])
 def test_malformed_set(config, edit, expected):
     assert errors(config, edit) == [expected]
