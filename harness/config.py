@@ -68,6 +68,8 @@ class Experiment(StrictModel):
     executor: PluginRef = Field(default_factory=lambda: PluginRef(name="local"))
     baseline: Baseline = Field(default_factory=Baseline)
     output_dir: str | None = Field(None, description="default output directory (relative to the config)")
+    threads: int | None = Field(None, ge=1, description="torch threads per cell (default: free cores, see "
+                                                        "harness.runner.decide_threads); `--threads` overrides")
     data_dir: str | None = Field(None, description="where benchmark presets find local copies (relative to the "
                                                    "config; default $HARNESS_DATA_DIR); see `harness benchmarks`")
     limit: int | None = Field(None, ge=1, description="evaluate only this many test examples of every benchmark "
@@ -149,6 +151,7 @@ class ResolvedExperiment:
     components: dict[str, list[Component]]  # section -> expanded components
     plugins: PluginSet
     origins: dict[str, str] = field(default_factory=dict)  # benchmark label -> "preset X: where its data is"
+    raw_lines: Any = field(default=None, repr=False, compare=False)  # the config with line numbers, for errors
 
     def cells(self) -> list[Cell]:
         out = []
@@ -186,11 +189,11 @@ def model_tasks(spec: ModelSpec) -> tuple[str, ...]:
     ``kind: auto`` is assumed to fit every task."""
     kind = spec.kind
     if kind == "auto" and spec.local:
-        import json
+        from .prechecks import read_config_json
 
         try:
-            cfg = json.loads((Path(spec.path) / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            cfg = read_config_json(spec.path)
+        except HarnessError:  # reported by prechecks.check_models
             cfg = {}
         archs = " ".join(cfg.get("architectures") or [])
         if cfg.get("is_encoder_decoder"):
@@ -473,10 +476,16 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
                                       line_of(raw, ("baseline", key))))
     if errors:
         raise ConfigErrors(errors)
-    resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins, origins)
+    resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins, origins, raw_lines=raw)
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
                           "(translation needs a seq2seq or causal model, classification an encoder)")
+    if check_files:  # models against their config.json and this machine: cheap reads, no torch
+        from .prechecks import check_models
+
+        problems = check_models(resolved)
+        if problems:
+            raise ConfigErrors(problems)
     return resolved
 
 

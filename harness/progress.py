@@ -16,13 +16,120 @@ counts only cells that actually run (reused ones finish instantly and would make
 divides the time since the first of them started by how many have finished, so it reflects
 parallel executors too. Non-goal: progress of cells running on other machines (a Ray executor
 reports cells as they finish, not their inner progress).
+
+Outside a terminal, what third-party libraries print while a cell runs (tqdm bars such as
+"Loading weights", transformers/datasets log lines, FutureWarnings) goes to that cell's
+``cells/<key>/log.txt`` instead of the console (:meth:`Progress.cell_output`): a CI log shows one
+line per cell, and the details stay next to the cell they belong to. The harness's own
+warnings still reach the console.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
+
+
+
+class _CellLog(io.TextIOBase):
+    """A text stream appending to a cell's log file, created on the first write only (a cell
+    that prints nothing leaves no empty file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file: TextIO | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:  # tqdm and friends then print plain lines, not cursor movements
+        return False
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+        n = self._file.write(text)
+        self._file.flush()
+        return n
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+
+def _our_dirs() -> tuple[str, ...]:
+    import importlib.util
+
+    dirs = [Path(__file__).resolve().parent]
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("harness_plugins")
+        dirs += [Path(d).resolve() for d in (spec.submodule_search_locations or [])] if spec else []
+    return tuple(str(d) + os.sep for d in dirs)
+
+
+# Deprecation notices are for whoever maintains the calling code, not for the person running cells
+_LOG_ONLY = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def _for_console(category: type[Warning], filename: str) -> bool:
+    """A warning the harness or a built-in plugin raised itself (e.g. trust_remote_code is on)."""
+    return not issubclass(category, _LOG_ONLY) and os.path.realpath(filename).startswith(_our_dirs())
+
+
+@contextlib.contextmanager
+def third_party_output_to(path: Path) -> Iterator[TextIO]:
+    """While the block runs, send ``sys.stderr`` writes, third-party loggers' console handlers
+    and warnings raised outside the harness to ``path``.
+
+    Warnings raised by the harness itself (e.g. that ``trust_remote_code`` is on) and the
+    ``harness`` logger's messages still go to the real stderr, and into the log too.
+    """
+    sink = _CellLog(path)
+    console = sys.stderr
+    swapped: list[tuple[logging.StreamHandler, Any]] = []
+    loggers = [logging.getLogger()] + [lg for name, lg in list(logging.root.manager.loggerDict.items())
+                                       if isinstance(lg, logging.Logger) and not name.startswith("harness")]
+    for lg in loggers:
+        for h in lg.handlers:
+            if type(h) is logging.StreamHandler and h.stream in (console, sys.__stderr__):
+                swapped.append((h, h.setStream(sink)))
+    ours = logging.getLogger("harness")
+    keep_ours = None
+    if not ours.hasHandlers():  # logging's last resort would print to sys.stderr, i.e. the log
+        keep_ours = logging.StreamHandler(console)
+        keep_ours.setLevel(logging.WARNING)
+        ours.addHandler(keep_ours)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        sink.write(text)
+        if _for_console(category, filename):
+            console.write(text)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        sys.stderr = sink
+        try:
+            yield sink
+        finally:
+            sys.stderr = console
+            for h, old in swapped:
+                h.setStream(old)
+            if keep_ours is not None:
+                ours.removeHandler(keep_ours)
+            sink.close()
 
 
 def format_eta(seconds: float | None) -> str:
@@ -88,6 +195,11 @@ class Progress:
 
     def close(self) -> None:
         pass
+
+    def cell_output(self, path: Path) -> contextlib.AbstractContextManager:
+        """Where a running cell's third-party console output goes: its log file ``path`` (here,
+        and for plain lines); a live terminal display keeps it on screen."""
+        return third_party_output_to(path)
 
 
 class LineProgress(Progress):
@@ -185,6 +297,9 @@ class RichProgress(Progress):
             self.bars.remove_task(self._cell)
             self._cell = None
         self.bars.stop()
+
+    def cell_output(self, path):
+        return contextlib.nullcontext()  # rich prints warnings above the bars; HF's bars are off (start)
 
 
 def make_progress(quiet: bool = False, stream: TextIO | None = None) -> Progress:

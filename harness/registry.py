@@ -27,7 +27,8 @@ def _packages_distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()  # scans every installed distribution: once
 
 
-def _distribution_of(module: str) -> str:
+def distribution_of(module: str) -> str:
+    """The installed distribution providing ``module`` (for messages), e.g. ``nlp-eval-harness``."""
     top = module.split(".")[0]
     dists = _packages_distributions().get(top)
     return dists[0] if dists else f"(module {top})"
@@ -44,7 +45,7 @@ class Registry:
             raise HarnessError(f"{cls!r} registered as a {self.kind} is not a subclass of {self.base.__name__}")
         if not cls.name:
             raise HarnessError(f"{cls.__module__}.{cls.__qualname__} has no 'name'")
-        info = PluginInfo(self.kind, cls.name, cls, _distribution_of(cls.__module__), cls.__module__)
+        info = PluginInfo(self.kind, cls.name, cls, distribution_of(cls.__module__), cls.__module__)
         old = self._items.get(cls.name)
         if old is not None and old.cls is not cls:
             raise HarnessError(

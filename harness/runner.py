@@ -40,9 +40,12 @@ from . import __version__
 from .config import Cell, Component, ResolvedExperiment
 from .errors import DataError, HarnessError
 from .progress import Progress, make_progress
+from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec,
+                      check_written_files, is_nan, who)
 from .ranking import testset_fingerprint
-from .store import (RunLock, atomic_write_json, atomic_write_text, canonical_hash, model_fingerprint,
-                    read_cell_record, read_jsonl, remove_temp_files, safe_child, sha256_file, slug)
+from .store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
+                    model_fingerprint, portable_params, read_cell_record, read_jsonl, remove_temp_files, safe_child,
+                    sha256_file, slug, storage_fault)
 
 log = logging.getLogger("harness")
 
@@ -60,16 +63,24 @@ def _component_id(c: Component | None) -> Any:
     return {"plugin": c.name, "version": c.cls.version, "params": c.params_dict()}
 
 
+def _key_id(c: Component | None) -> Any:
+    """A component as it enters a cache key: local paths among its parameters stand for their
+    content, so moving a checkout (or the data beside it) keeps every finished cell."""
+    if c is None:
+        return None
+    return {"plugin": c.name, "version": c.cls.version, "params": portable_params(c.params_dict())}
+
+
 def cell_key(cell: Cell) -> str:
-    """Hash of everything that determines the cell's predictions."""
+    """Hash of everything that determines the cell's predictions (never an absolute path)."""
     seed_matters = (cell.strategy.cls.uses_seed or (cell.decoder is not None and not cell.decoder.cls.deterministic)
                     or cell.model.init == "random")
     return canonical_hash({
         "harness": __version__.split("+")[0],
         "model": model_fingerprint(cell.model),
-        "benchmark": {**_component_id(cell.benchmark), "data": cell.benchmark.instantiate().fingerprint()},
-        "strategy": _component_id(cell.strategy),
-        "decoder": _component_id(cell.decoder),
+        "benchmark": {**_key_id(cell.benchmark), "data": cell.benchmark.instantiate().fingerprint()},
+        "strategy": _key_id(cell.strategy),
+        "decoder": _key_id(cell.decoder),
         "seed": cell.seed if seed_matters else None,
     })
 
@@ -85,6 +96,7 @@ class CellJob:
     cache_dir: str
     index: int = 0
     total: int = 0
+    threads: int | None = None  # torch threads for this cell (None: leave the process's setting)
 
     @property
     def celldir(self) -> Path:
@@ -101,6 +113,7 @@ class CellOutcome:
     error: str | None = None
     index: int = 0
     traceback: str | None = None
+    metric_errors: list[str] = field(default_factory=list)  # metrics that failed or gave NaN (cell kept)
 
 
 def seed_everything(seed: int) -> None:
@@ -117,6 +130,17 @@ def seed_everything(seed: int) -> None:
 
     if "torch" in sys.modules:
         sys.modules["torch"].manual_seed(seed)
+
+
+def set_torch_threads(n: int | None) -> None:
+    """Give torch ``n`` intra-op threads (None: leave them). Called per cell, in whatever process
+    runs it, so a Ray worker gets the run's setting too."""
+    if n is None:
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def _torch_threads() -> int | None:
@@ -197,6 +221,7 @@ class Worker:
             # The driver serves cached cells itself; this keeps a stray cached job cheap and correct.
             return self.score(job, read_jsonl(celldir / "predictions.jsonl"), "cached", record.get("seconds", 0.0))
         self.progress.cell_started(job)
+        set_torch_threads(job.threads)
         t0 = time.perf_counter()
         try:
             # A cell that is not done starts from an empty directory: scratch files of an
@@ -206,7 +231,9 @@ class Worker:
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "running", "pid": os.getpid(),
                                                       "host": socket.gethostname(),
                                                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            rows, timings = self._execute(job)
+            # third-party progress bars and warnings go to the cell's log.txt (in pipes and CI)
+            with self.progress.cell_output(celldir / "log.txt"):
+                rows, timings = self._execute(job)
             seconds = time.perf_counter() - t0
             pred = celldir / "predictions.jsonl"
             atomic_write_text(pred, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -218,6 +245,11 @@ class Worker:
                                                       "host": socket.gethostname(), "pid": os.getpid(),
                                                       "torch_threads": _torch_threads()})
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a failing cell must not stop the others
+            fault = storage_fault(e)
+            if fault is not None:  # the machine, not the cell: every later cell would fail alike, so the run stops
+                if fault is e:
+                    raise
+                raise fault from e
             seconds = time.perf_counter() - t0
             log.debug("cell %s failed", job.key, exc_info=True)
             outcome = record_failure(job, e, seconds, traceback.format_exc())
@@ -235,11 +267,11 @@ class Worker:
                           progress=lambda done, total=None: sink.cell_progress(job, done, total), log=log)
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        data = cell.benchmark.instantiate().load(ctx)
+        data = check_benchmark_data(cell.benchmark, cell.benchmark.instantiate().load(ctx))
         timings["load_data"] = time.perf_counter() - t
         seed_everything(cell.seed)
         t = time.perf_counter()
-        spec = cell.strategy.instantiate().prepare(cell.model, data, ctx)
+        spec = check_model_spec(cell.strategy, cell.strategy.instantiate().prepare(cell.model, data, ctx))
         timings["strategy"] = time.perf_counter() - t
         seed_everything(cell.seed)
         t = time.perf_counter()
@@ -255,21 +287,22 @@ class Worker:
             t = time.perf_counter()
             hyps = cell.decoder.instantiate().decode(model, [ex.source for ex in data.test],
                                                      dataclasses.replace(ctx, example_ids=[ex.id for ex in data.test]))
-            if len(hyps) != len(data.test):
-                raise HarnessError(f"decoder '{cell.decoder.name}' returned {len(hyps)} outputs for {len(data.test)} sources")
+            hyps = check_hypotheses(cell.decoder, hyps, len(data.test))
             rows = []
             for ex, nbest in zip(data.test, hyps):
                 row = {"id": ex.id, "source": ex.source, "reference": ex.reference, "output": nbest[0].text,
-                       "score": nbest[0].score}
+                       "score": _score(nbest[0].score)}
                 if len(nbest) > 1:
-                    row["nbest"] = [{"text": h.text, "score": h.score} for h in nbest]
+                    row["nbest"] = [{"text": h.text, "score": _score(h.score)} for h in nbest]
                 rows.append(row)
         timings["predict"] = time.perf_counter() - t
         return rows, {k: round(v, 4) for k, v in timings.items()}
 
     def score(self, job: CellJob, rows: list[dict], status: str, seconds: float) -> CellOutcome:
-        """Compute the job's metrics from its predictions. Metrics are never cached: a metric that
-        raises fails the cell's outcome but keeps its predictions, so fixing the metric re-decodes nothing."""
+        """Compute the job's metrics from its predictions. Metrics are never cached, so fixing a
+        metric re-decodes nothing. A metric that raises or returns something other than a
+        :class:`MetricValue` fails only itself (listed in ``outcome.metric_errors``); the cell and
+        its other metrics and predictions are kept. A NaN value is kept and flagged there too."""
         try:
             return self._finish(job, rows, status, seconds)
         except (Exception, SystemExit) as e:  # noqa: BLE001
@@ -294,11 +327,22 @@ class Worker:
                   "benchmark_params": _json(cell.benchmark.params_dict()),
                   "strategy_params": _json(cell.strategy.params_dict()),
                   "decoder_params": _json(cell.decoder.params_dict()) if cell.decoder else ""}
-        out = []
+        out, problems = [], []
         for m in job.metrics:
-            mv = m.instantiate().compute(outputs, examples, nbest)
-            out.append({**labels, "metric": m.label, "value": float(mv.value), "signature": mv.signature or "", **common})
-        return CellOutcome(job.key, labels, status, seconds, out, index=job.index)
+            try:
+                value, signature = check_metric_value(m, m.instantiate().compute(outputs, examples, nbest))
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken metric fails only itself
+                log.debug("metric %s failed on cell %s", m.label, job.key, exc_info=True)
+                problems.append(f"metric '{m.label}' failed: {describe_exception(e)}")
+                continue
+            if is_nan(value):
+                problems.append(f"metric '{m.label}' is NaN ({who(m)} returned NaN)")
+            out.append({**labels, "metric": m.label, "value": value, "signature": signature, **common})
+        return CellOutcome(job.key, labels, status, seconds, out, index=job.index, metric_errors=problems)
+
+
+def _score(score: Any) -> float | None:
+    return None if score is None else float(score)  # numpy/torch scalars would not serialise
 
 
 def _json(d: Any) -> str:
@@ -357,6 +401,9 @@ class RunSummary:
     outcomes: list[CellOutcome]
     files: list[Path]
     report_errors: list[str] = field(default_factory=list)
+    # files that could not be written (disk full, read-only...): the run stopped at the first
+    write_errors: list[str] = field(default_factory=list)
+    threads: int | None = None
 
     @property
     def failed(self) -> list[CellOutcome]:
@@ -381,6 +428,7 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
 
     problems: list[str] = []
     seen: set[str] = set()
+    loaded: dict[str, Any] = {}  # benchmark label -> data, for the memory estimate of prechecks.check_runtime
     for job in jobs:
         bench = job.cell.benchmark
         ident = canonical_hash(_component_id(bench))
@@ -390,7 +438,7 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
         with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
             ctx = CellContext(seed=job.cell.seed, workdir=Path(tmp), cache_dir=cache_dir, device="cpu", log=log)
             try:
-                data = bench.instantiate().load(ctx)
+                data = check_benchmark_data(bench, bench.instantiate().load(ctx))  # a wrong shape: the cells say so
             except HarnessError as e:
                 problems += [f"{resolved.source}: benchmarks: '{bench.label}': {line}" for line in str(e).splitlines()]
                 continue
@@ -399,6 +447,10 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
                 continue
         if not data.test:
             problems.append(f"{resolved.source}: benchmarks: '{bench.label}': the test split has no examples")
+        loaded[bench.label] = data
+    from .prechecks import check_runtime
+
+    problems += check_runtime(resolved, jobs, loaded)
     for spec in {job.cell.model.path: job.cell.model for job in jobs if job.cell.model.local}.values():
         from .models import load_config
 
@@ -460,22 +512,31 @@ def plan_jobs(jobs: list[CellJob], *, retry_failed: bool = True, only_failed: bo
 
 def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_dir: str | Path | None = None,
                    retry_failed: bool = True, only_failed: bool = False, quiet: bool = False,
-                   progress: Progress | None = None, check_data: bool = True) -> RunSummary:
+                   progress: Progress | None = None, check_data: bool = True, overwrite: bool = False,
+                   threads: int | None = None) -> RunSummary:
     """Run every cell of ``resolved`` into ``outdir`` (reusing finished cells) and write the results.
 
-    Raises :class:`HarnessError` (nothing written) for bad data or a directory another run holds.
+    Raises :class:`HarnessError` (nothing written) for bad data, a directory another run holds,
+    or one holding results of another config (unless ``overwrite``). A file that cannot be
+    written (disk full...) stops the run: what can still be written is, and the summary's
+    ``write_errors`` say which file failed. ``threads``: torch threads per cell (default: see
+    :func:`decide_threads`).
     """
     outdir = Path(outdir)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     started = time.time()
     cells = resolved.cells()
-    jobs = [CellJob(cell_key(c), c, resolved.metrics_for(c.task), str(outdir), str(cache_dir), i + 1, len(cells))
+    n_threads, threads_source = decide_threads(resolved, threads)
+    jobs = [CellJob(cell_key(c), c, resolved.metrics_for(c.task), str(outdir), str(cache_dir), i + 1, len(cells),
+                    threads=n_threads)
             for i, c in enumerate(cells)]
     if check_data:
         # read-only look, before the lock creates anything: fail fast on data every such cell would choke on
         check_inputs(resolved, plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed).run, cache_dir)
     progress = progress or make_progress(quiet=quiet)
     with RunLock(outdir):
+        if not overwrite:
+            refuse_other_config(resolved, outdir, jobs)
         remove_temp_files(outdir)
         plan = plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed)
         outcomes: dict[int, CellOutcome] = {}
@@ -486,6 +547,7 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
 
         worker = Worker(progress)
         progress.start(len(jobs), len(plan.run), cached=len(plan.cached), interrupted=plan.interrupted)
+        write_errors: list[str] = []
         try:
             for job, record in plan.cached:
                 on_done(worker.score(job, read_jsonl(job.celldir / "predictions.jsonl"), "cached",
@@ -512,12 +574,93 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
                 else:
                     on_done(CellOutcome(job.key, job.cell.labels(), "failed", error=leader.error,
                                         index=job.index, traceback=leader.traceback), ran=False)
+        except OutputWriteError as e:  # disk full, read-only...: stop, keep what finished, write what we can
+            log.debug("the run stops: %s", e, exc_info=True)
+            write_errors.append(str(e))
+            for job in jobs:
+                if job.index not in outcomes:  # the cell that met it restarts on the next run, as if killed
+                    outcomes[job.index] = CellOutcome(job.key, job.cell.labels(), "skipped", index=job.index,
+                                                      error=f"not run: the run stopped ({e})")
         finally:
             progress.close()
         ordered = [outcomes[j.index] for j in jobs if j.index in outcomes]
         report_errors: list[str] = []
-        files = write_results(resolved, outdir, jobs, ordered, started, report_errors)
-    return RunSummary(outdir, ordered, files, report_errors)
+        files = write_results(resolved, outdir, jobs, ordered, started, report_errors, write_errors,
+                              threads={"torch": n_threads, "source": threads_source})
+    return RunSummary(outdir, ordered, files, report_errors, write_errors, n_threads)
+
+
+def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) -> tuple[int | None, str]:
+    """Torch threads per cell, and where the number came from.
+
+    ``--threads`` > the config's ``threads:`` > ``OMP_NUM_THREADS`` > a default that cannot
+    oversubscribe the CPU: the cores this process may use (the local executor runs one cell at a
+    time) minus the whole cores already busy (1-minute load average), at least 1. torch's own
+    default, one thread per core, collapses on a loaded machine: on 2 cores at load 8 a 1,760-step
+    training took 500 s of CPU with 2 threads and 42 s with 1. Other executors place cells on
+    cores themselves (Ray: ``torch_threads``, default its ``num_cpus``), so only an explicit
+    setting is passed to them.
+    """
+    if explicit is not None:
+        return explicit, "--threads"
+    configured = getattr(resolved.experiment, "threads", None)
+    if configured is not None:
+        return configured, "config threads:"
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env), "OMP_NUM_THREADS"
+    if resolved.executor.name != "local":
+        return None, f"executor '{resolved.executor.name}' decides"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    n = max(1, min(cores, cores - int(load)))
+    return n, f"default: {cores} cores, load {load:.1f}"
+
+
+LABEL_KEYS = ("model", "benchmark", "strategy", "decoder", "seed")
+
+
+def config_hash(raw: Any) -> str:
+    """Hash of a config as written (after ``--set``), shown when a run directory is refused."""
+    return canonical_hash(raw, 12)
+
+
+def refuse_other_config(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob]) -> None:
+    """Refuse ``outdir`` when it holds results this config would silently replace.
+
+    The same config, or one that extends it (more seeds, decoders, strategies, models,
+    benchmarks or metrics, other parameters of the same labels), may write into it: that is how
+    a run is resumed or grown. Refused: another experiment ``name``, or a config whose grid no
+    longer has a cell (same model, benchmark, strategy, decoder labels and seed) that the run
+    directory holds finished results for. ``--overwrite`` allows it; finished cells stay cached.
+    """
+    try:
+        old = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no manifest (new, or killed before its first): nothing to protect
+        return
+    if not isinstance(old, dict):
+        return
+    old_hash = old.get("config_hash") or config_hash(old.get("config"))
+    new_hash = config_hash(resolved.raw)
+    if old_hash == new_hash:
+        return
+    name = resolved.experiment.name
+    if old.get("experiment") != name:
+        reason = f"experiment '{old.get('experiment')}', this config is '{name}'"
+    else:
+        grid = {tuple(str(j.cell.labels()[k]) for k in LABEL_KEYS) for j in jobs}
+        lost = [c for c in old.get("cells", []) if isinstance(c, dict) and c.get("status") in ("done", "cached")
+                and tuple(str(c.get(k)) for k in LABEL_KEYS) not in grid]
+        if not lost:
+            return
+        reason = (f"{len(lost)} of its finished cells are not in this config's grid, e.g. "
+                  f"{' / '.join(str(lost[0].get(k)) for k in LABEL_KEYS)}")
+    raise HarnessError(f"{outdir}: holds the results of another config (config {old_hash}; this one is {new_hash}): "
+                       f"{reason}. Choose another -o, or pass --overwrite to replace them "
+                       "(finished cells stay cached and are reused)")
 
 
 def prediction_names(jobs: list[CellJob]) -> dict[int, str]:
@@ -539,17 +682,33 @@ def prediction_names(jobs: list[CellJob]) -> dict[int, str]:
     return names
 
 
+def limit_record(resolved: ResolvedExperiment) -> dict[str, Any] | None:
+    """What the report's banner says: test sets cut short (by --limit/`limit:` or a benchmark's own
+    limit) give numbers that are not comparable to full-test-set results. None when none is cut."""
+    exp = resolved.experiment
+    per = {c.label: getattr(c.params, "limit", None) for c in resolved.components["benchmarks"]}
+    per = {label: n for label, n in per.items() if n is not None}
+    if exp.limit is None and not per:
+        return None
+    return {"n": exp.limit, "sample": exp.sample, "benchmarks": per}
+
+
 def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob], outcomes: list[CellOutcome],
-                  started: float, report_errors: list[str] | None = None) -> list[Path]:
+                  started: float, report_errors: list[str] | None = None, write_errors: list[str] | None = None,
+                  threads: dict[str, Any] | None = None) -> list[Path]:
     """Write predictions/, metrics.csv, then manifest.json (which lists the digests of the other
     two, so a reader can tell a set of files written together), then the reports.
 
     Each file is replaced atomically; a kill between two of them leaves a mix of whole old and
     whole new files, which the next run overwrites with the same bytes. Returns the files written;
     a reporter that raises is appended to ``report_errors`` (a broken reporter must not lose results).
+    A file that cannot be written (:class:`OutputWriteError`) is appended to ``write_errors`` and
+    the others are still attempted; the manifest lists only what was written, and reports are
+    rendered only when metrics.csv and manifest.json both were.
     """
     import pandas as pd
 
+    write_errors = write_errors if write_errors is not None else []
     pred_dir = outdir / "predictions"
     names = prediction_names(jobs)
     by_index = {o.index: o for o in outcomes}
@@ -559,18 +718,29 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         if o is None or o.status not in ("done", "cached"):
             continue
         target = safe_child(pred_dir, names[job.index])
-        atomic_write_text(target, (job.celldir / "predictions.jsonl").read_text(encoding="utf-8"))
+        try:
+            atomic_write_text(target, (job.celldir / "predictions.jsonl").read_text(encoding="utf-8"))
+        except OutputWriteError as e:
+            write_errors.append(str(e))
+            continue
         written[job.index] = f"predictions/{target.name}"
     keep = {Path(v).name for v in written.values()}
     if pred_dir.is_dir():  # predictions of cells no longer in the grid would pass for current results
         for stale in pred_dir.glob("*.jsonl"):
             if stale.name not in keep:
-                stale.unlink()
+                try:
+                    stale.unlink()
+                except OSError as e:
+                    write_errors.append(str(OutputWriteError(stale, e)))
 
     rows = [m for o in outcomes for m in o.metrics]
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    atomic_write_text(outdir / "metrics.csv", metrics.to_csv(index=False))
-    files = [outdir / "metrics.csv"] + [outdir / v for v in written.values()]
+    files = [outdir / v for v in written.values()]
+    try:
+        atomic_write_text(outdir / "metrics.csv", metrics.to_csv(index=False))
+        files.insert(0, outdir / "metrics.csv")
+    except OutputWriteError as e:
+        write_errors.append(str(e))
 
     exp = resolved.experiment
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "cached", "failed", "skipped")}
@@ -584,30 +754,46 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         | {"models": [m.model_dump(mode="json") for m in exp.models]},
         "baseline": exp.baseline.model_dump(),
         "seeds": exp.seeds,
+        "limit": limit_record(resolved),
         "harness_version": __version__,
         "packages": _package_versions(resolved),
         "git": {"config": _git_commit(resolved.base_dir), "harness": _git_commit(Path(__file__).parent)},
         "hardware": _hardware(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 3),
-        "status": "complete" if counts["failed"] == counts["skipped"] == 0 else "incomplete",
+        "status": "complete" if counts["failed"] == counts["skipped"] == 0 and not write_errors else "incomplete",
         "counts": counts,
+        "config_hash": config_hash(resolved.raw),
+        "threads": threads or {"torch": None, "source": "not set"},
+        **({"write_errors": list(write_errors)} if write_errors else {}),
         "outputs": {str(f.relative_to(outdir)): sha256_file(f) for f in files},
-        "cells": [{"key": o.key, **o.labels, "status": o.status, "seconds": round(o.seconds, 3), "error": o.error,
+        "cells": [{"key": o.key, **o.labels, "status": o.status, "seconds": round(o.seconds, 3),
+                   # a metric that failed or gave NaN is flagged on its (otherwise fine) cell, so reports show it
+                   "error": o.error or ("; ".join(o.metric_errors) if o.metric_errors else None),
+                   **({"metric_errors": o.metric_errors} if o.metric_errors else {}),
                    "predictions": written.get(o.index), "cell_dir": f"cells/{o.key}",
                    **({"traceback": o.traceback} if o.status == "failed" and o.traceback else {})}
                   for o in outcomes],
     }
-    atomic_write_json(outdir / "manifest.json", manifest)
-    files += [outdir / "manifest.json"]
+    report_errors = report_errors if report_errors is not None else []
+    try:
+        atomic_write_json(outdir / "manifest.json", manifest)
+        files += [outdir / "manifest.json"]
+    except OutputWriteError as e:
+        write_errors.append(str(e))
+    if outdir / "metrics.csv" not in files or outdir / "manifest.json" not in files:
+        return files  # reports of a half-written result set would contradict it
     from .results import load_run
 
     results = load_run(outdir)
-    report_errors = report_errors if report_errors is not None else []
     for comp in resolved.reporters:
         try:
-            files += comp.instantiate().write(results, outdir)
+            files += check_written_files(comp, comp.instantiate().write(results, outdir))
         except (Exception, SystemExit) as e:  # noqa: BLE001 - results are on disk; say what failed, keep going
             log.debug("reporter %s failed", comp.label, exc_info=True)
-            report_errors.append(f"reporter '{comp.label}' failed: {describe_exception(e)}")
+            fault = storage_fault(e)
+            if fault is not None:
+                write_errors.append(str(fault))
+            else:
+                report_errors.append(f"reporter '{comp.label}' failed: {describe_exception(e)}")
     return files

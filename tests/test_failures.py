@@ -137,20 +137,36 @@ def test_retry_failed_and_skip_failed_together_is_a_usage_error(project):
     assert not (project / "out").exists()
 
 
-def test_metric_that_raises_fails_the_cell_but_keeps_its_predictions(project, plugins):
+def test_metric_that_raises_fails_only_itself_and_the_cell_keeps_its_predictions(project, plugins):
     cfg = project / "exp.yaml"
     overrides = ["decoders=[greedy]", "metrics=[bleu, {name: test_flaky_metric, params: {fail_while: FLAG}}]"]
     summary = run_experiment(load_experiment(cfg, overrides, plugins=plugins), project / "out",
                              cache_dir=project / "cache", quiet=True)
     [o] = summary.outcomes
-    assert o.status == "failed"
-    assert o.error == "scoring failed: ZeroDivisionError: division by zero in test_flaky_metric"
+    assert o.status == "done"  # the README's promise: a metric that raises fails only itself
+    assert o.metric_errors == ["metric 'test_flaky_metric' failed: ZeroDivisionError: division by zero in test_flaky_metric"]
+    assert [m["metric"] for m in o.metrics] == ["bleu"]
+    out = project / "out"
+    assert [p.name for p in (out / "predictions").iterdir()] == ["tiny__toy__none__greedy__0.jsonl"]
+    assert (out / "metrics.csv").read_text().count(",bleu,") == 1
+    [cell] = json.loads((out / "manifest.json").read_text())["cells"]
+    assert cell["status"] == "done" and cell["metric_errors"] == o.metric_errors
+    assert cell["error"] == o.metric_errors[0]  # what the report's cell table shows
     (project / "FLAG").unlink()
     summary = run_experiment(load_experiment(cfg, overrides, plugins=plugins), project / "out",
                              cache_dir=project / "cache", quiet=True)
     [o] = summary.outcomes
     assert o.status == "cached"  # the metric was fixed: scored again from the kept predictions, no re-decoding
-    assert {m["metric"]: m["value"] for m in o.metrics}["test_flaky_metric"] == 4.0
+    assert {m["metric"]: m["value"] for m in o.metrics}["test_flaky_metric"] == 4.0 and o.metric_errors == []
+
+
+def test_metric_failure_is_reported_on_stderr_with_exit_1(project):
+    res = cli("run", "exp.yaml", "-o", "out", "--set", "decoders=[greedy]",
+              "--set", "metrics=[bleu, {name: test_flaky_metric, params: {fail_while: FLAG}}]")
+    assert res.exit_code == 1
+    assert res.stderr == ("failed: tiny / toy / none / greedy / 0: metric 'test_flaky_metric' failed: "
+                          "ZeroDivisionError: division by zero in test_flaky_metric\n")
+    assert "1 cells (0 reused, 0 failed) → out" in res.stdout
 
 
 def test_reporter_that_raises_keeps_results_and_exits_1(project):

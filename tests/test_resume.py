@@ -223,7 +223,7 @@ def test_predictions_of_cells_no_longer_in_the_grid_are_removed(small):
     cfg, out, before, keys = small
     names = sorted(p.name for p in (out / "predictions").iterdir())
     summary = run_experiment(load_experiment(cfg, ["decoders.0.params.max_new_tokens=[3]"]), out,
-                             cache_dir=cfg.parent / "cache", quiet=True)
+                             cache_dir=cfg.parent / "cache", quiet=True, overwrite=True)  # a shrunk grid: see test_lock
     assert [o.status for o in summary.outcomes] == ["cached"]
     left = sorted(p.name for p in (out / "predictions").iterdir())
     assert left == [n for n in names if "max_new_tokens=3" in n] and len(left) == 1

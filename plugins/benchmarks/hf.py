@@ -25,7 +25,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from harness.api import Benchmark, BenchmarkData, Example
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
-from harness.params import Params
+from harness.params import Params, path_kind
 
 from ._common import LabelParams, RawExample, SubsetParams, choose, name_labels, present
 
@@ -42,6 +42,9 @@ def _resolve(value: str, info: ValidationInfo, split: str | None = None) -> str:
     where = f" (split {split!r})" if split else ""
     if ctx.get("check_files", True) and not glob.has_magic(str(p)) and not p.exists():
         raise ValueError(f"file not found: {p}{where}")
+    kind = path_kind(p)
+    if ctx.get("check_files", True) and kind not in ("regular file", "directory", "missing"):
+        raise ValueError(f"{p} is a {kind}{where}; allowed: a regular file or a dataset directory")
     if ctx.get("check_files", True) and glob.has_magic(str(p)) and not glob.glob(str(p)):
         raise ValueError(f"no file matches {p}{where}")
     return str(p)
@@ -133,10 +136,11 @@ def _subset(ds, limit: int | None, sample: bool, seed: int):
 
 
 def _hf_fingerprint(params: HFDatasetParams) -> str:
-    from harness.store import canonical_hash, file_digest
+    from harness.store import canonical_hash, file_digest, portable_params
 
-    files = {f: file_digest(Path(f)) for f in params.local_files() if os.path.exists(f)}
-    return canonical_hash({"params": params.model_dump(mode="json"), "files": files})
+    # content, not absolute paths: a moved checkout keeps its cached cells
+    files = [file_digest(Path(f)) for f in params.local_files() if os.path.exists(f)]
+    return canonical_hash({"params": portable_params(params.model_dump(mode="json")), "files": files})
 
 
 # ----------------------------------------------------------------------------- translation
