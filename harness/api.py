@@ -139,17 +139,45 @@ class Benchmark(Plugin):
 
 
 class Metric(Plugin):
-    """Scores a cell's outputs against its examples."""
+    """Scores a cell's outputs against its examples.
+
+    What the reports need to present and test a metric, all optional: ``title`` (display name),
+    ``decimals`` (digits shown), ``direction`` with ``target``, ``value_range`` (intervals are cut
+    to it), ``scope`` and ``signature_source``. A metric whose value is the mean of per-example
+    scores implements :meth:`example_scores` and then gets the paired tests and bootstrap
+    intervals over examples (and the two-level bootstrap over seeds) that the built-ins get.
+    """
 
     kind = "metric"
     task: ClassVar[str] = "translation"
-    higher_is_better: ClassVar[bool] = True
+    higher_is_better: ClassVar[bool] = True  # kept for old plugins; ``direction`` wins when set
+    direction: ClassVar[Literal["higher", "lower", "target"] | None] = None  # None: from higher_is_better
+    target: ClassVar[float | None] = None  # direction "target": closer to this value is better
+    title: ClassVar[str] = ""  # display name in reports, e.g. "BERTScore F1" (default: the name)
+    decimals: ClassVar[int | None] = None  # digits shown (default: 2 on a 0-100 scale, 4 for fractions)
+    value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # (low, high), None: unbounded
+    # "outputs": a score of the 1-best outputs, comparable across decoders; "lists": a property of
+    # n-best lists, n/a (NaN) for decoders that return one hypothesis, never ranked with "outputs"
+    scope: ClassVar[Literal["outputs", "lists"]] = "outputs"
+    signature_source: ClassVar[str] = ""  # what produced MetricValue.signature, e.g. "sacrebleu"
 
     def compute(self, outputs: Sequence[str], examples: Sequence[Example],
                 nbest: Sequence[Sequence[str]] | None = None) -> MetricValue:
         """Score ``outputs`` (one per example). ``nbest`` holds each example's n-best texts,
         best first, when the decoder returned more than one (else None)."""
         raise NotImplementedError
+
+    def example_scores(self, outputs: Sequence[str], examples: Sequence[Example],
+                       nbest: Sequence[Sequence[str]] | None = None) -> Sequence[float] | None:
+        """One score per example whose mean is what :meth:`compute` returns, or None (the default)
+        when the value is not such a mean. The reports call it on the saved predictions; they check
+        the mean against the recorded value and skip the tests over examples if it differs."""
+        return None
+
+    @classmethod
+    def resolved_direction(cls) -> str:
+        """``direction``, or "higher"/"lower" from ``higher_is_better`` when it is not set."""
+        return cls.direction or ("higher" if cls.higher_is_better else "lower")
 
 
 class Reporter(Plugin):

@@ -24,9 +24,21 @@ computed by :func:`scores_from_sums`, a vectorised transcription of sacrebleu's
 ``_compute_score_from_stats`` for BLEU/chrF/TER (checked equal to it in the tests), falling back to
 sacrebleu's own per-sample method for anything else.
 
-Non-goals: multiple-comparison correction (we report raw p-values and say how many tests were
-run), tests between systems evaluated on different examples, and effect-size estimates beyond
-the difference of scores.
+- **Any metric with per-example statistics** (classification from confusion matrices, plugins'
+  per-example scores): a two-sided paired bootstrap of the difference (Efron & Tibshirani 1993,
+  ch. 16: the share of resampled differences at least as far from the observed one as the
+  observed one is from 0), whose size agrees with McNemar's test on accuracy. sacrebleu's
+  paired-bootstrap rule centres the *absolute* resampled differences, which makes it one-sided in
+  effect (about half the two-sided p when the gap is clear): it is kept, sacrebleu-exact, for
+  translation metrics, where approximate randomisation decides.
+- **Over seeds**: a two-level paired bootstrap (seeds, then examples within each seed) of the
+  difference with its percentile interval, and the number of seeds a paired t-test over seeds
+  would need to detect a difference with 80% power (:func:`seeds_needed`, noncentral t).
+- Holm's step-down adjustment of a family of p-values (:func:`holm`).
+
+Non-goals: tests between systems evaluated on different examples, effect-size estimates beyond
+the difference of scores, pooling per-seed tests over examples (McNemar pooled over seeds treats
+seeds as extra examples and is anti-conservative).
 """
 from __future__ import annotations
 
@@ -45,13 +57,32 @@ DEFAULT_AR_TRIALS = 10000  # sacrebleu's default --paired-ar-n
 # ============================================================================ formatting
 
 
-def format_p(p: float | None) -> str:
-    """``p = 0.004`` / ``p < 0.001`` / ``p = n/a``; three decimals are what a reader can use."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
+def p_number(p: float | None, floor: float | None = None) -> str:
+    """A p-value for a table cell: ``0.004``, ``< 0.001``, ``–`` when missing.
+
+    Three decimals are what a reader can use, but a value is never printed below a ``floor``
+    the text states beside it: the permutation floor 0.0625 of 5 seeds prints as ``0.0625``,
+    not as the ``0.062`` that three decimals round it to.
+    """
+    if p is None or not isinstance(p, (int, float)) or math.isnan(p):
+        return "–"
+    if p < 0.001 and (floor is None or floor < 0.001):
+        return "< 0.001"
+    text = f"{p:.3f}"
+    if floor is not None and float(text) < floor <= p:
+        digits = 4
+        while float(text) < floor and digits < 17:
+            text = f"{p:.{digits}g}"
+            digits += 1
+    return text
+
+
+def format_p(p: float | None, floor: float | None = None) -> str:
+    """``p = 0.004`` / ``p < 0.001`` / ``p = n/a``; see :func:`p_number` for ``floor``."""
+    text = p_number(p, floor)
+    if text == "–":
         return "p = n/a"
-    if p < 0.001:
-        return "p < 0.001"
-    return f"p = {p:.3f}"
+    return "p < 0.001" if text == "< 0.001" else f"p = {text}"
 
 
 # ============================================================================ shared resampling
@@ -98,6 +129,8 @@ def paired_bootstrap_p(score_sys: float, score_base: float, samples_sys: np.ndar
     """sacrebleu's paired-bootstrap p-value from two systems' scores on the *same* resamples:
     how often the centred resampled |difference| exceeds the observed |difference|."""
     diffs = np.abs(np.asarray(samples_sys) - np.asarray(samples_base))
+    if score_base == score_sys:  # see approximate_randomization_many: no gap, no evidence (p = 1)
+        return 1.0
     return p_value(diffs - diffs.mean(), abs(score_base - score_sys))
 
 
@@ -180,6 +213,8 @@ def scores_from_sums(scorer, sums: np.ndarray, *, vectorized: bool = True) -> np
     from sacrebleu.metrics import BLEU, CHRF, TER
 
     sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    if _is_score_function(scorer):
+        return np.asarray(scorer(sums), dtype=np.float64)
     if vectorized:
         if type(scorer) is BLEU:
             return _bleu_scores(scorer, sums)
@@ -191,8 +226,16 @@ def scores_from_sums(scorer, sums: np.ndarray, *, vectorized: bool = True) -> np
     return np.array([float(scorer._compute_score_from_stats(row.copy()).score) for row in sums])
 
 
+def _is_score_function(scorer) -> bool:
+    # a plain function of summed statistics (classification, per-example means) rather than a sacrebleu metric
+    return callable(scorer) and not hasattr(scorer, "_compute_score_from_stats")
+
+
 def corpus_score(scorer, stats: np.ndarray) -> float:
-    """The corpus score from sentence statistics, by sacrebleu itself (equals ``corpus_score``)."""
+    """The corpus score from sentence statistics, by sacrebleu itself (equals ``corpus_score``);
+    ``scorer`` may also be a function of summed statistics (one row per corpus)."""
+    if _is_score_function(scorer):
+        return float(scorer(np.asarray(stats, dtype=np.float64).sum(axis=0)[None])[0])
     return float(scorer._compute_score_from_stats(np.asarray(stats, dtype=np.float64).sum(axis=0)).score)
 
 
@@ -341,7 +384,10 @@ def approximate_randomization_many(items: Sequence[tuple[Any, np.ndarray, np.nda
     out = []
     for (scorer, s, b), parts in zip(items, per_item):
         real = abs(corpus_score(scorer, b) - corpus_score(scorer, s))
-        out.append(p_value(np.concatenate(parts), real))
+        # sacrebleu counts trials strictly above the observed gap, so a gap of exactly 0 would get
+        # p = 1/(trials + 1), the artefact that made identical systems look "significant"; every
+        # trial is at least as extreme as no difference at all: p = 1
+        out.append(1.0 if real == 0 else p_value(np.concatenate(parts), real))
     return out
 
 
@@ -508,3 +554,164 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
 
     half = stdtrit(len(v) - 1, 0.5 + confidence / 2) * v.std(ddof=1) / math.sqrt(len(v))
     return float(v.mean() - half), float(v.mean() + half)
+
+
+
+def clip_interval(low: float, high: float, value_range: tuple[float | None, float | None] | None
+                  ) -> tuple[float, float, bool]:
+    """(low, high, clipped): an interval cut to the metric's range, e.g. a t-interval of BLEU over
+    seeds [-0.03, 0.23] becomes [0.00, 0.23]. A score cannot leave its range, so neither can a
+    statement about where its mean lies; ``clipped`` says the interval was cut, for the label."""
+    lo_r, hi_r = value_range or (None, None)
+    clipped = False
+    if lo_r is not None and math.isfinite(low) and low < lo_r:
+        low, clipped = float(lo_r), True
+    if hi_r is not None and math.isfinite(high) and high > hi_r:
+        high, clipped = float(hi_r), True
+    return low, high, clipped
+
+
+# ============================================================================ two-sided paired bootstrap
+
+
+def bootstrap_difference_p(diff_samples: np.ndarray, observed: float) -> float:
+    """Two-sided p of a paired bootstrap from resampled differences (system - baseline on the
+    *same* resample): (1 + #{|d* - d| >= |d|}) / (1 + B), the bootstrap distribution shifted to
+    the null (Efron & Tibshirani 1993, sec. 16.4) with the +1 rule that keeps p above 0.
+
+    An observed difference of exactly 0 gives p = 1: no resample can be "as extreme" evidence
+    against equality as a difference that is not there.
+    """
+    d = np.asarray(diff_samples, dtype=np.float64)
+    if observed == 0 or not len(d):
+        return 1.0
+    # a relative tolerance so that a resample equal to the threshold up to rounding counts
+    extreme = np.abs(d - observed) >= abs(observed) * (1 - 1e-12)
+    return float((1 + np.sum(extreme)) / (1 + len(d)))
+
+
+def improvement(sys_values, base_values, direction: str = "higher", target: float | None = None):
+    """How much better the system is than the baseline (positive = better), elementwise:
+    sys - base (higher is better), base - sys (lower), |base - t| - |sys - t| (closer to a target)."""
+    a, b = np.asarray(sys_values, dtype=np.float64), np.asarray(base_values, dtype=np.float64)
+    if direction == "lower":
+        return b - a
+    if direction == "target":
+        return np.abs(b - target) - np.abs(a - target)
+    return a - b
+
+
+# ============================================================================ multiple comparisons
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (Holm 1979), None where no test was run: the k-th
+    smallest of m p-values is multiplied by (m - k + 1), running maxima keep the order, capped at 1.
+    Equals ``statsmodels.stats.multitest.multipletests(p, method="holm")[1]``."""
+    idx = [i for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
+    out: list[float | None] = [None] * len(p_values)
+    m = len(idx)
+    running = 0.0
+    for k, i in enumerate(sorted(idx, key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - k) * float(p_values[i])))
+        out[i] = running
+    return out
+
+
+# ============================================================================ two-level bootstrap over seeds
+
+
+@dataclass
+class TwoLevelBootstrap:
+    """Resampled mean improvements over seeds × examples, with their percentile interval."""
+
+    mean: float  # the observed mean improvement over the paired seeds
+    low: float
+    high: float
+    samples: np.ndarray
+
+
+def two_level_bootstrap(sys_stats: Sequence[np.ndarray], base_stats: Sequence[np.ndarray],
+                        score: Callable[[np.ndarray], np.ndarray], *, n_samples: int = DEFAULT_BOOTSTRAP,
+                        seed: int | None = DEFAULT_SEED, direction: str = "higher", target: float | None = None,
+                        confidence: float = 0.95) -> TwoLevelBootstrap:
+    """Paired two-level bootstrap of the improvement over seeds (Dodge et al. 2020 show fine-tuning
+    varies across seeds as much as across examples; this samples both).
+
+    ``sys_stats[j]`` / ``base_stats[j]``: per-example sufficient statistics (n × k) of the system
+    and the baseline trained with the j-th seed, on the same n examples; ``score`` maps summed
+    statistics (rows) to corpus scores. Each resample draws seeds with replacement, then, for each
+    drawn seed, examples with replacement, the *same* examples for both arms (paired); its value
+    is the mean over drawn seeds of score(system) minus score(baseline), turned into an
+    improvement by ``direction``. Seeded: the same inputs give the same interval.
+
+    With few seeds the seed-level resampling sees little of the seed distribution, so the
+    interval is too narrow; it describes the observed runs, and the test over seeds decides.
+    """
+    S = len(sys_stats)
+    if S == 0 or S != len(base_stats):
+        raise ValueError(f"{S} system seeds for {len(base_stats)} baseline seeds")
+    n = len(sys_stats[0])
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.integers(S, size=(n_samples, S))
+    ex = rng.integers(n, size=(n_samples, S, n))
+    total = np.zeros(n_samples)
+    for j in range(S):
+        rows, slots = np.nonzero(seed_idx == j)
+        if not len(rows):
+            continue
+        draws = ex[rows, slots]  # (draws × n) example indices
+        flat = (draws + (np.arange(len(draws)) * n)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=len(draws) * n).reshape(len(draws), n).astype(np.float64)
+        a = score(counts @ np.asarray(sys_stats[j], dtype=np.float64))
+        b = score(counts @ np.asarray(base_stats[j], dtype=np.float64))
+        np.add.at(total, rows, improvement(a, b, direction, target))
+    samples = total / S
+    observed = float(np.mean([improvement(score(np.asarray(s, dtype=np.float64).sum(axis=0)[None]),
+                                          score(np.asarray(b, dtype=np.float64).sum(axis=0)[None]),
+                                          direction, target)[0] for s, b in zip(sys_stats, base_stats)]))
+    tail = (1 - confidence) / 2
+    lo, hi = np.quantile(samples, [tail, 1 - tail])
+    return TwoLevelBootstrap(observed, float(lo), float(hi), samples)
+
+
+# ============================================================================ power over seeds
+
+
+def t_test_power(effect: float, n: int, alpha: float = 0.05) -> float:
+    """Power of a two-sided one-sample (paired) t-test with ``n`` pairs at standardised effect
+    ``effect`` = mean difference / sd of the differences (noncentral t; as statsmodels' ``TTestPower``)."""
+    if n < 2:
+        return 0.0
+    from scipy.stats import nct, t
+
+    df = n - 1
+    crit = t.ppf(1 - alpha / 2, df)
+    nc = effect * math.sqrt(n)
+    return float(nct.sf(crit, df, nc) + nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(delta: float, sd: float, alpha: float = 0.05, power: float = 0.8, *, max_seeds: int = 10_000
+                 ) -> int | None:
+    """Seeds (pairs) a two-sided paired t-test over seeds needs to detect a mean difference ``delta``
+    with the given ``power`` when seed-to-seed differences have standard deviation ``sd``; at least
+    the number the exact sign-flip test needs to reach ``alpha`` at all (2 / 2^n < alpha).
+    None when it cannot be said (sd or delta zero or not finite) or needs more than ``max_seeds``."""
+    if not (math.isfinite(delta) and math.isfinite(sd)) or sd <= 0 or delta == 0:
+        return None
+    effect = abs(delta) / sd
+    floor = 1
+    while min_sign_flip_p(floor) >= alpha:
+        floor += 1
+    lo, hi = 2, 2
+    while t_test_power(effect, hi, alpha) < power:  # doubling, then bisection: power grows with n
+        lo, hi = hi, hi * 2
+        if hi > max_seeds * 2:
+            return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t_test_power(effect, mid, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return None if hi > max_seeds else max(hi, floor)

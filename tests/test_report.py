@@ -138,7 +138,7 @@ def test_translation_leaderboard_tests_against_sacrebleu(demo):
     assert float(scores[best]) == pytest.approx(TER().corpus_score(preds[best], [refs]).score, abs=0.005)
     # 95% CI is sacrebleu's bootstrap interval, shown for every successful configuration
     bleu = table_by_metric(html, "bleu")
-    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]", ci) for ci in col(bleu, "95% CI")[:4])
+    assert all(re.fullmatch(r"\[\d+\.\d\d, \d+\.\d\d\]", ci) for ci in col(bleu, "95% CI (bootstrap over examples)")[:4])
     # the failed configuration is listed, with its (escaped) error, and has no score
     assert "beam[num_beams=8] 1 failed" in col(bleu, "Configuration")
     assert "sacrebleu signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in html
@@ -158,17 +158,24 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
              for c in results.cells if c["status"] != "failed"}
     refs = [r["reference"] for r in results.predictions(results.cells[0]["key"])]
     g = preds[("multi30k", "none", "greedy", 0)]
-    for dec, metric, name, sig in (("beam[num_beams=4]", BLEU(), "BLEU", "significant"),
-                                   ("beam[num_beams=2]", BLEU(), "BLEU", "significant"),
-                                   ("beam[num_beams=2]", CHRF(), "chrF", "not significant")):
+    # approximate randomisation decides (sacrebleu's bootstrap is beside it); beam2 changes 5 of 64 sentences:
+    # sacrebleu's bootstrap alone would call its BLEU gain significant, and the verdict says the tests disagree
+    for dec, metric, name, sig, differ, tail in (
+            ("beam[num_beams=4]", BLEU(), "BLEU", "significant", "62 of 64", ""),
+            ("beam[num_beams=2]", BLEU(), "BLEU", "not significant", "5 of 64",
+             " The tests disagree: sacrebleu's paired bootstrap gives p = {bs}, below 0.05."),
+            ("beam[num_beams=2]", CHRF(), "chrF", "not significant", "5 of 64", "")):
         sys_ = preds[("multi30k", "none", dec, 0)]
         _, bs = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="bs", n_samples=1000)()
         _, ar = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="ar", n_samples=10000)()
         key = next(k for k in bs if k != "System")
         delta = metric.corpus_score(sys_, [refs]).score - metric.corpus_score(g, [refs]).score
-        assert (f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher (better) than greedy "
-                f"(paired bootstrap {format_p(bs[key][1].p_value)}; approximate randomisation "
-                f"{format_p(ar[key][1].p_value)}): {sig} at 0.05.") in verdicts
+        head = (f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher (better) than greedy "
+                f"(approximate randomisation {format_p(ar[key][1].p_value)} decides; Holm-adjusted p = ")
+        sentence = next(v for v in verdicts if v.startswith(head))
+        assert sentence.endswith(f"sacrebleu's paired bootstrap {format_p(bs[key][1].p_value)}; outputs differ on "
+                                 f"{differ} segments): {sig} at 0.05."
+                                 + tail.format(bs=format_p(bs[key][1].p_value).removeprefix("p = ")))
     assert 0.05 < bs[key][1].p_value < 1 and 0.05 < ar[key][1].p_value < 1  # a real p-value, not a floor
     # classification: accuracy per seed on the 0-100 scale, paired by seed, tested over seeds
     gold = [r["reference"] for r in results.predictions(next(c["key"] for c in results.cells if c["benchmark"] == "sst2"))]
@@ -179,8 +186,11 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
                             permutation_type="samples", n_resamples=np.inf).pvalue
     sentence = next(v for v in verdicts if v.startswith("sst2: input_mask"))
     assert sentence.startswith(f"sst2: input_mask scores {abs(d.mean()):.1f} accuracy higher (better) than unmasked "
-                               f"(paired permutation over 5 seeds {format_p(perm)}; paired t-test p = ")
-    assert "not significant at 0.05. With 5 seeds the permutation test cannot go below p = 0.0625" in sentence
+                               f"(sign-flip permutation over 5 seeds p = 0.0625 decides; Holm-adjusted p = ")
+    assert perm == 0.0625  # printed with the digits that keep it at the floor the sentence states
+    assert "paired t-test over seeds p = " in sentence and "two-level bootstrap 95% CI of the difference [" in sentence
+    assert "not significant at 0.05." in sentence and "cannot go below 0.0625 with 5 seeds" in sentence
+    assert " seeds would detect the observed difference (" in sentence
     # the per-seed McNemar p-values are in the accuracy table's details
     a0, u0 = np.array(preds[("sst2", "input_mask", "-", 0)]) == gold, np.array(preds[("sst2", "unmasked", "-", 0)]) == gold
     p0 = mcnemar([[np.sum(u0 & a0), np.sum(u0 & ~a0)], [np.sum(~u0 & a0), np.sum(~u0 & ~a0)]], exact=True).pvalue
@@ -189,8 +199,8 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
     assert row.per_seed[0]["seed"] == 0 and row.per_seed[0]["p_mcnemar"] == pytest.approx(p0)
     assert row.test == "seeds" and row.p_seeds_perm == pytest.approx(perm) and row.significant is False
     per_seed = Tables(html).tables["seeds-2-accuracy"]
-    assert per_seed[0] == ["Configuration", "Seed", "Score", "Baseline", "p (bootstrap)", "p (McNemar)"]
-    assert per_seed[1][:2] == ["input_mask", "0"] and per_seed[1][5] == ("< 0.001" if p0 < 0.001 else f"{p0:.3f}")
+    assert per_seed[0] == ["Configuration", "Seed", "Score", "Baseline", "Outputs differ", "p (bootstrap)", "p (McNemar)"]
+    assert per_seed[1][:2] == ["input_mask", "0"] and per_seed[1][6] == ("< 0.001" if p0 < 0.001 else f"{p0:.3f}")
     assert len(per_seed) == 1 + 5
 
 
@@ -298,7 +308,8 @@ def test_csv_and_parquet_round_trip(demo):
     np.testing.assert_allclose(parquet["p"].to_numpy(float), frame["p"].to_numpy(float), equal_nan=True)
     assert parquet["verdict"].tolist() == frame["verdict"].tolist()
     row = csv[(csv.metric == "bleu") & (csv.label == "beam[num_beams=4]")].iloc[0]
-    assert row["baseline"] == "greedy" and bool(row["significant"]) and row["test"] == "bootstrap"
+    assert row["baseline"] == "greedy" and bool(row["significant"]) and row["test"] == "ar"
+    assert row["outputs_differ"] == 62 and row["p_holm"] >= row["p"]
 
 
 def test_markdown_report(demo):
@@ -387,3 +398,79 @@ def test_an_observed_gap_of_zero_is_never_significant(tmp_path):
     assert row.significant is False
     assert row.verdict.startswith("beam scores the same BLEU as greedy") and row.verdict.endswith(
         "not significant at 0.05.")
+
+
+def test_identical_outputs_get_no_test_and_are_said_to_be_identical(tmp_path):
+    # beam returns greedy's outputs: sacrebleu's AR would print p ~ 0.0001 for this pair
+    tb = translation_benchmark(16)
+    outs = degrade(tb["references"], 3)
+    out = write_run(tmp_path / "run", benchmarks={"t": tb}, cells=[
+        dict(benchmark="t", decoder="greedy", outputs=outs),
+        dict(benchmark="t", decoder="beam", outputs=list(outs), key="beamkey")])
+    from harness_plugins.reporters.html import HtmlReport
+
+    results = load_run(out)
+    data = analyze(results)
+    row = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"]
+    assert row.identical and row.p is None and row.p_ar is None and row.significant is False
+    assert row.verdict == "beam produces identical outputs to greedy on all 16 examples: no test, not a difference."
+    html = HtmlReport().write(results, out)[0].read_text(encoding="utf-8")
+    assert "identical outputs" in col(table_by_metric(html, "bleu"), "Significant?")
+    assert "significant at" not in row.verdict and "p &lt; 0.001" not in html.split('id="methods"')[0]
+
+
+def test_holm_adjusted_p_decides_when_asked(demo):
+    from statsmodels.stats.multitest import multipletests
+
+    from harness.analysis import AnalysisParams
+
+    _, results, _ = demo
+    raw = analyze(results)
+    holm = analyze(results, AnalysisParams(multiple_comparisons="holm"))
+    tested = [r for _, _, r in raw.verdicts() if r.p is not None]
+    np.testing.assert_allclose([r.p_holm for r in tested], multipletests([r.p for r in tested], method="holm")[1])
+    rows = {(b, m, r.config.label): r for b, m, r in holm.verdicts()}
+    for b, m, r in raw.verdicts():
+        h = rows[(b, m, r.config.label)]
+        if r.p is not None:
+            assert h.significant == (h.p_holm < 0.05 and h.delta != 0)
+    # beam4 vs greedy on BLEU survives the adjustment; its verdict says the adjusted p decides
+    v = rows[("multi30k", "bleu", "beam[num_beams=4]")].verdict
+    assert f"Holm-adjusted p = 0.001 over {len(tested)} comparisons, decides" in v and v.endswith("significant at 0.05.")
+
+
+def test_seed_intervals_stay_in_range_and_name_their_kind(tmp_path):
+    # BLEU near 0 on three seeds: a t-interval would reach below 0
+    tb = translation_benchmark(12)
+    refs = tb["references"]
+    cells = []
+    for s, outs in enumerate((["x"] * 12, ["x"] * 12, refs[:1] + ["x"] * 11)):
+        cells.append(dict(benchmark="t", decoder="sample", seed=s, outputs=outs, key=f"s{s}"))
+    out = write_run(tmp_path / "run", benchmarks={"t": tb}, cells=cells)
+    data = analyze(load_run(out))
+    row = data.benchmarks[0].rows["bleu"][0]
+    assert row.ci_low == 0.0 and row.ci_clipped and row.ci_method == "t over 3 seeds, cut to the metric's range"
+    from harness_plugins.reporters.html import HtmlReport
+
+    html = HtmlReport().write(load_run(out), out)[0].read_text(encoding="utf-8")
+    table = table_by_metric(html, "bleu")
+    assert "95% CI (t over seeds)" in table[0] and col(table, "95% CI (t over seeds)")[0].endswith("cut")
+
+
+def test_seeds_needed_for_the_observed_and_the_configured_difference(demo):
+    from statsmodels.stats.power import TTestPower
+
+    from harness.analysis import AnalysisParams
+
+    _, results, _ = demo
+    data = analyze(results, AnalysisParams(min_effect={"accuracy": 2.0}))
+    row = next(r for r in data.benchmarks[1].rows["accuracy"] if r.config.label == "input_mask")
+    d = np.array([s["value"] - s["baseline"] for s in row.per_seed])
+    sd = d.std(ddof=1)
+    for delta, n in ((d.mean(), row.seeds_needed), (2.0, row.seeds_needed_min_effect)):
+        solved = TTestPower().solve_power(effect_size=abs(delta) / sd, alpha=0.05, power=0.8)
+        assert n == max(int(np.ceil(solved)), 6)
+    assert (f"About {row.seeds_needed} seeds would detect the observed difference ({abs(d.mean()):.2f}); "
+            f"{row.seeds_needed_min_effect} the configured difference of 2 at 0.05 with 80% power") in row.verdict
+    # the two-level bootstrap interval of the difference is in the row and the table
+    assert row.delta_ci_low < row.delta < row.delta_ci_high

@@ -241,3 +241,123 @@ def test_paired_tests_on_real_multi30k_text_equal_sacrebleu_cli(tmp_path):
         text = sacrebleu_cli(tmp_path, flag, f"{flag}-n", "1000")
         p_line = next(line for line in text.splitlines() if "(p = " in line)
         assert [f"{float(x):.4f}" for x in re.findall(r"p = ([\d.]+)", p_line)] == [f"{r[idx]:.4f}" for r in ours]
+
+
+# ----------------------------------------------------------------------------- verdicts a reviewer can trust
+
+
+def test_p_is_never_printed_below_the_floor_stated_beside_it():
+    assert stats.format_p(0.0625) == "p = 0.062"  # three decimals round 0.0625 down...
+    assert stats.format_p(0.0625, floor=0.0625) == "p = 0.0625"  # ...never next to "cannot go below 0.0625"
+    assert stats.p_number(0.25, 0.25) == "0.250" and stats.p_number(0.125, 0.125) == "0.125"
+    assert stats.p_number(0.3125, 0.0625) == "0.312"  # above the floor: three decimals as usual
+    assert stats.p_number(None) == "–" and stats.p_number(float("nan")) == "–"
+
+
+def test_identical_systems_get_p_1_not_the_artefact_of_strict_counting():
+    # sacrebleu counts trials strictly above the observed gap: identical systems would get p = 1/(trials+1)
+    refs, base, _ = corpus(60)
+    from sacrebleu.metrics import BLEU
+
+    seg = stats.SegmentStats(BLEU(), refs)(base)
+    mask = stats.ar_mask(60, 1000)
+    assert stats.approximate_randomization_many([(BLEU(), seg, seg.copy())], mask) == [1.0]
+    boot = stats.bootstrap_scores_many(stats.bootstrap_counts(60, 200), [(BLEU(), seg)])[0]
+    assert stats.paired_bootstrap_p(30.0, 30.0, boot, boot) == 1.0
+    assert stats.bootstrap_difference_p(np.array([0.1, -0.2, 0.3]), 0.0) == 1.0
+
+
+def accuracy_pair(n: int, b: int, c: int, seed: int = 0):
+    """gold and two predictions: b examples the baseline gets right and the system wrong, c the reverse."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 2, n)
+    base, sys_ = gold.copy(), gold.copy()
+    idx = rng.permutation(n)
+    sys_[idx[:b]] = 1 - gold[idx[:b]]
+    base[idx[b:b + c]] = 1 - gold[idx[b:b + c]]
+    both = idx[b + c:b + c + n // 10]  # both wrong on some: concordant errors
+    base[both], sys_[both] = 1 - gold[both], 1 - gold[both]
+    return gold, base, sys_
+
+
+@pytest.mark.parametrize("b,c", [(30, 16), (40, 25), (12, 4)])
+def test_accuracy_bootstrap_is_two_sided_and_agrees_with_mcnemar_in_size(b, c):
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    gold, base, sys_ = accuracy_pair(600, b, c)
+    counts = stats.bootstrap_counts(600, 10_000, seed=1)
+    acc = lambda p: stats.bootstrap_classification(gold, p, 2, stats.accuracy_from_confusion, counts)  # noqa: E731
+    s_sys, s_base = acc(sys_), acc(base)
+    observed = float(np.mean(sys_ == gold) - np.mean(base == gold))
+    two_sided = stats.bootstrap_difference_p(s_sys - s_base, observed)
+    table = [[np.sum((base == gold) & (sys_ == gold)), np.sum((base == gold) & (sys_ != gold))],
+             [np.sum((base != gold) & (sys_ == gold)), np.sum((base != gold) & (sys_ != gold))]]
+    chi2 = mcnemar(table, exact=False, correction=False).pvalue  # the normal approximation a bootstrap estimates
+    exact = mcnemar(table, exact=True).pvalue
+    # between the normal approximation and the exact test (they differ with few discordant pairs)
+    assert min(chi2, exact) - 0.012 <= two_sided <= max(chi2, exact) + 0.012
+    assert stats.mcnemar_exact(base == gold, sys_ == gold).p == pytest.approx(exact)
+    # sacrebleu's rule (centred absolute differences) is about half of it: one-sided in effect
+    one_sided_ish = stats.paired_bootstrap_p(float(np.mean(sys_ == gold)), float(np.mean(base == gold)), s_sys, s_base)
+    assert one_sided_ish < 0.7 * two_sided
+
+
+def test_two_sided_bootstrap_equals_a_plain_loop():
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.5, 1.0, 400)
+    obs = 0.2
+    expected = (1 + sum(abs(x - obs) >= abs(obs) for x in d)) / 401
+    assert stats.bootstrap_difference_p(d, obs) == pytest.approx(expected)
+
+
+def test_holm_equals_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    ps = list(rng.uniform(0, 0.2, 12)) + [0.0004, 0.9]
+    ours = stats.holm(ps[:5] + [None] + ps[5:])
+    assert ours[5] is None
+    np.testing.assert_allclose([x for x in ours if x is not None], multipletests(ps, method="holm")[1], rtol=1e-12)
+
+
+def test_intervals_are_cut_to_the_metric_range():
+    assert stats.clip_interval(-0.03, 0.23, (0, 100)) == (0.0, 0.23, True)
+    assert stats.clip_interval(98.8, 101.0, (0, 100)) == (98.8, 100.0, True)
+    assert stats.clip_interval(-3.0, 4.0, (None, None)) == (-3.0, 4.0, False)
+
+
+def test_seeds_needed_equals_statsmodels_power_and_respects_the_permutation_floor():
+    from statsmodels.stats.power import TTestPower
+
+    for delta, sd in ((1.0, 1.0), (0.5, 1.2), (0.3, 2.0), (4.27, 3.41)):
+        n = stats.seeds_needed(delta, sd)
+        solved = TTestPower().solve_power(effect_size=delta / sd, alpha=0.05, power=0.8, alternative="two-sided")
+        assert n == max(math.ceil(solved), 6), (delta, sd)
+        assert TTestPower().power(delta / sd, n, 0.05) >= 0.8
+        assert stats.t_test_power(delta / sd, n) == pytest.approx(TTestPower().power(delta / sd, n, 0.05))
+    # a huge effect: the t-test would need 3 seeds, but 5 seeds cannot get the permutation test below 0.0625
+    assert stats.seeds_needed(10.0, 1.0) == 6 and stats.seeds_needed(10.0, 1.0, alpha=0.1) == 5
+    assert stats.seeds_needed(0.0, 1.0) is None and stats.seeds_needed(1.0, 0.0) is None
+
+
+def test_two_level_bootstrap_is_paired_seeded_and_matches_a_plain_loop():
+    rng = np.random.default_rng(2)
+    n, S = 50, 3
+    sys_stats = [np.column_stack([rng.random(n) + 0.1 * j, np.ones(n)]) for j in range(S)]
+    base_stats = [np.column_stack([rng.random(n), np.ones(n)]) for _ in range(S)]
+    mean = lambda T: T[:, 0] / T[:, 1]  # noqa: E731
+    a = stats.two_level_bootstrap(sys_stats, base_stats, mean, n_samples=300, seed=9)
+    b = stats.two_level_bootstrap(sys_stats, base_stats, mean, n_samples=300, seed=9)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    # the same draws, one resample at a time
+    r = np.random.default_rng(9)
+    seeds = r.integers(S, size=(300, S))
+    ex = r.integers(n, size=(300, S, n))
+    slow = [np.mean([sys_stats[j][ex[i, k], 0].mean() - base_stats[j][ex[i, k], 0].mean()
+                     for k, j in enumerate(seeds[i])]) for i in range(300)]
+    np.testing.assert_allclose(a.samples, slow, rtol=1e-10)
+    assert a.mean == pytest.approx(np.mean([s[:, 0].mean() - t[:, 0].mean() for s, t in zip(sys_stats, base_stats)]))
+    assert a.low < a.mean < a.high
+    # identical arms: every resample is exactly 0 (paired: the same examples on both sides)
+    z = stats.two_level_bootstrap(sys_stats, sys_stats, mean, n_samples=100)
+    assert z.low == z.high == 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -36,6 +36,13 @@ class AnalysisParams(Params):
     drilldown_examples: int = Field(20, ge=0, description="examples shown per benchmark in the drill-down")
     drilldown_systems: int = Field(8, ge=2, description="configurations shown side by side in the drill-down")
     cache: bool = Field(True, description="cache per-cell statistics in OUTDIR/.report-cache")
+    multiple_comparisons: Literal["none", "holm"] = Field(
+        "none", description="holm: Holm-adjusted p-values (over every comparison of the report) decide; "
+                            "none: raw p-values decide (the adjusted ones are shown beside them either way)")
+    min_effect: float | dict[str, float] | None = Field(
+        None, description="the difference worth detecting, in the metric's units (one number, or one per metric "
+                          "label): the report says how many seeds would detect it with 80% power")
+    power: float = Field(0.8, gt=0, lt=1, description="power of the seeds-needed estimate")
 
 
 # ============================================================================ data
@@ -75,21 +82,55 @@ class MetricInfo:
     label: str
     plugin: str
     task: str
-    higher_is_better: bool
+    higher_is_better: bool = True  # direction == "higher" (kept for callers that only know up/down)
     scorer: Any = None  # a sacrebleu Metric when the plugin exposes one: tests over examples
     confusion: Any = None  # a function of a confusion matrix (classification metrics we can recompute)
     scale: float = 1.0  # recomputed value × scale = the plugin's value (e.g. 100 for percentages)
+    direction: str = ""  # higher | lower | target ("" = from higher_is_better)
+    target: float | None = None
+    display: str = ""  # the plugin's title
+    decimals: int | None = None  # the plugin's precision
+    value_range: tuple[float | None, float | None] = (None, None)
+    scope: str = "outputs"  # outputs | lists (n-best list property: n/a for one-hypothesis decoders)
+    signature_source: str = ""
+    example_scores: Any = None  # the plugin instance's example_scores (bound), when it overrides it
+    params: dict[str, Any] = field(default_factory=dict)
+    version: str = "1"
+
+    def __post_init__(self):
+        if not self.direction:
+            self.direction = "higher" if self.higher_is_better else "lower"
+        self.higher_is_better = self.direction == "higher"
 
     @property
     def title(self) -> str:
-        return METRIC_TITLES.get(self.label, self.label)
+        base = self.display or METRIC_TITLES.get(self.label, self.label)
+        return f"{base} (n-best lists)" if self.scope == "lists" and not base.endswith("lists)") else base
 
     @property
     def arrow(self) -> str:
-        return "↑" if self.higher_is_better else "↓"
+        if self.direction == "target":
+            return f"→ {self.target:g}"
+        return "↑" if self.direction == "higher" else "↓"
+
+    @property
+    def direction_text(self) -> str:
+        """``higher is better`` / ``lower is better`` / ``closer to 1 is better``."""
+        return f"closer to {self.target:g} is better" if self.direction == "target" else f"{self.direction} is better"
+
+    @property
+    def signature_label(self) -> str:
+        """What produced the signature, for the line that prints it."""
+        if self.signature_source:
+            return f"{self.signature_source} signature"
+        if self.scorer is not None:
+            return "sacrebleu signature"
+        return f"signature of metric plugin '{self.plugin}'"
 
     def better(self, a: float, b: float) -> bool:
-        return a > b if self.higher_is_better else a < b
+        if self.direction == "target":
+            return abs(a - self.target) < abs(b - self.target)
+        return a > b if self.direction == "higher" else a < b
 
 
 @dataclass
@@ -130,21 +171,43 @@ class Row:
     baseline: Config | None = None
     is_baseline: bool = False
     delta: float | None = None
-    p_bootstrap: float | None = None  # over examples (sacrebleu paired bs, or classification bootstrap)
-    p_ar: float | None = None
+    ci_kind: str = ""  # "bootstrap" (over examples) | "t" (over seeds) | ""
+    ci_clipped: bool = False  # the interval was cut to the metric's range
+    na_reason: str = ""  # why the value is n/a (e.g. an n-best list metric of a one-hypothesis decoder)
+    p_bootstrap: float | None = None  # over examples (sacrebleu's rule for sacrebleu metrics, else two-sided)
+    p_ar: float | None = None  # approximate randomisation over examples
     p_mcnemar: float | None = None
     mcnemar_bc: tuple[int, int] | None = None
+    differ: tuple[int, int] | None = None  # (examples whose outputs differ, examples), one paired evaluation
+    identical: bool = False  # the system's outputs equal the baseline's on every example of every seed
     p_seeds_perm: float | None = None
     p_seeds_t: float | None = None
     seeds_paired: int = 0
     min_p_perm: float | None = None
+    delta_ci_low: float | None = None  # two-level (seeds × examples) bootstrap interval of the difference
+    delta_ci_high: float | None = None
+    seed_sd: float | None = None  # sd of the per-seed differences
+    seeds_needed: int | None = None  # to detect the observed difference (paired t over seeds, 80% power)
+    seeds_needed_min_effect: int | None = None  # to detect AnalysisParams.min_effect
+    min_effect: float | None = None
     per_seed: list[dict[str, Any]] = field(default_factory=list)
-    p: float | None = None
-    test: str = ""
+    p: float | None = None  # the raw p-value of the deciding test
+    p_holm: float | None = None  # Holm-adjusted over every comparison of the report
+    test: str = ""  # key of the deciding test (TESTS)
+    disagreement: str = ""  # set when the other test over the same data reaches the other decision
     significant: bool | None = None
     verdict: str = ""
     rank: int | None = None
     best: bool = False
+
+    @property
+    def test_name(self) -> str:
+        return TESTS.get(self.test, self.test)
+
+
+TESTS = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "bootstrap": "paired bootstrap",
+         "seeds": "sign-flip permutation over seeds", "identical": "identical outputs"}
+"""The deciding test of a row, by key (Row.test), as the reports name it."""
 
 
 @dataclass
@@ -217,26 +280,36 @@ class ReportData:
                     c = r.config
                     out.append({
                         "experiment": self.experiment, "benchmark": b.name, "task": b.task, "metric": m.label,
-                        "higher_is_better": m.higher_is_better, "model": c.model, "strategy": c.strategy,
+                        "higher_is_better": m.higher_is_better, "direction": m.direction, "target": m.target,
+                        "model": c.model, "strategy": c.strategy,
                         "decoder": c.decoder, "label": c.label, "seeds": r.n_seeds, "value": r.value, "std": r.std,
                         "ci_low": r.ci_low, "ci_high": r.ci_high, "ci_method": r.ci_method,
                         "baseline": r.baseline.label if r.baseline else None, "is_baseline": r.is_baseline,
-                        "delta": r.delta, "p": r.p, "test": r.test, "significant": r.significant,
+                        "delta": r.delta, "delta_ci_low": r.delta_ci_low, "delta_ci_high": r.delta_ci_high,
+                        "p": r.p, "p_holm": r.p_holm, "test": r.test, "significant": r.significant,
                         "p_bootstrap": r.p_bootstrap, "p_ar": r.p_ar, "p_mcnemar": r.p_mcnemar,
-                        "p_seeds_permutation": r.p_seeds_perm, "p_seeds_t": r.p_seeds_t, "rank": r.rank,
-                        "failed_cells": len(c.failed), "verdict": r.verdict,
-                        "signature": b.signatures.get(m.label, ""),
+                        "p_seeds_permutation": r.p_seeds_perm, "p_seeds_t": r.p_seeds_t,
+                        "outputs_differ": r.differ[0] if r.differ else None, "identical_outputs": r.identical,
+                        "seeds_needed": r.seeds_needed, "seeds_needed_min_effect": r.seeds_needed_min_effect,
+                        "rank": r.rank, "failed_cells": len(c.failed), "na_reason": r.na_reason,
+                        "verdict": r.verdict, "signature": b.signatures.get(m.label, ""),
+                        "signature_source": m.signature_label,
                     })
         return out
 
     def frame(self):
         import pandas as pd
 
-        cols = ["experiment", "benchmark", "task", "metric", "higher_is_better", "model", "strategy", "decoder",
-                "label", "seeds", "value", "std", "ci_low", "ci_high", "ci_method", "baseline", "is_baseline",
-                "delta", "p", "test", "significant", "p_bootstrap", "p_ar", "p_mcnemar", "p_seeds_permutation",
-                "p_seeds_t", "rank", "failed_cells", "verdict", "signature"]
-        return pd.DataFrame(self.records(), columns=cols)
+        return pd.DataFrame(self.records(), columns=RECORD_COLUMNS)
+
+
+RECORD_COLUMNS = ["experiment", "benchmark", "task", "metric", "higher_is_better", "direction", "target", "model",
+                  "strategy", "decoder", "label", "seeds", "value", "std", "ci_low", "ci_high", "ci_method", "baseline",
+                  "is_baseline", "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "test", "significant",
+                  "p_bootstrap", "p_ar", "p_mcnemar", "p_seeds_permutation", "p_seeds_t", "outputs_differ",
+                  "identical_outputs", "seeds_needed", "seeds_needed_min_effect", "rank", "failed_cells", "na_reason",
+                  "verdict", "signature", "signature_source"]
+"""Columns of summary.csv / summary.parquet, in order."""
 
 
 # ============================================================================ helpers

@@ -5,13 +5,13 @@ import time
 from pathlib import Path
 
 from .drilldown import classification_drilldown, translation_drilldown
-from .examples import classification_tests, translation_tests
+from .examples import example_tests
 from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, ReportData
 from .pairing import config_labels, pick_baseline
 from .plots import plot_data
 from . import runs
 from .runs import Predictions, StatsCache, read_cells
-from .verdicts import fill_rows
+from .verdicts import fill_rows, finalize
 
 def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> ReportData:
     """Everything the reports show, computed from a run directory's results."""
@@ -71,16 +71,14 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
             sigs = {c.signatures.get(m.label) for c in bcells if c.signatures.get(m.label)}
             if sigs:
                 br.signatures[m.label] = " ; ".join(sorted(sigs))
-        if task == "translation":
-            example_tests = translation_tests(br, preds, cache, params)
-        else:
-            example_tests = classification_tests(br, preds, params)
-        fill_rows(br, configs, base_dec, base_strat, example_tests, params)
-        br.drilldown = (translation_drilldown(br, preds, cache, params, example_tests) if task == "translation"
+        ex_tests = example_tests(br, preds, cache, params)
+        fill_rows(br, configs, base_dec, base_strat, ex_tests, params)
+        br.drilldown = (translation_drilldown(br, preds, cache, params, ex_tests) if task == "translation"
                         else classification_drilldown(br, preds, params))
         br.plots = plot_data(br, dec_plugin)
         benches.append(br)
 
+    finalize(benches, params)
     data = ReportData(experiment=str(manifest.get("experiment", "")), description=str(manifest.get("description") or ""),
                       manifest=manifest, params=params, benchmarks=benches, cells=cells)
     data.seconds = time.perf_counter() - t0

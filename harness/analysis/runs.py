@@ -35,9 +35,19 @@ def metric_infos(results, plugins=None) -> dict[str, MetricInfo]:
         except Exception:  # noqa: BLE001 - a plugin missing here only costs the tests over examples
             cls = None
         task = tasks.get(label) or (getattr(cls, "task", None) if cls else None) or "translation"
-        hib = bool(cls.higher_is_better) if cls is not None else plugin not in LOWER_IS_BETTER
-        info = MetricInfo(label=label, plugin=plugin, task=task, higher_is_better=hib)
+        info = MetricInfo(label=label, plugin=plugin, task=task,
+                          higher_is_better=plugin not in LOWER_IS_BETTER, params=spec.get("params") or {})
         if cls is not None:
+            info.direction = cls.resolved_direction() if hasattr(cls, "resolved_direction") else (
+                "higher" if cls.higher_is_better else "lower")
+            info.higher_is_better = info.direction == "higher"
+            info.target = getattr(cls, "target", None)
+            info.display = getattr(cls, "title", "") or ""
+            info.decimals = getattr(cls, "decimals", None)
+            info.value_range = tuple(getattr(cls, "value_range", (None, None)) or (None, None))
+            info.scope = getattr(cls, "scope", "outputs") or "outputs"
+            info.signature_source = getattr(cls, "signature_source", "") or ""
+            info.version = str(getattr(cls, "version", "1"))
             try:
                 inst = cls(cls.Params.model_validate(spec.get("params") or {}))
                 make = getattr(inst, "scorer", None)
@@ -46,6 +56,11 @@ def metric_infos(results, plugins=None) -> dict[str, MetricInfo]:
 
                 if isinstance(scorer, _SacreMetric):
                     info.scorer = scorer
+                from ..api import Metric
+
+                # only a plugin that overrides the base method has per-example scores
+                if getattr(cls, "example_scores", None) is not getattr(Metric, "example_scores", None):
+                    info.example_scores = inst.example_scores
             except Exception:  # noqa: BLE001 - params from an older plugin version, etc.
                 info.scorer = None
         if task == "classification":

@@ -39,6 +39,8 @@ def confusion(outputs, examples) -> tuple[list[str], "object"]:
 class _ClassificationMetric(Metric):
     task = "classification"
     version = "1"
+    value_range = (0.0, 100.0)
+    signature_source = "harness"  # the signature below is ours, not sacrebleu's
 
     def signature(self, n: int) -> str:
         return f"{self.name}|n:{n}|scale:100|version:{self.version}"
@@ -65,6 +67,7 @@ class Accuracy(_ClassificationMetric):
 
 class MacroF1(_ClassificationMetric):
     name = "macro_f1"
+    title = "macro-F1"
     description = "Unweighted mean of per-class F1 over gold and predicted classes (0-100), as sklearn's macro F1."
 
     def from_confusion(self, classes, cm):
@@ -80,6 +83,8 @@ class MacroF1(_ClassificationMetric):
 
 class MCC(_ClassificationMetric):
     name = "mcc"
+    title = "MCC"
+    value_range = (-100.0, 100.0)
     description = "Matthews correlation coefficient, multiclass (Gorodkin 2004), times 100; 0 when undefined."
 
     def from_confusion(self, classes, cm):

@@ -45,6 +45,8 @@ class TerParams(Params):
 
 class _SacreMetric(Metric):
     task = "translation"
+    value_range = (0.0, 100.0)
+    signature_source = "sacrebleu"
 
     def scorer(self):
         raise NotImplementedError
@@ -67,6 +69,7 @@ class Bleu(_SacreMetric):
     name = "bleu"
     description = "sacreBLEU corpus BLEU (Papineni et al. 2002; Post 2018)."
     Params = BleuParams
+    title = "BLEU"
 
     def scorer(self):
         from sacrebleu.metrics import BLEU
@@ -83,6 +86,7 @@ class Chrf(_SacreMetric):
     name = "chrf"
     description = "chrF / chrF++ (Popović 2015) via sacrebleu."
     Params = ChrfParams
+    title = "chrF"
 
     def scorer(self):
         from sacrebleu.metrics import CHRF
@@ -97,6 +101,8 @@ class Ter(_SacreMetric):
     description = "Translation edit rate (Snover et al. 2006) via sacrebleu; lower is better."
     Params = TerParams
     higher_is_better = False
+    title = "TER"
+    value_range = (0.0, None)  # more edits than reference words give TER above 100
 
     def scorer(self):
         from sacrebleu.metrics import TER

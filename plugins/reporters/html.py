@@ -23,7 +23,9 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.report_data import AnalysisParams, ReportData, analyze, fmt, metric_decimals
+from harness.analysis import AnalysisParams, ReportData, analyze, fmt
+from harness.analysis.verdicts import decimals_of
+from harness.stats import p_number
 from harness.store import atomic_write_text, safe_child
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -84,10 +86,8 @@ def dv(v: Any) -> str:
     return repr(f) if math.isfinite(f) else ""
 
 
-def fp(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+def fp(p: float | None, floor: float | None = None) -> str:
+    return p_number(p, floor)
 
 
 def signed(v: float | None, decimals: int) -> str:
@@ -100,6 +100,23 @@ def ci(row, decimals: int) -> str:
     if row.ci_low is None or row.ci_high is None or not (math.isfinite(row.ci_low) and math.isfinite(row.ci_high)):
         return "–"
     return f"[{row.ci_low:.{decimals}f}, {row.ci_high:.{decimals}f}]"
+
+
+def ci_header(rows) -> tuple[str, bool]:
+    """The CI column's header naming the interval, and whether cells must say it row by row (mixed kinds)."""
+    kinds = {r.ci_kind for r in rows if r.ci_kind}
+    if kinds == {"bootstrap"}:
+        return "95% CI (bootstrap over examples)", False
+    if kinds == {"t"}:
+        return "95% CI (t over seeds)", False
+    return "95% CI", len(kinds) > 1
+
+
+def best_first(mt) -> str:
+    """data-best of a sortable column header: which way the first click sorts (best first)."""
+    if mt.direction == "target":
+        return f"target:{mt.target!r}"
+    return "desc" if mt.direction == "higher" else "asc"
 
 
 def _yaml(obj: Any) -> str:
@@ -117,7 +134,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     m = data.manifest
     decs, row_of, is_base, cached, rendered_plots = {}, {}, {}, {}, {}
     for b in data.benchmarks:
-        decs[b.name] = {mt.label: metric_decimals([r.value for r in b.rows[mt.label]]) for mt in b.metrics}
+        decs[b.name] = {mt.label: decimals_of(b, mt.label) for mt in b.metrics}
         row_of[b.name] = {mt.label: {r.config.label: r for r in b.rows[mt.label]} for mt in b.metrics}
         is_base[b.name] = {cfg.label: any(r.is_baseline for rows in b.rows.values() for r in rows if r.config is cfg)
                            for cfg in b.configs}
@@ -131,10 +148,12 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     git = (m.get("git") or {}).get("harness") or (m.get("git") or {}).get("config") or {}
     script = asset("sort.js")
     n_tests = sum(1 for _, _, r in data.verdicts() if r.p is not None)
+    n_identical = sum(1 for _, _, r in data.verdicts() if r.identical)
     payload = {"experiment": data.experiment, "alpha": data.params.alpha, "results": data.records()}
     page = environment().get_template("report.html.j2").render(
         d=data, m=_Attr(m), css=asset("report.css"), script=script, csp=csp_for(script),
-        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, ci=ci, signed=signed, decs=decs, row_of=row_of,
+        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed,
+        n_identical=n_identical, decs=decs, row_of=row_of,
         is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests,
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
         git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",

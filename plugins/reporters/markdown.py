@@ -14,7 +14,9 @@ from pydantic import Field
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
 from harness.leaderboards import md_escape
-from harness.report_data import AnalysisParams, analyze, fmt, metric_decimals
+from harness.analysis import AnalysisParams, analyze, fmt
+from harness.analysis.verdicts import decimals_of
+from harness.stats import p_number
 from harness.store import atomic_write_text, safe_child
 
 
@@ -22,10 +24,8 @@ class MarkdownParams(AnalysisParams):
     filename: str = Field("report.md", description="file name inside the run directory")
 
 
-def _p(p) -> str:
-    if p is None or p != p:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+def _p(p, floor=None) -> str:
+    return p_number(p, floor)
 
 
 def render_markdown(data) -> str:
@@ -38,6 +38,13 @@ def render_markdown(data) -> str:
     n_cached = sum(c.status == "cached" for c in data.cells)
     out += [f"{len(data.cells)} cells ({n_cached} reused from cache, {len(data.failed)} failed); "
             f"started {md_escape(m.get('started') or '?')}, run time {fmt(m.get('seconds'), 1)} s.", ""]
+    limit = m.get("limit")
+    if limit:
+        what = (f"Limited to {limit['n']} examples per benchmark"
+                + (" (a seeded random sample)" if limit.get("sample") else f" (the first {limit['n']})")) \
+            if limit.get("n") else "Limited test sets: " + ", ".join(
+                f"{md_escape(str(b))} ({n} examples)" for b, n in limit.get("benchmarks", {}).items())
+        out += [f"> **{what}:** not comparable to full-test-set results.", ""]
     if data.failed:
         out += ["**Failed cells:**", ""]
         out += [f"- {md_escape(' / '.join(map(str, (c.benchmark, c.model, c.strategy, c.decoder))))} / seed {c.seed}: "
@@ -45,8 +52,8 @@ def render_markdown(data) -> str:
         out.append("")
     out += ["## Best configuration per benchmark and metric", ""]
     best = [{"Benchmark": b.name, "Metric": f"{mt.title} {mt.arrow}", "Best": r.config.label,
-             "Score": fmt(r.value, metric_decimals([x.value for x in b.rows[mt.label]])),
-             "Significant vs baseline": "baseline" if r.is_baseline else
+             "Score": fmt(r.value, decimals_of(b, mt.label)),
+             "Significant vs baseline": "baseline" if r.is_baseline else "identical outputs" if r.identical else
              ("yes" if r.significant else ("no" if r.significant is not None else "–"))} for b, mt, r in data.best()]
     if best:
         out += [pd.DataFrame(best).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False, disable_numparse=True), ""]
@@ -59,19 +66,25 @@ def render_markdown(data) -> str:
         out += [f"> {md_escape(n)}" for n in b.notes]
         for mt in b.metrics:
             rows = b.rows[mt.label]
-            dec = metric_decimals([r.value for r in rows])
+            dec = decimals_of(b, mt.label)
+            kinds = {r.ci_kind for r in rows if r.ci_kind}
+            ci_name = {"bootstrap": "95% CI (bootstrap over examples)", "t": "95% CI (t over seeds)"}.get(
+                next(iter(kinds)) if len(kinds) == 1 else "", "95% CI")
             table = [{"Rank": r.rank or "–", "Configuration": r.config.label,
-                      mt.title: fmt(r.value, dec) + (f" ± {fmt(r.std, dec)}" if r.std is not None else ""),
-                      "95% CI": "–" if r.ci_low is None else f"[{fmt(r.ci_low, dec)}, {fmt(r.ci_high, dec)}]",
+                      mt.title: ("n/a" if r.na_reason else fmt(r.value, dec) + (f" ± {fmt(r.std, dec)}" if r.std is not None else "")),
+                      ci_name: "–" if r.ci_low is None else (f"[{fmt(r.ci_low, dec)}, {fmt(r.ci_high, dec)}]"
+                                                           + (f" ({r.ci_kind})" if len(kinds) > 1 else "")
+                                                           + (" cut" if r.ci_clipped else "")),
                       "Δ": "–" if r.delta is None else f"{r.delta:+.{dec}f}",
                       "Baseline": r.baseline.label if r.baseline else ("(baseline)" if r.is_baseline else ""),
-                      "p": _p(r.p), "Test": r.test or "–",
-                      "Significant": "yes" if r.significant else ("no" if r.significant is not None else "–")}
+                      "p": _p(r.p, r.min_p_perm), "p (Holm)": _p(r.p_holm), "Decided by": r.test_name or "–",
+                      "Significant": "identical outputs" if r.identical else
+                      ("yes" if r.significant else ("no" if r.significant is not None else "–"))}
                      for r in rows]
-            out += [f"### {md_escape(mt.title)} ({'higher' if mt.higher_is_better else 'lower'} is better)", "",
+            out += [f"### {md_escape(mt.title)} ({mt.direction_text})", "",
                     pd.DataFrame(table).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False, disable_numparse=True), ""]
             if b.signatures.get(mt.label):
-                out += [f"Signature: `{b.signatures[mt.label].replace('`', '')}`", ""]
+                out += [f"{md_escape(mt.signature_label).capitalize()}: `{b.signatures[mt.label].replace('`', '')}`", ""]
     git = (m.get("git") or {}).get("harness") or {}
     out += ["## Provenance", "",
             f"- config: `{str(m.get('config_file') or '?').replace('`', '')}`; seeds: {md_escape(m.get('seeds'))}",
@@ -79,7 +92,9 @@ def render_markdown(data) -> str:
             f"`{str(git.get('commit') or 'unknown').replace('`', '')}`" + (" (uncommitted changes)" if git.get("dirty") else ""),
             "- packages: " + ", ".join(f"{md_escape(k)} {md_escape(v)}" for k, v in (m.get("packages") or {}).items()),
             f"- tests: bootstrap {data.params.bootstrap_samples} resamples, approximate randomisation "
-            f"{data.params.ar_trials} trials, seed {data.params.seed}, alpha {data.params.alpha}", ""]
+            f"{data.params.ar_trials} trials, seed {data.params.seed}, alpha {data.params.alpha}; multiple comparisons: "
+            + ("Holm-adjusted p-values decide" if data.params.multiple_comparisons == "holm" else
+               "raw p-values decide (Holm-adjusted ones shown)"), ""]
     return "\n".join(out)
 
 

@@ -17,14 +17,23 @@
     var r = a[1] < b[1] ? -1 : (a[1] > b[1] ? 1 : 0);
     return asc ? r : -r;
   }
+  // The first click on a column sorts it best first: data-best="desc" (higher is better), "asc"
+  // (lower is better, ranks) or "target:X" (closer to X is better, by distance); later clicks toggle.
   function sortBy(table, col, th) {
-    var asc = th.getAttribute("aria-sort") !== "ascending";
+    var current = th.getAttribute("aria-sort");
+    var best = th.getAttribute("data-best") || "asc";
+    var target = best.indexOf("target:") === 0 ? parseFloat(best.slice(7)) : null;
+    var asc = current ? current !== "ascending" : best !== "desc";
     var heads = table.tHead.rows[0].cells;
     for (var i = 0; i < heads.length; i++) heads[i].removeAttribute("aria-sort");
     th.setAttribute("aria-sort", asc ? "ascending" : "descending");
     var body = table.tBodies[0];
     var rows = Array.prototype.slice.call(body.rows);
-    var keyed = rows.map(function (r, i) { return [key(r.cells[col]), i, r]; });
+    var keyed = rows.map(function (r, i) {
+      var k = key(r.cells[col]);
+      if (target !== null && k[0] === 0) k = [0, Math.abs(k[1] - target)];
+      return [k, i, r];
+    });
     keyed.sort(function (x, y) { return compare(x[0], y[0], asc) || x[1] - y[1]; });
     keyed.forEach(function (k) { body.appendChild(k[2]); });
   }
