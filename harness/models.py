@@ -181,6 +181,15 @@ def load_tokenizer(spec: ModelSpec, *, padding_side: str | None = None):
     return tok
 
 
+def _dtype_kwarg() -> str:
+    """from_pretrained's dtype keyword: ``dtype`` since transformers 4.56, ``torch_dtype`` before
+    (4.55 passes an unknown ``dtype`` on to the model's __init__, which fails)."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
+
+
 def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device: str | None = None, **extra):
     """Load (or, with init=random, build) a transformers model of the given Auto class."""
     import torch
@@ -198,7 +207,7 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
             model = auto_cls.from_config(config, trust_remote_code=spec.trust_remote_code)
             model = model.to(dtype)
         else:
-            model = auto_cls.from_pretrained(spec.path, dtype=dtype, **_pretrained_kwargs(spec), **extra)
+            model = auto_cls.from_pretrained(spec.path, **{_dtype_kwarg(): dtype}, **_pretrained_kwargs(spec), **extra)
     except OSError as e:
         raise ModelLoadError(f"model '{spec.path}' could not be loaded: {e}") from None
     except ValueError as e:

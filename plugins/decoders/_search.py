@@ -595,6 +595,16 @@ class HFStepModel:
         params = inspect.signature(self.model.forward).parameters
         self.logits_to_keep = "logits_to_keep" in params
         self.position_ids = "position_ids" in params
+        # transformers >= 5.2x names the KV cache ``cache`` (``past_key_values`` still works there but
+        # warns that it goes away); 4.x knows only ``past_key_values``. The output field has the same name.
+        self.cache_name = "cache" if "cache" in params else "past_key_values"
+        from transformers import DynamicCache
+
+        # DynamicCache(config=...) builds the layer types generate() builds (e.g. sliding windows);
+        # transformers 4.x's DynamicCache takes no config and grows its layers as they come.
+        cache_config = self.model.config.get_text_config(decoder=True)
+        takes_config = "config" in inspect.signature(DynamicCache.__init__).parameters
+        self.new_cache = (lambda: DynamicCache(config=cache_config)) if takes_config else DynamicCache
 
     def start(self, prompts: Sequence[Sequence[int]]) -> HFSession:
         return HFSession(self, prompts)
@@ -602,7 +612,7 @@ class HFStepModel:
 
 class HFSession:
     def __init__(self, hf: HFStepModel, prompts: Sequence[Sequence[int]]):
-        from transformers import DynamicCache, EncoderDecoderCache
+        from transformers import EncoderDecoderCache
 
         self.hf, self.device = hf, hf.device
         gm, model, dev = hf.gm, hf.model, hf.device
@@ -610,14 +620,13 @@ class HFSession:
         pad = gm.pad_token_id
         ids = torch.full((n, width), pad, dtype=torch.long, device=dev)
         mask = torch.zeros((n, width), dtype=torch.long, device=dev)
-        cache_config = model.config.get_text_config(decoder=True)
         if hf.is_encoder_decoder:
             for i, p in enumerate(prompts):
                 ids[i, :len(p)] = torch.tensor(list(p), device=dev)
                 mask[i, :len(p)] = 1
             self.encoder_outputs = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
             self.encoder_mask = mask
-            self.cache = EncoderDecoderCache(DynamicCache(config=cache_config), DynamicCache(config=cache_config))
+            self.cache = EncoderDecoderCache(hf.new_cache(), hf.new_cache())
             self.prefixes = [[gm.decoder_start_token_id] for _ in prompts]
         else:
             for i, p in enumerate(prompts):
@@ -629,7 +638,7 @@ class HFSession:
             pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
             self.first_positions = pos
             self.next_pos = pos[:, -1] + 1
-            self.cache = DynamicCache(config=cache_config)
+            self.cache = hf.new_cache()
             self.prefixes = [list(p) for p in prompts]
 
     def step(self, tokens: torch.Tensor | None) -> torch.Tensor:
@@ -640,9 +649,9 @@ class HFSession:
             else:
                 dec = tokens[:, None]
             out = hf.model(encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_mask, decoder_input_ids=dec,
-                           past_key_values=self.cache, use_cache=True, return_dict=True)
+                           use_cache=True, return_dict=True, **{hf.cache_name: self.cache})
         else:
-            kw: dict[str, Any] = {"past_key_values": self.cache, "use_cache": True, "return_dict": True}
+            kw: dict[str, Any] = {hf.cache_name: self.cache, "use_cache": True, "return_dict": True}
             if hf.logits_to_keep:
                 kw["logits_to_keep"] = 1
             if tokens is None:
@@ -655,7 +664,7 @@ class HFSession:
             if hf.position_ids:
                 kw["position_ids"] = pos
             out = hf.model(input_ids=ids, attention_mask=self.mask, **kw)
-        self.cache = out.past_key_values
+        self.cache = getattr(out, hf.cache_name)
         # no copy: the logits hold one position per row, and the rules never write in place
         return out.logits[:, -1, :].float()
 
