@@ -1,19 +1,24 @@
-"""Diversity and oracle metrics over n-best lists (task "translation"); opt-in, not defaults.
+"""Diversity and oracle metrics (task "translation"); opt-in, not defaults.
 
-- ``distinct_1`` / ``distinct_2``: distinct n-grams / all n-grams over every hypothesis of
-  every n-best list (Li et al. 2016, "A Diversity-Promoting Objective Function for Neural
-  Conversation Models"), on whitespace tokens, in %.
-- ``self_bleu``: for each sentence, the mean sacreBLEU sentence score of each hypothesis
-  against the other hypotheses of the same n-best list as references (Zhu et al. 2018,
-  Texygen), averaged over sentences with >= 2 hypotheses; lower = more diverse.
-- ``oracle_bleu`` / ``oracle_chrf``: pick, per sentence, the hypothesis of the n-best list
-  with the best sentence-level BLEU / chrF against the reference, then score those picks as
-  a corpus — an upper bound of what reranking the n-best list could reach.
+Two kinds of diversity, each defined once, never ranked together (``Metric.scope``):
 
-When the decoder returned single hypotheses (``nbest`` is None) every list has one
-hypothesis: distinct-n is then over the 1-best outputs, oracle scores equal the corpus score
-and self-BLEU is undefined (NaN). Non-goals: tokenised (non-whitespace) distinct-n, embedding
-based diversity.
+- **Diversity of the outputs** (``scope = "outputs"``, every decoder): ``distinct_1`` /
+  ``distinct_2`` = distinct n-grams / all n-grams over the corpus of 1-best outputs (Li et al.
+  2016, "A Diversity-Promoting Objective Function for Neural Conversation Models"), whitespace
+  tokens, in %. Greedy and beam are compared on the same thing: their 1-best outputs.
+- **Diversity within n-best lists** (``scope = "lists"``, only for decoders that return lists):
+  ``nbest_distinct_1`` / ``nbest_distinct_2`` = for each source, distinct n-grams / all n-grams
+  within its n-best list, averaged over sources; ``self_bleu`` = for each source, the mean
+  sacreBLEU sentence score of each hypothesis against the other hypotheses of the same list as
+  references (Zhu et al. 2018, Texygen), averaged over sources; lower = more diverse. For a
+  decoder that returns one hypothesis per source they are NaN ("n/a" in the report, with the
+  reason), not 0 or 100: a one-item list has no diversity to measure.
+
+``oracle_bleu`` / ``oracle_chrf``: pick, per sentence, the hypothesis of the n-best list with the
+best sentence-level BLEU / chrF against the reference, then score those picks as a corpus: an
+upper bound of what reranking could reach (with one hypothesis per source, the corpus score).
+
+Non-goals: tokenised (non-whitespace) distinct-n, embedding based diversity.
 """
 from __future__ import annotations
 
@@ -37,34 +42,77 @@ class DistinctParams(Params):
     lowercase: bool = Field(False, description="lowercase before counting n-grams")
 
 
+def _ngrams(text: str, order: int, lowercase: bool) -> list[tuple[str, ...]]:
+    toks = (text.lower() if lowercase else text).split()
+    return [tuple(toks[i:i + order]) for i in range(len(toks) - order + 1)]
+
+
 class _Distinct(Metric):
     task = "translation"
     Params = DistinctParams
+    value_range = (0.0, 100.0)
+    version = "2"  # 2: over the 1-best outputs (was: over every n-best hypothesis)
     order: int = 1
 
     def compute(self, outputs, examples, nbest=None):
         seen: set[tuple[str, ...]] = set()
         total = 0
-        for hyps in _lists(outputs, nbest):
-            for h in hyps:
-                toks = (h.lower() if self.params.lowercase else h).split()
-                grams = [tuple(toks[i:i + self.order]) for i in range(len(toks) - self.order + 1)]
-                total += len(grams)
-                seen.update(grams)
+        for o in outputs:
+            grams = _ngrams(o, self.order, self.params.lowercase)
+            total += len(grams)
+            seen.update(grams)
         value = 100.0 * len(seen) / total if total else 0.0
-        return MetricValue(value, signature=f"distinct-{self.order}|tok:whitespace|lc:{self.params.lowercase}",
+        return MetricValue(value, signature=f"distinct-{self.order}|of:1-best|tok:whitespace|lc:{self.params.lowercase}",
                            details={"distinct": len(seen), "total": total})
 
 
 class Distinct1(_Distinct):
     name = "distinct_1"
-    description = "Distinct unigrams / all unigrams over all n-best hypotheses, in % (Li et al. 2016)."
+    title = "distinct-1 (1-best)"
+    description = "Distinct unigrams / all unigrams of the 1-best outputs (corpus), in % (Li et al. 2016)."
     order = 1
 
 
 class Distinct2(_Distinct):
     name = "distinct_2"
-    description = "Distinct bigrams / all bigrams over all n-best hypotheses, in % (Li et al. 2016)."
+    title = "distinct-2 (1-best)"
+    description = "Distinct bigrams / all bigrams of the 1-best outputs (corpus), in % (Li et al. 2016)."
+    order = 2
+
+
+class _ListDistinct(Metric):
+    task = "translation"
+    Params = DistinctParams
+    scope = "lists"
+    value_range = (0.0, 100.0)
+    order: int = 1
+
+    def compute(self, outputs, examples, nbest=None):
+        per_list = []
+        for hyps in _lists(outputs, nbest):
+            if len(hyps) < 2:
+                continue
+            grams = [g for h in hyps for g in _ngrams(h, self.order, self.params.lowercase)]
+            if grams:
+                per_list.append(100.0 * len(set(grams)) / len(grams))
+        sig = f"nbest-distinct-{self.order}|of:each n-best list|tok:whitespace|lc:{self.params.lowercase}"
+        if not per_list:  # one hypothesis per source: a list property that does not exist here
+            return MetricValue(math.nan, signature=sig + "|undefined: no n-best list has 2 hypotheses",
+                               details={"lists": 0})
+        return MetricValue(sum(per_list) / len(per_list), signature=sig, details={"lists": len(per_list)})
+
+
+class NbestDistinct1(_ListDistinct):
+    name = "nbest_distinct_1"
+    title = "distinct-1"
+    description = "Distinct / all unigrams within each n-best list, averaged over sources, in %; n/a without lists."
+    order = 1
+
+
+class NbestDistinct2(_ListDistinct):
+    name = "nbest_distinct_2"
+    title = "distinct-2"
+    description = "Distinct / all bigrams within each n-best list, averaged over sources, in %; n/a without lists."
     order = 2
 
 
@@ -74,6 +122,9 @@ class BleuParams(Params):
 
 class SelfBleu(Metric):
     name = "self_bleu"
+    title = "self-BLEU"
+    scope = "lists"
+    value_range = (0.0, 100.0)
     description = "Mean sentence BLEU of each n-best hypothesis against its siblings (Zhu et al. 2018); lower = more diverse."
     task = "translation"
     higher_is_better = False
@@ -103,6 +154,7 @@ class ChrfParams(Params):
 
 class _Oracle(Metric):
     task = "translation"
+    value_range = (0.0, 100.0)
 
     def scorers(self):
         """(sentence scorer, corpus scorer)."""
@@ -150,5 +202,5 @@ class OracleChrf(_Oracle):
 
 @hookimpl
 def register_metrics(register):
-    for cls in (Distinct1, Distinct2, SelfBleu, OracleBleu, OracleChrf):
+    for cls in (Distinct1, Distinct2, NbestDistinct1, NbestDistinct2, SelfBleu, OracleBleu, OracleChrf):
         register(cls)
