@@ -256,12 +256,22 @@ class GenerationModel:
                 raise ModelLoadError(f"model '{spec.path}': unknown target language code '{spec.tgt_lang}'")
             self.forced_bos_token_id = tid
         self.generation_config = gen
+        # The default max_source_length (512) is cut to what the model's position table holds, so a
+        # small model truncates long inputs instead of failing with IndexError; a value the user
+        # set beyond it was refused by the pre-run check (harness.prechecks).
+        self.max_source_length = spec.max_source_length
+        if "max_source_length" not in spec.model_fields_set:
+            from .prechecks import model_facts
+
+            limit = model_facts(cfg.to_dict(), spec).encoder_positions
+            if limit is not None:
+                self.max_source_length = min(self.max_source_length, limit)
 
     def encode(self, sources) -> list[list[int]]:
         texts = list(sources)
         if self.spec.prompt_template is not None:
             texts = [self.spec.prompt_template.replace("{source}", s) for s in texts]
-        enc = self.tokenizer(texts, truncation=True, max_length=self.spec.max_source_length,
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_source_length,
                              add_special_tokens=True)
         return [list(ids) for ids in enc["input_ids"]]
 

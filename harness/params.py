@@ -18,6 +18,7 @@ Non-goal: checking values against a model (lengths, memory); :mod:`harness.prech
 """
 from __future__ import annotations
 
+import os
 import types
 import typing
 from pathlib import Path
@@ -127,18 +128,67 @@ class Params(StrictModel):
     model_config = ConfigDict(frozen=True)
 
 
-def _resolve_input_path(value: str, info: ValidationInfo) -> str:
+def path_kind(p: str | Path) -> str:
+    """What is at ``p`` ('regular file', 'directory', 'FIFO (named pipe)', ...; 'missing'), following symlinks."""
+    import stat
+
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def not_a_regular_file(p: str | Path) -> str | None:
+    """Why ``p`` cannot be read as data, or None. Only regular files are read: a FIFO blocks, and a
+    device such as /dev/zero never ends, so reading either would hang the run."""
+    kind = path_kind(p)
+    if kind == "regular file":
+        return None
+    if kind == "missing":
+        return f"file not found: {p}"
+    return f"{p} is a {kind}; allowed: a regular file"
+
+
+def _resolve(value: str, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     p = Path(value).expanduser()
     if not p.is_absolute() and base is not None:
         p = Path(base) / p
-    if (info.context or {}).get("check_files", True) and not p.exists():
-        raise ValueError(f"file not found: {p}")
+    return p
+
+
+def _resolve_input_path(value: str, info: ValidationInfo) -> str:
+    p = _resolve(value, info)
+    if (info.context or {}).get("check_files", True):
+        problem = not_a_regular_file(p)
+        if problem:
+            raise ValueError(problem)
+    return str(p)
+
+
+def _resolve_input_dir(value: str, info: ValidationInfo) -> str:
+    p = _resolve(value, info)
+    if (info.context or {}).get("check_files", True):
+        kind = path_kind(p)
+        if kind == "missing":
+            raise ValueError(f"directory not found: {p}")
+        if kind != "directory":
+            raise ValueError(f"{p} is a {kind}; allowed: a directory")
     return str(p)
 
 
 InputPath = Annotated[str, AfterValidator(_resolve_input_path)]
-"""A file or directory that must exist; relative to the config file's directory."""
+"""A regular file that must exist (not a directory, FIFO or device); relative to the config file's directory."""
+
+InputDir = Annotated[str, AfterValidator(_resolve_input_dir)]
+"""A directory that must exist; relative to the config file's directory."""
 
 
 def _is_list_annotation(ann: Any) -> bool:
@@ -191,8 +241,11 @@ def describe(params_cls: type[Params]) -> list[dict[str, Any]]:
                 if v is not None:
                     constraints.append(f"{sym}{v}")
         if field.annotation is not None and any(
-                getattr(m, "func", None) is _resolve_input_path for m in getattr(field.annotation, "__metadata__", ())):
-            constraints.append("existing path")
+                getattr(m, "func", None) is _resolve_input_path for m in [*field.metadata, *_item_metadata(field.annotation)]):
+            constraints.append("existing file")
+        if field.annotation is not None and any(
+                getattr(m, "func", None) is _resolve_input_dir for m in [*field.metadata, *_item_metadata(field.annotation)]):
+            constraints.append("existing directory")
         required = field.is_required()
         default = None if required else field.get_default(call_default_factory=True)
         out.append({"name": name, "type": type_name(field.annotation), "required": required, "default": default,

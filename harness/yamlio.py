@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .params import path_kind
 
 
 class LineDict(dict):
@@ -70,28 +71,52 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 
 
 MAX_NODES = 100_000  # far above any real experiment; stops "billion laughs" alias bombs
+MAX_DEPTH = 100  # an experiment is < 10 levels deep; recursive code (PyYAML's composer, pydantic) dies near 300
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse mappings/sequences nested more than MAX_DEPTH deep, from the parser's event stream
+    (which is not recursive), before PyYAML's recursive composer can hit Python's recursion limit."""
+    scanner = yaml.SafeLoader(text)
+    depth = 0
+    try:
+        while scanner.check_event():
+            event = scanner.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigError(source, "", f"mappings/lists nested more than {MAX_DEPTH} levels deep; "
+                                                  f"allowed: at most {MAX_DEPTH}", event.start_mark.line + 1)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        scanner.dispose()
 
 
 def _check_size(data: Any, source: str) -> None:
-    """Aliases let a few lines stand for an exponentially large tree; count the expanded tree
-    (stopping as soon as it is too big) before anything walks it."""
-    count, stack = 0, [data]
+    """Aliases let a few lines stand for an exponentially large (or deep) tree; walk the expanded
+    tree without recursion (stopping as soon as it is too big or too deep) before anything else does."""
+    count, stack = 0, [(data, 0)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > MAX_NODES:
             raise ConfigError(source, "", f"the document expands to more than {MAX_NODES:,} values "
                                           "(anchors/aliases nested too deeply); refusing to load it")
+        if depth > MAX_DEPTH:
+            raise ConfigError(source, "", f"mappings/lists nested more than {MAX_DEPTH} levels deep once "
+                                          f"aliases are expanded; allowed: at most {MAX_DEPTH}")
         if isinstance(node, dict):
-            stack.extend(node.values())
+            stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((v, depth + 1) for v in node)
 
 
 def load_yaml_text(text: str, source: str) -> Any:
     loader = _Loader(text)
     loader.source = source
     try:
+        _check_depth(text, source)
         data = loader.get_single_data()
         _check_size(data, source)
         return data
@@ -108,12 +133,15 @@ def load_yaml_text(text: str, source: str) -> Any:
 
 def load_yaml_file(path: str | Path) -> Any:
     path = Path(path)
+    kind = path_kind(path)
+    if kind == "missing":
+        raise ConfigError(str(path), "", "file not found")
+    if kind != "regular file":  # a FIFO or /dev/zero would block or never end
+        raise ConfigError(str(path), "", f"is a {kind}; expected a YAML file")
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(str(path), "", "is a directory, expected a YAML file") from None
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -231,7 +231,7 @@ def test_rt_polarity_original_bytes_need_the_encoding(tmp_path):
     assert "\u00f3" in pos44.source  # the byte 0xf3 of line 44 is an ó in cp1252
 
 
-def test_harness_run_reports_data_errors_with_exit_code_2(tmp_path):
+def test_harness_run_reports_data_errors_with_exit_code_2(tmp_path, tiny_bert):
     """Bad data stops `harness run` before any model loads: one line per problem, no traceback."""
     from click.testing import CliRunner
 
@@ -241,7 +241,7 @@ def test_harness_run_reports_data_errors_with_exit_code_2(tmp_path):
     tsv(tmp_path / "te.tsv", ["text", "label"], [("meh", "neutral")])
     (tmp_path / "p.txt").write_bytes("caf\xe9\n".encode("cp1252"))
     (tmp_path / "exp.yaml").write_text(
-        "name: t\nmodels: [{path: bert-base-uncased}]\nbenchmarks:\n"
+        f"name: t\nmodels: [{{path: {tiny_bert}}}]\nbenchmarks:\n"
         "  - {name: text_classification, label: tiny, params: {train: tr.tsv, test: te.tsv}}\n"
         "  - {name: polarity_files, label: rt, params: {positive: p.txt, negative: p.txt}}\n", encoding="utf-8")
     res = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "-o", str(tmp_path / "out")])

@@ -117,6 +117,7 @@ def test_not_a_model_directory(workdir):
 
 
 def test_hub_ids_are_not_checked_offline(workdir):
+    """validate checks a config offline; `run` refuses an uncached Hub id (tests/test_hostile_inputs.py)."""
     resolved = load_experiment(write(workdir, GOOD.replace("./model", "Helsinki-NLP/opus-mt-en-de")))
     assert resolved.experiment.models[0].path == "Helsinki-NLP/opus-mt-en-de"
     assert resolved.experiment.models[0].local is False

@@ -43,6 +43,9 @@ class Case:
     commands: tuple[str, ...] = ("validate", "run")
     needs: tuple[str, str] | None = None  # (kind, plugin) written by another engineer: skip until registered
     shared: tuple[str, ...] | None = None  # a file in ../shared/data, linked in as "shared"
+    links: dict[str, str] = field(default_factory=dict)  # name -> symlink target (e.g. /dev/zero)
+    fifos: tuple[str, ...] = ()  # named pipes to create (reading one would block forever)
+    gpu_free: bool = False  # the case assumes this machine has no CUDA/MPS device: skipped where it has one
 
 
 CASES = [
@@ -135,6 +138,50 @@ CASES = [
     Case("python_object_tag", config() + "description: !!python/object/apply:os.system ['touch {d}/pwned']\n",
          ["error: {d}/exp.yaml:5: malformed YAML: could not determine a constructor for the tag "
           "'tag:yaml.org,2002:python/object/apply:os.system'"]),
+    # --- values that only make sense for some models or machines: refused before any cell runs
+    Case("device_cuda_without_cuda", config(models="[{path: ./model, device: cuda}]"),
+         ["error: {d}/exp.yaml:2: models[0].device: device 'cuda' is not available: ..."], gpu_free=True),
+    Case("device_cuda_3", config(models="[{path: ./model, device: 'cuda:3'}]"),
+         ["error: {d}/exp.yaml:2: models[0].device: device 'cuda:3' is not available: ..."], gpu_free=True),
+    Case("device_mps", config(models="[{path: ./model, device: mps}]"),
+         ["error: {d}/exp.yaml:2: models[0].device: device 'mps' is not available: ..."], gpu_free=True),
+    Case("source_length_beyond_positions", config(models="[{path: ./model, max_source_length: 4096}]"),
+         ["error: {d}/exp.yaml:2: models[0].max_source_length: 4096 is longer than model 'model' can read: its position "
+          "table has 128 entries (longer inputs fail with IndexError); allowed: an integer in 1..128"]),
+    Case("new_tokens_beyond_positions", config(extra="decoders: [{name: greedy, params: {max_new_tokens: [8, 129]}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: 129 (in sweep max_new_tokens=129) is longer than "
+          "model 'model' can generate: its position table has 128 entries (longer sequences fail with IndexError); "
+          "allowed: an integer <= 128 for this model"]),
+    Case("training_length_beyond_positions",
+         config(extra="strategies: [{name: unmasked, params: {max_length: 512}}]\n"),
+         ["error: {d}/exp.yaml:5: strategies[0].params.max_length: 512 is longer than model 'model' can read: its "
+          "position table has 128 entries (longer sequences fail with IndexError); allowed: an integer <= 128 for "
+          "this model"], needs=("strategy", "unmasked")),
+    Case("num_beams_1e9", config(extra="decoders: [{name: beam, params: {num_beams: 1000000000}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.num_beams: one decoder step of 1,000,000,000 beams with model "
+          "'model' (vocabulary 61) needs at least 1512.0 GB, more than this machine's ..."], needs=("decoder", "beam")),
+    # --- paths that exist but are not files, and documents nested absurdly deep
+    Case("data_path_is_a_directory", config("{name: parallel_text, params: {source: adir, reference: ref.txt}}"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.source: {d}/adir is a directory; allowed: a regular file"],
+         files={"adir/x.txt": "x"}),
+    Case("data_path_is_dev_zero", config("{name: parallel_text, params: {source: zero.txt, reference: ref.txt}}"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.source: {d}/zero.txt is a character device; allowed: a regular "
+          "file"], links={"zero.txt": "/dev/zero"}),
+    Case("data_path_is_a_fifo",
+         config("{name: text_classification, params: {test: pipe.tsv, labels: [neg, pos]}}", models="[{path: ./classifier}]"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.test: {d}/pipe.tsv is a FIFO (named pipe); allowed: a regular "
+          "file"], fifos=("pipe.tsv",), needs=("benchmark", "text_classification")),
+    Case("yaml_nested_3000_deep", config() + "description: " + "[" * 3000 + "]" * 3000 + "\n",
+         ["error: {d}/exp.yaml:5: mappings/lists nested more than 100 levels deep; allowed: at most 100"]),
+    Case("model_config_json_nested_5000_deep", config(models="[{path: ./deep}]"),
+         ["error: {d}/exp.yaml:2: models[0]: model 'deep': {d}/deep/config.json:2: JSON nested more than 100 levels "
+          "deep; allowed: at most 100"],
+         files={"deep/config.json": '{"model_type": "marian",\n "x": ' + "[" * 5000 + "]" * 5000 + "}"}),
+    Case("hub_id_offline_not_cached", config(models="[{path: nobody-h4/no-such-model}]"),
+         ["error: {d}/exp.yaml:2: models[0]: Hub model 'nobody-h4/no-such-model' is not in the local Hugging Face "
+          "cache and the Hub is switched off (HF_HUB_OFFLINE=1); download it once with network access "
+          "(huggingface-cli download nobody-h4/no-such-model) or set path: to a local model directory"],
+         commands=("run",)),
     # --- data, found by `run` before anything is written
     Case("misaligned_files", config(), ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt has 3 lines but "
                                         "{d}/ref.txt has 2; the files must be aligned line by line ..."],
@@ -159,9 +206,9 @@ CASES = [
                 "test.tsv": "text\tlabel\ngreat film\tpos\nfine movie\tneutral\n"},
          needs=("benchmark", "text_classification"), commands=("run",)),
     Case("model_config_garbage", config(models="[{path: ./broken}]"),
-         ["error: {d}/exp.yaml: models: 'broken': model '{d}/broken' (local directory) could not be loaded: It looks like "
-          "the config file at '{d}/broken/config.json' is not a valid JSON file."],
-         files={"broken/config.json": "{not json"}, commands=("run",)),
+         ["error: {d}/exp.yaml:2: models[0]: model 'broken': {d}/broken/config.json:1: not valid JSON (Expecting "
+          "property name enclosed in double quotes at column 2)"],
+         files={"broken/config.json": "{not json"}),
     Case("model_needs_remote_code", config(models="[{path: ./remote}]"),
          ["error: {d}/exp.yaml: models: 'remote': model '{d}/remote' has a config transformers cannot use: "
           "The repository {d}/remote contains custom code which must be executed to correctly load the model. ...",
@@ -193,11 +240,24 @@ def workdir(tmp_path, tiny_marian, tiny_bert):
     return tmp_path
 
 
+def _has_gpu() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or (mps is not None and mps.is_available())
+
+
 def prepare(case: Case, d: Path) -> Path:
     if case.needs and case.needs[1] not in default_plugins().registry(case.needs[0]):
         pytest.skip(f"{case.needs[0]} plugin '{case.needs[1]}' is not registered (written by another engineer)")
+    if case.gpu_free and _has_gpu():
+        pytest.skip("this machine has a GPU, so the device is available")
     if case.shared:
         (d / "shared").symlink_to(shared_data(*case.shared))
+    for name, target in case.links.items():
+        (d / name).symlink_to(target)
+    for name in case.fifos:
+        os.mkfifo(d / name)
     for name, content in case.files.items():
         p = d / name
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -274,11 +334,28 @@ def test_pickle_payload_in_bin_weights_is_refused_not_executed(workdir, tiny_mar
 
     torch.save({"model.shared.weight": Payload()}, evil / "pytorch_model.bin")
     cfg = prepare(Case("evil", config(models="[{path: ./evil}]"), []), workdir)
-    res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(workdir / "run"), "--cache-dir", str(workdir / "cache")])
-    assert not marker.exists()
-    assert res.exit_code == 1  # the cell failed and is recorded; the others would go on
-    assert ("its weights hold pickled objects that are not plain tensors, refused for safety "
-            "(convert it to safetensors from a trusted source)") in res.stderr
+    for command in ("validate", "run"):  # found once, before any cell, by reading the pickle without running it
+        res = CliRunner().invoke(main, [command, str(cfg)] + (["-o", str(workdir / "run")] if command == "run" else []))
+        assert not marker.exists()
+        assert res.exit_code == 2
+        assert res.stderr == (f"error: {cfg}:2: models[0]: model 'evil': {evil}/pytorch_model.bin: its weights hold "
+                              "pickled objects that are not plain tensors (posix.system), refused for safety (convert "
+                              "it to safetensors from a trusted source)\n")
+    assert not (workdir / "run").exists()
+
+
+def test_plain_tensor_pickles_are_not_refused(tmp_path, tiny_marian):
+    """A .bin holding only tensors (what torch.save of a state dict writes) passes the static check."""
+    import torch
+
+    from harness.prechecks import pickled_weights_problem, unsafe_pickle_globals
+
+    from safetensors.torch import load_file
+
+    (tmp_path / "config.json").write_text((tiny_marian / "config.json").read_text())
+    torch.save(load_file(tiny_marian / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    assert unsafe_pickle_globals(tmp_path / "pytorch_model.bin") == []
+    assert pickled_weights_problem(tmp_path) is None
 
 
 def test_labels_cannot_escape_the_output_directory(workdir):

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from harness.errors import DataError
-from harness.params import Params
+from harness.params import Params, not_a_regular_file
 
 TableFormat = Literal["auto", "tsv", "csv", "jsonl"]
 FORMAT_BY_SUFFIX = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -74,7 +74,11 @@ def table_format(fmt: str, path: str) -> str:
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The whole file decoded strictly; a UTF-8 byte-order mark is dropped."""
+    """The whole file decoded strictly; a UTF-8 byte-order mark is dropped. Only regular files
+    are read (a FIFO or /dev/zero would hang the run)."""
+    problem = not_a_regular_file(path)
+    if problem:
+        raise DataError(problem)
     raw = Path(path).read_bytes()
     try:
         text = raw.decode(encoding)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.params import InputPath, Params
+from harness.params import InputDir, Params
 from harness.store import safe_child
 
 EXTENSIONS = {"html": ".html", "csv": ".csv", "parquet": ".parquet", "markdown": ".md", "latex": ".tex"}
@@ -25,7 +25,7 @@ EXTENSIONS = {"html": ".html", "csv": ".csv", "parquet": ".parquet", "markdown":
 class LeaderboardParams(Params):
     formats: list[Literal["html", "csv", "parquet", "markdown", "latex"]] = Field(
         default_factory=lambda: ["html", "csv"], min_length=1, description="files to write")
-    include: list[InputPath] = Field(default_factory=list, description="other run directories to merge in")
+    include: list[InputDir] = Field(default_factory=list, description="other run directories to merge in")
     basename: str = Field("leaderboard", description="file name without extension")
 
 
