@@ -15,12 +15,19 @@ WORDS = ["<pad>", "</s>", "I", "am", "happy", "sad", "tired", "today", "now", "l
 ID = {w: i for i, w in enumerate(WORDS)}
 PAD, EOS = ID["<pad>"], ID["</s>"]
 
-# After "I am": happy 0.5 / sad 0.3 / tired 0.2; then each continuation; then the sentence ends.
+# The study note's example, with its numbers: after "I am": happy 0.5 / sad 0.3 / tired 0.2;
+# then each kept continuation; then the sentence ends.
 STUDY_NOTE = {
     ("I", "am"): {"happy": 0.5, "sad": 0.3, "tired": 0.2},
-    ("I", "am", "happy"): {"today": 0.6, "now": 0.4},          # 0.30 and 0.20 in total
-    ("I", "am", "sad"): {"today": 0.5, "now": 0.3, "later": 0.2},  # 0.15, 0.09, 0.06: they lose
-    ("I", "am", "tired"): {"today": 0.5, "now": 0.5},          # 0.10 each
+    ("I", "am", "happy"): {"today": 0.6, "now": 0.4},  # 0.30 and 0.20 in total: the two kept
+    ("I", "am", "sad"): {"today": 0.5, "now": 0.5},    # 0.15 each: a tie just below the cut, both lost
+}
+# A variant for three beams: no tie at the cut (sad now 0.3, later 0.2), and "tired" can be expanded.
+THREE_BEAMS = {
+    ("I", "am"): {"happy": 0.5, "sad": 0.3, "tired": 0.2},
+    ("I", "am", "happy"): {"today": 0.6, "now": 0.4},              # 0.30, 0.20
+    ("I", "am", "sad"): {"today": 0.5, "now": 0.3, "later": 0.2},  # 0.15, 0.09, 0.06
+    ("I", "am", "tired"): {"today": 0.5, "now": 0.5},              # 0.10 each
 }
 
 
@@ -84,7 +91,8 @@ def test_study_note_example_keeps_top_b_of_the_b_times_v_expansion():
     assert model.log[0] == [("I", "am")]
     assert model.log[1] == [("I", "am", "happy"), ("I", "am", "sad")]
     # step 2 expands both beams (2 x V candidates): happy today 0.30, happy now 0.20 beat
-    # sad today 0.15; both kept beams continue from "happy"
+    # sad today and sad now (0.15 each, tied just below the cut); both kept beams continue
+    # from "happy", and neither tied candidate is ever expanded
     assert model.log[2] == [("I", "am", "happy", "today"), ("I", "am", "happy", "now")]
     assert len(model.log) == 3  # both end at step 3: nothing else is ever computed
     assert [words(h.tokens) for h in nbest] == ["happy today </s>", "happy now </s>"]
@@ -93,8 +101,8 @@ def test_study_note_example_keeps_top_b_of_the_b_times_v_expansion():
     assert nbest[1].score == pytest.approx(math.log(0.5 * 0.4) / 3)
 
 
-def test_study_note_example_with_three_beams_and_length_penalty():
-    model = ScriptedModel(STUDY_NOTE)
+def test_three_beams_and_length_penalty_on_a_variant_of_the_example():
+    model = ScriptedModel(THREE_BEAMS)
     [nbest] = beam_search(model, [ids("I", "am")], RULES,
                           BeamConfig(num_beams=3, num_return_sequences=3, length_penalty=2.0))
     assert model.log[1] == [("I", "am", "happy"), ("I", "am", "sad"), ("I", "am", "tired")]
