@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
 from .models import ModelSpec
@@ -85,11 +85,12 @@ class Experiment(StrictModel):
                     if not (x is None and k in cls.model_fields and not cls.model_fields[k].is_required())}
         return v
 
-    @model_validator(mode="after")
-    def _sample_needs_limit(self):
-        if self.sample and self.limit is None:
-            raise ValueError("sample: true needs limit: N (the number of test examples to sample per benchmark)")
-        return self
+    @field_validator("sample")
+    @classmethod
+    def _sample_needs_limit(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("limit") is None:  # (limit is declared first, so it is in info.data)
+            raise ValueError("true needs limit: N (the number of test examples to sample per benchmark)")
+        return v
 
 
 SECTION_KIND = {"benchmarks": "benchmark", "strategies": "strategy", "decoders": "decoder",

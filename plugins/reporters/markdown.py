@@ -45,6 +45,13 @@ def render_markdown(data) -> str:
             if limit.get("n") else "Limited test sets: " + ", ".join(
                 f"{md_escape(str(b))} ({n} examples)" for b, n in limit.get("benchmarks", {}).items())
         out += [f"> **{what}:** not comparable to full-test-set results.", ""]
+    limit = m.get("limit")
+    if limit:
+        what = (f"Limited to {limit['n']} examples per benchmark"
+                + (" (a seeded random sample)" if limit.get("sample") else f" (the first {limit['n']})")) \
+            if limit.get("n") else "Limited test sets: " + ", ".join(
+                f"{md_escape(str(b))} ({n} examples)" for b, n in limit.get("benchmarks", {}).items())
+        out += [f"> **{what}:** not comparable to full-test-set results.", ""]
     if data.failed:
         out += ["**Failed cells:**", ""]
         out += [f"- {md_escape(' / '.join(map(str, (c.benchmark, c.model, c.strategy, c.decoder))))} / seed {c.seed}: "
