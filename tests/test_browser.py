@@ -68,21 +68,29 @@ def test_report_in_headless_chromium(browser_page, tmp_path):
     assert page.eval_on_selector_all("img", "els => els.length") == 0
     assert page.title().startswith("demo</script><script>window.__pwned=4</script>")
 
-    # click the BLEU header: rows sort by BLEU ascending (missing last), again: descending
+    # the first click on the BLEU header sorts best first (higher is better: descending, missing last),
+    # the second click reverses it
     table = page.locator("table[data-metric=bleu]")
     tid = table.get_attribute("id")
     before = column(page, tid, 1)
     table.locator("th", has_text="BLEU").first.click()
-    asc_vals = column(page, tid, 2)
-    after = column(page, tid, 1)
-    assert after != before
-    nums = [float(v) for v in asc_vals if v != "–"]
-    assert nums == sorted(nums) and asc_vals[-1] == "–"  # the failed configuration sorts last
-    assert table.locator("th", has_text="BLEU").first.get_attribute("aria-sort") == "ascending"
+    desc_vals = column(page, tid, 2)
+    assert column(page, tid, 1) != before and column(page, tid, 1)[0] == "beam[num_beams=4]"
+    nums = [float(v) for v in desc_vals if v != "–"]
+    assert nums == sorted(nums, reverse=True) and desc_vals[-1] == "–"  # the failed configuration sorts last
+    assert table.locator("th", has_text="BLEU").first.get_attribute("aria-sort") == "descending"
     table.locator("th", has_text="BLEU").first.click()
-    desc = [float(v) for v in column(page, tid, 2) if v != "–"]
-    assert desc == sorted(desc, reverse=True)
-    assert column(page, tid, 1)[0] == "beam[num_beams=4]"
+    asc = [float(v) for v in column(page, tid, 2) if v != "–"]
+    assert asc == sorted(asc)
+    # TER is lower-is-better: its first click puts the lowest TER first; Rank sorts 1 first
+    ter = page.locator("table[data-metric=ter]")
+    tter = ter.get_attribute("id")
+    ter.locator("th", has_text="TER").first.click()
+    ter_vals = [float(v) for v in column(page, tter, 2) if v != "–"]
+    assert ter_vals == sorted(ter_vals) and ter.locator("th", has_text="TER").first.get_attribute("aria-sort") == "ascending"
+    table.locator("th", has_text="Rank").first.click()
+    ranks = [int(v) for v in column(page, tid, 0) if v != "–"]
+    assert ranks == sorted(ranks) and ranks[0] == 1
     # text columns sort too
     table.locator("th", has_text="Configuration").first.click()
     labels = [v.replace(" 1 failed", "").replace(" baseline", "") for v in column(page, tid, 1)]
