@@ -107,6 +107,15 @@ class MaskingParams(Params):
         return self
 
 
+class MLMHeadParams(Params):
+    """A masked-LM head for an encoder whose checkpoint has none (aux_mlm, tapt)."""
+
+    mlm_head_warmup_steps: int = Field(
+        0, ge=0, description="a new MLM head: optimizer steps training the head alone (encoder frozen) before "
+                             "the strategy's own objective; 0: no warm-up. A pretrained head is never warmed up")
+    mlm_head_warmup_learning_rate: float = Field(1e-3, gt=0, description="peak learning rate of the head warm-up")
+
+
 @dataclass(frozen=True)
 class Masking:
     """What the loop needs to corrupt inputs (taken from :class:`MaskingParams`)."""
@@ -441,6 +450,129 @@ def load_mlm_model(spec: ModelSpec, *, seed: int, device: str, encoder_source=No
                 out_emb.weight.shape == in_emb.weight.shape:
             out_emb.weight = in_emb.weight
     return mlm
+
+
+# Architectures whose checkpoints carry a masked-LM head (BERT's BertForPreTraining has one too).
+MLM_HEAD_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")
+# The MLM loss finetune.json reports is measured with BERT's own corruption, whatever the
+# strategy's mask_prob, so that numbers from a masking-rate sweep compare.
+PROBE_MASKING = Masking(prob=0.15, mask_ratio=0.8, random_ratio=0.1)
+PROBE_EXAMPLES = 256
+
+
+def has_pretrained_mlm_head(spec: ModelSpec) -> bool:
+    """Whether the checkpoint was saved with a masked-LM head (by its config's architectures)."""
+    from .models import load_config
+
+    if spec.init != "pretrained":
+        return False
+    archs = getattr(load_config(spec), "architectures", None) or []
+    return any(a.endswith(MLM_HEAD_ARCHITECTURES) for a in archs)
+
+
+def start_new_mlm_head(mlm_model, train: Encoded) -> dict[str, Any]:
+    """Complete a newly built masked-LM head the way BERT builds its own (``BertOnlyMLMHead``).
+
+    transformers already gives the head BERT's shape: a new transform (dense, activation,
+    LayerNorm; BERT's initialisation, seeded by the caller) and an output layer whose weight is
+    the input word-embedding matrix. Here the tie is checked (and made, if the model's config
+    had switched it off), and the new output bias starts at the log unigram frequency of the
+    training tokens (add-one smoothed) rather than at BERT's zero: it is the value the bias
+    moves to first anyway, and it starts the head at the unigram cross-entropy instead of
+    above ln V.
+    """
+    import torch
+
+    out, inp = mlm_model.get_output_embeddings(), mlm_model.get_input_embeddings()
+    if out is None or inp is None:
+        raise HarnessError(f"{type(mlm_model).__name__} has no output embedding layer to tie to its word embeddings")
+    if out.weight is not inp.weight and out.weight.shape == inp.weight.shape:
+        out.weight = inp.weight
+    tied = out.weight is inp.weight
+    bias_init = None
+    if getattr(out, "bias", None) is not None:
+        size = out.weight.shape[0]
+        ids = [t for row, sp in zip(train.input_ids, train.special) for t, s in zip(row, sp) if not s and t < size]
+        counts = torch.ones(size, dtype=torch.float64)
+        if ids:
+            counts += torch.bincount(torch.tensor(ids, dtype=torch.long), minlength=size).double()
+        with torch.no_grad():
+            out.bias.copy_((counts / counts.sum()).log().to(out.bias.dtype))
+        bias_init = "log unigram frequency of the training tokens (add-one smoothed)"
+    return {"new_head": True, "tied_to_input_embeddings": tied, "bias_init": bias_init}
+
+
+def mlm_probe_loss(mlm_head: MLMHead, train: Encoded, vocab: MaskVocab, *, seed: int, device: str, pad_id: int,
+                   batch_size: int, limit: int = PROBE_EXAMPLES) -> float | None:
+    """Masked-LM loss (nats per masked token) on a fixed seeded sample of the training texts with
+    fixed BERT-style masks, in eval mode: the number finetune.json reports at each stage. It
+    draws from its own random streams, so measuring never changes what training does."""
+    import torch
+
+    idx = sorted(random.Random(derive_seed(seed, "mlm-probe")).sample(range(len(train)), min(limit, len(train))))
+    gen = torch.Generator().manual_seed(derive_seed(seed, "mlm-probe-masks"))
+    model = mlm_head.model
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.inference_mode():
+            for b in sorted_batches([train.lengths[i] for i in idx], batch_size):
+                batch = collate(train, [idx[j] for j in b], pad_id)
+                special = batch.pop("special")
+                corrupted, selected = mask_tokens(batch["input_ids"], special, PROBE_MASKING, vocab, gen)
+                inputs = {k: v.to(device) for k, v in
+                          {**batch, "input_ids": corrupted, "input_ids_clean": batch["input_ids"]}.items()}
+                loss = mlm_head.loss(model.base_model, inputs, selected.to(device))
+                if loss is not None:
+                    n = int(selected.sum())
+                    total, count = total + float(loss) * n, count + n
+    finally:
+        model.train(was_training)
+    return round(total / count, 5) if count else None
+
+
+def warm_up_mlm_head(mlm_head: MLMHead, train: Encoded, *, params: FineTuneParams, steps: int, learning_rate: float,
+                     masking: Masking, vocab: MaskVocab, seed: int, device: str, dtype_name: str, pad_id: int,
+                     progress=lambda d, t: None, log=None) -> LoopResult:
+    """Train the MLM head alone for ``steps`` optimizer steps: the encoder (and with it the tied
+    word embeddings) is frozen, so only the new transform and bias move. Encoder weights come
+    out bit-identical."""
+    frozen = [p for p in mlm_head.model.base_model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        return run_loop(mlm_head.model, train, task="mlm", params=params,
+                        objective=Objective("mlm", mlm_masking=masking), seed=derive_seed(seed, "mlm-head-warmup"),
+                        device=device, dtype_name=dtype_name, pad_id=pad_id, mask_vocab=vocab, mlm_head=mlm_head,
+                        lr=learning_rate, max_steps=steps, progress=progress, log=log)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def prepare_mlm_head(mlm_head: MLMHead, train: Encoded, vocab: MaskVocab, *, pretrained: bool,
+                     probe: Callable[[MLMHead], float | None], params: FineTuneParams, warmup_steps: int,
+                     warmup_learning_rate: float, masking: Masking, seed: int, device: str, dtype_name: str,
+                     pad_id: int, progress=lambda d, t: None, log=None) -> dict[str, Any]:
+    """Keep a pretrained head; build a new one as BERT's and warm it up alone for ``warmup_steps``.
+
+    Returns the record finetune.json keeps under ``mlm_head``: whether the head is new, tied,
+    how its bias started, and its MLM loss before and after the warm-up.
+    """
+    if pretrained:
+        return {"new_head": False, "warmup_steps": 0, "loss_at_start": probe(mlm_head)}
+    info = start_new_mlm_head(mlm_head.model, train)
+    info["loss_before_warmup"] = probe(mlm_head)
+    info["warmup_steps"] = warmup_steps
+    if warmup_steps:
+        res = warm_up_mlm_head(mlm_head, train, params=params, steps=warmup_steps, learning_rate=warmup_learning_rate,
+                               masking=masking, vocab=vocab, seed=seed, device=device, dtype_name=dtype_name,
+                               pad_id=pad_id, progress=progress, log=log)
+        info["warmup"] = _record(res, len(train))
+        info["loss_after_warmup"] = probe(mlm_head)
+    info["loss_at_start"] = info.get("loss_after_warmup", info["loss_before_warmup"])
+    return info
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -810,11 +942,15 @@ class MLMStage:
 
 
 def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
-              params: FineTuneParams, objective: Objective, mlm_stage: MLMStage | None = None) -> ModelSpec:
+              params: FineTuneParams, objective: Objective, mlm_stage: MLMStage | None = None,
+              mlm_head_params: MLMHeadParams | None = None) -> ModelSpec:
     """Fine-tune ``spec`` on ``data.train`` (cached); return the spec of the fine-tuned checkpoint.
 
     With ``mlm_stage``, masked-LM training on the training texts runs first (TAPT) and the
-    resulting encoder is then fine-tuned with ``objective``.
+    resulting encoder is then fine-tuned with ``objective``. Whenever an MLM head is used
+    (aux_mlm, TAPT) and the checkpoint has none, a new one is built as BERT's
+    (:func:`start_new_mlm_head`) and, with ``mlm_head_params.mlm_head_warmup_steps``, trained
+    alone first; ``finetune.json``'s ``mlm_head`` records its MLM loss at each stage.
     """
     from .models import load_tokenizer, resolve_device
 
@@ -826,6 +962,9 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
                         f"{data.labels or 'none'}")
     device = resolve_device(ctx.device if ctx.device != "auto" else spec.device)
     where = f"strategy '{strategy}'"
+
+    head_params = mlm_head_params or MLMHeadParams()
+    head_masking = objective.mlm_masking or (mlm_stage.masking if mlm_stage is not None else PROBE_MASKING)
 
     def build(outdir: Path) -> dict[str, Any]:
         tokenizer = load_tokenizer(spec)
@@ -841,6 +980,17 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
         vocab = None
         if mlm_head is not None or objective.input_masking is not None:
             vocab = MaskVocab.from_tokenizer(tokenizer, model.config.vocab_size, where=where)
+        def probe(head: MLMHead) -> float | None:
+            return mlm_probe_loss(head, enc, vocab, seed=ctx.seed, device=device, pad_id=pad_id,
+                                  batch_size=params.batch_size)
+
+        if mlm_head is not None:
+            record["mlm_head"] = prepare_mlm_head(
+                mlm_head, enc, vocab, pretrained=has_pretrained_mlm_head(spec), probe=probe, params=params,
+                warmup_steps=head_params.mlm_head_warmup_steps,
+                warmup_learning_rate=head_params.mlm_head_warmup_learning_rate, masking=head_masking,
+                seed=ctx.seed, device=device, dtype_name=spec.dtype, pad_id=pad_id, progress=ctx.progress,
+                log=ctx.log)
         if mlm_stage is not None:
             res = run_loop(mlm_head.model, enc, task="mlm", params=params,
                            objective=Objective("mlm", mlm_masking=mlm_stage.masking), seed=derive_seed(ctx.seed, "tapt"),
@@ -848,10 +998,13 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
                            lr=mlm_stage.learning_rate, epochs=mlm_stage.epochs, max_steps=mlm_stage.max_steps,
                            progress=ctx.progress, log=ctx.log)
             record["mlm_stage"] = _record(res, len(enc))
+            record["mlm_head"]["loss_after_mlm_stage"] = probe(mlm_head)
             mlm_head = None  # stage 2 is plain fine-tuning
         res = run_loop(model, enc, task=task, params=params, objective=objective, seed=ctx.seed, device=device,
                        dtype_name=spec.dtype, pad_id=pad_id, mask_vocab=vocab, mlm_head=mlm_head, dev=dev_enc,
                        progress=ctx.progress, log=ctx.log)
+        if mlm_head is not None:
+            record["mlm_head"]["loss_after_training"] = probe(mlm_head)
         with quiet_transformers():
             model.save_pretrained(outdir)
             tokenizer.save_pretrained(outdir)

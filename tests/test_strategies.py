@@ -340,3 +340,182 @@ def test_train_limit_takes_a_seeded_subset_shared_by_the_arms(tmp_path, tiny_ber
     strategy("input_mask", **FAST, train_limit=30).prepare(ModelSpec(path=str(tiny_bert), local=True), data,
                                                            ctx_for(tmp_path))
     assert json.loads((tmp_path / "cell-0" / "finetune.json").read_text())["train_examples"] == 30
+
+
+# ----------------------------------------------------------------------------- a new MLM head, built as BERT's
+
+NUMBERS = "one two three four five six seven eight nine ten".split()
+
+
+def counting(n: int, seed: int) -> BenchmarkData:
+    """Runs of consecutive number words: every masked word is predictable from its neighbours."""
+    rng = random.Random(seed)
+    exs = []
+    for i in range(n):
+        k, length = rng.randrange(0, 5), rng.randint(4, 6)
+        exs.append(Example(id=f"c{i}", source=" ".join(NUMBERS[k:k + length]), label=LABELS[k % 2]))
+    return BenchmarkData(task="classification", train=exs, test=exs[:10], labels=list(LABELS))
+
+
+@pytest.fixture(scope="module")
+def headless_encoder(tmp_path_factory, tiny_bert):
+    """A tiny BERT encoder that has learnt masked-LM on counting text, saved WITHOUT its MLM head
+    (architectures: BertModel), like the packaged MiniLM: its embeddings and hidden states carry
+    what a head needs, but a new head has to learn to read them."""
+    from transformers import AutoTokenizer
+
+    from harness.training import (FineTuneParams, Masking, MaskVocab, MLMHead, Objective, encode_inputs,
+                                  load_mlm_model, run_loop)
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    mlm = load_mlm_model(ModelSpec(path=str(tiny_bert), local=True), seed=0, device="cpu")
+    enc = encode_inputs(tok, counting(400, 7).train, 64, "pretraining")
+    res = run_loop(mlm, enc, task="mlm", params=FineTuneParams(batch_size=16, warmup_ratio=0.0),
+                   objective=Objective("mlm", mlm_masking=Masking(0.3, 0.8, 0.1)), seed=0, device="cpu",
+                   dtype_name="float32", pad_id=0, mask_vocab=MaskVocab.from_tokenizer(tok), mlm_head=MLMHead(mlm),
+                   lr=1e-2, max_steps=300)
+    assert res.history[-1]["mlm_loss"] < 1.0
+    path = tmp_path_factory.mktemp("headless")
+    mlm.bert.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def _mlm_setup(model_dir, data):
+    """The classifier, the new MLM head on its encoder, encoded training texts and the mask vocabulary."""
+    from transformers import AutoTokenizer
+
+    from harness.training import MaskVocab, MLMHead, encode_inputs, load_classifier, load_mlm_model
+
+    spec = ModelSpec(path=str(model_dir), local=True)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    clf = load_classifier(spec, LABELS, seed=0, device="cpu")
+    head = MLMHead(load_mlm_model(spec, seed=0, device="cpu", encoder_source=clf))
+    enc = encode_inputs(tok, data.train, 64, "test")
+    return clf, head, enc, MaskVocab.from_tokenizer(tok, clf.config.vocab_size)
+
+
+def _probe(head, enc, vocab) -> float:
+    from harness.training import mlm_probe_loss
+
+    return mlm_probe_loss(head, enc, vocab, seed=0, device="cpu", pad_id=0, batch_size=16)
+
+
+def test_new_mlm_head_decodes_with_the_input_embedding_matrix_itself(headless_encoder):
+    import math
+
+    from harness.training import has_pretrained_mlm_head, start_new_mlm_head
+
+    assert json.loads((headless_encoder / "config.json").read_text())["architectures"] == ["BertModel"]
+    assert not has_pretrained_mlm_head(ModelSpec(path=str(headless_encoder), local=True))
+    data = counting(120, 0)
+    clf, head, enc, _ = _mlm_setup(headless_encoder, data)
+    info = start_new_mlm_head(head.model, enc)
+    decoder = head.model.get_output_embeddings()
+    embeddings = clf.get_input_embeddings().weight
+    assert decoder.weight is embeddings and decoder.weight.data_ptr() == embeddings.data_ptr(), "one tensor, tied"
+    assert head.head is head.model.cls and list(dict(head.model.cls.predictions.transform.named_children())) == \
+        ["dense", "transform_act_fn", "LayerNorm"], "BERT's transform: dense, activation, LayerNorm"
+    assert info == {"new_head": True, "tied_to_input_embeddings": True,
+                    "bias_init": "log unigram frequency of the training tokens (add-one smoothed)"}
+    # the bias is the add-one-smoothed log frequency of the non-special training tokens
+    counts: dict[int, int] = {}
+    for row, sp in zip(enc.input_ids, enc.special):
+        for t, s in zip(row, sp):
+            if not s:
+                counts[t] = counts.get(t, 0) + 1
+    total = sum(counts.values()) + decoder.weight.shape[0]
+    for t in (max(counts, key=counts.get), min(counts, key=counts.get)):
+        assert float(decoder.bias[t]) == pytest.approx(math.log((counts[t] + 1) / total), abs=1e-6)
+    assert float(decoder.bias[0]) == pytest.approx(math.log(1 / total), abs=1e-6), "[PAD]: never a target"
+
+
+def test_tied_new_head_starts_far_below_ln_v_an_untied_one_does_not(headless_encoder):
+    """ln V is the loss of a head that knows nothing. Tied to the encoder's trained embeddings,
+    the new head reads the encoder's hidden states from its first step; with an untied random
+    output layer the same head (same prior bias) starts at about the unigram entropy."""
+    import math
+
+    import torch
+
+    from harness.training import start_new_mlm_head
+
+    _, head, enc, vocab = _mlm_setup(headless_encoder, counting(120, 0))
+    ln_v = math.log(head.model.config.vocab_size)  # 4.13
+    start_new_mlm_head(head.model, enc)
+    tied = _probe(head, enc, vocab)
+    assert tied < ln_v - 2.5, (tied, ln_v)
+    assert _probe(head, enc, vocab) == tied, "the probe is fixed: same sample, same masks"
+    decoder = head.model.get_output_embeddings()
+    torch.manual_seed(0)
+    decoder.weight = torch.nn.Parameter(torch.randn_like(decoder.weight) * 0.02)
+    untied = _probe(head, enc, vocab)
+    assert untied > tied + 0.8 and untied > ln_v - 2.2, (tied, untied)
+
+
+def test_head_warm_up_moves_only_the_head_and_lowers_the_mlm_loss(headless_encoder):
+    import torch
+
+    from harness.training import FineTuneParams, Masking, start_new_mlm_head, warm_up_mlm_head
+
+    clf, head, enc, vocab = _mlm_setup(headless_encoder, counting(120, 0))
+    start_new_mlm_head(head.model, enc)
+    encoder_before = {k: v.clone() for k, v in clf.bert.state_dict().items()}
+    head_before = {k: v.clone() for k, v in head.model.cls.state_dict().items()}
+    before = _probe(head, enc, vocab)
+    res = warm_up_mlm_head(head, enc, params=FineTuneParams(batch_size=16), steps=40, learning_rate=1e-2,
+                           masking=Masking(0.15, 0.8, 0.1), vocab=vocab, seed=0, device="cpu", dtype_name="float32",
+                           pad_id=0)
+    after = _probe(head, enc, vocab)
+    assert res.steps == 40
+    assert after < before / 2, (before, after)  # measured here: 1.10 -> 0.36
+    assert all(torch.equal(v, encoder_before[k]) for k, v in clf.bert.state_dict().items()), \
+        "the encoder, and the tied word embeddings with it, are frozen"
+    moved = {k for k, v in head.model.cls.state_dict().items() if not torch.equal(v, head_before[k])}
+    assert {"predictions.transform.dense.weight", "predictions.transform.LayerNorm.weight",
+            "predictions.bias"} <= moved
+    assert "predictions.decoder.weight" not in moved
+    assert all(p.requires_grad for p in clf.bert.parameters()), "unfrozen again for the joint objective"
+
+
+@pytest.mark.parametrize("name", ["aux_mlm", "tapt"])
+def test_finetune_json_records_the_mlm_loss_before_and_after_the_head_warm_up(tmp_path, headless_encoder, name):
+    extra = {"aux_mlm": {"mlm_weight": 0.5}, "tapt": {"mlm_epochs": 3, "mlm_learning_rate": 1e-2}}[name]
+    out = strategy(name, **FAST, **extra, mlm_head_warmup_steps=20, mlm_head_warmup_learning_rate=1e-2).prepare(
+        ModelSpec(path=str(headless_encoder), local=True), counting(120, 0), ctx_for(tmp_path))
+    record = json.loads((Path(out.path) / "finetune.json").read_text())
+    assert json.loads((tmp_path / "cell-0" / "finetune.json").read_text())["mlm_head"] == record["mlm_head"]
+    head = record["mlm_head"]
+    assert head["new_head"] is True and head["tied_to_input_embeddings"] is True and head["warmup_steps"] == 20
+    assert head["warmup"]["steps"] == 20 and all("mlm_loss" in h for h in head["warmup"]["history"])
+    assert head["loss_after_warmup"] < head["loss_before_warmup"] / 2
+    assert head["loss_at_start"] == head["loss_after_warmup"]
+    last = "loss_after_training" if name == "aux_mlm" else "loss_after_mlm_stage"
+    assert set(head) == {"new_head", "tied_to_input_embeddings", "bias_init", "loss_before_warmup", "warmup_steps",
+                         "warmup", "loss_after_warmup", "loss_at_start", last}
+    assert isinstance(head[last], float)
+
+
+def test_without_warm_up_the_record_says_so(tmp_path, tiny_bert):
+    out = strategy("aux_mlm", **FAST, mlm_weight=0.1).prepare(ModelSpec(path=str(tiny_bert), local=True),
+                                                             sentiment_data(40), ctx_for(tmp_path))
+    head = json.loads((Path(out.path) / "finetune.json").read_text())["mlm_head"]
+    assert head["warmup_steps"] == 0 and "loss_after_warmup" not in head
+    assert head["loss_at_start"] == head["loss_before_warmup"]
+
+
+def test_a_pretrained_mlm_head_is_kept_and_not_warmed_up(tmp_path, tiny_bert):
+    import torch
+    from transformers import BertForMaskedLM
+
+    ckpt = tmp_path / "mlm"
+    torch.manual_seed(3)
+    BertForMaskedLM.from_pretrained(tiny_bert).save_pretrained(ckpt)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (ckpt / f).write_bytes((Path(tiny_bert) / f).read_bytes())
+    out = strategy("aux_mlm", **FAST, mlm_head_warmup_steps=20).prepare(
+        ModelSpec(path=str(ckpt), local=True), sentiment_data(40), ctx_for(tmp_path))
+    head = json.loads((Path(out.path) / "finetune.json").read_text())["mlm_head"]
+    assert head == {"new_head": False, "warmup_steps": 0, "loss_at_start": head["loss_at_start"],
+                    "loss_after_training": head["loss_after_training"]}
+    assert isinstance(head["loss_at_start"], float)
