@@ -211,6 +211,91 @@ def test_tsv_keeps_bare_quotes(tmp_path):
     assert (data.test[0].source, data.test[0].reference) == ('" a quoted start', 'b "')
 
 
+def _csv_written_tsv(path, rows):
+    """A TSV the way Python's csv module writes it: fields holding a quote are quoted, quotes doubled."""
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["source", "reference"])
+        w.writerows(rows)
+    return path
+
+
+CSV_ROWS = [("plain words", "schlichte worte"), ('he said "hi" twice', 'er sagte "hallo"'), ("end", "ende")]
+
+
+def test_csv_quoted_tsv_is_refused_in_none_mode_with_line_and_fix(tmp_path):
+    """The real failure: 27 of 500 sentences reached the model with stray quotes, silently."""
+    _csv_written_tsv(tmp_path / "q.tsv", CSV_ROWS)
+    assert (tmp_path / "q.tsv").read_text().splitlines()[2] == '"he said ""hi"" twice"\t"er sagte ""hallo"""'
+    for params in ({}, {"quoting": "none"}):
+        with pytest.raises(DataError) as info:
+            load("translation_table", tmp_path, path="q.tsv", **params)
+        assert str(info.value) == (
+            f"{tmp_path / 'q.tsv'}:3: column 'source' holds '\"he said \"\"hi\"\" twice\"', a field quoted the way "
+            "Python's csv module writes it (wrapped in \" with inner quotes doubled); with quoting: none the model "
+            "would see those quote characters. Set quoting: csv to read the quoting, or write the file without it "
+            "(csv.writer(..., quoting=csv.QUOTE_NONE, escapechar=...))")
+
+
+def test_quoting_csv_reads_the_csv_module_tsv_exactly(tmp_path):
+    _csv_written_tsv(tmp_path / "q.tsv", CSV_ROWS + [("tab\tinside", "zwei\nzeilen")])
+    data = load("translation_table", tmp_path, path="q.tsv", quoting="csv")
+    assert [(e.id, e.source, e.reference) for e in data.test] == [
+        ("test-2", "plain words", "schlichte worte"), ("test-3", 'he said "hi" twice', 'er sagte "hallo"'),
+        ("test-4", "end", "ende"), ("test-5", "tab\tinside", "zwei\nzeilen")]  # ids: the line a record starts on
+
+
+def test_csv_with_quoting_none_keeps_quotes_and_splits_on_commas(tmp_path):
+    (tmp_path / "n.csv").write_text('source,reference\n"a b",c\n', encoding="utf-8")
+    data = load("translation_table", tmp_path, path="n.csv", quoting="none")
+    assert (data.test[0].source, data.test[0].reference) == ('"a b"', "c")
+    assert load("translation_table", tmp_path, path="n.csv").test[0].source == "a b"  # csv is the CSV default
+
+
+def test_quoted_field_holding_a_tab_gets_a_hint(tmp_path):
+    _csv_written_tsv(tmp_path / "t.tsv", [("a\tb", "c")])
+    with pytest.raises(DataError, match=r"t.tsv:2: 3 fields, but the header has 2 \(source, reference\); a field starts "
+                                        r"with a quote: if the file was written with csv quoting, set quoting: csv"):
+        load("translation_table", tmp_path, path="t.tsv")
+
+
+def test_malformed_quoting_is_refused_not_repaired(tmp_path):
+    (tmp_path / "m.csv").write_text('source,reference\n"a"b,c\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"m.csv:2: malformed CSV with quoting: csv \(.*\); if quotes in this file are "
+                                        r"part of the text, set quoting: none"):
+        load("translation_table", tmp_path, path="m.csv")
+
+
+SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"]
+
+
+@pytest.mark.parametrize("sep", SEPARATORS, ids=[f"U+{ord(c):04X}" for c in SEPARATORS])
+@pytest.mark.parametrize("fmt", ["parallel", "tsv", "csv", "jsonl"])
+def test_unicode_line_separators_stay_inside_their_segment(tmp_path, sep, fmt):
+    """str.splitlines() splits on all of these; the readers split on \\n (and \\r\\n) only, keep the
+    character, and never shift alignment. Nothing else is stripped either (spaces included)."""
+    # (a \r right before \n is a CRLF line ending, so the reference holds the character mid-segment)
+    src, ref = [" one" + sep + "two ", "three"], ["eins" + (sep if sep != "\r" else ""), "zw" + sep + "ei"]
+    if fmt == "parallel":
+        write_lines(tmp_path / "s.txt", src)
+        write_lines(tmp_path / "r.txt", ref)
+        data = load("parallel_text", tmp_path, source="s.txt", reference="r.txt")
+    elif fmt == "jsonl":
+        (tmp_path / "t.jsonl").write_text("".join(json.dumps({"source": s, "reference": r}, ensure_ascii=False) + "\n"
+                                                  for s, r in zip(src, ref)), encoding="utf-8")
+        data = load("translation_table", tmp_path, path="t.jsonl")
+    else:
+        d = "\t" if fmt == "tsv" else ","
+        (tmp_path / f"t.{fmt}").write_text(f"source{d}reference\n" + "".join(f"{s}{d}{r}\n" for s, r in zip(src, ref)),
+                                           encoding="utf-8", newline="")
+        if sep == "\r" and fmt == "csv":  # the csv module ends a record at a bare \r: it must be quoted there
+            (tmp_path / "t.csv").write_text('source,reference\n" one\rtwo ",eins\nthree,"zw\rei"\n', newline="")
+        data = load("translation_table", tmp_path, path=f"t.{fmt}")
+    assert [(e.source, e.reference) for e in data.test] == list(zip(src, ref))
+
+
 def test_unknown_column_lists_the_columns_present(tables):
     with pytest.raises(DataError) as info:
         load("translation_table", tables, path="t.tsv", source_column="src", reference_column="de", id_column="key")

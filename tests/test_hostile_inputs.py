@@ -205,6 +205,16 @@ CASES = [
          files={"train.tsv": "text\tlabel\ngood movie\tpos\nbad movie\tneg\n",
                 "test.tsv": "text\tlabel\ngreat film\tpos\nfine movie\tneutral\n"},
          needs=("benchmark", "text_classification"), commands=("run",)),
+    Case("tsv_written_by_the_csv_module",
+         config("{name: text_classification, label: tc, params: {train: train.tsv, test: test.tsv}}",
+                models="[{path: ./classifier}]"),
+         ["error: {d}/exp.yaml: benchmarks: 'tc': {d}/test.tsv:3: column 'text' holds '\"a \"\"great\"\" film\"', a field "
+          "quoted the way Python's csv module writes it (wrapped in \" with inner quotes doubled); with quoting: none "
+          "the model would see those quote characters. Set quoting: csv to read the quoting, or write the file "
+          "without it (csv.writer(..., quoting=csv.QUOTE_NONE, escapechar=...))"],
+         files={"train.tsv": "text\tlabel\ngood movie\tpos\nbad movie\tneg\n",
+                "test.tsv": 'text\tlabel\nfine movie\tpos\n"a ""great"" film"\tpos\n'},
+         needs=("benchmark", "text_classification"), commands=("run",)),
     Case("model_config_garbage", config(models="[{path: ./broken}]"),
          ["error: {d}/exp.yaml:2: models[0]: model 'broken': {d}/broken/config.json:1: not valid JSON (Expecting "
           "property name enclosed in double quotes at column 2)"],

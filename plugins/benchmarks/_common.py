@@ -118,30 +118,55 @@ class Table:
                             f"{', '.join(self.columns) if self.columns else '(none)'}{hint}")
 
 
-def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8") -> Table:
+QUOTING_HELP = ("none: every character between separators is text, quotes included (default for TSV: the GLUE "
+                "convention, SST-2 sentences contain bare quotes); csv: RFC 4180 quoting as Python's csv module "
+                "writes it is removed (default for CSV)")
+
+
+class QuotingParams(Params):
+    quoting: Literal["none", "csv"] | None = Field(None, description=QUOTING_HELP + "; JSON Lines ignore it")
+
+
+def csv_quoted(field: str) -> bool:
+    """The shape Python's csv module gives a field holding a quote: wrapped in quotes, with every
+    inner quote doubled (the text ``say "hi" now`` is written ``"say ""hi"" now"``)."""
+    if len(field) < 4 or field[0] != '"' or field[-1] != '"':
+        return False
+    inner = field[1:-1]
+    return '""' in inner and '"' not in inner.replace('""', "")
+
+
+def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8", quoting: str | None = None) -> Table:
     """A TSV/CSV file with a header row, or a JSON Lines file of objects.
 
-    TSV is split on tabs with no quoting (the GLUE convention: SST-2 sentences contain bare
-    quotes); CSV follows RFC 4180 quoting via the csv module.
+    ``quoting`` (see :data:`QUOTING_HELP`): ``none`` splits each line on the separator and keeps
+    every character; ``csv`` removes RFC 4180 quoting. In ``none`` mode a field with the shape
+    the csv module writes (``"a ""b"" c"``) is a DataError naming its line and the fix, never a
+    sentence passed on with stray quotes. Lines end at ``\n`` or ``\r\n`` only: U+2028, U+0085,
+    vertical tabs and form feeds inside a field stay part of it. Nothing is stripped from a field.
     """
     fmt = table_format(fmt, path)
     text = read_text(path, encoding)
     if fmt == "jsonl":
         return _read_jsonl(path, text)
-    if fmt == "tsv":
+    quoting = quoting or ("none" if fmt == "tsv" else "csv")
+    sep = "\t" if fmt == "tsv" else ","
+    if quoting == "none":
         lines = text.split("\n")
-        records = [(i, ln.removesuffix("\r").split("\t")) for i, ln in enumerate(lines, 1)]
+        records = [(i, ln.removesuffix("\r").split(sep)) for i, ln in enumerate(lines, 1)]
         records = [(i, r) for i, r in records if r != [""]]
     else:
         # StringIO(newline="") ends lines at \r, \n, \r\n only (not U+2028 inside a field)
-        reader = csv.reader(io.StringIO(text, newline=""))
-        records = []
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+        records, last = [], 0
         try:
             for r in reader:
                 if r:
-                    records.append((reader.line_num, r))
+                    records.append((last + 1, r))  # the line the record starts on
+                last = reader.line_num
         except csv.Error as e:
-            raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+            raise DataError(f"{path}:{last + 1}: malformed {fmt.upper()} with quoting: csv ({e}); if quotes in this "
+                            "file are part of the text, set quoting: none") from None
     if not records:
         raise DataError(f"{path}: empty file; expected a header row naming the columns")
     header_line, header = records[0]
@@ -151,11 +176,28 @@ def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8") -> Table:
         raise DataError(f"{path}:{header_line}: header repeats column {', '.join(map(repr, dup))}")
     rows = []
     for line, r in records[1:]:
+        if quoting == "none":
+            for col, value in zip(header, r):
+                if csv_quoted(value):
+                    raise DataError(
+                        f"{path}:{line}: column {col!r} holds {_clip(value)}, a field quoted the way Python's csv "
+                        "module writes it (wrapped in \" with inner quotes doubled); with quoting: none the model "
+                        "would see those quote characters. Set quoting: csv to read the quoting, or write the file "
+                        "without it (csv.writer(..., quoting=csv.QUOTE_NONE, escapechar=...))")
         if len(r) != len(header):
+            hint = ""
+            if quoting == "none" and any(x.startswith('"') for x in r):
+                hint = "; a field starts with a quote: if the file was written with csv quoting, set quoting: csv"
+            elif fmt == "tsv":
+                hint = "; is the file really tab-separated?"
             raise DataError(f"{path}:{line}: {len(r)} fields, but the header has {len(header)} "
-                            f"({', '.join(header)})" + ("; is the file really tab-separated?" if fmt == "tsv" else ""))
+                            f"({', '.join(header)}){hint}")
         rows.append((line, dict(zip(header, r))))
     return Table(path, header, rows)
+
+
+def _clip(s: str, n: int = 50) -> str:
+    return repr(s) if len(s) <= n else repr(s[:n - 3]) + "..."
 
 
 def _read_jsonl(path: str, text: str) -> Table:

@@ -22,8 +22,8 @@ from harness.errors import DataError
 from harness.hookspecs import hookimpl
 from harness.params import InputPath
 
-from ._common import (EncodingParams, LabelParams, RawExample, SplitFractions, SubsetParams, TableFormat, cell_id,
-                     cell_text, check_format, choose, name_labels, read_lines, read_table, stratified_split)
+from ._common import (EncodingParams, LabelParams, QuotingParams, RawExample, SplitFractions, SubsetParams, TableFormat,
+                     cell_id, cell_text, check_format, choose, name_labels, read_lines, read_table, stratified_split)
 
 
 def _limit(rows: list | None, limit: int | None, sample: bool, seed: int) -> list | None:
@@ -44,7 +44,7 @@ def _split_one(rows: list[RawExample], p, source: str) -> dict[str, list[RawExam
     return out
 
 
-class TextClassificationParams(EncodingParams, SplitFractions, LabelParams, SubsetParams):
+class TextClassificationParams(EncodingParams, QuotingParams, SplitFractions, LabelParams, SubsetParams):
     train: InputPath | None = Field(None, description="training table (for fine-tuning strategies)")
     dev: InputPath | None = Field(None, description="development table")
     test: InputPath | None = Field(None, description="test table (evaluated)")
@@ -78,7 +78,7 @@ class TextClassification(Benchmark):
 
     def _read(self, path: str, prefix: str) -> list[RawExample]:
         p = self.params
-        table = read_table(path, p.format, p.encoding)
+        table = read_table(path, p.format, p.encoding, p.quoting)
         table.require({"text_column": p.text_column, "text_pair_column": p.text_pair_column,
                        "label_column": p.label_column, "id_column": p.id_column})
         rows, seen = [], {}
