@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -631,6 +632,26 @@ class TwoLevelBootstrap:
     samples: np.ndarray
 
 
+@lru_cache(maxsize=2)
+def _two_level_draws(S: int, n: int, n_samples: int, seed: int | None) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """For each seed j: the resamples that drew it (rows, repeated when drawn twice) and their
+    example counts (float32: exact for counts). A pure function of its arguments, cached because
+    every metric and comparison with the same seeds and test-set size uses the same draws."""
+    rng = np.random.default_rng(seed)
+    seed_idx = rng.integers(S, size=(n_samples, S))
+    ex = rng.integers(n, size=(n_samples, S, n))
+    out = []
+    for j in range(S):
+        rows, slots = np.nonzero(seed_idx == j)
+        draws = ex[rows, slots]  # (draws × n) example indices
+        flat = (draws + (np.arange(len(draws)) * n)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=len(draws) * n).reshape(len(draws), n).astype(np.float32)
+        rows.setflags(write=False)
+        counts.setflags(write=False)
+        out.append((rows, counts))
+    return tuple(out)
+
+
 def two_level_bootstrap(sys_stats: Sequence[np.ndarray], base_stats: Sequence[np.ndarray],
                         score: Callable[[np.ndarray], np.ndarray], *, n_samples: int = DEFAULT_BOOTSTRAP,
                         seed: int | None = DEFAULT_SEED, direction: str = "higher", target: float | None = None,
@@ -652,17 +673,10 @@ def two_level_bootstrap(sys_stats: Sequence[np.ndarray], base_stats: Sequence[np
     if S == 0 or S != len(base_stats):
         raise ValueError(f"{S} system seeds for {len(base_stats)} baseline seeds")
     n = len(sys_stats[0])
-    rng = np.random.default_rng(seed)
-    seed_idx = rng.integers(S, size=(n_samples, S))
-    ex = rng.integers(n, size=(n_samples, S, n))
     total = np.zeros(n_samples)
-    for j in range(S):
-        rows, slots = np.nonzero(seed_idx == j)
+    for j, (rows, counts) in enumerate(_two_level_draws(S, n, n_samples, seed)):
         if not len(rows):
             continue
-        draws = ex[rows, slots]  # (draws × n) example indices
-        flat = (draws + (np.arange(len(draws)) * n)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=len(draws) * n).reshape(len(draws), n).astype(np.float64)
         a = score(counts @ np.asarray(sys_stats[j], dtype=np.float64))
         b = score(counts @ np.asarray(base_stats[j], dtype=np.float64))
         np.add.at(total, rows, improvement(a, b, direction, target))

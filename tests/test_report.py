@@ -406,17 +406,29 @@ def test_identical_outputs_get_no_test_and_are_said_to_be_identical(tmp_path):
     outs = degrade(tb["references"], 3)
     out = write_run(tmp_path / "run", benchmarks={"t": tb}, cells=[
         dict(benchmark="t", decoder="greedy", outputs=outs),
-        dict(benchmark="t", decoder="beam", outputs=list(outs), key="beamkey")])
+        dict(benchmark="t", decoder="beam", outputs=list(outs), key="beamkey"),
+        dict(benchmark="t", decoder="sample", outputs=degrade(tb["references"], 2))])
+    from harness_plugins.reporters.exports import CsvExport
     from harness_plugins.reporters.html import HtmlReport
+    from harness_plugins.reporters.markdown import MarkdownReport
 
     results = load_run(out)
     data = analyze(results)
+    # equal scores share the best rank, the next one skips: 1, 1, 3 in the report, report.md and summary.csv
+    assert [r.rank for r in data.benchmarks[0].rows["bleu"]] == [1, 1, 3]
+    assert [r.best for r in data.benchmarks[0].rows["bleu"]] == [True, True, False]
+    import pandas as pd
+
+    csv = pd.read_csv(CsvExport().write(results, out)[0])
+    assert csv[csv.metric == "bleu"]["rank"].tolist() == [1, 1, 3]
+    md = MarkdownReport().write(results, out)[0].read_text(encoding="utf-8")
+    assert re.search(r"\| 1 +\| greedy", md) and re.search(r"\| 1 +\| beam", md) and re.search(r"\| 3 +\| sample", md)
     row = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"]
     assert row.identical and row.p is None and row.p_ar is None and row.significant is False
     assert row.verdict == "beam produces identical outputs to greedy on all 16 examples: no test, not a difference."
     html = HtmlReport().write(results, out)[0].read_text(encoding="utf-8")
     assert "identical outputs" in col(table_by_metric(html, "bleu"), "Significant?")
-    assert "significant at" not in row.verdict and "p &lt; 0.001" not in html.split('id="methods"')[0]
+    assert "significant at" not in row.verdict and "beam produces identical outputs to greedy on all 16 examples" in html
 
 
 def test_holm_adjusted_p_decides_when_asked(demo):
