@@ -494,6 +494,9 @@ def test_finetune_json_records_the_mlm_loss_before_and_after_the_head_warm_up(tm
     assert set(head) == {"new_head", "tied_to_input_embeddings", "bias_init", "loss_before_warmup", "warmup_steps",
                          "warmup", "loss_after_warmup", "loss_at_start", last}
     assert isinstance(head[last], float)
+    if name == "tapt":  # the paper's shape: mlm_epochs over the training texts, then fine-tuning
+        assert record["mlm_stage"]["steps"] == 3 * 8 and record["mlm_stage"]["epochs"] == 3.0
+        assert record["steps"] == 2 * 8
 
 
 def test_without_warm_up_the_record_says_so(tmp_path, tiny_bert):
