@@ -196,11 +196,41 @@ def test_a_finished_group_counts_as_pad_tokens_for_later_groups():
     assert nbest[1].score == pytest.approx(math.log(0.3 * 1.0 * 0.4) / 4)
 
 
-def test_no_diversity_means_each_group_is_beam_search_with_its_share():
+def test_no_diversity_means_identical_groups():
+    """Without a penalty both groups run the same search; on this example it keeps what beam
+    search with their share of beams keeps (4.x's and v5's stopping rules agree here). Scores:
+    4.x divides in double precision, v5 in float32."""
     [diverse] = beam_search(ScriptedModel(STUDY_NOTE), [ids("I", "am")], RULES,
                             BeamConfig(num_beams=4, num_groups=2, diversity_strength=0.0, num_return_sequences=4))
     [beam] = beam_search(ScriptedModel(STUDY_NOTE), [ids("I", "am")], RULES, BeamConfig(num_beams=2, num_return_sequences=2))
-    assert [(h.tokens, h.score) for h in diverse] == [(h.tokens, h.score) for h in beam for _ in range(2)]
+    assert [h.tokens for h in diverse] == [h.tokens for h in beam for _ in range(2)]
+    assert [h.score for h in diverse] == pytest.approx([h.score for h in beam for _ in range(2)], rel=1e-6)
+
+
+LATE_WINNER = {
+    ("I", "am"): {"</s>": 0.4, "sad": 0.35, "happy": 0.25},
+    ("I", "am", "sad"): {"</s>": 0.8, "now": 0.2},
+    ("I", "am", "happy"): {"today": 0.6, "</s>": 0.4},
+}
+
+
+def test_a_group_stops_by_the_4x_rule_best_candidate_of_the_step():
+    """Two beams per group. Step 1 finishes "</s>" (log .4 = -0.92). Step 2 finishes "sad </s>"
+    ((log .35 + log .8) / 2 = -0.64): two finished, the worst -0.92. The best *running* beam,
+    "happy today" ((log .25 + log .6) / 2 = -0.95), cannot beat -0.92 now, so transformers v5's
+    rule (what `beam` follows) stops here. 4.x's rule reads the best *candidate* of the step,
+    "sad </s>" (-0.64) itself, so the group goes on, and at step 3 "happy today </s>" scores
+    (log .25 + log .6) / 3 = -0.632 and beats them all."""
+    L2 = {k: {w: math.log(p) for w, p in v.items()} for k, v in LATE_WINNER.items()}
+    sad_end = (L2[("I", "am")]["sad"] + L2[("I", "am", "sad")]["</s>"]) / 2
+    happy_today_end = (L2[("I", "am")]["happy"] + L2[("I", "am", "happy")]["today"]) / 3
+    [beam] = beam_search(ScriptedModel(LATE_WINNER), [ids("I", "am")], RULES, BeamConfig(num_beams=2, num_return_sequences=2))
+    assert [words(h.tokens) for h in beam] == ["sad </s>", "</s>"]
+    # without a penalty the two groups are the same search, each 4.x beam search with two beams
+    [groups] = beam_search(ScriptedModel(LATE_WINNER), [ids("I", "am")], RULES,
+                           BeamConfig(num_beams=4, num_groups=2, diversity_strength=0.0, num_return_sequences=4))
+    assert [words(h.tokens) for h in groups] == ["happy today </s>"] * 2 + ["sad </s>"] * 2
+    assert [h.score for h in groups] == pytest.approx([happy_today_end] * 2 + [sad_end] * 2, rel=1e-6)
 
 
 TWO_SENTENCES = {

@@ -19,14 +19,16 @@ What the searches reproduce, and from where:
   only candidates ranked in the top B may finish, the same early-stopping heuristic and the
   same ``-1e9`` "impossible beam" arithmetic.
 - ``beam_search`` with G > 1 groups: diverse beam search (Vijayakumar et al. 2016,
-  arXiv:1610.02424) with the semantics of transformers 4.x ``group_beam_search``
-  (``num_beam_groups``, ``diversity_penalty``): groups are expanded in turn at every step; a
-  group's log-probabilities are lowered by ``diversity_strength x`` the number of times the
-  earlier groups chose that token at this step (Hamming diversity, applied before the other
-  rules as 4.x's processor order did); the penalty stays in the scores; every group keeps
-  its own B/G finished hypotheses; the n-best list pools all groups sorted by score. Each
-  group's finished-hypothesis bookkeeping follows v5 beam search so that G=1 is exactly
-  ``beam``; docs/beam_search.md lists the two corner cases where 4.x differed.
+  arXiv:1610.02424) exactly as transformers 4.x ``_group_beam_search`` (``num_beam_groups``,
+  ``diversity_penalty``) runs it: groups are expanded in turn at every step; a group's
+  log-probabilities are lowered by ``diversity_strength x`` the number of times the earlier
+  groups chose that token at this step (Hamming diversity, applied before the other rules as
+  4.x's processor order did); the penalty stays in the scores; every group keeps its own B/G
+  finished hypotheses with 4.x's ``BeamSearchScorer`` / ``BeamHypotheses`` rules (a group is
+  done when no candidate of the step, finished ones included, can beat its worst finished
+  hypothesis; after the last step its running beams are added); the n-best list pools all
+  groups sorted by score. Tested against outputs recorded from transformers 4.55
+  (tests/fixtures/diverse_beam/).
 
 Unlike generate(), a sentence leaves the running batch as soon as it is finished (its rows
 are dropped from the cache), inputs are sorted by length to cut padding, a beam's encoder
@@ -408,6 +410,9 @@ class _BeamChunk:
         self.T = rules.max_new_tokens
         self.K = max(2, 1 + len(rules.eos_token_ids)) * self.b  # as transformers' beams_to_keep
         self.diverse = self.G > 1 and config.diversity_strength != 0.0
+        # G > 1 is transformers 4.x group beam search, finished lists included (BeamSearchScorer +
+        # BeamHypotheses); G = 1 is transformers v5 beam search (what generate() runs today).
+        self.legacy = self.G > 1
 
     def run(self) -> None:
         b, G, T, K = self.b, self.G, self.T, self.K
@@ -433,6 +438,12 @@ class _BeamChunk:
         self.fin_len = torch.zeros((A, b), dtype=torch.long, device=dev)
         self.fin_flag = torch.zeros((A, b), dtype=torch.bool, device=dev)
         self.heur = torch.ones(A, dtype=torch.bool, device=dev)
+        if self.legacy:
+            # per unit, 4.x BeamHypotheses: (score, tokens) in insertion order, and its worst_score
+            self.hyps: list[list[tuple[float, list[int]]]] = [[] for _ in range(A)]
+            self.worst = torch.full((A,), 1e9, dtype=torch.float64, device=dev)
+            self.count = torch.zeros(A, dtype=torch.long, device=dev)
+            self.best = torch.empty(A, dtype=torch.float32, device=dev)
         group_done = torch.zeros((n, G), dtype=torch.bool, device=dev)
         finished: dict[tuple[int, int], list[tuple[float, list[int]]]] = {}
 
@@ -463,15 +474,21 @@ class _BeamChunk:
                     chosen_by[:, k * b:(k + 1) * b].masked_fill_(group_done[:, k:k + 1], rules.pad_token_id)
                 u0 = u1
 
-            # transformers v5 _check_early_stop_heuristic: can the best running beam still beat the
-            # worst finished one? (sticky: once no, the unit's finished list is frozen)
-            best_len = T if (self.cfg.early_stopping == "never" and self.cfg.length_penalty > 0.0) else gen
-            best = new_scores[:, :1] / (best_len ** self.cfg.length_penalty)
-            worst = torch.where(self.fin_flag, self.fin_scores.min(dim=1, keepdim=True).values, NEG)
-            self.heur = self.heur & (best > worst).any(dim=1)
-            done = ~self.heur | (self.fin_flag.all(dim=1) & (self.cfg.early_stopping is True))
-            if gen >= T:
-                done = torch.ones_like(done)
+            if self.legacy:
+                done = self._legacy_done(gen)
+                if gen >= T:
+                    self._legacy_finalize(new_scores, new_src, new_tok, done, t)
+                    done = torch.ones_like(done)
+            else:
+                # transformers v5 _check_early_stop_heuristic: can the best running beam still beat
+                # the worst finished one? (sticky: once no, the unit's finished list is frozen)
+                best_len = T if (self.cfg.early_stopping == "never" and self.cfg.length_penalty > 0.0) else gen
+                best = new_scores[:, :1] / (best_len ** self.cfg.length_penalty)
+                worst = torch.where(self.fin_flag, self.fin_scores.min(dim=1, keepdim=True).values, NEG)
+                self.heur = self.heur & (best > worst).any(dim=1)
+                done = ~self.heur | (self.fin_flag.all(dim=1) & (self.cfg.early_stopping is True))
+                if gen >= T:
+                    done = torch.ones_like(done)
             keep = None
             if bool(done.any()):
                 groups = [k for k, c in enumerate(self.group_count) for _ in range(c)]
@@ -479,8 +496,12 @@ class _BeamChunk:
                 scores_l, lens_l, flags_l = self.fin_scores.tolist(), self.fin_len.tolist(), self.fin_flag.tolist()
                 for u in done.nonzero().squeeze(1).tolist():
                     s, k = sents[u], groups[u]
-                    toks = self.fin_tokens[u].tolist()
-                    finished[(s, k)] = [(scores_l[u][j], toks[j][:lens_l[u][j]]) for j in range(b) if flags_l[u][j]]
+                    if self.legacy:
+                        finished[(s, k)] = self.hyps[u]
+                    else:
+                        toks = self.fin_tokens[u].tolist()
+                        finished[(s, k)] = [(scores_l[u][j], toks[j][:lens_l[u][j]])
+                                            for j in range(b) if flags_l[u][j]]
                     group_done[s, k] = True
                     if len([1 for kk in range(G) if (s, kk) in finished]) == G:
                         self.emit(s, self._nbest([finished.pop((s, kk)) for kk in range(G)]))
@@ -501,6 +522,10 @@ class _BeamChunk:
             if keep is not None:
                 for name in ("unit_sent", "fin_scores", "fin_tokens", "fin_len", "fin_flag", "heur"):
                     setattr(self, name, getattr(self, name).index_select(0, keep))
+                if self.legacy:
+                    self.hyps = [self.hyps[u] for u in keep.tolist()]
+                    for name in ("worst", "count", "best"):
+                        setattr(self, name, getattr(self, name).index_select(0, keep))
             session.select(model_rows, layout_unchanged=(t > 0 and keep is None))
             logits = session.step(tokens)
             t += 1
@@ -528,6 +553,8 @@ class _BeamChunk:
         top_s, top_i = torch.topk(acc, K, dim=1)
         src, tok = top_i // V, top_i % V
         is_eos = torch.isin(tok, self.eos)
+        if self.legacy:
+            return self._legacy_process(u0, u1, t, top_s, src, tok, is_eos, new_scores, new_src, new_tok)
         hits = is_eos if gen < T else torch.ones_like(is_eos)
         run_cand = top_s + hits.to(torch.float32) * NEG
         nxt = torch.topk(run_cand, b, dim=1).indices
@@ -559,6 +586,75 @@ class _BeamChunk:
         # than b finite non-EOS candidates exist or at max_new_tokens.)
         rank = torch.arange(K, device=self.dev) + is_eos.to(torch.long) * K
         return tok.gather(1, torch.topk(rank, b, dim=1, largest=False).indices)
+
+    # -- transformers 4.x group beam search (G > 1): BeamSearchScorer.process / finalize and
+    # BeamHypotheses.add / is_done, reproduced decision for decision (their double-precision
+    # Python arithmetic included), so that ties and stopping steps come out as in 4.x.
+
+    def _legacy_process(self, u0: int, u1: int, t: int, top_s, src, tok, is_eos,
+                        new_scores, new_src, new_tok) -> torch.Tensor:
+        b, K = self.b, self.K
+        gen = t + 1
+        # The running beams are the first b candidates in rank order that do not end (4.x never
+        # finishes a sentence on the length limit here: finalize() does that after the last step).
+        rank = torch.arange(K, device=self.dev) + is_eos.to(torch.long) * K
+        pick = torch.topk(rank, b, dim=1, largest=False).indices
+        new_scores[u0:u1] = top_s.gather(1, pick)
+        new_src[u0:u1] = src.gather(1, pick)
+        new_tok[u0:u1] = tok.gather(1, pick)
+        # 4.x's "done" test reads the best candidate of the step, an ending one included
+        self.best[u0:u1] = top_s[:, 0]
+        add = is_eos & self.top_b  # only an ending candidate ranked in the top b joins the list
+        if bool(add.any()):
+            au, aj = add.nonzero(as_tuple=True)  # row-major: each unit's candidates in rank order
+            rows = ((au + u0) * b + src[au, aj]).tolist()
+            prev = self.hist[:, self.P:].index_select(0, torch.tensor(rows, device=self.dev)).tolist() if t else [[]] * len(rows)
+            denom = gen ** self.cfg.length_penalty
+            for u, score, p, last in zip((au + u0).tolist(), top_s[au, aj].tolist(), prev, tok[au, aj].tolist()):
+                self._legacy_add(u, score / denom, p + [last])
+        return new_tok[u0:u1]
+
+    def _legacy_add(self, u: int, score: float, tokens: list[int]) -> None:
+        """4.x BeamHypotheses.add: keep the b best, replacing the worst only by a strictly better one."""
+        hyps, worst = self.hyps[u], float(self.worst[u])
+        if len(hyps) < self.b or score > worst:
+            hyps.append((score, tokens))
+            if len(hyps) > self.b:
+                ranked = sorted((s, i) for i, (s, _) in enumerate(hyps))
+                del hyps[ranked[0][1]]
+                worst = ranked[1][0]
+            else:
+                worst = min(score, worst)
+            self.worst[u] = worst
+            self.count[u] = len(hyps)
+
+    def _legacy_done(self, gen: int) -> torch.Tensor:
+        """4.x BeamHypotheses.is_done, per unit: b hypotheses finished and (early_stopping=True, or
+        none of this step's candidates, divided by the current length ** alpha, beats the worst;
+        with "never" and alpha > 0 by max_new_tokens ** alpha)."""
+        es, alpha = self.cfg.early_stopping, self.cfg.length_penalty
+        full = self.count >= self.b
+        if es is True:
+            return full
+        length = self.T if (es not in (True, False) and alpha > 0.0) else gen
+        return full & (self.worst >= self.best.double() / (length ** alpha))
+
+    def _legacy_finalize(self, new_scores, new_src, new_tok, done, t: int) -> None:
+        """4.x BeamSearchScorer.finalize: a unit still running after the last step adds its b
+        running beams (length max_new_tokens) to its finished list."""
+        b = self.b
+        units = (~done).nonzero().squeeze(1)
+        if units.numel() == 0:
+            return
+        rows = (units[:, None] * b + new_src.index_select(0, units)).reshape(-1)
+        prev = self.hist[:, self.P:].index_select(0, rows).tolist() if t else [[]] * rows.numel()
+        last = new_tok.index_select(0, units).reshape(-1).tolist()
+        scores = new_scores.index_select(0, units).reshape(-1).tolist()
+        denom = self.T ** self.cfg.length_penalty
+        for i, u in enumerate(units.tolist()):
+            for j in range(b):
+                k = i * b + j
+                self._legacy_add(u, scores[k] / denom, prev[k] + [last[k]])
 
     def _nbest(self, per_group: list[list[tuple[float, list[int]]]]) -> list[Finished]:
         if self.G == 1:

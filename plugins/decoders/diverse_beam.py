@@ -7,10 +7,11 @@ earlier groups chose that token at this step) — the paper's Hamming diversity.
 otherwise runs beam search with B/G beams and keeps its own finished hypotheses; the n-best
 list pools all groups, best first.
 
-Semantics follow transformers 4.x group beam search (``num_beam_groups``,
-``diversity_penalty``), which transformers v5 moved out of its core: the penalty is part of
-the returned scores, and G=1 (or diversity_strength=0) is plain beam search. Corner cases
-where 4.x differed are listed in docs/beam_search.md. Non-goals: the paper's other
+The same texts, order and scores as transformers 4.x group beam search
+(``generate(num_beam_groups=G, diversity_penalty=lambda)``, which transformers v5 moved out of
+its core), tested against outputs recorded from 4.55: the penalty is part of the returned
+scores, and a group stops by 4.x's rule (docs/beam_search.md). G=1 is ``beam``;
+diversity_strength=0 (which 4.x refuses) runs G identical groups. Non-goals: the paper's other
 diversity functions (n-gram, neural embedding).
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ class DiverseBeam(Decoder):
     name = "diverse_beam"
     description = "Diverse beam search (Vijayakumar et al. 2016): beam groups with a Hamming diversity penalty."
     Params = DiverseBeamParams
+    version = "2"  # groups stop by transformers 4.x's rule (was v5's), finished lists kept as 4.x kept them
 
     def decode(self, model, sources, ctx):
         p = self.params
