@@ -204,10 +204,17 @@ class Row:
     def test_name(self) -> str:
         return TESTS.get(self.test, self.test)
 
+    @property
+    def test_short(self) -> str:
+        return TESTS_SHORT.get(self.test, self.test)
+
 
 TESTS = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "bootstrap": "paired bootstrap",
          "seeds": "sign-flip permutation over seeds", "identical": "identical outputs"}
 """The deciding test of a row, by key (Row.test), as the reports name it."""
+TESTS_SHORT = {"mcnemar": "McNemar", "ar": "AR", "bootstrap": "bootstrap", "seeds": "permutation (seeds)",
+               "identical": "none (identical)"}
+"""The same, for table cells."""
 
 
 @dataclass
