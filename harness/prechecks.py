@@ -123,30 +123,42 @@ SAFE_GLOBALS = re.compile(r"^(torch\._utils\._rebuild_\w+|torch\.\w+Storage|torc
                           r"|torch\.serialization\._get_layout|torch\.storage\.UntypedStorage)$")
 
 
-def unsafe_pickle_globals(path: Path) -> list[str] | None:
-    """Globals a torch zip checkpoint's pickle would import beyond plain tensors, read statically
-    (the pickle is parsed, never executed). None when the file is not a torch zip checkpoint."""
+def _pickle_globals(stream, found: list[str]) -> None:
+    """Append the globals one pickle on ``stream`` imports (GLOBAL, INST, STACK_GLOBAL) to ``found``."""
     import pickletools
+
+    strings: list[str] = []
+    for op, arg, _ in pickletools.genops(stream):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+            strings.append(arg)
+        elif op.name in ("GLOBAL", "INST"):
+            found.append(str(arg).replace(" ", "."))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.append(f"{strings[-2]}.{strings[-1]}")
+
+
+def unsafe_pickle_globals(path: Path) -> list[str]:
+    """Globals a torch checkpoint's pickles would import beyond plain tensors, read statically
+    (parsed, never executed): the ``data.pkl`` of a zip checkpoint, or the leading pickles of
+    the legacy format (magic number, protocol, system info, the object, storage keys)."""
+    import io
     import zipfile
 
+    found: list[str] = []
     try:
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if not names:
-                return None
-            data = z.read(names[0])
-    except (OSError, zipfile.BadZipFile):
-        return None
-    found, strings = [], []
-    try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(arg)
-            elif op.name in ("GLOBAL", "INST"):
-                found.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-    except Exception:  # noqa: BLE001 - a malformed pickle: let torch refuse it
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+                if not names:
+                    return ["(a zip archive without data.pkl: not a torch checkpoint)"]
+                _pickle_globals(io.BytesIO(z.read(names[0])), found)
+        else:
+            with open(path, "rb") as f:
+                for _ in range(5):
+                    if not f.peek(1):
+                        break
+                    _pickle_globals(f, found)
+    except Exception:  # noqa: BLE001 - not a pickle torch can read either
         return ["(unreadable pickle)"]
     return sorted({g for g in found if not SAFE_GLOBALS.match(g)})
 
@@ -380,6 +392,12 @@ def _model_config(spec: ModelSpec, i: int, out: _Collector) -> dict | None:
         except ModelLoadError as e:
             out.add(loc, f"model '{spec.display}': {e}")
             return None
+        for other in sorted(Path(spec.path).glob("*.json")):  # tokenizer/generation configs, read per cell
+            if other.name != "config.json" and not not_a_regular_file(other) and other.stat().st_size < 5_000_000:
+                line = json_too_deep(other.read_text(encoding="utf-8", errors="replace"))
+                if line is not None:
+                    out.add(loc, f"model '{spec.display}': {other}:{line}: JSON nested more than {MAX_JSON_DEPTH} "
+                                 f"levels deep; allowed: at most {MAX_JSON_DEPTH}")
         if spec.init == "pretrained":
             problem = pickled_weights_problem(Path(spec.path))
             if problem:
@@ -422,6 +440,16 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
                 out.add(("models", i, "max_source_length"),
                         f"{spec.max_source_length} is longer than model '{spec.display}' can read: its position "
                         f"table has {limit} entries (longer inputs fail with IndexError); allowed: an integer in 1..{limit}")
+    for i, spec in enumerate(resolved.experiment.models):
+        f = facts.get(spec.path)
+        if f is None or spec.prompt_template is None or f.encoder_positions is None:
+            continue
+        words = len(spec.prompt_template.replace("{source}", " ").split()) + 1  # + at least one source token
+        if words >= f.encoder_positions:
+            out.add(("models", i, "prompt_template"),
+                    f"the prompt alone has at least {words} tokens, and model '{spec.display}' reads at most "
+                    f"{f.encoder_positions} (its position table), leaving no room to generate; allowed: a template "
+                    f"of fewer than {f.encoder_positions - 1} words")
     if not facts:
         return out.errors
     places = _places(resolved)

@@ -1,0 +1,129 @@
+"""harness.prechecks: what a model config and this machine allow, decided before any cell runs.
+
+The catalogue in tests/test_hostile_inputs.py runs the user-visible cases through the CLI; these
+tests pin the rules behind them (position limits per architecture, device detection, the memory
+estimate, static pickle reading) and the run-time checks that need the loaded data.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from harness import prechecks
+from harness.cli import main
+from harness.models import ModelSpec
+from harness.prechecks import device_problem, json_too_deep, model_facts
+
+SPEC = ModelSpec.model_validate({"path": "x/y"}, context={"check_files": False})
+
+
+@pytest.mark.parametrize("cfg, kind, enc, dec", [
+    ({"model_type": "marian", "is_encoder_decoder": True, "max_position_embeddings": 512, "d_model": 512},
+     "seq2seq", 512, 512),
+    ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_positions": 1024}, "causal", 1024, 1024),
+    # RoBERTa reserves padding_idx + 1 rows: 514 entries hold 512 tokens
+    ({"model_type": "roberta", "architectures": ["RobertaForSequenceClassification"], "max_position_embeddings": 514,
+      "pad_token_id": 1}, "classifier", 512, 512),
+    ({"model_type": "bert", "architectures": ["BertForMaskedLM"], "max_position_embeddings": 512,
+      "position_embedding_type": "relative_key"}, "classifier", None, None),
+    # relative buckets, rotary and ALiBi have no table to run off
+    ({"model_type": "t5", "is_encoder_decoder": True, "n_positions": 512, "relative_attention_num_buckets": 32},
+     "seq2seq", None, None),
+    ({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "max_position_embeddings": 4096,
+      "rope_theta": 10000.0}, "causal", None, None),
+    ({"model_type": "m2m_100", "is_encoder_decoder": True, "max_position_embeddings": 1024}, "seq2seq", None, None),
+])
+def test_position_limits_follow_the_architecture(cfg, kind, enc, dec):
+    f = model_facts(cfg, SPEC)
+    assert (f.kind, f.encoder_positions, f.decoder_positions) == (kind, enc, dec)
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+    assert json_too_deep('{"a": "[[[[[[[[[[[["}', limit=2) is None
+    assert json_too_deep('{"a":\n [[1]]}', limit=2) == 2
+    assert json_too_deep("[" * 101 + "]" * 101) == 1
+    assert json_too_deep("[" * 100 + "]" * 100) is None
+
+
+def test_device_rules_without_importing_torch(monkeypatch):
+    monkeypatch.setattr(prechecks, "_torch_build", lambda: ("2.13.0+cpu", False))
+    assert device_problem("cuda") == "this torch build (2.13.0+cpu) has no CUDA support; allowed here: auto, cpu"
+    assert device_problem("cpu") is None and device_problem("auto") is None
+    monkeypatch.setattr(prechecks, "_torch_build", lambda: ("2.13.0+cu128", True))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert device_problem("cuda:1") is None
+    assert device_problem("cuda:3") == "this machine has 2 CUDA device(s); allowed: cuda:0..cuda:1, auto, cpu"
+    monkeypatch.setattr(prechecks.platform, "system", lambda: "Linux")
+    assert device_problem("mps").startswith("mps is Apple silicon's GPU and this is not an Apple silicon Mac")
+
+
+def test_decode_memory_estimate_is_a_lower_bound_from_the_config():
+    f = model_facts({"model_type": "marian", "is_encoder_decoder": True, "vocab_size": 58101, "d_model": 512,
+                     "decoder_layers": 6, "max_position_embeddings": 512}, SPEC)
+    # opus-mt-en-de: float32 logits + log-probs (2 x 4 x 58,101) + one K/V position of self- and
+    # cross-attention in 6 layers (2 x 6 x 512 x 4 x 2)
+    assert prechecks.decode_row_bytes(f, SPEC) == 2 * 4 * 58101 + 2 * 6 * 512 * 4 * 2
+    # beam 5 x batch 16 needs ~40 MB: far from refused on any machine
+    assert 5 * 16 * prechecks.decode_row_bytes(f, SPEC) < 50e6
+
+
+def _experiment(d, model, strategy_params: str, train_lines: int = 20, words: int = 3):
+    (d / "train.tsv").write_text("text\tlabel\n" + "".join(
+        f"{' '.join(['good'] * words)}\t{'pos' if i % 2 else 'neg'}\n" for i in range(train_lines)))
+    (d / "test.tsv").write_text("text\tlabel\ngood movie\tpos\nbad movie\tneg\n")
+    cfg = d / "exp.yaml"
+    cfg.write_text(f"name: pre\nmodels: [{{path: {model}}}]\nbenchmarks:\n"
+                   "  - {name: text_classification, label: tc, params: {train: train.tsv, test: test.tsv}}\n"
+                   f"strategies:\n  - {{name: unmasked, params: {strategy_params}}}\n")
+    return cfg
+
+
+def test_training_batch_beyond_ram_is_refused_by_run_with_the_batch_that_fits(tmp_path, tiny_bert, monkeypatch):
+    """The training batch is min(batch_size, training examples) at the longest example's length."""
+    monkeypatch.setattr(prechecks, "ram_bytes", lambda: 2_000_000)  # a 2 MB machine
+    cfg = _experiment(tmp_path, tiny_bert, "{batch_size: 64, max_length: 64}", words=40)
+    assert CliRunner().invoke(main, ["validate", str(cfg)]).exit_code == 0  # the data decides: run's check
+    res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith(
+        f"error: {cfg}:6: strategies[0].params.batch_size: 64: a training batch of 20 examples of 42 tokens with "
+        f"model '{tiny_bert.name}' needs at least ")
+    assert "more than this machine's 0.0 GB of RAM; allowed: batch_size <= " in res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "c").exists()
+
+
+def test_default_length_beyond_positions_is_refused_only_when_the_data_is_that_long(tmp_path, tiny_bert):
+    small = tmp_path / "small-bert"
+    shutil.copytree(tiny_bert, small)
+    cfg_json = json.loads((small / "config.json").read_text())
+    (small / "config.json").write_text(json.dumps({**cfg_json, "max_position_embeddings": 16}))
+    short = _experiment(tmp_path, small, "{epochs: 1}", words=3)  # max_length defaults to 128 > 16
+    assert CliRunner().invoke(main, ["validate", str(short)]).exit_code == 0
+    long = _experiment(tmp_path, small, "{epochs: 1}", words=30)
+    res = CliRunner().invoke(main, ["run", str(long), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 2, res.output
+    assert res.stderr == (
+        f"error: {long}:6: strategies[0].params.max_length: 128 (the default) is longer than model 'small-bert' can "
+        "read (its position table has 16 entries), and training example 'train-2' has at least 32 tokens, which would "
+        "fail with IndexError; allowed: an integer <= 16 for this model (longer inputs are truncated)\n")
+    explicit = _experiment(tmp_path, small, "{epochs: 1, max_length: 17}")
+    res = CliRunner().invoke(main, ["validate", str(explicit)])
+    assert res.exit_code == 2
+    assert res.stderr == (
+        f"error: {explicit}:6: strategies[0].params.max_length: 17 is longer than model 'small-bert' can read: its "
+        "position table has 16 entries (longer sequences fail with IndexError); allowed: an integer <= 16 for this "
+        "model\n")
+
+
+def test_config_file_that_is_a_device_or_fifo_is_refused_without_reading_it(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    for path, kind in (("/dev/zero", "character device"), (str(tmp_path / "pipe.yaml"), "FIFO (named pipe)")):
+        res = CliRunner().invoke(main, ["validate", path])
+        assert res.exit_code == 2
+        assert res.stderr == f"error: {path}: is a {kind}; expected a YAML file\n"
