@@ -481,6 +481,11 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
                           "(translation needs a seq2seq or causal model, classification an encoder)")
+    from .engines import check_engines  # engine: ctranslate2 runs only some decoders; say so now
+
+    problems = check_engines(resolved)
+    if problems:
+        raise ConfigErrors(problems)
     if check_files:  # models against their config.json and this machine: cheap reads, no torch
         from .prechecks import check_models
 

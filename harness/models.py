@@ -37,8 +37,16 @@ class ModelSpec(StrictModel):
         "pretrained", description="random: build the architecture from config.json with seeded random weights")
     tokenizer: str | None = Field(None, description="tokenizer id/directory if not the model's own")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="auto: float32 on CPU, bfloat16/float16 on GPU")
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
+        "auto", description="auto: float32 on CPU, bfloat16/float16 on GPU; int8: torch dynamic quantization of the "
+                            "Linear layers (CPU only; reduced precision, marked in results)")
+    engine: Literal["transformers", "ctranslate2"] = Field(
+        "transformers", description="what runs the decoders: transformers (the harness's own search), or "
+                                    "ctranslate2 (converted once and cached; greedy, beam and sample only; "
+                                    "pip install \"nlp-eval-harness[ct2]\")")
+    compute_type: Literal["auto", "float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16",
+                          "bfloat16"] = Field(
+        "auto", description="engine ctranslate2 only: its compute type (auto: float32 on CPU, float16 on CUDA)")
     trust_remote_code: bool = Field(False, description="run code shipped with the model (off by default)")
     prompt_template: str | None = Field(
         None, description="decoder-only LMs: prompt with a {source} placeholder")
@@ -60,6 +68,38 @@ class ModelSpec(StrictModel):
         if v is not None and "{source}" not in v:
             raise ValueError("prompt_template must contain the placeholder {source}")
         return v
+
+    @model_validator(mode="after")
+    def _precision(self) -> ModelSpec:
+        # int8 is torch's dynamic quantization, which has CPU kernels only; "auto" then means the CPU
+        if self.dtype == "int8":
+            if self.device != "auto" and self.device != "cpu":
+                raise ValueError(f"dtype int8 (torch dynamic quantization) runs on the CPU only, not on device "
+                                 f"'{self.device}'; set device: cpu, or dtype float16 / bfloat16 on a GPU")
+            object.__setattr__(self, "device", "cpu")
+        if self.engine == "ctranslate2" and self.dtype != "auto":
+            raise ValueError(f"engine ctranslate2 takes its precision from compute_type, not dtype; set "
+                             f"compute_type: {'int8' if self.dtype == 'int8' else self.dtype} and leave dtype out")
+        if self.engine != "ctranslate2" and self.compute_type != "auto":
+            raise ValueError("compute_type applies to engine: ctranslate2 only; for transformers set dtype "
+                             "(allowed: auto, float32, float16, bfloat16, int8)")
+        return self
+
+    @property
+    def precision(self) -> str:
+        """The numeric precision decoding runs in, for results and reports: float32, float16, bfloat16,
+        int8 (torch dynamic quantization) or ct2:<compute_type>. ``auto`` is resolved for this machine
+        (judged without importing torch): float32 on a CPU, 16-bit ("auto16") on a GPU."""
+        from .prechecks import device_problem
+
+        gpu = self.device != "cpu" and not (self.device == "auto" and device_problem("cuda")
+                                            and device_problem("mps"))
+        if self.engine == "ctranslate2":  # CTranslate2 knows CUDA and the CPU only
+            cuda = self.device.startswith("cuda") or (self.device == "auto" and not device_problem("cuda"))
+            return "ct2:" + (self.compute_type if self.compute_type != "auto" else "float16" if cuda else "float32")
+        if self.dtype == "auto":
+            return "auto16" if gpu and self.device != "mps" else "float32"
+        return self.dtype
 
     @model_validator(mode="after")
     def _resolve_path(self, info: ValidationInfo) -> ModelSpec:
@@ -139,7 +179,21 @@ def resolve_dtype(dtype: str, device: str):
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
+    if dtype == "int8":  # loaded in float32, then quantized (quantize_int8)
+        return torch.float32
     return getattr(torch, dtype)
+
+
+def quantize_int8(model):
+    """torch dynamic quantization (Jacob et al. 2018 int8 scheme): the weights of every nn.Linear
+    are stored as int8 with a per-tensor scale, activations are quantized on the fly per batch.
+    Embeddings, layer norms and attention arithmetic stay float32. CPU only."""
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao at every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _pretrained_kwargs(spec: ModelSpec) -> dict[str, Any]:
@@ -217,7 +271,8 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
             raise ModelLoadError(f"model '{spec.path}': its weights hold pickled objects that are not plain tensors, "
                                  "refused for safety (convert it to safetensors from a trusted source)") from None
         raise
-    return model.to(dev).eval()
+    model = model.to(dev).eval()
+    return quantize_int8(model) if spec.dtype == "int8" else model
 
 
 class GenerationModel:
@@ -280,6 +335,10 @@ class GenerationModel:
 
 
 def load_generation_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
+    if spec.engine != "transformers":  # another engine runs the decoders (harness.engines)
+        from .engines import load_engine_model
+
+        return load_engine_model(spec, seed=seed)
     config = load_config(spec)
     kind = spec.kind
     if kind == "auto":

@@ -50,7 +50,8 @@ from .store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_t
 log = logging.getLogger("harness")
 
 METRIC_COLUMNS = ["model", "benchmark", "strategy", "decoder", "seed", "metric", "value", "task", "signature",
-                  "n", "cell", "model_path", "benchmark_params", "strategy_params", "decoder_params", "testset"]
+                  "n", "cell", "model_path", "benchmark_params", "strategy_params", "decoder_params", "testset",
+                  "precision"]
 
 
 def default_cache_dir() -> Path:
@@ -164,6 +165,7 @@ def _release_gpu_memory() -> None:
 def _meta(job: CellJob) -> dict[str, Any]:
     c = job.cell
     return {"key": job.key, "labels": c.labels(), "task": c.task, "model_path": c.model.path,
+            "precision": c.model.precision,  # int8, float16, ct2:int8...: reduced precision is marked
             "benchmark": _component_id(c.benchmark), "strategy": _component_id(c.strategy),
             "decoder": _component_id(c.decoder)}
 
@@ -327,6 +329,7 @@ class Worker:
                   "benchmark_params": _json(cell.benchmark.params_dict()),
                   "strategy_params": _json(cell.strategy.params_dict()),
                   "decoder_params": _json(cell.decoder.params_dict()) if cell.decoder else ""}
+                  "precision": cell.model.precision,
         out, problems = [], []
         for m in job.metrics:
             try:

@@ -298,6 +298,10 @@ def model_fingerprint(spec) -> str:
     content of its files (config, weights, tokenizer) instead of its absolute path."""
     d = spec.model_dump(mode="json")
     d.pop("label", None)  # a display name; it does not change outputs
+    # fields added later are left out at their defaults, so cells cached before them keep their keys
+    for name, default in (("engine", "transformers"), ("compute_type", "auto")):
+        if d.get(name) == default:
+            d.pop(name)
     if spec.local:
         d.pop("path")
         d["content"] = content_digest(spec.path)

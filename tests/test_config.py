@@ -85,7 +85,7 @@ def test_relative_paths_resolve_against_the_config_dir(workdir):
     (("  - path: ./model", "  - path: ./nomodel"),
      ["exp.yaml:4: models[0]: model directory not found: "]),
     (("  - path: ./model", "  - path: ./model\n    dtype: float8"),
-     ["models[0].dtype: Input should be 'auto', 'float32', 'float16' or 'bfloat16' (got 'float8')"]),
+     ["models[0].dtype: Input should be 'auto', 'float32', 'float16', 'bfloat16' or 'int8' (got 'float8')"]),
     (("  - path: ./model", "  - path: ./model\n    device: gpu"),
      ["models[0].device: unknown device 'gpu'; allowed: auto, cpu, cuda, cuda:N, mps"]),
     (("seeds: [0, 1]", "seeds: 3"), ["exp.yaml:2: seeds: Input should be a valid list (got 3)"]),

@@ -68,5 +68,11 @@ def run_search(model, sources: Sequence[str], ctx: CellContext, params: SearchPa
                         f"model needs at least one prompt token (set a prompt_template)")
     rules = _search.rules_from_model(model, max_new_tokens=params.max_new_tokens, min_new_tokens=params.min_new_tokens,
                                      no_repeat_ngram_size=params.no_repeat_ngram_size)
-    results = search(_search.HFStepModel(model), prompts, rules, _search)
+    engine = getattr(model, "search_engine", None)
+    if engine is not None:
+        # another engine (harness.engines, e.g. ctranslate2) runs the whole search: it offers the
+        # functions of the search module under the same names, and is its own step model
+        results = search(engine, prompts, rules, engine)
+    else:
+        results = search(_search.HFStepModel(model), prompts, rules, _search)
     return [[Hypothesis(model.decode_text(h.tokens), h.score, h.tokens) for h in nbest] for nbest in results]

@@ -69,10 +69,12 @@ class Sample(Decoder):
         seeds = [_sampling.sentence_seed(ctx.seed, i, stream) for i in example_ids(ctx, len(sources))]
 
         def search(step_model, prompts, rules, _search):
-            config = _sampling.SampleConfig(num_samples=p.num_samples, temperature=p.temperature, top_k=p.top_k,
-                                            top_p=p.top_p, epsilon=p.epsilon)
-            out = _sampling.sample_search(step_model, prompts, rules, config, seeds, batch_size=p.batch_size,
-                                          max_tokens=p.max_tokens, progress=ctx.progress)
+            # an engine (harness.engines) brings its own sampler; the search module has none
+            sampler = _search if hasattr(_search, "sample_search") else _sampling
+            config = sampler.SampleConfig(num_samples=p.num_samples, temperature=p.temperature, top_k=p.top_k,
+                                          top_p=p.top_p, epsilon=p.epsilon)
+            out = sampler.sample_search(step_model, prompts, rules, config, seeds, batch_size=p.batch_size,
+                                        max_tokens=p.max_tokens, progress=ctx.progress)
             if p.order == "score":  # stable: equal scores keep the draw order
                 out = [sorted(hyps, key=lambda h: -h.score) for hyps in out]
             return out

@@ -1,0 +1,89 @@
+"""Engines: what runs a model's decoders (``engine:`` on a model entry).
+
+``transformers`` (the default) runs the harness's own search code (plugins/decoders/_search.py)
+over the Hugging Face model. Another engine takes the whole decode: it converts the model once
+into its own format and offers the searches the built-in decoders call, under the same names
+(``greedy_search``, ``beam_search``, ``sample_search``), so ``greedy``, ``beam`` and ``sample``
+run on it unchanged (``plugins/decoders/_common.run_search`` hands it over).
+
+An engine runs only the decoders listed in :data:`ENGINES`; any other decoder, or a decoder
+parameter it cannot honour, is refused when the config is validated (:func:`check_engines`),
+naming the decoders it does run. Torch-free: engine packages are imported only when a model
+is loaded. Non-goals: engine plugins from third parties (an engine is a model-loading choice,
+not a pluggy hook, in this version); classification models (engines decode only).
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ResolvedExperiment
+    from ..errors import ConfigError
+    from ..models import GenerationModel, ModelSpec
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    package: str  # the import name that must be installed
+    install: str  # how to install it
+    decoders: tuple[str, ...]  # decoders it runs
+    refused_params: dict[str, dict[str, str]] = field(default_factory=dict)  # decoder -> param -> why (if not default)
+    no_diverse: str = ""  # why other decoders are refused, for the error line
+
+
+ENGINES: dict[str, EngineInfo] = {
+    "ctranslate2": EngineInfo(
+        name="ctranslate2", package="ctranslate2", install='pip install "nlp-eval-harness[ct2]"',
+        decoders=("beam", "greedy", "sample"),
+        refused_params={"sample": {"epsilon": "CTranslate2 has no epsilon sampling (use top_k / top_p)"}},
+        no_diverse="CTranslate2 has no diverse (group) beam search"),
+}
+
+
+def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
+    """One error per model whose engine is not installed, and per decoder (or decoder parameter)
+    that meets a model whose engine cannot run it in some cell of the grid."""
+    from ..prechecks import _Collector, _places
+
+    out = _Collector(resolved)
+    models = resolved.experiment.models
+    for i, spec in enumerate(models):
+        info = ENGINES.get(spec.engine)
+        if info is None:
+            continue
+        if importlib.util.find_spec(info.package) is None:
+            out.add(("models", i, "engine"), f"engine {info.name} needs the {info.package} package, which is not "
+                                             f"installed: {info.install}")
+        if spec.device.startswith("mps"):
+            out.add(("models", i, "device"), f"engine {info.name} runs on cpu or cuda, not on device '{spec.device}'")
+    places = _places(resolved)
+    for cell in resolved.cells():
+        info = ENGINES.get(cell.model.engine)
+        if info is None or cell.decoder is None:
+            continue
+        where = places.get(id(cell.decoder))
+        loc = ("decoders", where.index) if where is not None else ("decoders",)
+        dec = cell.decoder
+        if dec.name not in info.decoders:
+            why = f" ({info.no_diverse})" if dec.name == "diverse_beam" and info.no_diverse else ""
+            out.add(loc + ("name",), f"decoder '{dec.name}' cannot run on model '{cell.model.display}' "
+                                     f"(engine {info.name}){why}; engine {info.name} runs: {', '.join(info.decoders)}")
+            continue
+        for param, why in info.refused_params.get(dec.name, {}).items():
+            default = type(dec.params).model_fields[param].default
+            if getattr(dec.params, param) != default:
+                out.add(loc + ("params", param), f"model '{cell.model.display}' (engine {info.name}) cannot honour "
+                                                 f"{param}: {why}; leave it at {default!r}")
+    return out.errors
+
+
+def load_engine_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
+    """Load ``spec`` for its engine (converting and caching it on first use)."""
+    if spec.engine == "ctranslate2":
+        from .ctranslate2 import load_ct2_model
+
+        return load_ct2_model(spec, seed=seed)
+    raise ValueError(f"unknown engine {spec.engine!r}")  # ModelSpec allows only the engines above

@@ -1,0 +1,283 @@
+"""``engine: ctranslate2``: greedy, beam and sample decoding by CTranslate2 (OpenNMT's C++ inference engine).
+
+The Hugging Face checkpoint is converted once with ``ctranslate2.converters.TransformersConverter``
+(float32 weights; the compute type is chosen when loading: ``compute_type`` float32, int8,
+int8_float32, ... on CPU, float16/bfloat16/int8_float16 on CUDA) and cached under
+``$HARNESS_CACHE/ctranslate2/<key>`` (default ``~/.cache/nlp-eval-harness``), keyed by the model's
+content (:func:`harness.store.model_fingerprint`: a local directory by the digest of its files, a
+Hub model by id and revision) and the CTranslate2 version, so an edited checkpoint is converted again
+and an unchanged one never.
+
+What maps to what (harness decoders -> ``Translator.translate_batch``):
+
+- greedy: ``beam_size=1``; score = mean log-probability per token, EOS included (as harness greedy);
+- beam: ``beam_size``, ``length_penalty``, ``num_hypotheses`` = num_return_sequences; score =
+  sum log p / length ** length_penalty (as generate());
+- sample: ``sampling_topk`` / ``sampling_topp`` / ``sampling_temperature``, ``num_hypotheses`` =
+  num_samples, one call per sentence after ``ctranslate2.set_random_seed(<sentence seed>)``, so a
+  sentence's samples do not depend on batching (they are CTranslate2's draws, not torch's: the
+  same seed gives other samples than the ``transformers`` engine);
+- generation rules: max/min_new_tokens -> max/min_decoding_length, EOS ids -> ``end_token``,
+  ``bad_words_ids`` and ``suppress_tokens`` -> ``suppress_sequences``, ``no_repeat_ngram_size``,
+  ``repetition_penalty``, a forced BOS -> ``target_prefix``. Settings CTranslate2 has no equivalent
+  for (``begin_suppress_tokens``, ``exponential_decay_length_penalty``, ``min_length`` beyond
+  min_new_tokens) are refused when the model is loaded.
+
+Where outputs differ from the ``transformers`` engine (tests/test_engine_ct2.py pins the rest:
+greedy and beam give the same tokens on tiny Marian models):
+
+- at the length limit generate() forces EOS (``forced_eos_token_id``) into the last position; CTranslate2
+  just stops, so a hypothesis cut by ``max_new_tokens`` ends with another token and beam search may
+  rank such hypotheses differently;
+- Marian's converter drops the ``<pad>`` row (the decoder starts from a zero embedding instead), so
+  log-probabilities are normalised over one token fewer: scores differ in the 3rd decimal unless the
+  model renormalises logits (``renormalize_logits``, as OPUS-MT configs do); tokens do not;
+- beam search stops per CTranslate2's rule (``beam_size x patience`` finished hypotheses, patience 1),
+  not by ``early_stopping``, so rare sentences get another n-best tail.
+
+Non-goals: decoder-only models (CTranslate2's Generator), ``max_tokens`` beyond CTranslate2's own
+token batching, CUDA graphs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import HarnessError, ModelLoadError
+
+
+@dataclass
+class Finished:
+    tokens: list[int]  # generated ids, EOS included when the hypothesis ended with one
+    score: float
+
+
+@dataclass(frozen=True)
+class BeamConfig:  # the fields plugins/decoders/_search.BeamConfig has
+    num_beams: int
+    num_groups: int = 1
+    diversity_strength: float = 0.0
+    length_penalty: float = 1.0
+    early_stopping: Any = False
+    num_return_sequences: int = 1
+
+
+@dataclass(frozen=True)
+class SampleConfig:  # the fields plugins/decoders/_sampling.SampleConfig has
+    num_samples: int = 1
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    epsilon: float = 0.0
+
+
+def cache_root() -> Path:
+    from ..runner import default_cache_dir
+
+    return default_cache_dir() / "ctranslate2"
+
+
+def converted_dir(spec, seed: int = 0) -> Path:
+    """The converted model for ``spec`` (converting it first when not cached)."""
+    import ctranslate2
+
+    from ..store import canonical_hash, model_fingerprint
+
+    base = spec.model_copy(update={"compute_type": "auto", "device": "cpu", "label": None})
+    key = canonical_hash([model_fingerprint(base), seed if spec.init == "random" else None, ctranslate2.__version__])
+    target = cache_root() / key
+    if (target / "model.bin").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        source = spec.path
+        if spec.init == "random":  # the seeded random weights the transformers engine would build
+            from ..models import load_hf_model
+
+            source = str(tmp / "hf")
+            model = load_hf_model(spec.model_copy(update={"engine": "transformers"}), "AutoModelForSeq2SeqLM",
+                                  seed=seed, device="cpu")
+            model.save_pretrained(source)
+            load_tokenizer_for(spec).save_pretrained(source)
+        converter = ctranslate2.converters.TransformersConverter(
+            source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+        try:
+            converter.convert(str(tmp / "ct2"), force=True)
+        except (ValueError, NotImplementedError, KeyError) as e:
+            raise ModelLoadError(f"model '{spec.path}' cannot be converted for engine ctranslate2: {e}") from None
+        # rename is atomic: a concurrent or interrupted conversion never leaves a half model behind
+        try:
+            os.replace(tmp / "ct2", target)
+        except OSError:
+            if not (target / "model.bin").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_tokenizer_for(spec):
+    from ..models import load_tokenizer
+
+    return load_tokenizer(spec)
+
+
+class _ModelFacts:
+    """Stands in for the transformers model inside :class:`GenerationModel` (config + generation_config)."""
+
+    def __init__(self, config, generation_config):
+        self.config, self.generation_config = config, generation_config
+
+
+def load_ct2_model(spec, *, seed: int = 0):
+    import ctranslate2
+    from transformers import GenerationConfig
+
+    from ..models import GenerationModel, load_config
+
+    config = load_config(spec)
+    if not getattr(config, "is_encoder_decoder", False) or spec.kind == "causal":
+        raise ModelLoadError(f"model '{spec.path}': engine ctranslate2 runs encoder-decoder models only in this "
+                             f"version; use engine: transformers for decoder-only models")
+    try:
+        gen = GenerationConfig.from_pretrained(spec.path, revision=spec.revision)
+    except OSError:
+        gen = GenerationConfig.from_model_config(config)
+    device, index = "cpu", 0
+    if spec.device.startswith("cuda") or (spec.device == "auto" and ctranslate2.get_cuda_device_count() > 0):
+        device, index = "cuda", int(spec.device.partition(":")[2] or 0)
+    compute = spec.compute_type
+    if compute == "auto":
+        compute = "float16" if device == "cuda" else "float32"
+    supported = sorted(ctranslate2.get_supported_compute_types(device))
+    if compute not in supported:
+        raise ModelLoadError(f"model '{spec.path}': compute_type {compute} is not available on {device} here; "
+                             f"allowed: {', '.join(supported)}")
+    path = converted_dir(spec, seed)
+    import torch
+
+    translator = ctranslate2.Translator(str(path), device=device, device_index=index, compute_type=compute,
+                                        intra_threads=torch.get_num_threads(), inter_threads=1)
+    tokenizer = load_tokenizer_for(spec)
+    gm = GenerationModel(spec, _ModelFacts(config, gen), tokenizer, device)
+    gm.search_engine = CT2Search(gm, translator, path)
+    gm.compute_type = compute
+    return gm
+
+
+class CT2Search:
+    """The search interface the built-in decoders call (``greedy_search``, ``beam_search``,
+    ``sample_search`` and their configs), run by a ``ctranslate2.Translator``."""
+
+    BeamConfig = BeamConfig
+    SampleConfig = SampleConfig
+
+    def __init__(self, gm, translator, path: Path):
+        self.gm, self.translator = gm, translator
+        self.tokenizer = gm.tokenizer
+        vocab_file = next((path / n for n in ("shared_vocabulary.json", "target_vocabulary.json",
+                                                "shared_vocabulary.txt", "target_vocabulary.txt")
+                           if (path / n).is_file()), None)
+        self.vocab: set[str] | None = None
+        if vocab_file is not None and vocab_file.suffix == ".json":
+            import json
+
+            self.vocab = set(json.loads(vocab_file.read_text(encoding="utf-8")))
+        elif vocab_file is not None:
+            self.vocab = set(vocab_file.read_text(encoding="utf-8").splitlines())
+
+    # -- rules -> translate_batch options
+
+    def options(self, rules) -> dict[str, Any]:
+        unsupported = []
+        if rules.begin_suppress_tokens:
+            unsupported.append(f"begin_suppress_tokens={list(rules.begin_suppress_tokens)}")
+        if rules.exponential_decay_length_penalty is not None:
+            unsupported.append(f"exponential_decay_length_penalty={rules.exponential_decay_length_penalty}")
+        if rules.min_length > 1:  # prefix (decoder start) + generated: 1 is the start token alone
+            unsupported.append(f"min_length={rules.min_length}")
+        if unsupported:
+            raise HarnessError(f"model '{self.gm.spec.path}': its generation_config sets {', '.join(unsupported)}, "
+                               f"which engine ctranslate2 cannot apply; remove it or use engine: transformers")
+        tok = self.tokenizer.convert_ids_to_tokens
+        suppress = [list(w) for w in rules.bad_words_ids] + [[t] for t in rules.suppress_tokens]
+        # tokens the converted vocabulary lacks (Marian's <pad>) can never be generated anyway; passing
+        # them would suppress <unk> instead
+        suppress = [tok(w) for w in suppress]
+        if self.vocab is not None:
+            suppress = [w for w in suppress if all(t in self.vocab for t in w)]
+        opts: dict[str, Any] = {
+            "max_decoding_length": rules.max_new_tokens,
+            "min_decoding_length": rules.min_new_tokens,
+            "end_token": tok(list(rules.eos_token_ids)),
+            "return_end_token": True,
+            "return_scores": True,
+            "no_repeat_ngram_size": rules.no_repeat_ngram_size,
+            "repetition_penalty": rules.repetition_penalty,
+            "max_input_length": 0,  # the harness truncated the sources already (max_source_length)
+        }
+        if suppress:
+            opts["suppress_sequences"] = suppress
+        return opts
+
+    def _sources(self, prompts) -> list[list[str]]:
+        return [self.tokenizer.convert_ids_to_tokens(list(p)) for p in prompts]
+
+    def _prefix(self, rules, n: int):
+        if rules.forced_bos_token_id is None:
+            return None
+        return [[self.tokenizer.convert_ids_to_tokens(rules.forced_bos_token_id)]] * n
+
+    def _ids(self, tokens: list[str]) -> list[int]:
+        return [int(i) for i in self.tokenizer.convert_tokens_to_ids(tokens)]
+
+    def _run(self, prompts, rules, batch_size: int, progress, rows: int, **kw) -> list[list[Finished]]:
+        opts = self.options(rules) | kw
+        sources, out = self._sources(prompts), []
+        # CTranslate2 sorts each call's inputs by length and batches them itself; calls of a few
+        # batches keep the progress display moving
+        step = batch_size * 4
+        for i in range(0, len(sources), step):
+            chunk = sources[i:i + step]
+            res = self.translator.translate_batch(chunk, self._prefix(rules, len(chunk)), max_batch_size=batch_size,
+                                                  **opts)
+            out += [[Finished(self._ids(h), float(s)) for h, s in zip(r.hypotheses, r.scores)] for r in res]
+            if progress is not None:
+                progress(len(out), len(sources))
+        return out
+
+    def greedy_search(self, _model, prompts, rules, *, batch_size: int = 32, max_tokens: int | None = None,
+                      progress=None) -> list[list[Finished]]:
+        return self._run(prompts, rules, batch_size, progress, 1, beam_size=1)
+
+    def beam_search(self, _model, prompts, rules, config: BeamConfig, *, batch_size: int = 16,
+                    max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
+        if config.num_groups > 1 and config.diversity_strength != 0.0:
+            raise HarnessError("engine ctranslate2 has no diverse beam search; it runs: beam, greedy, sample")
+        return self._run(prompts, rules, batch_size, progress, config.num_beams, beam_size=config.num_beams,
+                         length_penalty=config.length_penalty, num_hypotheses=config.num_return_sequences)
+
+    def sample_search(self, _model, prompts, rules, config: SampleConfig, seeds, *, batch_size: int = 8,
+                      max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
+        import ctranslate2
+
+        if config.epsilon:
+            raise HarnessError("engine ctranslate2 has no epsilon sampling; use top_k / top_p")
+        opts = self.options(rules)
+        kw = {"beam_size": 1, "num_hypotheses": config.num_samples,
+              # temperature 0 is the argmax, as in the harness sampler; top_k 0 draws from the whole vocabulary
+              "sampling_topk": 1 if config.temperature == 0 else config.top_k,
+              "sampling_topp": config.top_p, "sampling_temperature": config.temperature or 1.0}
+        sources, out = self._sources(prompts), []
+        for src, seed in zip(sources, seeds):
+            ctranslate2.set_random_seed(int(seed) % (2 ** 32))  # one stream per sentence: batching cannot change it
+            (r,) = self.translator.translate_batch([src], self._prefix(rules, 1), **opts, **kw)
+            out.append([Finished(self._ids(h), float(s)) for h, s in zip(r.hypotheses, r.scores)])
+            if progress is not None:
+                progress(len(out), len(sources))
+        return out

@@ -1,0 +1,93 @@
+"""`dtype: int8` on a model: torch dynamic quantization of its Linear layers, CPU only, marked in results."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.config import load_experiment_dict
+from harness.errors import ConfigError, ConfigErrors
+from harness.models import ModelSpec, load_generation_model
+from harness.store import canonical_hash, model_fingerprint
+from harness.testing import run_config
+
+
+def config(model: dict, src, ref, decoders=("greedy",)) -> dict:
+    return {"name": "int8", "models": [model],
+            "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": str(src), "reference": str(ref)}}],
+            "decoders": list(decoders)}
+
+
+def test_int8_model_has_quantized_linear_layers_and_decodes(tiny_marian):
+    import torch
+
+    gm = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, dtype="int8"))
+    kinds = {type(m).__module__ + "." + type(m).__name__ for m in gm.model.modules()}
+    assert "torch.ao.nn.quantized.dynamic.modules.linear.Linear" in kinds
+    assert not any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in gm.model.modules())
+    assert gm.device == "cpu"
+
+    full = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, dtype="float32"))
+    ids = torch.tensor([full.encode(["the cat sat on the mat"])[0]])
+    dec = torch.tensor([[full.decoder_start_token_id]])
+    with torch.inference_mode():
+        a = full.model(input_ids=ids, decoder_input_ids=dec).logits
+        b = gm.model(input_ids=ids, decoder_input_ids=dec).logits
+    # int8 weights move the logits, but only a little: the same model, not another one
+    assert not torch.equal(a, b)
+    assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
+
+
+def test_int8_run_records_reduced_precision(tmp_path, tiny_marian, translation_files):
+    src, ref = translation_files
+    out = tmp_path / "out"
+    res = run_config(config({"path": str(tiny_marian), "dtype": "int8"}, src, ref,
+                            decoders=["greedy", {"name": "beam", "params": {"num_beams": 2, "max_new_tokens": 8}}]), out)
+    assert set(res.metrics["precision"]) == {"int8"}
+    key = res.metrics["cell"].iloc[0]
+    cell = json.loads((out / "cells" / key / "cell.json").read_text())
+    assert cell["status"] == "done" and cell["precision"] == "int8"
+    rows = [json.loads(line) for line in (out / "predictions").glob("*greedy*.jsonl").__next__().read_text().splitlines()]
+    assert len(rows) == 4 and all(isinstance(r["output"], str) for r in rows)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resolved"]["models"][0]["dtype"] == "int8"
+    assert manifest["resolved"]["models"][0]["device"] == "cpu"  # int8 runs where its kernels are
+
+
+def test_float32_and_int8_cells_have_different_keys(tmp_path, tiny_marian, translation_files):
+    src, ref = translation_files
+    r32 = load_experiment_dict(config({"path": str(tiny_marian), "dtype": "float32"}, src, ref))
+    r8 = load_experiment_dict(config({"path": str(tiny_marian), "dtype": "int8"}, src, ref))
+    from harness.runner import cell_key
+
+    assert cell_key(r32.cells()[0]) != cell_key(r8.cells()[0])
+    assert r32.cells()[0].model.precision == "float32"
+
+
+def test_new_model_fields_leave_cached_cell_keys_alone(tiny_marian):
+    # cells cached before `engine` / `compute_type` existed must keep their keys
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    old = spec.model_dump(mode="json")
+    for name in ("label", "engine", "compute_type", "path"):
+        old.pop(name)
+    from harness.store import content_digest
+
+    old["content"] = content_digest(spec.path)
+    assert model_fingerprint(spec) == canonical_hash(old)
+
+
+@pytest.mark.parametrize("model, expected", [
+    ({"dtype": "int8", "device": "cuda"},
+     "models[0]: dtype int8 (torch dynamic quantization) runs on the CPU only, not on device 'cuda'; "
+     "set device: cpu, or dtype float16 / bfloat16 on a GPU"),
+    ({"dtype": "int4"}, "models[0].dtype: Input should be 'auto', 'float32', 'float16', 'bfloat16' or 'int8' (got 'int4')"),
+    ({"compute_type": "int8"},
+     "models[0]: compute_type applies to engine: ctranslate2 only; for transformers set dtype "
+     "(allowed: auto, float32, float16, bfloat16, int8)"),
+])
+def test_int8_mistakes_are_one_line_errors(tiny_marian, translation_files, model, expected):
+    src, ref = translation_files
+    with pytest.raises((ConfigError, ConfigErrors)) as info:
+        load_experiment_dict(config({"path": str(tiny_marian), **model}, src, ref))
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
