@@ -38,6 +38,30 @@ class Example:
     reference: str | None = None
     label: str | None = None
     source_pair: str | None = None
+    # several references of a translation (2-4 in WMT test sets), ``reference`` being the first;
+    # None when there is one. Metrics read them through all_references() / reference_streams().
+    references: tuple[str, ...] | None = None
+
+    def all_references(self) -> tuple[str, ...]:
+        """Every reference of the example (empty for classification)."""
+        if self.references:
+            return tuple(self.references)
+        return () if self.reference is None else (self.reference,)
+
+
+def reference_streams(examples: Sequence[Example] | Sequence[dict]) -> list[list[str | None]]:
+    """The references in sacrebleu's layout: one list per reference position, one entry per
+    example (None where an example has fewer references than the others). Takes Examples or
+    prediction rows (dicts with ``reference`` and, when there are several, ``references``)."""
+    def refs_of(x) -> tuple[str, ...]:
+        if isinstance(x, dict):
+            many = x.get("references")
+            return tuple(str(r) for r in many) if many else ((str(x["reference"]),) if x.get("reference") is not None else ())
+        return x.all_references()
+
+    refs = [refs_of(x) or ("",) for x in examples]
+    width = max((len(r) for r in refs), default=1)
+    return [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
 
 
 @dataclass

@@ -294,6 +294,8 @@ class Worker:
             for ex, nbest in zip(data.test, hyps):
                 row = {"id": ex.id, "source": ex.source, "reference": ex.reference, "output": nbest[0].text,
                        "score": _score(nbest[0].score)}
+                if ex.references:  # several references: all of them, the first also as "reference"
+                    row["references"] = list(ex.references)
                 if len(nbest) > 1:
                     row["nbest"] = [{"text": h.text, "score": _score(h.score)} for h in nbest]
                 rows.append(row)
@@ -318,7 +320,8 @@ class Worker:
         cell = job.cell
         examples = [Example(id=r["id"], source=r["source"], reference=r.get("reference") if cell.task != "classification" else None,
                             label=r.get("reference") if cell.task == "classification" else None,
-                            source_pair=r.get("source_pair")) for r in rows]
+                            source_pair=r.get("source_pair"),
+                            references=tuple(r["references"]) if r.get("references") else None) for r in rows]
         outputs = [r["output"] for r in rows]
         nbest = [[h["text"] for h in r.get("nbest", [{"text": r["output"]}])] for r in rows] \
             if any("nbest" in r for r in rows) else None

@@ -13,6 +13,7 @@ def translation_drilldown(br: BenchmarkReport, preds: Predictions, cache: StatsC
                            ex: ExampleTests) -> DrillDown:
     import numpy as np
 
+    from ..api import reference_streams
     from ..stats import SegmentStats, scores_from_sums
 
     dd = DrillDown(task="translation")
@@ -42,7 +43,7 @@ def translation_drilldown(br: BenchmarkReport, preds: Predictions, cache: StatsC
         from sacrebleu.metrics import CHRF
 
         scorer = CHRF()
-        seg = SegmentStats(scorer, [str(x.get("reference") or "") for x in rows[chosen[0][1].key]])
+        seg = SegmentStats(scorer, reference_streams(rows[chosen[0][1].key]))
         for j, (_, c) in enumerate(chosen):
             sent[j] = scores_from_sums(scorer, seg([str(x.get("output") or "") for x in rows[c.key]]))
         dd.scored_by = "sentence chrF (sacrebleu defaults)"

@@ -81,10 +81,11 @@ def example_tests(br: BenchmarkReport, preds: Predictions, cache: StatsCache, pa
 def _translation_stats(br, rows, aligned, cache: StatsCache, out: ExampleTests) -> None:
     import sacrebleu
 
+    from ..api import reference_streams
     from ..stats import SegmentStats
     from ..store import canonical_hash
 
-    refs = [str(x.get("reference") or "") for x in rows[aligned[0]]]
+    refs = reference_streams(rows[aligned[0]])  # one stream per reference position
     refs_hash = canonical_hash(refs)
     for m in br.metrics:
         if m.scorer is None:
@@ -150,7 +151,8 @@ def _examples_of(rows: list[dict], task: str):
     exs = [Example(id=str(r.get("id")), source=str(r.get("source") or ""),
                    reference=r.get("reference") if task != "classification" else None,
                    label=str(r.get("reference")) if task == "classification" else None,
-                   source_pair=r.get("source_pair")) for r in rows]
+                   source_pair=r.get("source_pair"),
+                   references=tuple(r["references"]) if r.get("references") else None) for r in rows]
     nbest = ([[h.get("text", "") for h in (r.get("nbest") or [{"text": r.get("output")}])] for r in rows]
              if any("nbest" in r for r in rows) else None)
     return exs, nbest

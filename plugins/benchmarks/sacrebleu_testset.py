@@ -7,8 +7,9 @@ pair are checked against sacrebleu's catalogue at ``harness validate``; the down
 at load time. Where the network is unreachable and the set is not cached, loading fails with
 one DataError saying so and pointing at ``parallel_text`` with local copies.
 
-Only the first reference is used (:class:`harness.api.Example` holds one). Non-goals:
-sacrebleu's ``--origlang``/``--subset`` filters and multi-reference scoring.
+Test sets with several references (some WMT pairs have 2-4) are scored against the first
+unless ``all_references: true``, which scores against all of them as the sacrebleu CLI does
+with several reference files. Non-goals: sacrebleu's ``--origlang``/``--subset`` filters.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class SacrebleuTestsetParams(SubsetParams):
     langpair: str = Field(description="language pair, e.g. en-de")
     train_source: InputPath | None = Field(None, description="local training source file (for fine-tuning)")
     train_reference: InputPath | None = Field(None, description="local training targets, aligned with train_source")
+    all_references: bool = Field(False, description="score against every reference of the test set (false: the first)")
 
     # sacrebleu's catalogue is plain Python (no network, no torch), so validate can check names
     @field_validator("test_set")
@@ -85,7 +87,8 @@ class SacrebleuTestset(Benchmark):
     def load(self, ctx):
         p = self.params
         src_file, ref_files = self._files()
-        test, total = read_aligned(src_file, ref_files[0], "test-", limit=p.limit, sample=p.sample, seed=p.sample_seed)
+        refs = list(ref_files) if p.all_references and len(ref_files) > 1 else ref_files[0]
+        test, total = read_aligned(src_file, refs, "test-", limit=p.limit, sample=p.sample, seed=p.sample_seed)
         train = None
         if p.train_source:
             train, _ = read_aligned(p.train_source, p.train_reference, "train-", limit=p.train_limit, sample=True,

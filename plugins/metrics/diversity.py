@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from harness.api import Metric, MetricValue
+from harness.api import Metric, MetricValue, reference_streams
 from harness.hookspecs import hookimpl
 from harness.params import Params
 
@@ -164,10 +164,10 @@ class _Oracle(Metric):
         sent, corpus = self.scorers()
         picks = []
         for hyps, ex in zip(_lists(outputs, nbest), examples):
-            ref = [ex.reference or ""]
+            ref = list(ex.all_references()) or [""]  # sacrebleu takes the best match over several
             # max() keeps the first of equal scores: ties go to the better-ranked hypothesis
             picks.append(max(hyps, key=lambda h: sent.sentence_score(h, ref).score))
-        score = corpus.corpus_score(picks, [[ex.reference or "" for ex in examples]])
+        score = corpus.corpus_score(picks, reference_streams(examples))
         return MetricValue(float(score.score), signature=f"oracle|{corpus.get_signature()}",
                            details={"picked_rank_mean": _mean_rank(picks, _lists(outputs, nbest))})
 

@@ -5,8 +5,9 @@ from different runs are only compared when they were computed the same way. Para
 the sacrebleu CLI options of the same names (``--tokenize``, ``--chrf-word-order``,
 ``--ter-normalized``...), and the tests check values and signatures against that CLI.
 
-Non-goals: multiple references per segment (examples hold one), sentence-level scores,
-sacrebleu's bootstrap/paired significance (the harness has its own significance tests).
+Examples with several references are scored against all of them, as sacrebleu's CLI is with
+several reference files. Non-goals: sentence-level scores, sacrebleu's bootstrap/paired
+significance (the harness has its own significance tests).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.api import Metric, MetricValue
+from harness.api import Metric, MetricValue, reference_streams
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.params import Params
@@ -56,7 +57,7 @@ class _SacreMetric(Metric):
             raise HarnessError(f"{self.name}: {len(outputs)} outputs for {len(examples)} examples")
         if not examples:  # sacrebleu fails on an empty corpus with an IndexError
             return MetricValue(float("nan"), details={"n": 0})
-        refs = [[ex.reference or "" for ex in examples]]
+        refs = reference_streams(examples)  # one stream per reference position
         scorer = self.scorer()
         score = scorer.corpus_score(list(outputs), refs)
         return MetricValue(float(score.score), signature=str(scorer.get_signature()), details=self.details(score))
