@@ -224,3 +224,21 @@ def test_bad_mbr_parameters_are_config_errors(tmp_path, translation_files, maria
     res = subprocess.run([sys.executable, "-m", "harness.cli", "validate", "exp.yaml"], cwd=tmp_path,
                          capture_output=True, text=True, env=env)
     assert res.returncode == 2 and expected in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_the_decoders_study_config_compares_six_arms_with_seeds_only_where_they_matter():
+    from conftest import SHARED_DATA
+
+    from harness.config import load_experiment
+    from harness.runner import cell_key
+
+    if not SHARED_DATA.exists():
+        pytest.skip(f"configs/decoders-study.yaml reads ../shared/data, absent at {SHARED_DATA}")
+    exp = load_experiment(Path(__file__).resolve().parents[1] / "configs" / "decoders-study.yaml")
+    keys: dict[str, set[str]] = {}
+    for cell in exp.cells():
+        keys.setdefault(cell.decoder.label, set()).add(cell_key(cell))
+    assert {k: len(v) for k, v in keys.items()} == {"greedy": 1, "beam5": 1, "diverse_beam": 1, "sample_t1": 3,
+                                                    "sample_eps": 3, "mbr_chrf": 3}
+    mbr = next(c.decoder for c in exp.cells() if c.decoder.label == "mbr_chrf")
+    assert mbr.params.candidates.params.num_samples == 32 and mbr.params.utility == "chrf"
