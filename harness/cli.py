@@ -92,6 +92,11 @@ def validate(config: Path | None, **options):
                     click.echo(f"    {c.label} = {c.name}({given})  [{resolved.origins[c.base_label]}]")
     click.echo(f"  models: {', '.join(m.display for m in resolved.experiment.models)}")
     click.echo(f"  seeds: {', '.join(map(str, resolved.experiment.seeds))}")
+    if resolved.experiment.limit is not None:
+        how = "a seeded random sample" if resolved.experiment.sample else "the first ones"
+        click.echo(f"  limit: {resolved.experiment.limit} test examples per benchmark ({how}); "
+                   "not comparable to full-test-set results")
+
 
 
 @main.command()

@@ -139,7 +139,7 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
             continue
         option = SECTION_OPTIONS[section]
         items = [{"path": _absolute_if_local(s, cwd)} if section == "models" else parse_spec(s, option) for s in specs]
-        if section == "benchmarks" and config is None:
+        if section == "benchmarks":  # relative to the working directory, as for --model (not to CONFIG's)
             for item in items:
                 if isinstance(item, dict):
                     item["params"] = {k: _absolute_if_local(v, cwd) for k, v in item["params"].items()}

@@ -95,9 +95,16 @@ def test_options_replace_sections_of_a_config(workdir):
     (workdir / "exp.yaml").write_text("name: e\nmodels: [{path: ./model}]\n"
                                       "benchmarks: [{name: parallel_text, params: {source: test.en, reference: test.de}}]\n"
                                       "decoders: [greedy]\n")
-    r = invoke("validate", "exp.yaml", "--decoder", "beam:num_beams=2", "--seeds", "3,4")
+    r = invoke("validate", "exp.yaml", "--decoder", "beam:num_beams=2", "--seeds", "3,4", "--limit", "2")
     assert r.exit_code == 0, r.stderr
     assert "  decoders: beam\n" in r.output and "  seeds: 3, 4\n" in r.output
+    assert r.output.endswith("  limit: 2 test examples per benchmark (the first ones); "
+                             "not comparable to full-test-set results\n")
+    # paths in options are relative to the working directory, also next to a CONFIG elsewhere
+    (workdir / "sub").mkdir()
+    (workdir / "sub" / "exp.yaml").write_text((workdir / "exp.yaml").read_text().replace("./model", "../model"))
+    r = invoke("validate", "sub/exp.yaml", "--benchmark", "parallel_text:source=test.en,reference=test.de")
+    assert r.exit_code == 0, r.stderr
 
 
 BANNER = ("<strong>Limited to 2 examples per benchmark (a seeded random sample):</strong> "
