@@ -98,7 +98,6 @@ def validate(config: Path | None, **options):
                    "not comparable to full-test-set results")
 
 
-
 @main.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
