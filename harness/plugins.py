@@ -6,6 +6,12 @@ group of its distribution (``[project.entry-points.harness]`` in pyproject.toml)
 - ``HARNESS_BLOCK_PLUGINS=a,b``: do not load these entry points or distributions;
 - ``HARNESS_LOAD_PLUGINS=a,b``: load only these third-party distributions (built-ins always load).
 
+A plugin that misbehaves while loading (its module fails to import, its hook raises, it
+registers a class the registry refuses, e.g. a ``Params`` default that breaks its own
+constraint) is skipped with one warning naming its package and how to block it, and listed in
+:attr:`PluginSet.broken` (``harness plugins`` shows it); everything else keeps working. Each
+plugin's registration is all or nothing, so a half-registered plugin never lingers.
+
 There is no hidden global state to reset: :func:`default_plugins` caches one :class:`PluginSet`
 built from the environment; tests and embedders construct their own with ``extra=``.
 """
@@ -13,15 +19,19 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import logging
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import ModuleType
 
 import pluggy
 
 from . import hookspecs
 from .api import BASES
-from .registry import PluginInfo, Registry
+from .registry import PluginInfo, Registry, distribution_of
+
+log = logging.getLogger("harness")
 
 ENTRY_POINT_GROUP = "harness"
 BUILTIN_DISTRIBUTION = "nlp-eval-harness"
@@ -47,20 +57,52 @@ def entry_points() -> list[importlib.metadata.EntryPoint]:
     return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
 
 
-class PluginSet:
-    """A plugin manager plus the registries its plugins filled."""
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that was skipped because it failed to load or register."""
 
-    def __init__(self, *, use_entry_points: bool = True, extra: Iterable[ModuleType | object] = ()):
+    name: str  # entry-point (pluggy) name
+    package: str  # distribution that provided it
+    error: str  # one line: what went wrong
+
+    @property
+    def message(self) -> str:
+        block = self.name if self.package.startswith("(") else self.package
+        return (f"skipping plugin '{self.name}' from package {self.package}: {self.error}. "
+                f"Block it with HARNESS_BLOCK_PLUGINS={block} (or uninstall it) to silence this warning")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class PluginSet:
+    """A plugin manager plus the registries its plugins filled (and the plugins it skipped).
+
+    ``warn``: log one warning per skipped plugin (``harness`` logger; printed on stderr when
+    logging is not configured)."""
+
+    def __init__(self, *, use_entry_points: bool = True, extra: Iterable[ModuleType | object] = (),
+                 warn: bool = True):
         self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
         self.pm.add_hookspecs(hookspecs)
+        self.broken: list[BrokenPlugin] = []
+        self._packages: dict[str, str] = {}
         if use_entry_points:
             self._load_entry_points()
         for plugin in extra:
             if not self.pm.is_registered(plugin):  # a package under test may also be installed (entry point)
                 self.pm.register(plugin)
         self.registries = {kind: Registry(kind) for kind in BASES}
-        for kind, hook in HOOK_FOR_KIND.items():
-            getattr(self.pm.hook, hook)(register=self.registries[kind])
+        self._register_all()
+        if warn:
+            for b in self.broken:
+                log.warning("warning: %s", b.message)
+
+    def _skip(self, name: str, package: str, error: str) -> None:
+        if not any(b.name == name for b in self.broken):
+            self.broken.append(BrokenPlugin(name, package, error))
 
     def _load_entry_points(self) -> None:
         block = _split_env("HARNESS_BLOCK_PLUGINS") or set()
@@ -72,7 +114,38 @@ class PluginSet:
             if only is not None and dist != BUILTIN_DISTRIBUTION and dist not in only:
                 continue
             if self.pm.get_plugin(ep.name) is None:
-                self.pm.register(ep.load(), name=ep.name)
+                self._packages[ep.name] = dist or f"(module {ep.value})"
+                try:
+                    module = ep.load()
+                except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken plugin must not take down the rest
+                    self._skip(ep.name, self._packages[ep.name], f"its module {ep.value} failed to import: {_one_line(e)}")
+                    continue
+                try:
+                    self.pm.register(module, name=ep.name)
+                except (pluggy.PluginValidationError, ValueError) as e:
+                    self._skip(ep.name, self._packages[ep.name], f"pluggy refused it: {_one_line(e)}")
+
+    def _register_all(self) -> None:
+        """Call every plugin's registration hooks, one plugin at a time (in registration order),
+        so that a plugin that raises or registers something invalid is skipped as a whole."""
+        for plugin_name, plugin in list(self.pm.list_name_plugin()):
+            if plugin is None:  # blocked in pluggy
+                continue
+            before = {kind: set(reg.names()) for kind, reg in self.registries.items()}
+            try:
+                for kind, hook in HOOK_FOR_KIND.items():
+                    for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                        if impl.plugin is plugin:
+                            # implementations may take any subset of the hook's arguments
+                            impl.function(*[{"register": self.registries[kind]}[a] for a in impl.argnames])
+            except (Exception, SystemExit) as e:  # noqa: BLE001
+                for kind, reg in self.registries.items():  # all or nothing
+                    for name in set(reg.names()) - before[kind]:
+                        reg.discard(name)
+                module = getattr(plugin, "__name__", None) or type(plugin).__module__
+                package = self._packages.get(plugin_name) or distribution_of(module)
+                self._skip(plugin_name, package, f"registering it failed: {_one_line(e)}")
+                self.pm.unregister(plugin)
 
     def registry(self, kind: str) -> Registry:
         return self.registries[kind]

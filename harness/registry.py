@@ -34,6 +34,29 @@ def distribution_of(module: str) -> str:
     return dists[0] if dists else f"(module {top})"
 
 
+def check_params_defaults(kind: str, cls: type[Plugin]) -> None:
+    """Refuse a plugin whose ``Params`` defaults break their own constraints (``Field(0, ge=1)``):
+    pydantic does not validate defaults, so every config that omits the key would pass a value
+    the plugin itself declared impossible."""
+    from pydantic import BaseModel, ValidationError
+
+    params = cls.Params
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise HarnessError(f"{kind} plugin '{cls.name}' ({cls.__module__}): Params is {params!r}, "
+                           "not a harness.params.Params model")
+    defaults = {name: f.get_default(call_default_factory=True) for name, f in params.model_fields.items()
+                if not f.is_required()}
+    try:
+        params.model_validate(defaults, context={"check_files": False})
+    except ValidationError as e:
+        for err in e.errors():
+            if err["type"] == "missing" or not err["loc"] or err["loc"][0] not in defaults:
+                continue
+            field = err["loc"][0]
+            raise HarnessError(f"{kind} plugin '{cls.name}' ({cls.__module__}): the default of Params.{field}, "
+                               f"{defaults[field]!r}, breaks its own constraint: {err['msg']}") from None
+
+
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind
@@ -45,6 +68,7 @@ class Registry:
             raise HarnessError(f"{cls!r} registered as a {self.kind} is not a subclass of {self.base.__name__}")
         if not cls.name:
             raise HarnessError(f"{cls.__module__}.{cls.__qualname__} has no 'name'")
+        check_params_defaults(self.kind, cls)
         info = PluginInfo(self.kind, cls.name, cls, distribution_of(cls.__module__), cls.__module__)
         old = self._items.get(cls.name)
         if old is not None and old.cls is not cls:
@@ -55,6 +79,10 @@ class Registry:
         return cls
 
     __call__ = register
+
+    def discard(self, name: str) -> None:
+        """Forget a plugin (used to undo a plugin whose registration failed half-way)."""
+        self._items.pop(name, None)
 
     def get(self, name: str) -> type[Plugin]:
         try:

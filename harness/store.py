@@ -349,8 +349,9 @@ class RunLock:
                 os.close(fd)
             raise HarnessError(f"{self.path.parent}: another `harness run` (pid {holder}) is using this output "
                                "directory; wait for it to finish or choose another -o") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # the pid only informs a refused second run; a full disk must not stop us here
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         self._fd = fd
         return self
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import inspect
 import os
 import re
@@ -169,3 +170,121 @@ def test_light_commands_do_not_import_torch_or_transformers(argv, tmp_path, tran
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
+
+
+# ----------------------------------------------------------------------------- plugins that misbehave
+
+FIXTURE_PACKAGES = ROOT / "tests" / "fixtures" / "plugins"
+
+
+@pytest.fixture(scope="module")
+def misbehaving_env(tmp_path_factory):
+    """A site directory with two real pip-installed plugin packages: harness-broken-import (its
+    module fails to import) and harness-misbehaving-plugins (a Params default breaking its own
+    constraint; plugins of every kind returning the wrong things)."""
+    import shutil
+
+    work = tmp_path_factory.mktemp("misbehaving")
+    sources = []
+    for name in ("harness-broken-import", "harness-misbehaving-plugins"):
+        shutil.copytree(FIXTURE_PACKAGES / name, work / name)  # pip would leave build/ and egg-info in the tree
+        sources.append(str(work / name))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(work / "site"), *sources], check=True, capture_output=True)
+    return {**os.environ, "PYTHONPATH": str(work / "site")}
+
+
+def harness_run(env, *args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], env=env, cwd=cwd,
+                          capture_output=True, text=True)
+
+
+BROKEN_IMPORT_WARNING = (
+    "warning: skipping plugin 'broken_import' from package harness-broken-import: its module harness_broken_import "
+    "failed to import: ModuleNotFoundError: No module named 'harness_dependency_that_is_not_installed'. "
+    "Block it with HARNESS_BLOCK_PLUGINS=harness-broken-import (or uninstall it) to silence this warning")
+BAD_DEFAULT_WARNING = (
+    "warning: skipping plugin 'bad_default' from package harness-misbehaving-plugins: registering it failed: "
+    "HarnessError: decoder plugin 'zero_beams' (harness_misbehaving_plugins.bad_default): the default of "
+    "Params.num_beams, 0, breaks its own constraint: Input should be greater than or equal to 1. "
+    "Block it with HARNESS_BLOCK_PLUGINS=harness-misbehaving-plugins (or uninstall it) to silence this warning")
+
+
+@pytest.mark.slow
+def test_broken_plugins_are_skipped_with_one_warning_each_and_listed(misbehaving_env, tmp_path, translation_files,
+                                                                      tiny_marian):
+    res = harness_run(misbehaving_env, "plugins")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [BROKEN_IMPORT_WARNING, BAD_DEFAULT_WARNING]
+    out = res.stdout
+    assert "  greedy  (nlp-eval-harness: harness_plugins.decoders.greedy)" in out
+    assert "  returns_strings  (harness-misbehaving-plugins: harness_misbehaving_plugins.bad_returns)" in out
+    # all or nothing: the bad-default module's metric is skipped with its decoder
+    assert "zero_beams  (" not in out and "bad_default_companion  (" not in out
+    broken = out[out.index("broken (skipped; block with HARNESS_BLOCK_PLUGINS):"):].splitlines()
+    assert broken[1].startswith("  broken_import  (harness-broken-import): its module harness_broken_import failed")
+    assert broken[2].startswith("  bad_default  (harness-misbehaving-plugins): registering it failed: HarnessError: "
+                                "decoder plugin 'zero_beams'")
+
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(EXAMPLE_YAML.replace("[copy_source]", "[greedy]").replace(", length_ratio", ""))
+    res = harness_run(misbehaving_env, "validate", "exp.yaml", cwd=tmp_path)
+    assert res.returncode == 0 and res.stderr.splitlines() == [BROKEN_IMPORT_WARNING, BAD_DEFAULT_WARNING]
+    # blocked as the warning says: silent
+    env = {**misbehaving_env, "HARNESS_BLOCK_PLUGINS": "harness-broken-import,harness-misbehaving-plugins"}
+    res = harness_run(env, "run", "exp.yaml", "-o", "out", "-q", cwd=tmp_path)
+    assert res.returncode == 0 and res.stderr == ""
+    # a config naming the refused decoder gets the usual unknown-plugin error
+    res = harness_run(misbehaving_env, "validate", "exp.yaml", "--set", "decoders=[zero_beams]", cwd=tmp_path)
+    assert res.returncode == 2 and "unknown decoder 'zero_beams'" in res.stderr
+
+
+BAD_RETURNS_YAML = """\
+name: bad-returns
+models: [{path: ./model, label: tiny}]
+benchmarks:
+  - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
+  - {name: returns_list, label: listy}
+strategies: [none, returns_none]
+decoders: [{name: greedy, params: {max_new_tokens: 3}}, returns_strings]
+metrics: [bleu, returns_float, returns_nan, raises]
+reporters: [returns_str, markdown]
+"""
+
+
+@pytest.mark.slow
+def test_wrong_return_values_fail_only_their_cell_metric_or_reporter_naming_the_plugin(
+        misbehaving_env, tmp_path, translation_files, tiny_marian):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(BAD_RETURNS_YAML)
+    env = {**misbehaving_env, "HARNESS_BLOCK_PLUGINS": "harness-broken-import"}
+    res = harness_run(env, "run", "exp.yaml", "-o", "out", "-q", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    cells = {(c["benchmark"], c["strategy"], c["decoder"]): c
+             for c in json.loads((tmp_path / "out" / "manifest.json").read_text())["cells"]}
+    pkg = "(harness-misbehaving-plugins)"
+    assert cells["toy", "none", "returns_strings"]["error"] == (
+        f"PluginReturnError: decoder 'returns_strings' {pkg} returned list[str] (item 0 is str); "
+        "expected list[list[Hypothesis]]: one non-empty n-best list per source, best first")
+    assert cells["toy", "returns_none", "greedy"]["error"] == (
+        f"PluginReturnError: strategy 'returns_none' {pkg} returned NoneType; "
+        "expected a ModelSpec (the input spec when nothing changes)")
+    assert cells["listy", "none", "greedy"]["error"] == (
+        f"PluginReturnError: benchmark 'returns_list' {pkg} returned list[Example]; "
+        "expected BenchmarkData(task='translation', test=[Example, ...])")
+    good = cells["toy", "none", "greedy"]
+    assert good["status"] == "done"
+    assert good["metric_errors"] == [
+        f"metric 'returns_float' failed: PluginReturnError: metric 'returns_float' {pkg} returned float; "
+        "expected MetricValue(value=<float>, signature=...)",
+        f"metric 'returns_nan' is NaN (metric 'returns_nan' {pkg} returned NaN)",
+        "metric 'raises' failed: KeyError: \"no such field: 'refs'\""]
+    metrics = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
+    assert sorted(line.split(",")[5] for line in metrics[1:]) == ["bleu", "returns_nan"]
+    assert ",returns_nan,,translation," in metrics[2]  # NaN: an empty value in metrics.csv
+    assert (tmp_path / "out" / "predictions" / "tiny__toy__none__greedy__0.jsonl").exists()
+    assert (f"failed: reporter 'returns_str' failed: PluginReturnError: reporter 'returns_str' {pkg} returned str; "
+            "expected a list of the paths it wrote") in res.stderr
+    assert (tmp_path / "out" / "report.md").exists()  # the other reporter still ran
+    assert f"failed: tiny / toy / none / greedy / 0: metric 'returns_nan' is NaN" in res.stderr

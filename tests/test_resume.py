@@ -229,3 +229,198 @@ def test_predictions_of_cells_no_longer_in_the_grid_are_removed(small):
     assert left == [n for n in names if "max_new_tokens=3" in n] and len(left) == 1
     assert (out / "cells" / keys[1]).is_dir()  # the cache itself is kept for when the cell comes back
 
+
+
+# ----------------------------------------------------------------------------- faults of the machine
+
+import errno  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile as real_tempfile  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+
+import harness.store as store  # noqa: E402
+from harness.cli import main  # noqa: E402
+
+THREE = SMALL.replace("max_new_tokens: [3, 5]", "max_new_tokens: [3, 5, 7]").replace("reporters: []",
+                                                                                   "reporters: [markdown]")
+
+
+class FullDisk:
+    """Stands in for ``tempfile`` inside harness.store: creating a file whose final name matches
+    ``refuse(path)`` fails with ENOSPC, as on a disk that is (nearly) full."""
+
+    def __init__(self, refuse):
+        self.refuse = refuse
+        self.refused: list[str] = []
+
+    def mkstemp(self, prefix="", suffix="", dir=None):
+        target = os.path.join(dir, prefix[1:].rsplit(".", 1)[0])  # ".name.XXXX.harness-tmp" -> name
+        if self.refuse(target):
+            self.refused.append(target)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+
+
+def test_disk_full_mid_run_stops_with_one_error_line_keeps_results_and_resumes_identically(
+        tmp_path, tiny_marian, translation_files, monkeypatch):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(THREE)
+    ref = run_experiment(load_experiment(tmp_path / "exp.yaml"), tmp_path / "ref", cache_dir=tmp_path / "cache",
+                         quiet=True)
+    assert [o.status for o in ref.outcomes] == ["done"] * 3
+    keys = [o.key for o in ref.outcomes]
+    # the second cell's predictions do not fit on the disk any more; small files still do
+    full = FullDisk(lambda p: p.endswith(f"{keys[1]}/predictions.jsonl"))
+    monkeypatch.setattr(store, "tempfile", full)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["run", "exp.yaml", "-o", "out", "--cache-dir", "cache"])
+    assert res.exit_code == 3
+    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+    out = tmp_path / "out"
+    assert res.stderr == (f"error: cannot write out/cells/{keys[1]}/predictions.jsonl: [Errno 28] No space left on "
+                          "device; finished cells are kept: run the same command again once it can be written\n")
+    assert "3 cells (0 reused, 0 failed, 2 skipped) → out" in res.stdout
+    # what could be written was: the first cell's results, metrics and report, and a manifest saying so
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete" and manifest["counts"]["done"] == 1
+    assert manifest["write_errors"] == [f"cannot write out/cells/{keys[1]}/predictions.jsonl: [Errno 28] No space "
+                                        "left on device"]
+    assert [c["status"] for c in manifest["cells"]] == ["done", "skipped", "skipped"]
+    assert manifest["cells"][1]["error"].startswith("not run: the run stopped (cannot write")
+    assert (out / "metrics.csv").read_text().count("\n") == 1 + 3
+    assert (out / "report.md").exists()
+    assert read_cell_record(out / "cells" / keys[0])["status"] == "done"  # verified, reusable
+    assert read_cell_record(out / "cells" / keys[1])["status"] == "running"  # restarts like a killed cell
+    assert not (out / "cells" / keys[2]).exists()  # the run stopped instead of failing every later cell
+    assert not list(out.rglob(f"*{TMP_SUFFIX}"))
+
+    monkeypatch.undo()  # space again: the same command resumes and gives the bytes of an uninterrupted run
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["run", "exp.yaml", "-o", "out", "--cache-dir", "cache"])
+    assert res.exit_code == 0, res.output
+    assert "3 cells, 1 reused, 1 interrupted (restarting), 2 to run" in res.stdout
+    assert deterministic_files(out) == deterministic_files(tmp_path / "ref")
+
+
+def test_unwritable_results_are_each_named_and_the_rest_still_written(tmp_path, tiny_marian, translation_files,
+                                                                       monkeypatch):
+    """EACCES on metrics.csv (another user's file, a read-only mount...): predictions, manifest
+    and the cells are still written; the error names the file; exit 3."""
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(THREE)
+    monkeypatch.chdir(tmp_path)
+
+    class NoAccess(FullDisk):
+        def mkstemp(self, prefix="", suffix="", dir=None):
+            if prefix.startswith(".metrics.csv."):
+                raise PermissionError(errno.EACCES, "Permission denied")
+            return real_tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+
+    monkeypatch.setattr(store, "tempfile", NoAccess(None))
+    res = CliRunner().invoke(main, ["run", "exp.yaml", "-o", "out", "--cache-dir", "cache", "-q"])
+    assert res.exit_code == 3
+    assert res.stderr.startswith("error: cannot write out/metrics.csv: [Errno 13] Permission denied;")
+    out = tmp_path / "out"
+    assert not (out / "metrics.csv").exists() and len(list((out / "predictions").iterdir())) == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "metrics.csv" not in manifest["outputs"] and manifest["status"] == "incomplete"
+    assert not (out / "report.md").exists()  # a report without its metrics.csv would contradict it
+
+
+def _fill(path: Path) -> None:
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.decode().strip() or 'not root'})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_really_full_tmpfs_stops_the_run_and_resumes_once_there_is_space(small_tmpfs, tmp_path, tiny_marian,
+                                                                            translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(THREE.replace("[3, 5, 7]", "[3]"))
+    out = small_tmpfs / "out"
+    cmd = harness_cmd("run", "exp.yaml", "-o", out, "--cache-dir", tmp_path / "cache")
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    _fill(small_tmpfs / "filler")
+    (tmp_path / "exp.yaml").write_text(THREE)  # two more cells, and no byte left for them
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 3
+    [line] = res.stderr.splitlines()
+    assert line.startswith(f"error: cannot write {out}/cells/") and "[Errno 28] No space left on device" in line
+    assert "3 cells (1 reused, 0 failed, 2 skipped)" in res.stdout
+    done = [p.parent for p in out.glob("cells/*/cell.json") if read_cell_record(p.parent)["status"] == "done"]
+    assert len(done) == 1  # the finished cell is still verified
+    (small_tmpfs / "filler").unlink()
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    ref = tmp_path / "ref"
+    assert run_experiment(load_experiment(tmp_path / "exp.yaml"), ref, cache_dir=tmp_path / "cache", quiet=True)
+    assert deterministic_files(out) == deterministic_files(ref)
+
+
+def test_output_files_respect_the_umask(tmp_path, tiny_marian, translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(THREE.replace("[3, 5, 7]", "[3]").replace("[markdown]", "[markdown, html]"))
+    for umask, file_mode, dir_mode in ((0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)):
+        out = tmp_path / f"out-{umask:03o}"
+        old = os.umask(umask)
+        try:
+            run_experiment(load_experiment(tmp_path / "exp.yaml"), out, cache_dir=tmp_path / "cache", quiet=True)
+        finally:
+            os.umask(old)
+        files = [p for p in out.rglob("*") if p.is_file() and p.name != ".lock"]
+        assert {"report.html", "report.md", "metrics.csv", "manifest.json", "cell.json"} <= {p.name for p in files}
+        assert {p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in files} == \
+            {p.relative_to(out).as_posix(): oct(file_mode) for p in files}
+        dirs = [p for p in out.rglob("*") if p.is_dir()]
+        assert {oct(p.stat().st_mode & 0o777) for p in dirs} == {oct(dir_mode)}
+
+
+def test_moving_the_checkout_reuses_every_finished_cell(tmp_path, tiny_marian, translation_files):
+    """Cache keys hold the content of local models and data, not their absolute paths: a moved
+    or re-cloned checkout (new paths, new mtimes) reuses everything."""
+    before = tmp_path / "checkout"
+    before.mkdir()
+    shutil.copytree(tiny_marian, before / "model", copy_function=shutil.copy)  # new mtimes, like a clone
+    for p in translation_files:
+        shutil.copy(p, before / p.name)
+    (before / "exp.yaml").write_text(THREE.replace("reporters: [markdown]", "reporters: []")
+                                     .replace("name: small", "name: small\nseeds: [0, 1]"))
+    first = run_experiment(load_experiment(before / "exp.yaml"), before / "out", cache_dir=tmp_path / "cache",
+                           quiet=True)
+    assert [o.status for o in first.outcomes].count("done") == 3
+    after = tmp_path / "moved" / "elsewhere"
+    after.parent.mkdir()
+    shutil.copytree(before, after, copy_function=shutil.copy, symlinks=True)
+    shutil.rmtree(before)
+    again = run_experiment(load_experiment(after / "exp.yaml"), after / "out", cache_dir=tmp_path / "cache",
+                           quiet=True)
+    assert [o.status for o in again.outcomes] == ["cached"] * 6
+    assert [o.key for o in again.outcomes] == [o.key for o in first.outcomes]
+    # but a changed weight is a different model
+    weights = next((after / "model").glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    changed = run_experiment(load_experiment(after / "exp.yaml"), after / "out", cache_dir=tmp_path / "cache",
+                             quiet=True)
+    assert [o.status for o in changed.outcomes].count("done") == 3
