@@ -263,6 +263,11 @@ def plugins_cmd(name: str | None, kind: str | None):
             click.echo(f"  shared parameters of {KIND_TITLES[k]}:")
             for p, names in shared.values():
                 click.echo(f"      {_param_line(p)}  [{', '.join(names)}]")
+    broken = default_plugins().broken
+    if broken and kind is None:
+        click.echo("\nbroken (skipped; block with HARNESS_BLOCK_PLUGINS):")
+        for b in broken:
+            click.echo(f"  {b.name}  ({b.package}): {b.error}")
 
 
 @main.command("benchmarks")
