@@ -205,3 +205,17 @@ def test_one_liner_in_a_real_subprocess(workdir):
     listing = subprocess.run([sys.executable, "-m", "harness.cli", "benchmarks"], cwd=workdir, env=env,
                              capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0 and "  multi30k-2016-en-de  " in listing.stdout
+
+
+@pytest.mark.parametrize("argv", [["benchmarks"], ["benchmarks", "sst2"], ["plugins", "beam"],
+                                  ["validate", "--model", "Helsinki-NLP/opus-mt-en-de", "--benchmark", "wmt14-en-de",
+                                   "--benchmark", "sst2", "--limit", "10"]])
+def test_new_light_commands_do_not_import_torch_or_datasets(argv, tmp_path):
+    code = ("import sys\nfrom harness.cli import main\ntry:\n    main(%r)\nexcept SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'datasets', 'sklearn') if m in sys.modules))\n"
+            % (argv,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
