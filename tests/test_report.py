@@ -482,7 +482,8 @@ def test_seeds_needed_for_the_observed_and_the_configured_difference(demo):
     for delta, n in ((d.mean(), row.seeds_needed), (2.0, row.seeds_needed_min_effect)):
         solved = TTestPower().solve_power(effect_size=abs(delta) / sd, alpha=0.05, power=0.8)
         assert n == max(int(np.ceil(solved)), 6)
-    assert (f"About {row.seeds_needed} seeds would detect the observed difference ({abs(d.mean()):.2f}); "
-            f"{row.seeds_needed_min_effect} the configured difference of 2 at 0.05 with 80% power") in row.verdict
+    assert (f"About {row.seeds_needed} seeds would detect the observed difference ({abs(d.mean()):.2f}) and "
+            f"about {row.seeds_needed_min_effect} the configured difference (2.00) at 0.05 with 80% power (paired "
+            f"t-test over seeds, seed-to-seed sd of the difference {sd:.2f}).") in row.verdict
     # the two-level bootstrap interval of the difference is in the row and the table
     assert row.delta_ci_low < row.delta < row.delta_ci_high

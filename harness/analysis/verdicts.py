@@ -274,17 +274,18 @@ def _seeds_sentence(row: Row, params: AnalysisParams, decimals: int) -> str:
     digits = max(decimals, 1)
     if row.seed_sd == 0:
         return " Every seed shows the same difference, so no seeds-needed estimate."
+    def count(n: int | None) -> str:
+        return "more than 10,000" if n is None else f"about {n}"
+
     parts = []
-    if row.seeds_needed is not None:
-        parts.append(f"about {row.seeds_needed} seeds would detect the observed difference "
-                     f"({abs(row.delta):.{digits}f})")
-    elif row.delta != 0:
-        parts.append("more than 10,000 seeds would be needed to detect the observed difference")
+    if row.delta != 0:
+        parts.append(f"{count(row.seeds_needed)} seeds would detect the observed difference ({abs(row.delta):.{digits}f})")
     if row.min_effect is not None:
         n = row.seeds_needed_min_effect
-        parts.append(f"{n if n is not None else 'more than 10,000'} the configured difference of {row.min_effect:g}")
+        parts.append(f"{count(n)} {'seeds would detect ' if not parts else ''}the configured difference "
+                     f"({row.min_effect:.{digits}f})")
     if not parts:
         return ""
-    text = "; ".join(parts)
+    text = " and ".join(parts)
     return (f" {text[0].upper()}{text[1:]} at {params.alpha:g} with {pw} power (paired t-test over seeds, "
             f"seed-to-seed sd of the difference {row.seed_sd:.{digits}f}).")
