@@ -153,6 +153,8 @@ def not_a_regular_file(p: str | Path) -> str | None:
         return None
     if kind == "missing":
         return f"file not found: {p}"
+    if kind.startswith("unreadable"):
+        return f"{p} cannot be read: {kind.removeprefix('unreadable ').strip('()')}"
     return f"{p} is a {kind}; allowed: a regular file"
 
 

@@ -160,6 +160,24 @@ CASES = [
     Case("num_beams_1e9", config(extra="decoders: [{name: beam, params: {num_beams: 1000000000}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.num_beams: one decoder step of 1,000,000,000 beams with model "
           "'model' (vocabulary 61) needs at least 1512.0 GB, more than this machine's ..."], needs=("decoder", "beam")),
+    Case("causal_lm_new_tokens_beyond_positions",
+         config(models="[{path: ./lm, prompt_template: '{source} =>'}]",
+                extra="decoders: [{name: greedy, params: {max_new_tokens: 128}}]\n"),
+         ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: 128 is longer than model 'lm' can generate: its "
+          "position table has 128 entries (longer sequences fail with IndexError); allowed: an integer <= 127 for this "
+          "model"]),
+    Case("prompt_template_longer_than_positions",
+         config(models="[{path: ./lm, prompt_template: '" + "word " * 130 + "{source}'}]",
+                extra="decoders: [{name: greedy, params: {max_new_tokens: 8}}]\n"),
+         ["error: {d}/exp.yaml:2: models[0].prompt_template: the prompt alone has at least 131 tokens, and model 'lm' "
+          "reads at most 128 (its position table), leaving no room to generate; allowed: a template of fewer than 127 "
+          "words"]),
+    Case("nan_reporter_param", config(extra="reporters: [{name: html, params: {alpha: .NaN}}]\n"),
+         ["error: {d}/exp.yaml:5: reporters[0].params.alpha: Input should be a finite number (got nan); allowed: a "
+          "finite number > 0 and < 1"]),
+    Case("bool_metric_param", config(extra="metrics: [{name: chrf, params: {char_order: true}}]\n"),
+         ["error: {d}/exp.yaml:5: metrics[0].params.char_order: expected a number, got the boolean true; allowed: an "
+          "integer >= 1"]),
     # --- paths that exist but are not files, and documents nested absurdly deep
     Case("data_path_is_a_directory", config("{name: parallel_text, params: {source: adir, reference: ref.txt}}"),
          ["error: {d}/exp.yaml:4: benchmarks[0].params.source: {d}/adir is a directory; allowed: a regular file"],
@@ -171,6 +189,9 @@ CASES = [
          config("{name: text_classification, params: {test: pipe.tsv, labels: [neg, pos]}}", models="[{path: ./classifier}]"),
          ["error: {d}/exp.yaml:4: benchmarks[0].params.test: {d}/pipe.tsv is a FIFO (named pipe); allowed: a regular "
           "file"], fifos=("pipe.tsv",), needs=("benchmark", "text_classification")),
+    Case("data_path_is_a_symlink_loop", config("{name: parallel_text, params: {source: loop1, reference: ref.txt}}"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.source: {d}/loop1 cannot be read: Too many levels of symbolic "
+          "links"], links={"loop1": "loop2", "loop2": "loop1"}),
     Case("yaml_nested_3000_deep", config() + "description: " + "[" * 3000 + "]" * 3000 + "\n",
          ["error: {d}/exp.yaml:5: mappings/lists nested more than 100 levels deep; allowed: at most 100"]),
     Case("model_config_json_nested_5000_deep", config(models="[{path: ./deep}]"),
@@ -236,9 +257,10 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
 
 
 @pytest.fixture
-def workdir(tmp_path, tiny_marian, tiny_bert):
+def workdir(tmp_path, tiny_marian, tiny_bert, tiny_gpt2):
     (tmp_path / "model").symlink_to(tiny_marian)
     (tmp_path / "classifier").symlink_to(tiny_bert)
+    (tmp_path / "lm").symlink_to(tiny_gpt2)
     (tmp_path / "src.txt").write_text(SRC)
     (tmp_path / "ref.txt").write_text(REF)
     # an existing run directory that a failed command must leave exactly as it was

@@ -79,7 +79,10 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     problem = not_a_regular_file(path)
     if problem:
         raise DataError(problem)
-    raw = Path(path).read_bytes()
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:  # e.g. no read permission: the same for every cell, so a data error
+        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
