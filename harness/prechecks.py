@@ -552,7 +552,7 @@ def check_runtime(resolved: ResolvedExperiment, jobs: list, datasets: dict[str, 
         p = strat.params
         if data.train and places.get(id(strat)) and (spec.path, id(strat), "len") not in seen:
             seen.add((spec.path, id(strat), "len"))
-            _check_default_lengths(out, places[id(strat)], spec, f, data.train)
+            _check_default_lengths(out, places[id(strat)], spec, f, data)
         if data.train and places.get(id(strat)) and isinstance(getattr(p, "batch_size", None), int) \
                 and (spec.path, id(strat)) not in seen:
             seen.add((spec.path, id(strat)))
@@ -572,22 +572,23 @@ def check_runtime(resolved: ResolvedExperiment, jobs: list, datasets: dict[str, 
     return [str(e) for e in out.errors]
 
 
-def _check_default_lengths(out: _Collector, where: Where, spec: ModelSpec, f: ModelFacts, train: list) -> None:
+def _check_default_lengths(out: _Collector, where: Where, spec: ModelSpec, f: ModelFacts, data: Any) -> None:
     """A default truncation length beyond the position table fails only on data that long: report
-    it when the training data has an example at least that long (whitespace words + 2 special
-    tokens, a lower bound on subword tokens)."""
+    it when an example is at least that long (whitespace words + 2 special tokens, a lower bound on
+    subword tokens). ``max_length`` also truncates evaluation inputs, so every split counts."""
     p = where.component.params
     for key, side in (("max_length", "source"), ("max_target_length", "reference")):
         value = getattr(p, key, None)
         limit = _length_limits(f, key, where.section)
         if not isinstance(value, int) or limit is None or value <= limit or key in p.model_fields_set:
             continue
-        longest = max(train, key=lambda ex: len((getattr(ex, side) or "").split()))
+        examples = list(data.train) if side == "reference" else [*data.train, *(data.dev or []), *data.test]
+        longest = max(examples, key=lambda ex: len((getattr(ex, side) or "").split()))
         tokens = len((getattr(longest, side) or "").split()) + 2
         if tokens > limit:
             out.add(where.loc(key, out.resolved.raw_lines),
                     f"{value} (the default) is longer than model '{spec.display}' can read (its position table has "
-                    f"{limit} entries), and training example '{longest.id}' has at least {tokens} tokens, which "
+                    f"{limit} entries), and example '{longest.id}' has at least {tokens} tokens, which "
                     f"would fail with IndexError; allowed: an integer <= {limit} for this model (longer inputs are "
                     "truncated)")
 

@@ -423,7 +423,9 @@ class RunSummary:
 
 
 def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: Path) -> None:
-    """Load each benchmark and check each local model config that ``jobs`` need, writing nothing.
+    """Load each benchmark and check each local model config that ``jobs`` need, writing nothing;
+    then :func:`harness.prechecks.check_runtime` (devices as torch sees them, uncached Hub models,
+    memory and default lengths against the loaded data).
 
     Raises one :class:`DataError` listing every problem found (each naming the config file, the
     benchmark or model, and the data file with its line). Only errors a plugin raises as

@@ -108,7 +108,7 @@ def test_default_length_beyond_positions_is_refused_only_when_the_data_is_that_l
     assert res.exit_code == 2, res.output
     assert res.stderr == (
         f"error: {long}:6: strategies[0].params.max_length: 128 (the default) is longer than model 'small-bert' can "
-        "read (its position table has 16 entries), and training example 'train-2' has at least 32 tokens, which would "
+        "read (its position table has 16 entries), and example 'train-2' has at least 32 tokens, which would "
         "fail with IndexError; allowed: an integer <= 16 for this model (longer inputs are truncated)\n")
     explicit = _experiment(tmp_path, small, "{epochs: 1, max_length: 17}")
     res = CliRunner().invoke(main, ["validate", str(explicit)])
