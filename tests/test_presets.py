@@ -168,3 +168,25 @@ def test_rt_polarity_local_copy_splits_1066_test_sentences_with_hub_label_names(
     d = load_local("rt-polarity")
     assert len(d.test) == 1066 == presets.get("rt-polarity").size
     assert sorted(set(d.labels)) == ["neg", "pos"]  # the same names as the Hub copy's ClassLabel
+
+
+@pytest.mark.integration
+def test_one_liner_on_a_preset_reads_the_local_copy(tmp_path, tiny_marian, monkeypatch):
+    import json
+
+    data = shared_data()
+    monkeypatch.delenv(presets.DATA_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["run", "--model", str(tiny_marian), "--benchmark", "multi30k-2016-en-de",
+                                  "--data-dir", str(data), "--limit", "3", "--decoder", "greedy:max_new_tokens=3",
+                                  "--metric", "bleu", "-o", "out", "-q"])
+    assert r.exit_code == 0, r.output + r.stderr
+    (pred,) = (tmp_path / "out" / "predictions").glob("*.jsonl")
+    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    lines = shared_data("multi30k", "test_2016_flickr.en").read_text(encoding="utf-8").splitlines()
+    assert [row["source"] for row in rows] == lines[:3]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    (bench,) = manifest["resolved"]["benchmarks"]
+    assert (bench["plugin"], bench["label"], bench["params"]["source"]) == (
+        "parallel_text", "multi30k-2016-en-de", str(data / "multi30k" / "test_2016_flickr.en"))
+    assert "data_dir: " + str(data) in (tmp_path / "out" / "config.yaml").read_text()
