@@ -30,7 +30,8 @@ class EngineInfo:
     package: str  # the import name that must be installed
     install: str  # how to install it
     decoders: tuple[str, ...]  # decoders it runs
-    refused_params: dict[str, dict[str, str]] = field(default_factory=dict)  # decoder -> param -> why (if not default)
+    # decoder -> param -> (values it honours, why others are refused)
+    params: dict[str, dict[str, tuple[tuple, str]]] = field(default_factory=dict)
     no_diverse: str = ""  # why other decoders are refused, for the error line
 
 
@@ -38,7 +39,9 @@ ENGINES: dict[str, EngineInfo] = {
     "ctranslate2": EngineInfo(
         name="ctranslate2", package="ctranslate2", install='pip install "nlp-eval-harness[ct2]"',
         decoders=("beam", "greedy", "sample"),
-        refused_params={"sample": {"epsilon": "CTranslate2 has no epsilon sampling (use top_k / top_p)"}},
+        params={"sample": {"epsilon": ((0.0,), "CTranslate2 has no epsilon sampling (use top_k / top_p)")},
+                "beam": {"early_stopping": ((None, True), "CTranslate2 stops a sentence once num_beams hypotheses "
+                                                          "are finished (early_stopping: true)")}},
         no_diverse="CTranslate2 has no diverse (group) beam search"),
 }
 
@@ -72,11 +75,12 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
             out.add(loc + ("name",), f"decoder '{dec.name}' cannot run on model '{cell.model.display}' "
                                      f"(engine {info.name}){why}; engine {info.name} runs: {', '.join(info.decoders)}")
             continue
-        for param, why in info.refused_params.get(dec.name, {}).items():
-            default = type(dec.params).model_fields[param].default
-            if getattr(dec.params, param) != default:
+        for param, (allowed, why) in info.params.get(dec.name, {}).items():
+            value = getattr(dec.params, param)
+            if not any(value is a or (value == a and type(value) is type(a)) for a in allowed):
                 out.add(loc + ("params", param), f"model '{cell.model.display}' (engine {info.name}) cannot honour "
-                                                 f"{param}: {why}; leave it at {default!r}")
+                                                 f"{param}={value!r}: {why}; allowed: "
+                                                 f"{', '.join('null' if a is None else str(a).lower() for a in allowed)}")
     return out.errors
 
 

@@ -14,9 +14,12 @@ What maps to what (harness decoders -> ``Translator.translate_batch``):
 - beam: ``beam_size``, ``length_penalty``, ``num_hypotheses`` = num_return_sequences; score =
   sum log p / length ** length_penalty (as generate());
 - sample: ``sampling_topk`` / ``sampling_topp`` / ``sampling_temperature``, ``num_hypotheses`` =
-  num_samples, one call per sentence after ``ctranslate2.set_random_seed(<sentence seed>)``, so a
-  sentence's samples do not depend on batching (they are CTranslate2's draws, not torch's: the
-  same seed gives other samples than the ``transformers`` engine);
+  num_samples, one sentence per call in input order from a translator seeded when the decode
+  starts (CTranslate2 seeds a thread's generator once, when the thread starts): the same cell gives
+  the same samples at any batch size, but a sentence's samples depend on the sentences before it
+  (the transformers engine seeds each sentence by its id), and they are CTranslate2's draws, so
+  other samples than the transformers engine's; scores are CTranslate2's (log-probabilities
+  under the sampling distribution);
 - generation rules: max/min_new_tokens -> max/min_decoding_length, EOS ids -> ``end_token``,
   ``bad_words_ids`` and ``suppress_tokens`` -> ``suppress_sequences``, ``no_repeat_ngram_size``,
   ``repetition_penalty``, a forced BOS -> ``target_prefix``. Settings CTranslate2 has no equivalent
@@ -32,8 +35,12 @@ greedy and beam give the same tokens on tiny Marian models):
 - Marian's converter drops the ``<pad>`` row (the decoder starts from a zero embedding instead), so
   log-probabilities are normalised over one token fewer: scores differ in the 3rd decimal unless the
   model renormalises logits (``renormalize_logits``, as OPUS-MT configs do); tokens do not;
-- beam search stops per CTranslate2's rule (``beam_size x patience`` finished hypotheses, patience 1),
-  not by ``early_stopping``, so rare sentences get another n-best tail.
+- beam search stops a sentence once ``num_beams`` hypotheses are finished, which is generate()'s
+  ``early_stopping=True``: with it the 1-best is the same; with the default ``early_stopping=False``
+  the harness searches on while a running beam could still win and sometimes finds a better
+  hypothesis (never a worse one; measured: 1 of 12 tiny-model sentences at 5 beams);
+- n-best tails (2nd, 3rd... hypothesis) can differ: which ending candidates may join the finished
+  list is engine-specific.
 
 Non-goals: decoder-only models (CTranslate2's Generator), ``max_tokens`` beyond CTranslate2's own
 token batching, CUDA graphs.
@@ -161,11 +168,13 @@ def load_ct2_model(spec, *, seed: int = 0):
     path = converted_dir(spec, seed)
     import torch
 
-    translator = ctranslate2.Translator(str(path), device=device, device_index=index, compute_type=compute,
-                                        intra_threads=torch.get_num_threads(), inter_threads=1)
+    def new_translator():
+        return ctranslate2.Translator(str(path), device=device, device_index=index, compute_type=compute,
+                                      intra_threads=torch.get_num_threads(), inter_threads=1)
+
     tokenizer = load_tokenizer_for(spec)
     gm = GenerationModel(spec, _ModelFacts(config, gen), tokenizer, device)
-    gm.search_engine = CT2Search(gm, translator, path)
+    gm.search_engine = CT2Search(gm, new_translator, path)
     gm.compute_type = compute
     return gm
 
@@ -177,8 +186,9 @@ class CT2Search:
     BeamConfig = BeamConfig
     SampleConfig = SampleConfig
 
-    def __init__(self, gm, translator, path: Path):
-        self.gm, self.translator = gm, translator
+    def __init__(self, gm, new_translator, path: Path):
+        self.gm, self.new_translator = gm, new_translator
+        self.translator = new_translator()
         self.tokenizer = gm.tokenizer
         vocab_file = next((path / n for n in ("shared_vocabulary.json", "target_vocabulary.json",
                                                 "shared_vocabulary.txt", "target_vocabulary.txt")
@@ -259,8 +269,11 @@ class CT2Search:
                     max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
         if config.num_groups > 1 and config.diversity_strength != 0.0:
             raise HarnessError("engine ctranslate2 has no diverse beam search; it runs: beam, greedy, sample")
-        return self._run(prompts, rules, batch_size, progress, config.num_beams, beam_size=config.num_beams,
-                         length_penalty=config.length_penalty, num_hypotheses=config.num_return_sequences)
+        # CTranslate2 stops a sentence once num_hypotheses hypotheses are finished, so it is asked for
+        # num_beams of them (generate()'s early_stopping=True) and the list is cut afterwards
+        out = self._run(prompts, rules, batch_size, progress, config.num_beams, beam_size=config.num_beams,
+                        length_penalty=config.length_penalty, num_hypotheses=config.num_beams)
+        return [hyps[:config.num_return_sequences] for hyps in out]
 
     def sample_search(self, _model, prompts, rules, config: SampleConfig, seeds, *, batch_size: int = 8,
                       max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
@@ -274,9 +287,14 @@ class CT2Search:
               "sampling_topk": 1 if config.temperature == 0 else config.top_k,
               "sampling_topp": config.top_p, "sampling_temperature": config.temperature or 1.0}
         sources, out = self._sources(prompts), []
-        for src, seed in zip(sources, seeds):
-            ctranslate2.set_random_seed(int(seed) % (2 ** 32))  # one stream per sentence: batching cannot change it
-            (r,) = self.translator.translate_batch([src], self._prefix(rules, 1), **opts, **kw)
+        # CTranslate2 seeds a worker thread's generator when the thread starts (set_random_seed later has
+        # no effect on it), so each call gets a fresh translator seeded from the first sentence's seed and
+        # draws the sentences one by one in input order: the same cell gives the same samples at any batch
+        # size, but, unlike the transformers engine, a sentence's samples depend on the sentences before it
+        ctranslate2.set_random_seed(int(seeds[0]) % (2 ** 32) if len(seeds) else 0)
+        translator = self.new_translator()
+        for src in sources:
+            (r,) = translator.translate_batch([src], self._prefix(rules, 1), **opts, **kw)
             out.append([Finished(self._ids(h), float(s)) for h, s in zip(r.hypotheses, r.scores)])
             if progress is not None:
                 progress(len(out), len(sources))
