@@ -242,3 +242,30 @@ def test_the_decoders_study_config_compares_six_arms_with_seeds_only_where_they_
                                                     "sample_eps": 3, "mbr_chrf": 3}
     mbr = next(c.decoder for c in exp.cells() if c.decoder.label == "mbr_chrf")
     assert mbr.params.candidates.params.num_samples == 32 and mbr.params.utility == "chrf"
+
+
+def test_the_report_places_mbr_in_the_diversity_plot_with_its_expected_utility_and_oracle(tmp_path):
+    import json as _json
+
+    from report_helpers import translation_benchmark, write_run
+
+    from harness.report_data import analyze
+    from harness.results import load_run
+    from harness_plugins.reporters._plots import diversity_plot
+
+    bench = translation_benchmark(12)
+    refs = bench["references"]
+    cells = [{"benchmark": "toy", "decoder": "greedy", "outputs": refs[:6] + ["x"] * 6, "extra": {"self_bleu": 100.0}},
+             {"benchmark": "toy", "decoder": "mbr", "outputs": refs[:9] + ["x"] * 3,
+              "decoder_params": {"utility": "chrf"}, "nbest": [[r, "x"] for r in refs],
+              "extra": {"self_bleu": 40.0, "oracle_bleu": 90.0}}]
+    out = write_run(tmp_path / "run", benchmarks={"toy": bench}, cells=cells,
+                    extra_metric_plugins={"self_bleu": "self_bleu", "oracle_bleu": "oracle_bleu"})
+    # the scores write_run gives every prediction; an MBR run writes each choice's expected utility there
+    pred = next(out.glob("cells/*/predictions.jsonl"))
+    rows = [_json.loads(line) for line in pred.read_text().splitlines()]
+    points = {p["name"]: p for p in analyze(load_run(out)).benchmarks[0].plots["diversity"]["points"]}
+    assert points["mbr"]["expected_utility"] == pytest.approx(-0.5) and points["mbr"]["utility"] == "chrf"
+    assert points["mbr"]["oracle"] == 90.0 and "expected_utility" not in points["greedy"]
+    assert rows and all(r["score"] == -0.5 for r in rows)
+    assert "(E[chrf] -0.5)" in diversity_plot({"x_label": "self-BLEU", "y_label": "BLEU", "points": list(points.values())})

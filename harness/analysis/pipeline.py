@@ -75,7 +75,7 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
         fill_rows(br, configs, base_dec, base_strat, ex_tests, params)
         br.drilldown = (translation_drilldown(br, preds, cache, params, ex_tests) if task == "translation"
                         else classification_drilldown(br, preds, params))
-        br.plots = plot_data(br, dec_plugin)
+        br.plots = plot_data(br, dec_plugin, preds)
         benches.append(br)
 
     finalize(benches, params)

@@ -9,8 +9,24 @@ from typing import Any
 
 from .model import METRIC_TITLES, BenchmarkReport, Config, finite
 
-def plot_data(br: BenchmarkReport, dec_plugin: dict[str, str]) -> dict[str, Any]:
-    """The numbers behind each plot, or nothing for a plot whose data is absent."""
+def _expected_utility(cfg: Config, dec_plugin: dict[str, str], preds) -> dict[str, Any]:
+    """For an ``mbr`` configuration: the mean expected utility of its chosen outputs (their
+    prediction scores) and the utility's name, so the diversity plot shows what MBR optimised
+    next to the quality it reached; nothing for other decoders."""
+    import numpy as np
+
+    if preds is None or dec_plugin.get(cfg.decoder) != "mbr" or not cfg.cells:
+        return {}
+    vals = [r["score"] for c in cfg.cells for r in (preds(c.key) or [])
+            if isinstance(r.get("score"), (int, float)) and finite(r["score"])]
+    if not vals:
+        return {}
+    return {"expected_utility": float(np.mean(vals)), "utility": str((cfg.cells[0].decoder_params or {}).get("utility", "chrf"))}
+
+
+def plot_data(br: BenchmarkReport, dec_plugin: dict[str, str], preds=None) -> dict[str, Any]:
+    """The numbers behind each plot, or nothing for a plot whose data is absent. ``preds``
+    (cell key -> prediction rows) adds MBR's expected utility to the diversity plot."""
     import numpy as np
 
     plots: dict[str, Any] = {}
@@ -54,7 +70,8 @@ def plot_data(br: BenchmarkReport, dec_plugin: dict[str, str]) -> dict[str, Any]
         div = next((d for d in ("distinct_2", "distinct_1", "self_bleu") if d in labels), None)
         if div is not None:
             pts = [{"name": cfg.label, "x": mean_of(cfg, div), "y": mean_of(cfg, primary.label),
-                    "oracle": mean_of(cfg, "oracle_bleu") if "oracle_bleu" in labels else None}
+                    "oracle": mean_of(cfg, "oracle_bleu") if "oracle_bleu" in labels else None,
+                    **_expected_utility(cfg, dec_plugin, preds)}
                    for cfg in br.configs if cfg.cells]
             pts = [p for p in pts if p["x"] is not None and p["y"] is not None]
             if len(pts) >= 2:

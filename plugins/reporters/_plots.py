@@ -76,7 +76,8 @@ def _scatter(points: list[dict[str, Any]], x_label: str, y_label: str, title: st
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for i, p in enumerate(points):
         ax.scatter([p["x"]], [p["y"]], color=_PALETTE[i % 10], zorder=3)
-        ax.annotate(_short(p["name"], 28), (p["x"], p["y"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.annotate(_short(p["name"], 28) + p.get("suffix", ""), (p["x"], p["y"]), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
         if oracle and p.get("oracle") is not None:
             ax.scatter([p["x"]], [p["oracle"]], color=_PALETTE[i % 10], marker="^", alpha=0.5, zorder=2)
             ax.plot([p["x"], p["x"]], [p["y"], p["oracle"]], color=_PALETTE[i % 10], alpha=0.3, linewidth=1)
@@ -93,7 +94,11 @@ def diversity_plot(data: dict[str, Any]) -> str:
     has_oracle = any(p.get("oracle") is not None for p in data["points"])
     xl = data["x_label"] + (" (lower = more diverse)" if data.get("x_lower_is_more_diverse") else " (higher = more diverse)")
     title = "Quality vs diversity" + (" (▲ = oracle BLEU of the n-best)" if has_oracle else "")
-    return _scatter(data["points"], xl, data["y_label"], title, oracle=has_oracle)
+    # MBR points carry the expected utility they maximised: named beside the point (its scale is
+    # the utility's, not the y axis')
+    points = [{**p, "suffix": f" (E[{p.get('utility', 'utility')}] {p['expected_utility']:.1f})"}
+              if p.get("expected_utility") is not None else p for p in data["points"]]
+    return _scatter(points, xl, data["y_label"], title, oracle=has_oracle)
 
 
 def speed_plot(data: dict[str, Any]) -> str:
