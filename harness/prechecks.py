@@ -54,6 +54,7 @@ UNBOUNDED_TYPES = {"t5", "mt5", "umt5", "longt5", "bloom", "m2m_100", "nllb-moe"
 OFFSET_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text",
                 "longformer", "luke", "ibert", "markuplm"}
 LENGTH_PARAM = re.compile(r"^max_(\w+_)?length$|^max_new_tokens$")
+ROW_PARAMS = ("num_beams", "num_samples", "num_return_sequences")  # decoder rows per sentence
 
 
 # ----------------------------------------------------------------------------- config.json
@@ -304,7 +305,10 @@ def ram_bytes() -> int | None:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 def dtype_bytes(spec: ModelSpec) -> int:
@@ -485,19 +489,20 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
 def _check_decode_memory(out: _Collector, where: Where, comp: Component, spec: ModelSpec, f: ModelFacts, ram: int,
                          sentences: int) -> None:
     p = comp.params
-    beams = getattr(p, "num_beams", 1)
-    beams = beams if isinstance(beams, int) else 1
+    # hypotheses kept per sentence: beams, or samples for a sampling decoder (whichever it has)
+    per_sentence = [(k, getattr(p, k)) for k in ROW_PARAMS if isinstance(getattr(p, k, None), int)]
+    wide, beams = max(per_sentence, key=lambda kv: kv[1], default=("num_beams", 1))
     row = decode_row_bytes(f, spec)
     need = beams * sentences * row
     if need <= ram:
         return
     fit = ram // row
-    if beams * 1 * row > ram or sentences == 1:
-        key, allowed = "num_beams", max(fit, 0)
-        detail = f"{beams:,} beams"
+    if beams * row > ram or sentences == 1:
+        key, allowed = wide, max(fit, 0)
+        detail = f"{beams:,} {wide.removeprefix('num_').replace('_', ' ')}"
     else:
         key, allowed = "batch_size", max(fit // beams, 0)
-        detail = f"{sentences:,} sentences x {beams:,} beams"
+        detail = f"{sentences:,} sentences x {beams:,} {wide.removeprefix('num_').replace('_', ' ')}"
     if key not in type(p).model_fields:
         key = "batch_size" if "batch_size" in type(p).model_fields else key
     out.add(where.loc(key, out.resolved.raw_lines),

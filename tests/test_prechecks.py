@@ -91,7 +91,7 @@ def test_training_batch_beyond_ram_is_refused_by_run_with_the_batch_that_fits(tm
     assert res.stderr.startswith(
         f"error: {cfg}:6: strategies[0].params.batch_size: 64: a training batch of 20 examples of 42 tokens with "
         f"model '{tiny_bert.name}' needs at least ")
-    assert "more than this machine's 0.0 GB of RAM; allowed: batch_size <= " in res.stderr
+    assert "more than this machine's 2.0 MB of RAM; allowed: batch_size <= " in res.stderr
     assert len(res.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "c").exists()
 
@@ -127,3 +127,24 @@ def test_config_file_that_is_a_device_or_fifo_is_refused_without_reading_it(tmp_
         res = CliRunner().invoke(main, ["validate", path])
         assert res.exit_code == 2
         assert res.stderr == f"error: {path}: is a {kind}; expected a YAML file\n"
+
+
+def test_decoder_batch_beyond_ram_names_batch_size_at_run(tmp_path, tiny_marian, monkeypatch):
+    """Validate knows one sentence's beams fit; run knows the batch holds min(batch_size, 3) sentences."""
+    row = 2 * 4 * 61 + 2 * 2 * 32 * 4 * 2  # tiny Marian: vocabulary 61, 2 decoder layers, d_model 32
+    monkeypatch.setattr(prechecks, "ram_bytes", lambda: 10_000)
+    (tmp_path / "s.txt").write_text("the cat\nthe dog\na cat\n")
+    (tmp_path / "r.txt").write_text("die katze\nder hund\neine katze\n")
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(f"name: pre\nmodels: [{{path: {tiny_marian}}}]\nbenchmarks:\n"
+                   "  - {name: parallel_text, label: toy, params: {source: s.txt, reference: r.txt}}\n"
+                   "decoders:\n  - {name: beam, params: {num_beams: 4, batch_size: 64, max_new_tokens: 4}}\n")
+    assert 4 * row <= 10_000 < 3 * 4 * row
+    assert CliRunner().invoke(main, ["validate", str(cfg)]).exit_code == 0
+    res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 2, res.output
+    assert res.stderr == (
+        f"error: {cfg}:6: decoders[0].params.batch_size: one decoder step of 3 sentences x 4 beams with model "
+        f"'{tiny_marian.name}' (vocabulary 61) needs at least 18.1 KB, more than this machine's 10.0 KB of RAM; "
+        "allowed: batch_size <= 1\n")
+    assert not (tmp_path / "out").exists()
