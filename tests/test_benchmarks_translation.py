@@ -268,6 +268,29 @@ def test_malformed_quoting_is_refused_not_repaired(tmp_path):
         load("translation_table", tmp_path, path="m.csv")
 
 
+def test_bare_cr_line_endings_are_refused_not_read_as_one_line(tmp_path):
+    (tmp_path / "mac.txt").write_bytes(b"one\rtwo\rthree\r")
+    write_lines(tmp_path / "r.txt", ["eins", "zwei", "drei"])
+    with pytest.raises(DataError) as info:
+        load("parallel_text", tmp_path, source="mac.txt", reference="r.txt")
+    assert str(info.value) == (f"{tmp_path / 'mac.txt'}: lines end with a bare \\r (classic Mac OS line endings), "
+                               "which this reader does not split on; convert them to \\n, e.g. tr '\\r' '\\n' < "
+                               "mac.txt > mac.unix.txt")
+
+
+def test_harness_plugins_documents_quoting():
+    from harness.params import describe
+    from harness.plugins import default_plugins
+
+    for name in ("translation_table", "text_classification"):
+        quoting = next(d for d in describe(default_plugins().get("benchmark", name).Params) if d["name"] == "quoting")
+        assert quoting["type"] == "'none' | 'csv' | null"
+        assert quoting["description"].startswith("none: every character between separators is text, quotes included "
+                                                 "(default for TSV")
+        assert "csv: RFC 4180 quoting as Python's csv module writes it is removed (default for CSV)" in \
+            quoting["description"]
+
+
 SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"]
 
 

@@ -92,6 +92,10 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
             f"If the file uses another encoding, name it with the benchmark's `encoding:` parameter "
             f"(e.g. encoding: cp1252), or convert the file: iconv -f cp1252 -t utf-8 {Path(path).name} > "
             f"{Path(path).stem}.utf8{Path(path).suffix}") from None
+    if "\n" not in text and text.count("\r") > 1:  # one "line" would silently hold the whole file
+        raise DataError(f"{path}: lines end with a bare \\r (classic Mac OS line endings), which this reader does not "
+                        f"split on; convert them to \\n, e.g. tr '\\r' '\\n' < {Path(path).name} > "
+                        f"{Path(path).stem}.unix{Path(path).suffix}")
     return text.removeprefix("\ufeff")
 
 
