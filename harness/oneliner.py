@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ResolvedExperiment, resolve
+from .config import SECTION_KIND, ResolvedExperiment, resolve
 from .errors import ConfigError, HarnessError
 from .overrides import Override, apply_all, attribute, parse_set, parse_unset
 from .yamlio import LineDict, load_yaml_file, load_yaml_text
@@ -84,6 +84,27 @@ def _absolute_if_local(value: Any, cwd: Path) -> Any:
     return value
 
 
+def _absolute_paths(kind: str, item: Any, cwd: Path, plugins) -> Any:
+    """Make the plugin's file parameters (InputPath) absolute; other values are left alone, even
+    when a file of that name happens to exist (``split=test`` next to a directory ``test``)."""
+    from .params import describe
+    from .plugins import default_plugins
+
+    if not isinstance(item, dict):
+        return item
+    try:
+        cls = (plugins or default_plugins()).get(kind, item["name"])
+    except HarnessError:  # an unknown name or a preset: resolve() reports it / owns its paths
+        return item
+    paths = {p["name"] for p in describe(cls.Params) if "existing" in p["constraints"]}  # file or directory
+
+    def absolute(v: Any) -> Any:
+        return [absolute(x) for x in v] if isinstance(v, list) else _absolute_if_local(v, cwd)
+
+    item["params"] = {k: absolute(v) if k in paths else v for k, v in item["params"].items()}
+    return item
+
+
 @dataclass
 class Built:
     resolved: ResolvedExperiment
@@ -139,10 +160,8 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
             continue
         option = SECTION_OPTIONS[section]
         items = [{"path": _absolute_if_local(s, cwd)} if section == "models" else parse_spec(s, option) for s in specs]
-        if section == "benchmarks":  # relative to the working directory, as for --model (not to CONFIG's)
-            for item in items:
-                if isinstance(item, dict):
-                    item["params"] = {k: _absolute_if_local(v, cwd) for k, v in item["params"].items()}
+        if section != "models":  # file params are relative to the working directory, as --model (not to CONFIG)
+            items = [_absolute_paths(SECTION_KIND[section], item, cwd, plugins) for item in items]
         raw[section] = items
         trail += [((section, i), Override(s, (section, i), shown=f"{option} {s}")) for i, s in enumerate(specs)]
     edits: list[Override] = []
