@@ -138,8 +138,9 @@ def path_kind(p: str | Path) -> str:
         return "missing"
     except OSError as e:
         return f"unreadable ({e.strerror})"
-    for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
-                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+    for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
+                       (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
         if test(mode):
             return name
     return "special file"
@@ -242,11 +243,10 @@ def describe(params_cls: type[Params]) -> list[dict[str, Any]]:
                 v = getattr(m, attr, None)
                 if v is not None:
                     constraints.append(f"{sym}{v}")
-        if field.annotation is not None and any(
-                getattr(m, "func", None) is _resolve_input_path for m in [*field.metadata, *_item_metadata(field.annotation)]):
+        checks = {getattr(m, "func", None) for m in [*field.metadata, *_item_metadata(field.annotation)]}
+        if _resolve_input_path in checks:
             constraints.append("existing file")
-        if field.annotation is not None and any(
-                getattr(m, "func", None) is _resolve_input_dir for m in [*field.metadata, *_item_metadata(field.annotation)]):
+        if _resolve_input_dir in checks:
             constraints.append("existing directory")
         required = field.is_required()
         default = None if required else field.get_default(call_default_factory=True)

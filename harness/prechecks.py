@@ -181,7 +181,7 @@ def pickled_weights_problem(model_dir: Path) -> str | None:
 
 
 def _torch_build() -> tuple[str, bool]:
-    """(torch version, has CUDA/ROCm) from torch/version.py, without importing torch."""
+    """(torch version, has CUDA or ROCm) from torch/version.py, without importing torch."""
     import importlib.util
 
     try:
@@ -192,6 +192,12 @@ def _torch_build() -> tuple[str, bool]:
     version = re.search(r"^__version__\s*=\s*'([^']*)'", text, re.M)
     gpu = re.search(r"^(cuda|hip)\s*(:[^=]*)?=\s*'", text, re.M)
     return (version.group(1) if version else "?"), gpu is not None
+
+
+def _nvidia_build() -> bool:
+    """ROCm builds also answer to "cuda" but expose /dev/kfd, not /dev/nvidiaN: count only for CUDA."""
+    version, _ = _torch_build()
+    return "rocm" not in version
 
 
 def _visible_cuda_devices() -> int | None:
@@ -209,7 +215,7 @@ def device_problem(device: str) -> str | None:
         version, gpu_build = _torch_build()
         if not gpu_build:
             return f"this torch build ({version}) has no CUDA support; allowed here: auto, cpu"
-        count = _visible_cuda_devices()
+        count = _visible_cuda_devices() if _nvidia_build() else None
         index = int(device.split(":")[1]) if ":" in device else 0
         if count is not None and count == 0 and Path("/dev").is_dir() and not Path("/dev/dxg").exists():
             return "this machine has no CUDA device; allowed here: auto, cpu"
@@ -344,7 +350,7 @@ class Where:
     index: int
     component: Component
 
-    def loc(self, key: str, raw: Any = None) -> tuple:
+    def loc(self, key: str) -> tuple:
         # the key path names the parameter even when it was left at its default; line_of then
         # points at the deepest line written (the entry or its params)
         return (self.section, self.index, "params", key)
@@ -381,7 +387,8 @@ class _Collector:
     def add(self, loc: tuple, message: str) -> None:
         from .config import keypath
 
-        err = ConfigError(self.resolved.source, keypath(loc), message, line_of(self.resolved.raw_lines or self.resolved.raw, loc))
+        line = line_of(self.resolved.raw_lines or self.resolved.raw, loc)
+        err = ConfigError(self.resolved.source, keypath(loc), message, line)
         if str(err) not in self.seen:
             self.seen.add(str(err))
             self.errors.append(err)
@@ -443,7 +450,8 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
             if spec.max_source_length > limit:
                 out.add(("models", i, "max_source_length"),
                         f"{spec.max_source_length} is longer than model '{spec.display}' can read: its position "
-                        f"table has {limit} entries (longer inputs fail with IndexError); allowed: an integer in 1..{limit}")
+                        f"table has {limit} entries (longer inputs fail with IndexError); allowed: an integer in "
+                        f"1..{limit}")
     for i, spec in enumerate(resolved.experiment.models):
         f = facts.get(spec.path)
         if f is None or spec.prompt_template is None or f.encoder_positions is None:
@@ -477,7 +485,7 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
             limit = _length_limits(f, key, where.section)
             if limit is not None and value > limit:
                 what = {"max_new_tokens": "generate", "max_target_length": "take as a target"}.get(key, "read")
-                out.add(where.loc(key, resolved.raw_lines),
+                out.add(where.loc(key),
                         f"{value}{where.describe(key)} is longer than model '{spec.display}' can {what}: its position "
                         f"table has {f.decoder_positions if key == 'max_new_tokens' else limit} entries (longer "
                         f"sequences fail with IndexError); allowed: an integer <= {limit} for this model")
@@ -505,7 +513,7 @@ def _check_decode_memory(out: _Collector, where: Where, comp: Component, spec: M
         detail = f"{sentences:,} sentences x {beams:,} {wide.removeprefix('num_').replace('_', ' ')}"
     if key not in type(p).model_fields:
         key = "batch_size" if "batch_size" in type(p).model_fields else key
-    out.add(where.loc(key, out.resolved.raw_lines),
+    out.add(where.loc(key),
             f"one decoder step of {detail}{where.describe(key)} with model "
             f"'{spec.display}' (vocabulary {f.vocab:,}) needs at least {_gb(need)}, more than this machine's "
             f"{_gb(ram)} of RAM; allowed: {key} <= {allowed:,}")
@@ -528,7 +536,8 @@ def check_runtime(resolved: ResolvedExperiment, jobs: list, datasets: dict[str, 
             if offline():
                 out.add(("models", i), f"Hub model '{spec.path}'{rev} is not in the local Hugging Face cache and the "
                                        "Hub is switched off (HF_HUB_OFFLINE=1); download it once with network access "
-                                       f"(huggingface-cli download {spec.path}) or set path: to a local model directory")
+                                       f"(huggingface-cli download {spec.path}) or set path: to a local model "
+                                       "directory")
             elif not _hub_reachable():
                 out.add(("models", i), f"Hub model '{spec.path}'{rev} is not in the local Hugging Face cache and the "
                                        f"Hub ({_hub_endpoint()}) cannot be reached; run once with network access, or "
@@ -570,7 +579,7 @@ def check_runtime(resolved: ResolvedExperiment, jobs: list, datasets: dict[str, 
             if need > ram:
                 per = max(train_example_bytes(f, spec, length, vocab_logits), 1)
                 where = places[id(strat)]
-                out.add(where.loc("batch_size", resolved.raw_lines),
+                out.add(where.loc("batch_size"),
                         f"{p.batch_size}{where.describe('batch_size')}: a training batch of {n:,} examples of "
                         f"{length} tokens with model '{spec.display}' needs at least {_gb(need)}, more than this "
                         f"machine's {_gb(ram)} of RAM; allowed: batch_size <= {max(ram // per, 1):,}")
@@ -591,7 +600,7 @@ def _check_default_lengths(out: _Collector, where: Where, spec: ModelSpec, f: Mo
         longest = max(examples, key=lambda ex: len((getattr(ex, side) or "").split()))
         tokens = len((getattr(longest, side) or "").split()) + 2
         if tokens > limit:
-            out.add(where.loc(key, out.resolved.raw_lines),
+            out.add(where.loc(key),
                     f"{value} (the default) is longer than model '{spec.display}' can read (its position table has "
                     f"{limit} entries), and example '{longest.id}' has at least {tokens} tokens, which "
                     f"would fail with IndexError; allowed: an integer <= {limit} for this model (longer inputs are "
