@@ -40,11 +40,14 @@ from typing import Any, TextIO
 
 class _CellLog(io.TextIOBase):
     """A text stream appending to a cell's log file, created on the first write only (a cell
-    that prints nothing leaves no empty file)."""
+    that prints nothing leaves no empty file). After the cell (:meth:`finish`) it forwards to
+    the console: objects created during the cell (a logging handler set up lazily, a tqdm bar)
+    may keep it as their stream."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file: TextIO | None = None
+        self._after: TextIO | None = None
 
     def writable(self) -> bool:
         return True
@@ -55,6 +58,8 @@ class _CellLog(io.TextIOBase):
     def write(self, text: str) -> int:
         if not text:
             return 0
+        if self._after is not None:
+            return self._after.write(text)
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8", errors="replace")
@@ -62,11 +67,15 @@ class _CellLog(io.TextIOBase):
         self._file.flush()
         return n
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        if self._after is not None:
+            self._after.flush()
+
+    def finish(self, console: TextIO) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-        super().close()
+        self._after = console
 
 
 def _our_dirs() -> tuple[str, ...]:
@@ -103,7 +112,9 @@ def third_party_output_to(path: Path) -> Iterator[TextIO]:
                                        if isinstance(lg, logging.Logger) and not name.startswith("harness")]
     for lg in loggers:
         for h in lg.handlers:
-            if type(h) is logging.StreamHandler and h.stream in (console, sys.__stderr__):
+            # plain StreamHandlers are consoles (stderr as it was when the library set up its
+            # logging); file handlers and the like are subclasses and are left alone
+            if type(h) is logging.StreamHandler:
                 swapped.append((h, h.setStream(sink)))
     ours = logging.getLogger("harness")
     keep_ours = None
@@ -129,7 +140,7 @@ def third_party_output_to(path: Path) -> Iterator[TextIO]:
                 h.setStream(old)
             if keep_ours is not None:
                 ours.removeHandler(keep_ours)
-            sink.close()
+            sink.finish(console)
 
 
 def format_eta(seconds: float | None) -> str:

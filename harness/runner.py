@@ -657,7 +657,7 @@ def refuse_other_config(resolved: ResolvedExperiment, outdir: Path, jobs: list[C
         return
     name = resolved.experiment.name
     if old.get("experiment") != name:
-        reason = f"experiment '{old.get('experiment')}', this config is '{name}'"
+        reason = f"they are experiment '{old.get('experiment')}', this config is '{name}'"
     else:
         grid = {tuple(str(j.cell.labels()[k]) for k in LABEL_KEYS) for j in jobs}
         lost = [c for c in old.get("cells", []) if isinstance(c, dict) and c.get("status") in ("done", "cached")

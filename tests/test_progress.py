@@ -2,7 +2,9 @@
 display in terminals, plain lines in pipes and CI, nothing with --quiet."""
 from __future__ import annotations
 
+import contextlib
 import io
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -137,3 +139,74 @@ def test_quiet_prints_only_the_summary(tmp_path, tiny_marian, translation_files)
                                     "--cache-dir", str(tmp_path / "cache")])
     assert res.exit_code == 0
     assert res.stdout == f"1 cells (0 reused, 0 failed) → {tmp_path / 'out'}\n"
+
+
+# ----------------------------------------------------------------------------- third-party output goes to the cell's log
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+import types  # noqa: E402
+import warnings  # noqa: E402
+
+import harness.config  # noqa: E402
+from harness.api import Decoder  # noqa: E402
+from harness.hookspecs import hookimpl  # noqa: E402
+from harness.plugins import PluginSet  # noqa: E402
+
+
+class ChattyCopy(Decoder):
+    """Copies the source, chattering like a third-party library would."""
+
+    name = "chatty_copy"
+    description = "Copies the source while printing a progress bar, a FutureWarning and a log line (tests only)."
+
+    def decode(self, model, sources, ctx):
+        from tqdm import tqdm
+
+        from harness.api import Hypothesis
+
+        warnings.warn("`foo` is deprecated and will be removed in v9", FutureWarning)
+        logging.getLogger("some_library").warning("Some weights were not initialized")
+        for _ in tqdm(range(3), desc="Loading weights"):
+            pass
+        ctx.log.warning("the harness's own warning stays visible")
+        return [[Hypothesis(text=s)] for s in sources]
+
+
+@hookimpl
+def register_decoders(register):
+    register(ChattyCopy)
+
+
+def test_in_pipes_third_party_bars_warnings_and_logs_go_to_the_cells_log(tmp_path, tiny_marian, translation_files,
+                                                                        monkeypatch):
+    module = types.ModuleType("chatty_plugin")
+    module.register_decoders = register_decoders
+    ps = PluginSet(extra=[module])
+    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in `harness run`: logging not configured (no pytest)
+    library = logging.getLogger("some_library")  # a library that set up its own console handler
+    handler = logging.StreamHandler(sys.stderr)
+    library.addHandler(handler)
+    try:
+        (tmp_path / "model").symlink_to(tiny_marian)
+        (tmp_path / "exp.yaml").write_text(GRID.replace("{name: test_slow, label: slow}", "chatty_copy"))
+        res = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "-o", str(tmp_path / "out"),
+                                        "--cache-dir", str(tmp_path / "cache")])
+    finally:
+        library.removeHandler(handler)
+    assert res.exit_code == 0, res.output
+    assert res.stderr == "the harness's own warning stays visible\n"
+    assert res.stdout.splitlines()[0] == "1 cells, 1 to run"
+    assert res.stdout.splitlines()[1].startswith("[1/1] done ")
+    [log] = (tmp_path / "out" / "cells").glob("*/log.txt")
+    text = log.read_text()
+    assert "FutureWarning: `foo` is deprecated and will be removed in v9" in text
+    assert "Some weights were not initialized" in text
+    assert "Loading weights: 100%" in text and "3/3" in text
+    assert handler.stream is sys.stderr  # the library's handler is given back its stream
+
+
+def test_a_terminal_keeps_warnings_on_screen():
+    assert isinstance(RichProgress(stream=io.StringIO()).cell_output(Path("never-written.txt")),
+                      contextlib.nullcontext)

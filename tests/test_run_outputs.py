@@ -92,3 +92,45 @@ def test_report_command_rerenders_from_saved_results(project):
     assert bad.returncode == 2
     assert bad.stderr.strip() == ("error: nowhere: not a run directory (no manifest.json); "
                                   "run `harness run CONFIG -o nowhere` first")
+
+
+def test_threads_setting_is_applied_and_recorded(project):
+    import torch
+
+    before = torch.get_num_threads()
+    res = harness_cli(project, "run", "exp.yaml", "-o", "out", "--threads", "2")
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((project / "out" / "manifest.json").read_text())
+    assert manifest["threads"] == {"torch": 2, "source": "--threads"}
+    cell = json.loads((project / "out" / "cells" / manifest["cells"][0]["key"] / "cell.json").read_text())
+    assert cell["torch_threads"] == 2
+    (project / "exp.yaml").write_text(CONFIG + "threads: 1\n")
+    res = harness_cli(project, "run", "exp.yaml", "-o", "out2")
+    manifest = json.loads((project / "out2" / "manifest.json").read_text())
+    assert manifest["threads"] == {"torch": 1, "source": "config threads:"}
+    assert torch.get_num_threads() == before  # (subprocesses: this process is untouched)
+
+
+@pytest.mark.parametrize("cores, load, omp, want", [
+    (2, (8.3, 8.0, 7.0), None, (1, "default: 2 cores, load 8.3")),  # oversubscribed: one thread
+    (2, (0.2, 0.1, 0.1), None, (2, "default: 2 cores, load 0.2")),  # idle: every core
+    (8, (3.5, 3.0, 3.0), None, (5, "default: 8 cores, load 3.5")),  # the free cores
+    (8, (0.0, 0.0, 0.0), "3", (3, "OMP_NUM_THREADS")),
+])
+def test_default_threads_cannot_oversubscribe(monkeypatch, project, cores, load, omp, want):
+    import os
+
+    from harness.config import load_experiment
+    from harness.runner import decide_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: load)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    resolved = load_experiment(project / "exp.yaml")
+    assert decide_threads(resolved) == want
+    assert decide_threads(resolved, 4) == (4, "--threads")
+    ray = load_experiment(project / "exp.yaml", ["executor=ray"])
+    assert decide_threads(ray) == ((None, "executor 'ray' decides") if omp is None else want)
