@@ -98,7 +98,6 @@ def apply(raw: Any, edit: Override) -> list[tuple]:
     def walk(parent: Any, key: Any, node: Any, i: int, loc: tuple) -> None:
         part, last = edit.path[i], i == len(edit.path) - 1
         node = _as_mapping(parent, key, node, loc) if parent is not None else node
-        where = _keypath(loc) or "the config"
         if isinstance(node, list):
             if part == WILDCARD:
                 if not node:
@@ -120,17 +119,16 @@ def apply(raw: Any, edit: Override) -> list[tuple]:
                 keys = list(node)
             else:
                 keys = [part]
-        else:
-            raise ConfigError(edit.source, _keypath(loc),
-                              f"is a {type(node).__name__}, cannot {'unset' if edit.unset else 'set'} "
-                              f"'{part}' inside it" if loc else f"{where} is not a mapping")
+        else:  # (the root is always a mapping: resolve() refuses anything else first)
+            raise ConfigError(edit.source, _keypath(loc), f"is a {type(node).__name__}, cannot "
+                                                         f"{'unset' if edit.unset else 'set'} '{part}' inside it")
         if last:
             if edit.unset:
                 present = [k for k in keys if isinstance(node, list) or k in node]
                 if not present and part != WILDCARD:
                     choices = ", ".join(map(str, node)) if isinstance(node, dict) else ""
                     raise ConfigError(edit.source, _keypath(loc + (part,)),
-                                      f"nothing to unset: no such key" + (f" (keys here: {choices})" if choices else ""))
+                                      "nothing to unset: no such key" + (f" (keys here: {choices})" if choices else ""))
                 for k in sorted(present, key=lambda k: -k if isinstance(k, int) else 0):  # list: delete from the end
                     del node[k]
                     touched.append(loc + (k,))
