@@ -1,0 +1,103 @@
+"""scripts/build_translation_model.py: a BPE tokenizer + Marian config trained on a small corpus,
+loaded through the harness's own loading code, round-tripping text exactly."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.models import ModelSpec, load_hf_model, load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "build_translation_model.py"
+EN = ["A man in an orange hat is looking at something.", "Two dogs run across the green grass.",
+      "A woman, wearing a red dress, sings on a stage.", "Children are playing soccer in the park.",
+      "A dog jumps over a fence.", "The man is riding a bicycle down the street."]
+DE = ["Ein Mann mit einem orangefarbenen Hut starrt etwas an.", "Zwei Hunde laufen über das grüne Gras.",
+      "Eine Frau in einem roten Kleid singt auf einer Bühne.", "Kinder spielen im Park Fußball.",
+      "Ein Hund springt über einen Zaun.", "Der Mann fährt mit dem Fahrrad die Straße hinunter."]
+
+
+def _script():
+    if "build_translation_model" not in sys.modules:  # dataclasses need their module registered
+        spec = importlib.util.spec_from_file_location("build_translation_model", SCRIPT)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["build_translation_model"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["build_translation_model"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("corpus")
+    (d / "train.en").write_text("\n".join(EN * 5) + "\n", encoding="utf-8")
+    (d / "train.de").write_text("\n".join(DE * 5) + "\n", encoding="utf-8")
+    out = d / "model"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--source", str(d / "train.en"), "--target", str(d / "train.de"),
+                           "--out", str(out), "--vocab-size", "300", "--d-model", "32", "--layers", "1", "--heads", "2",
+                           "--ffn-dim", "64"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote {out}"
+    return out
+
+
+def test_the_directory_loads_through_the_harness_as_a_marian_model(built):
+    spec = ModelSpec(path=str(built), local=True, init="random")
+    model = load_hf_model(spec, "AutoModelForSeq2SeqLM", seed=0, device="cpu")
+    tok = load_tokenizer(spec)
+    assert type(model).__name__ == "MarianMTModel"
+    cfg = model.config
+    assert (cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, cfg.encoder_ffn_dim) == (32, 1, 1, 64)
+    assert cfg.vocab_size == len(tok) <= 300 and cfg.share_encoder_decoder_embeddings
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2) == \
+        (cfg.pad_token_id, cfg.eos_token_id, 2)
+    assert cfg.decoder_start_token_id == 0
+    assert json.loads((built / "generation_config.json").read_text())["max_length"] == 96
+    info = json.loads((built / "build_info.json").read_text())
+    assert info["trained_on"] == ["train.en", "train.de"] and info["vocab_size"] == len(tok)
+
+
+@pytest.mark.parametrize("text", [EN[0], DE[1], DE[3], "Der Hund, ein Mann und Kinder laufen über das Gras.",
+                                  "A  man ,in the park."])
+def test_encode_decode_round_trips_exactly(built, text):
+    """Sentences made of the corpus's characters come back exactly, spacing and punctuation included."""
+    tok = load_tokenizer(ModelSpec(path=str(built), local=True))
+    ids = tok(text)["input_ids"]
+    assert ids[-1] == tok.eos_token_id and ids.count(tok.eos_token_id) == 1
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    assert tok(text_target=text)["input_ids"] == ids, "one joint vocabulary for source and target"
+
+
+def test_a_character_the_corpus_never_shows_becomes_unk(built):
+    tok = load_tokenizer(ModelSpec(path=str(built), local=True))
+    ids = tok("A dog @ the park.")["input_ids"]
+    assert ids.count(tok.unk_token_id) == 1
+    assert tok.decode(ids, skip_special_tokens=True) == "A dog  the park.", "the character is lost, its space kept"
+
+
+def test_frequent_words_become_single_tokens_and_punctuation_is_split_off(built):
+    tok = load_tokenizer(ModelSpec(path=str(built), local=True))
+    pieces = tok.convert_ids_to_tokens(tok("A dog jumps over a fence.")["input_ids"])
+    assert pieces == ["▁A", "▁dog", "▁jumps", "▁over", "▁a", "▁fence", ".", "</s>"]
+
+
+def test_build_is_deterministic(built, tmp_path):
+    corpus = built.parent
+    _script().build([corpus / "train.en"], [corpus / "train.de"], tmp_path / "again", vocab_size=300,
+                    arch=_script().Architecture(d_model=32, layers=1, heads=2, ffn_dim=64))
+    assert (tmp_path / "again" / "tokenizer.json").read_bytes() == (built / "tokenizer.json").read_bytes()
+
+
+def test_a_non_utf8_corpus_is_one_error_line(tmp_path):
+    (tmp_path / "a.en").write_bytes(b"fine\ncaf\xe9\n")
+    (tmp_path / "a.de").write_text("gut\ncafe\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--source", str(tmp_path / "a.en"), "--target",
+                           str(tmp_path / "a.de"), "--out", str(tmp_path / "m")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {tmp_path / 'a.en'}:2: not UTF-8")
+    assert not (tmp_path / "m").exists()
