@@ -607,8 +607,8 @@ class _BeamChunk:
         add = is_eos & self.top_b  # only an ending candidate ranked in the top b joins the list
         if bool(add.any()):
             au, aj = add.nonzero(as_tuple=True)  # row-major: each unit's candidates in rank order
-            rows = ((au + u0) * b + src[au, aj]).tolist()
-            prev = self.hist[:, self.P:].index_select(0, torch.tensor(rows, device=self.dev)).tolist() if t else [[]] * len(rows)
+            rows = (au + u0) * b + src[au, aj]
+            prev = self.hist[:, self.P:].index_select(0, rows).tolist() if t else [[]] * rows.numel()
             denom = gen ** self.cfg.length_penalty
             for u, score, p, last in zip((au + u0).tolist(), top_s[au, aj].tolist(), prev, tok[au, aj].tolist()):
                 self._legacy_add(u, score / denom, p + [last])
