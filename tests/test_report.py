@@ -199,8 +199,18 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
     assert row.per_seed[0]["seed"] == 0 and row.per_seed[0]["p_mcnemar"] == pytest.approx(p0)
     assert row.test == "seeds" and row.p_seeds_perm == pytest.approx(perm) and row.significant is False
     per_seed = Tables(html).tables["seeds-2-accuracy"]
-    assert per_seed[0] == ["Configuration", "Seed", "Score", "Baseline", "Outputs differ", "p (bootstrap)", "p (McNemar)"]
-    assert per_seed[1][:2] == ["input_mask", "0"] and per_seed[1][6] == ("< 0.001" if p0 < 0.001 else f"{p0:.3f}")
+    assert per_seed[0] == ["Configuration", "Seed", "Score", "Baseline", "Outputs differ", "p (bootstrap)", "p (AR)",
+                           "p (McNemar)"]
+    differ0 = int(np.sum(np.array(preds[("sst2", "input_mask", "-", 0)]) != np.array(preds[("sst2", "unmasked", "-", 0)])))
+    assert per_seed[1][:2] == ["input_mask", "0"] and per_seed[1][7] == ("< 0.001" if p0 < 0.001 else f"{p0:.3f}")
+    assert per_seed[1][4] == f"{differ0} of 300"
+    # McNemar is per seed only: pooling the examples of five training runs would be anti-conservative
+    assert row.p_mcnemar is None and row.p_bootstrap is None and len({s["p_mcnemar"] for s in row.per_seed}) == 5
+    # each signature line says what produced it
+    metrics = {m.label: m for b in data.benchmarks for m in b.metrics}
+    assert metrics["bleu"].signature_label == "sacrebleu signature"
+    assert metrics["accuracy"].signature_label == "harness signature"
+    assert metrics["distinct_2"].signature_label == "signature of metric plugin 'distinct_2'"
     assert len(per_seed) == 1 + 5
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import AnalysisParams, BenchmarkReport, MetricInfo, finite
+from .model import AnalysisParams, BenchmarkReport, finite
 from .pairing import paired_cells
 from .runs import Predictions, StatsCache
 
@@ -260,6 +260,3 @@ def _run_tests(br, aligned, pairs, cell_of, params: AnalysisParams, out: Example
         for item, p in zip(ar_items, ps):
             out.pair[item]["p_ar"] = p
 
-
-def metric_has_tests(m: MetricInfo, ex: ExampleTests) -> bool:
-    return m.label in ex.scorers

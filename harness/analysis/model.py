@@ -175,6 +175,7 @@ class Row:
     ci_clipped: bool = False  # the interval was cut to the metric's range
     na_reason: str = ""  # why the value is n/a (e.g. an n-best list metric of a one-hypothesis decoder)
     p_bootstrap: float | None = None  # over examples (sacrebleu's rule for sacrebleu metrics, else two-sided)
+    bootstrap_rule: str = ""  # "sacrebleu" | "two-sided": how p_bootstrap was computed
     p_ar: float | None = None  # approximate randomisation over examples
     p_mcnemar: float | None = None
     mcnemar_bc: tuple[int, int] | None = None

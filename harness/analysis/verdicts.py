@@ -137,6 +137,7 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
         if p:
             row.p_bootstrap, row.p_ar = p.get("p_bootstrap"), p.get("p_ar")
             row.p_mcnemar, row.mcnemar_bc = p.get("p_mcnemar"), p.get("mcnemar_bc")
+            row.bootstrap_rule = p.get("bootstrap_rule", "")
             if row.p_mcnemar is not None:
                 row.test, row.p = "mcnemar", row.p_mcnemar
             elif row.p_ar is not None:
@@ -186,8 +187,7 @@ def _others(row: Row) -> list[tuple[str, float]]:
 
 
 def _bootstrap_name(row: Row) -> str:
-    rule = next((s.get("bootstrap_rule") for s in row.per_seed if s.get("bootstrap_rule")), "")
-    return "sacrebleu's paired bootstrap" if rule == "sacrebleu" else "the paired bootstrap"
+    return "sacrebleu's paired bootstrap" if row.bootstrap_rule == "sacrebleu" else "the paired bootstrap"
 
 
 def _disagreement(row: Row, params: AnalysisParams) -> str:

@@ -1,9 +1,10 @@
 """``csv`` and ``parquet``: the report's numbers as a table for pandas, R or a spreadsheet.
 
 One row per (benchmark, metric, configuration): score (mean over seeds), sd, 95% CI and how it
-was computed, the baseline compared against, the difference, every p-value (bootstrap, AR,
-McNemar, over seeds), the deciding test and whether it is significant; see
-:meth:`harness.report_data.ReportData.frame`. Non-goals: per-example data (predictions.jsonl
+was computed, the baseline compared against, the difference and its two-level (seeds ×
+examples) bootstrap interval, every p-value (bootstrap, AR, McNemar, over seeds) and the
+Holm-adjusted deciding one, the deciding test and whether it is significant, how many outputs
+differ, the seeds needed, the rank; see :data:`harness.analysis.model.RECORD_COLUMNS`. Non-goals: per-example data (predictions.jsonl
 already holds it).
 """
 from __future__ import annotations
