@@ -176,7 +176,7 @@ benchmarks:
   - name: parallel_text
     label: toy
     params: {source: src.en, references: [a.de, b.de, c.de]}
-decoders: [{name: greedy, params: {max_new_tokens: 8}}]
+decoders: [{name: greedy, params: {max_new_tokens: 8}}, {name: sample, params: {max_new_tokens: 8}}]
 metrics: [bleu, chrf]
 reporters: []
 """, encoding="utf-8")
@@ -184,8 +184,11 @@ reporters: []
     res = subprocess.run([sys.executable, "-m", "harness.cli", "run", "exp.yaml", "-o", "out"], cwd=files,
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr
-    pred = next((files / "out" / "predictions").iterdir())
-    rows = [json.loads(line) for line in pred.read_text(encoding="utf-8").splitlines()]
+    by_decoder = {}
+    for pred in (files / "out" / "predictions").iterdir():
+        rows = [json.loads(line) for line in pred.read_text(encoding="utf-8").splitlines()]
+        by_decoder["sample" if "sample" in pred.name else "greedy"] = rows
+    rows = by_decoder["greedy"]
     assert [r["references"] for r in rows] == [list(x) for x in zip(REF_A, REF_B, REF_C)]
     assert [r["reference"] for r in rows] == REF_A
     (files / "out.de").write_text("\n".join(r["output"] for r in rows) + "\n", encoding="utf-8")
@@ -193,6 +196,22 @@ reporters: []
     import pandas as pd
 
     metrics = pd.read_csv(files / "out" / "metrics.csv")
+    metrics = metrics[metrics.decoder == "greedy"]
     value = dict(zip(metrics.metric, metrics.value))
     assert value["chrf"] == pytest.approx(cli[1]["score"], abs=1e-6)
     assert value["bleu"] == pytest.approx(cli[0]["score"], abs=1e-6)
+
+    # the report's paired bootstrap (sample vs greedy) against every reference = sacrebleu --paired-bs
+    from harness.report_data import analyze
+    from harness.results import load_run
+
+    (files / "sample.de").write_text("\n".join(r["output"] for r in by_decoder["sample"]) + "\n", encoding="utf-8")
+    text = sacrebleu_cli(files, "-m", "bleu", "chrf", "--no-color", "-f", "text", "--paired-bs", "--paired-bs-n", "1000",
+                         system=("out.de", "sample.de"))
+    want = [float(x) for x in re.findall(r"p = ([\d.]+)", next(line for line in text.splitlines() if "(p = " in line))]
+    report = analyze(load_run(files / "out")).benchmarks[0]
+    got = {label: r.p_bootstrap for label in ("bleu", "chrf") for r in report.rows[label] if r.config.decoder == "sample"}
+    # chrF: the CLI's p-value. (BLEU is 0.0 for both systems of this untrained model; the report
+    # never calls an exact zero gap significant (p = 1) where sacrebleu prints its resampling p.)
+    assert f"{got['chrf']:.4f}" == f"{want[1]:.4f}" and want[1] < 0.05
+    assert value["bleu"] == 0.0 and got["bleu"] == 1.0
