@@ -26,6 +26,7 @@ def _files(d):
     (d / "c.csv").write_text((d / "c.tsv").read_text(encoding="utf-8").replace("\t", ","), encoding="utf-8")
     (d / "pos.txt").write_text("".join(f"good {i}\n" for i in range(20)), encoding="utf-8")
     (d / "neg.txt").write_text("".join(f"bad {i}\n" for i in range(20)), encoding="utf-8")
+    (d / "l.txt").write_text("".join(f"{i % 2} words {i}\n" for i in range(40)), encoding="utf-8")
 
 
 CASES = {
@@ -36,6 +37,7 @@ CASES = {
     "text_classification": {"path": "c.tsv"},
     "hf_classification": {"path": "csv", "data_files": {"train": "c.csv", "test": "c.csv"}, "cache_dir": "hf-cache"},
     "polarity_files": {"positive": "pos.txt", "negative": "neg.txt"},
+    "labelled_lines": {"path": "l.txt", "label_names": {0: "negative", 1: "positive"}},
     "numbers": {"train_size": 20, "dev_size": 5, "test_size": 10},
     # needs sacrebleu's download; its offline behaviour is covered in test_benchmarks_sacrebleu.py
     "sacrebleu_testset": None,

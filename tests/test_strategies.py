@@ -239,6 +239,17 @@ def test_tapt_runs_a_masked_lm_stage_on_the_training_text(arms):
     assert all(not (x == mask_id).any() for x in encoder_calls[8:])
 
 
+def test_input_mask_at_rate_zero_trains_exactly_like_unmasked(tmp_path, tiny_bert):
+    """The masking-rate sweep's rate 0 is the unmasked arm: the same checkpoint, bit for bit."""
+    data = sentiment_data()
+    spec = ModelSpec(path=str(tiny_bert), local=True)
+    zero = weights(strategy("input_mask", **FAST, mask_prob=0.0).prepare(spec, data, ctx_for(tmp_path)).path)
+    plain = weights(strategy("unmasked", **FAST).prepare(spec, data, ctx_for(tmp_path)).path)
+    assert same_weights(zero, plain)
+    low = weights(strategy("input_mask", **FAST, mask_prob=0.05).prepare(spec, data, ctx_for(tmp_path)).path)
+    assert not same_weights(low, plain)
+
+
 def test_arms_start_from_the_same_head_for_one_seed(tmp_path, tiny_bert):
     """With learning rate 0 nothing trains: the checkpoints show the initial state of each arm."""
     data = sentiment_data(40)

@@ -153,7 +153,43 @@ class PolarityFiles(Benchmark):
                              labels=labels, meta={"source": p.positive})
 
 
+class LabelledLinesParams(EncodingParams, SplitFractions, LabelParams, SubsetParams):
+    path: InputPath = Field(description="one example per line: the label, a separator, the text")
+    separator: str = Field(" ", min_length=1, description="between label and text (its first occurrence; "
+                                                          "MPQA and SentEval use a space)")
+    skip_empty: bool = Field(False, description="drop lines whose text is empty (MPQA has 3) instead of refusing")
+
+
+class LabelledLines(Benchmark):
+    """``LABEL<separator>text`` per line (MPQA as SentEval ships it), split with a seed like ``path``."""
+
+    name = "labelled_lines"
+    task = "classification"
+    description = "One file, one example per line: label, separator, text (MPQA layout), split with a seed."
+    Params = LabelledLinesParams
+
+    def load(self, ctx):
+        p = self.params
+        rows = []
+        for i, line in enumerate(read_lines(p.path, p.encoding), 1):
+            label, sep, text = line.partition(p.separator)
+            if sep and label and not text.strip() and p.skip_empty:
+                continue
+            if not sep or not label or not text.strip():
+                hint = " (skip_empty: true drops lines with an empty text)" if sep and label else ""
+                raise DataError(f"{p.path}:{i}: expected label{p.separator!r}text, got {line[:60]!r}{hint}")
+            rows.append(RawExample(f"{p.path}:{i}", f"line-{i}", text, label))
+        raw = _split_one(rows, p, p.path)
+        raw["test"] = _limit(raw["test"], p.limit, p.sample, p.sample_seed)
+        raw["train"] = _limit(raw["train"], p.train_limit, True, p.sample_seed)
+        splits, labels = name_labels(raw, labels=p.labels, label_names=p.label_names,
+                                     train_source=f"train split of {p.path}")
+        return BenchmarkData(task="classification", train=splits["train"], dev=splits["dev"], test=splits["test"],
+                             labels=labels, meta={"source": p.path})
+
+
 @hookimpl
 def register_benchmarks(register):
     register(TextClassification)
     register(PolarityFiles)
+    register(LabelledLines)
