@@ -130,6 +130,17 @@ def test_truncation_never_draws_outside_the_allowed_set_and_renormalises(setting
         assert chi_square_p(counts, renormalised(FIRST, allowed)) > 0.01
 
 
+def test_the_inverse_cdf_never_lands_on_a_token_of_probability_zero():
+    import torch
+
+    from harness_plugins.decoders._sampling import draw
+
+    inf = float("inf")
+    scores = torch.tensor([[0.0, -inf, 1.0, -inf], [-inf, 2.0, -inf, -inf], [-inf, -inf, 0.0, 0.0]])
+    for u, want in ((0.0, [0, 1, 2]), (0.5, [2, 1, 3]), (1 - 2 ** -53, [2, 1, 3])):  # u < 1 at the top end
+        assert draw(scores, torch.full((3,), u, dtype=torch.float64)).tolist() == want
+
+
 def test_temperature_zero_is_argmax_on_the_scripted_model():
     [hyps] = draws(n=5, temperature=0.0)
     assert all(WORDS[h.tokens[0]] == "happy" and WORDS[h.tokens[1]] == "today" for h in hyps)

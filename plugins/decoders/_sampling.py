@@ -74,12 +74,16 @@ def warp(scores: torch.Tensor, cfg: SampleConfig) -> torch.Tensor:
 def draw(scores: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """One token per row: the inverse CDF of softmax(scores) at the uniforms ``u`` (rows,).
     A token of probability 0 is never drawn: its CDF step is empty."""
-    probs = scores.softmax(dim=-1).double()
-    cdf = probs.cumsum(dim=-1)
-    tok = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1)
-    # u * total can round up to total: take the last token that has probability
-    last = probs.shape[1] - 1 - (probs > 0).flip(1).to(torch.int8).argmax(dim=1)
-    return torch.minimum(tok, last)
+    probs = scores.softmax(dim=-1)
+    cdf = probs.cumsum(dim=-1, dtype=torch.float64)
+    vocab = probs.shape[1]
+    tok = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(1).clamp_(max=vocab - 1)
+    # u * total can round up to total (then the search runs past the last token of positive
+    # probability): take that last token instead. Rare, so only those rows are looked at.
+    bad = (probs.gather(1, tok[:, None]).squeeze(1) == 0).nonzero().squeeze(1)
+    if bad.numel():
+        tok[bad] = vocab - 1 - (probs[bad] > 0).flip(1).to(torch.int8).argmax(dim=1)
+    return tok
 
 
 def sample_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rules, config: SampleConfig,
