@@ -217,6 +217,8 @@ def encode_translation(tokenizer, examples: Sequence[Example], max_length: int, 
         raise DataError(f"{where}: {len(missing)} training examples have no reference translation "
                         f"(e.g. {missing[0]})")
     enc = encode_inputs(tokenizer, examples, max_length, where)
+    # seq2seq models take no segment ids (transformers 4.x fast tokenizers return them anyway)
+    enc.token_type_ids = None
     tgt = tokenizer(text_target=[ex.reference for ex in examples], truncation=True, max_length=max_target_length)
     enc.targets = [list(x) for x in tgt["input_ids"]]
     return enc

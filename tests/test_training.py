@@ -242,7 +242,8 @@ def _seq2seq_loss(model_dir: str, data: BenchmarkData, *, init: str = "pretraine
     model = load_hf_model(spec, "AutoModelForSeq2SeqLM", seed=seed, device="cpu")
     tok = load_tokenizer(spec)
     src = [e.source for e in data.train]
-    enc = tok(src, text_target=[e.reference for e in data.train], padding=True, return_tensors="pt")
+    enc = tok(src, text_target=[e.reference for e in data.train], padding=True, return_tensors="pt",
+              return_token_type_ids=False)  # transformers 4.x returns them; Marian takes none
     enc["labels"][enc["labels"] == tok.pad_token_id] = -100
     with torch.no_grad():
         return float(model(**enc).loss)
