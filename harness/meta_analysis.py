@@ -170,3 +170,70 @@ def pool_paired_differences(by_dataset: dict[str, Sequence[float]], *, level: fl
     labels = list(by_dataset)
     effs = [paired_effect(by_dataset[name]) for name in labels]
     return pool_effects([e.estimate for e in effs], [e.variance for e in effs], labels=labels, level=level)
+
+
+# ----------------------------------------------------------------------------- the masking study
+
+
+@dataclass(frozen=True)
+class StudyDelta:
+    """One dataset x budget x rate: the paired difference to the baseline over seeds."""
+
+    dataset: str
+    budget: int | None
+    rate: float
+    n: int                      # seeds with both arms
+    delta: float                # mean over seeds of (arm - baseline), in the metric's units
+    sd: float | None            # sample sd of the per-seed differences (None with one seed)
+    ci_low: float | None        # t interval of the mean difference at ``level``
+    ci_high: float | None
+    differences: tuple[float, ...]
+
+
+def masking_study(metrics, *, metric: str = "accuracy", baseline: str = "unmasked",
+                  level: float = 0.95) -> tuple[list[StudyDelta], list[tuple[int | None, float, PooledEffect]]]:
+    """Δ vs ``baseline`` per dataset, budget and masking rate, and its pooled effect across datasets.
+
+    ``metrics`` is a run's metrics DataFrame (``harness.load_results(OUTDIR)``), laid out as
+    ``configs/mask-study.yaml`` lays out its grid: the budget is the strategy's ``train_limit``,
+    the rate its ``mask_prob`` (0 for the baseline), and the dataset the benchmark label without
+    its ``-b<budget>`` suffix. Cells are paired by (dataset, budget, seed). Returns the per-dataset
+    rows (t intervals over seeds) and, per (budget, rate), :func:`pool_paired_differences` across
+    the datasets (DerSimonian-Laird).
+    """
+    import json as _json
+
+    from scipy.stats import t as t_dist
+
+    rows = metrics[metrics["metric"] == metric]
+    values: dict[tuple[str, int | None, float], dict[int, float]] = {}
+    for r in rows.itertuples(index=False):
+        params = _json.loads(r.strategy_params) if isinstance(r.strategy_params, str) and r.strategy_params else {}
+        budget = params.get("train_limit")
+        dataset = str(r.benchmark)
+        if budget is not None and dataset.endswith(f"-b{budget}"):
+            dataset = dataset[: -len(f"-b{budget}")]
+        rate = 0.0 if r.strategy == baseline else params.get("mask_prob")
+        if rate is None:  # an arm that is neither the baseline nor input masking
+            continue
+        values.setdefault((dataset, budget, float(rate)), {})[int(r.seed)] = float(r.value)
+    deltas: list[StudyDelta] = []
+    for (dataset, budget, rate), by_seed in sorted(values.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2])):
+        base = values.get((dataset, budget, 0.0), {})
+        if rate == 0.0 or not base:
+            continue
+        diffs = tuple(by_seed[s] - base[s] for s in sorted(by_seed) if s in base)
+        if not diffs:
+            continue
+        eff = paired_effect(diffs)
+        sd = math.sqrt(eff.variance * eff.n) if eff.variance is not None else None
+        lo = hi = None
+        if eff.variance is not None:
+            half = float(t_dist.ppf(0.5 + level / 2, eff.n - 1)) * math.sqrt(eff.variance)
+            lo, hi = eff.estimate - half, eff.estimate + half
+        deltas.append(StudyDelta(dataset, budget, rate, eff.n, eff.estimate, sd, lo, hi, diffs))
+    pooled = []
+    for budget, rate in sorted({(d.budget, d.rate) for d in deltas}, key=lambda x: (x[0] or 0, x[1])):
+        group = {d.dataset: d.differences for d in deltas if (d.budget, d.rate) == (budget, rate)}
+        pooled.append((budget, rate, pool_paired_differences(group, level=level)))
+    return deltas, pooled

@@ -112,3 +112,36 @@ def test_paired_differences_become_mean_and_variance_of_the_mean():
     assert res.estimate == pytest.approx(direct.estimate) and res.tau2 == pytest.approx(direct.tau2)
     assert res.se == pytest.approx(direct.se) and res.labels == direct.labels
     assert res.as_dict()["labels"] == ["a", "b"]
+
+
+def test_masking_study_pairs_by_dataset_budget_and_seed_and_pools_across_datasets():
+    import json
+
+    import pandas as pd
+
+    from harness.meta_analysis import masking_study
+
+    rows = []
+    # accuracy = 70 + budget/100 + rate effect that differs by dataset, + a seed wobble
+    effect = {"sst2": {0.15: -2.0}, "mpqa": {0.15: 1.0}, "rt-polarity": {0.15: 0.5}}
+    for ds in effect:
+        for budget in (50, 800):
+            for seed in (0, 1, 2):
+                for strat, rate in (("unmasked", None), ("input_mask[mask_prob=0.15]", 0.15)):
+                    params = {"train_limit": budget, **({"mask_prob": rate} if rate else {})}
+                    value = 70 + budget / 100 + seed + (effect[ds][rate] + 0.1 * seed if rate else 0)
+                    for metric in ("accuracy", "mcc"):
+                        rows.append({"benchmark": f"{ds}-b{budget}", "strategy": strat, "seed": seed,
+                                     "metric": metric, "value": value, "strategy_params": json.dumps(params)})
+    deltas, pooled = masking_study(pd.DataFrame(rows), metric="accuracy")
+    assert len(deltas) == 6
+    d = next(x for x in deltas if (x.dataset, x.budget) == ("sst2", 50))
+    assert d.rate == 0.15 and d.n == 3 and d.differences == pytest.approx((-2.0, -1.9, -1.8))
+    assert d.delta == pytest.approx(-1.9) and d.sd == pytest.approx(0.1)
+    assert d.ci_high - d.delta == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)  # t(2), 97.5%
+    assert [(b, r) for b, r, _ in pooled] == [(50, 0.15), (800, 0.15)]
+    res = pooled[0][2]
+    direct = pool_effects([1.1, 0.6, -1.9], [0.01 / 3] * 3, labels=["mpqa", "rt-polarity", "sst2"])
+    assert res.labels == ("mpqa", "rt-polarity", "sst2")
+    assert res.estimate == pytest.approx(-0.0666667) and res.estimate == pytest.approx(direct.estimate)
+    assert res.i2 > 99 and res.tau2 == pytest.approx(direct.tau2)
