@@ -372,7 +372,8 @@ def test_harness_run_writes_every_report(tmp_path, tiny_marian, translation_file
         assert (out / name).exists(), name
     html = (out / "report.html").read_text(encoding="utf-8")
     bleu = table_by_metric(html, "bleu")
-    assert col(bleu, "Configuration") == ["greedy[max_new_tokens=2]", "greedy[max_new_tokens=8]"]
+    assert sorted(col(bleu, "Configuration")) == ["greedy[max_new_tokens=2]", "greedy[max_new_tokens=8]"]
+    assert col(bleu, "Rank") == sorted(col(bleu, "Rank"))  # best first
     data = analyze(load_run(out))
     row = data.benchmarks[0].rows["chrf"][1]
     assert row.baseline.label == "greedy[max_new_tokens=2]" and row.verdict.startswith("greedy[max_new_tokens=8] scores")

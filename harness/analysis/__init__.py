@@ -36,8 +36,9 @@ Modules, in the order the analysis runs:
 from __future__ import annotations
 
 from .model import (CACHE_DIR, LOWER_IS_BETTER, METRIC_TITLES, NO_DECODER, AnalysisParams, BenchmarkReport,
-                    CellInfo, Config, DrillDown, MetricInfo, ReportData, Row, fmt, metric_decimals)
+                    CellInfo, Config, DrillDown, MetricInfo, ReportData, Row, by_rank, fmt, metric_decimals)
 from .pipeline import analyze
 
 __all__ = ["CACHE_DIR", "LOWER_IS_BETTER", "METRIC_TITLES", "NO_DECODER", "AnalysisParams", "BenchmarkReport",
-           "CellInfo", "Config", "DrillDown", "MetricInfo", "ReportData", "Row", "analyze", "fmt", "metric_decimals"]
+           "CellInfo", "Config", "DrillDown", "MetricInfo", "ReportData", "Row", "analyze", "by_rank", "fmt",
+           "metric_decimals"]

@@ -210,6 +210,13 @@ class Row:
         return TESTS_SHORT.get(self.test, self.test)
 
 
+def by_rank(rows: list[Row]) -> list[Row]:
+    """Rows best first (rank 1 first, equal ranks in configuration order), unranked rows last:
+    the order of every leaderboard table."""
+    order = {id(r): i for i, r in enumerate(rows)}
+    return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, order[id(r)]))
+
+
 TESTS = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "bootstrap": "paired bootstrap",
          "seeds": "sign-flip permutation over seeds", "identical": "identical outputs"}
 """The deciding test of a row, by key (Row.test), as the reports name it."""

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.analysis import AnalysisParams, ReportData, analyze, fmt
+from harness.analysis import AnalysisParams, ReportData, analyze, by_rank, fmt
 from harness.analysis.verdicts import decimals_of
 from harness.stats import p_number
 from harness.store import atomic_write_text, safe_child
@@ -152,7 +152,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     payload = {"experiment": data.experiment, "alpha": data.params.alpha, "results": data.records()}
     page = environment().get_template("report.html.j2").render(
         d=data, m=_Attr(m), css=asset("report.css"), script=script, csp=csp_for(script),
-        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed,
+        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, by_rank=by_rank, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed,
         n_identical=n_identical, decs=decs, row_of=row_of,
         is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests,
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),

@@ -14,7 +14,7 @@ from pydantic import Field
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
 from harness.leaderboards import md_escape
-from harness.analysis import AnalysisParams, analyze, fmt
+from harness.analysis import AnalysisParams, analyze, by_rank, fmt
 from harness.analysis.verdicts import decimals_of
 from harness.stats import p_number
 from harness.store import atomic_write_text, safe_child
@@ -38,13 +38,6 @@ def render_markdown(data) -> str:
     n_cached = sum(c.status == "cached" for c in data.cells)
     out += [f"{len(data.cells)} cells ({n_cached} reused from cache, {len(data.failed)} failed); "
             f"started {md_escape(m.get('started') or '?')}, run time {fmt(m.get('seconds'), 1)} s.", ""]
-    limit = m.get("limit")
-    if limit:
-        what = (f"Limited to {limit['n']} examples per benchmark"
-                + (" (a seeded random sample)" if limit.get("sample") else f" (the first {limit['n']})")) \
-            if limit.get("n") else "Limited test sets: " + ", ".join(
-                f"{md_escape(str(b))} ({n} examples)" for b, n in limit.get("benchmarks", {}).items())
-        out += [f"> **{what}:** not comparable to full-test-set results.", ""]
     limit = m.get("limit")
     if limit:
         what = (f"Limited to {limit['n']} examples per benchmark"
@@ -87,7 +80,7 @@ def render_markdown(data) -> str:
                       "p": _p(r.p, r.min_p_perm), "p (Holm)": _p(r.p_holm), "Decided by": r.test_name or "–",
                       "Significant": "identical outputs" if r.identical else
                       ("yes" if r.significant else ("no" if r.significant is not None else "–"))}
-                     for r in rows]
+                     for r in by_rank(rows)]
             out += [f"### {md_escape(mt.title)} ({mt.direction_text})", "",
                     pd.DataFrame(table).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False, disable_numparse=True), ""]
             if b.signatures.get(mt.label):
