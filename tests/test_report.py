@@ -330,6 +330,8 @@ def test_markdown_report(demo):
     assert "beam\\[num\\_beams=4\\] scores" in md and "significant at 0.05" in md
     assert "### BLEU (higher is better)" in md and "### TER (lower is better)" in md
     assert re.search(r"\| Rank\s+\| Configuration", md)
+    assert "## Methods" in md and "the exact sign-flip permutation test over seeds decides" in md
+    assert "| p (Holm)" in md and "| Decided by" in md
 
 
 def test_report_command_renders_other_reporters(demo, tmp_path):

@@ -86,6 +86,17 @@ def render_markdown(data) -> str:
             if b.signatures.get(mt.label):
                 out += [f"{md_escape(mt.signature_label).capitalize()}: `{b.signatures[mt.label].replace('`', '')}`", ""]
     git = (m.get("git") or {}).get("harness") or {}
+    out += ["## Methods", "",
+            "- Outputs identical to the baseline's on every example: no test (\"identical outputs\").",
+            "- Two or more paired seeds with different predictions: the exact sign-flip permutation test over seeds "
+            "decides (it cannot go below p = 2/2^n with n seeds); beside it the paired t-test, a two-level "
+            "(seeds × examples) bootstrap 95% interval of the difference and the seeds a paired t-test would need "
+            f"for {data.params.power:.0%} power. Per-seed tests over examples are never pooled.",
+            "- One evaluation per arm: McNemar's exact test (accuracy) or paired approximate randomisation (other "
+            "metrics with per-example statistics) decides; the paired bootstrap is shown beside it (sacrebleu's "
+            "rule for translation metrics, two-sided otherwise).",
+            "- 95% CI: t over seeds with several seeds, percentile bootstrap over examples with one; cut to the "
+            "metric's range. Ranks: best first, equal scores share a rank. See docs/statistics.md.", ""]
     out += ["## Provenance", "",
             f"- config: `{str(m.get('config_file') or '?').replace('`', '')}`; seeds: {md_escape(m.get('seeds'))}",
             f"- harness {md_escape(m.get('harness_version') or '?')}, commit "
