@@ -127,6 +127,10 @@ def main() -> None:
     if args.arm:
         child(args)
         return
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:  # transformers' Trainer refuses to start without it
+        sys.exit("the Trainer arm needs accelerate: pip install 'nlp-eval-harness[bench]'")
     if not SST2.exists():
         print(f"skipped: SST-2 training data not found at {SST2}")
         return
