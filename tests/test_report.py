@@ -500,3 +500,20 @@ def test_seeds_needed_for_the_observed_and_the_configured_difference(demo):
             f"t-test over seeds, seed-to-seed sd of the difference {sd:.2f}).") in row.verdict
     # the two-level bootstrap interval of the difference is in the row and the table
     assert row.delta_ci_low < row.delta < row.delta_ci_high
+
+
+def test_min_effect_must_be_a_positive_difference(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    (tmp_path / "src.en").write_text("a\n")
+    (tmp_path / "ref.de").write_text("b\n")
+    (tmp_path / "exp.yaml").write_text(
+        "name: x\nmodels: [{path: Helsinki-NLP/opus-mt-en-de}]\n"
+        "benchmarks: [{name: parallel_text, params: {source: src.en, reference: ref.de}}]\n"
+        "reporters: [{name: html, params: {min_effect: {bleu: -1}}}]\n")
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "exp.yaml")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "reporters[0].params.min_effect" in res.output
+    assert "a difference worth detecting must be a positive number (got -1" in res.output

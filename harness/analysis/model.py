@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..params import Params
 from ..stats import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
@@ -43,6 +43,15 @@ class AnalysisParams(Params):
         None, description="the difference worth detecting, in the metric's units (one number, or one per metric "
                           "label): the report says how many seeds would detect it with 80% power")
     power: float = Field(0.8, gt=0, lt=1, description="power of the seeds-needed estimate")
+
+    @field_validator("min_effect")
+    @classmethod
+    def _positive_effect(cls, v):
+        values = v.values() if isinstance(v, dict) else ([] if v is None else [v])
+        for x in values:
+            if not (math.isfinite(x) and x > 0):
+                raise ValueError(f"a difference worth detecting must be a positive number (got {x})")
+        return v
 
 
 # ============================================================================ data
