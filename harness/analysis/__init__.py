@@ -11,17 +11,17 @@ decoder is compared with the baseline decoder under the same model and strategy;
 strategy other than the baseline strategy is compared with the baseline strategy under the same
 decoder. Cells are paired by seed, so both arms always saw the same examples.
 
-Which test decides "significant". With two or more paired seeds whose predictions differ, the
-test over seeds (exact sign-flip permutation; the paired t-test is shown beside it); otherwise
-the test over examples: sacrebleu's paired bootstrap for translation metrics (approximate
-randomisation shown beside it), McNemar's exact test for accuracy, a paired bootstrap for other
-classification metrics that can be recomputed from the predictions.
+Which test decides "significant": see :mod:`.verdicts` (identical outputs get no test; over
+seeds the exact sign-flip permutation test; over examples McNemar for accuracy, approximate
+randomisation for other metrics with per-example statistics) and docs/statistics.md. Every
+report also carries Holm-adjusted p-values over all its comparisons (``multiple_comparisons:
+holm`` makes them decide).
 
 Per-cell sufficient statistics are cached in ``OUTDIR/.report-cache`` (content-addressed by
 metric parameters, references and outputs), so re-rendering a report recomputes no TER.
 
-Non-goals: comparing configurations that differ in several factors at once, multiple-comparison
-correction, and cross-run comparisons (see :mod:`harness.leaderboards`).
+Non-goals: comparing configurations that differ in several factors at once, and cross-run
+comparisons (see :mod:`harness.leaderboards`).
 
 Modules, in the order the analysis runs:
 
