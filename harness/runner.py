@@ -341,7 +341,9 @@ class Worker:
                 log.debug("metric %s failed on cell %s", m.label, job.key, exc_info=True)
                 problems.append(f"metric '{m.label}' failed: {describe_exception(e)}")
                 continue
-            if is_nan(value):
+            # an n-best list metric is n/a (NaN by contract) where the decoder returned one hypothesis
+            lists_na = nbest is None and getattr(m.cls, "scope", "outputs") == "lists"
+            if is_nan(value) and not lists_na:
                 problems.append(f"metric '{m.label}' is NaN ({who(m)} returned NaN)")
             out.append({**labels, "metric": m.label, "value": value, "signature": signature, **common})
         return CellOutcome(job.key, labels, status, seconds, out, index=job.index, metric_errors=problems)
