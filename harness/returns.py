@@ -40,7 +40,8 @@ def who(component) -> str:
     from .registry import distribution_of
 
     cls = getattr(component, "cls", component)
-    return f"{cls.kind} '{cls.name}' ({distribution_of(cls.__module__)})"
+    package = distribution_of(cls.__module__)
+    return f"{cls.kind} '{cls.name}' {package if package.startswith('(') else f'({package})'}"
 
 
 def _fail(component, got: Any, expected: str, detail: str = "") -> PluginReturnError:

@@ -288,3 +288,52 @@ def test_wrong_return_values_fail_only_their_cell_metric_or_reporter_naming_the_
             "expected a list of the paths it wrote") in res.stderr
     assert (tmp_path / "out" / "report.md").exists()  # the other reporter still ran
     assert f"failed: tiny / toy / none / greedy / 0: metric 'returns_nan' is NaN" in res.stderr
+
+
+def test_a_params_default_that_breaks_its_own_constraint_is_refused_naming_plugin_and_field():
+    from pydantic import Field
+
+    class BadParams(Params):
+        num_beams: int = Field(0, ge=1)
+        ok: str = "fine"
+
+    class Bad(Decoder):
+        name = "bad_beams"
+        Params = BadParams
+
+    with pytest.raises(HarnessError) as info:
+        Registry("decoder").register(Bad)
+    assert str(info.value) == (f"decoder plugin 'bad_beams' ({__name__}): the default of Params.num_beams, 0, breaks "
+                               "its own constraint: Input should be greater than or equal to 1")
+
+    class Required(Params):
+        source: str  # required parameters have no default to check
+        limit: int | None = Field(None, ge=1)
+
+    class Fine(Decoder):
+        name = "fine"
+        Params = Required
+
+    Registry("decoder").register(Fine)
+
+
+def test_a_plugin_whose_hook_raises_is_skipped_whole_and_the_rest_loads(caplog):
+    import types
+
+    from harness.api import Metric
+
+    class Half(Metric):
+        name = "half_registered"
+
+    mod = types.ModuleType("half_plugin")
+
+    def register_metrics(register):
+        register(Half)
+        raise RuntimeError("forgot a dependency")
+
+    mod.register_metrics = hookspecs.hookimpl(register_metrics)
+    ps = PluginSet(extra=[mod])
+    assert "half_registered" not in ps.registry("metric") and "bleu" in ps.registry("metric")
+    [b] = ps.broken
+    assert (b.name, b.error) == ("half_plugin", "registering it failed: RuntimeError: forgot a dependency")
+    assert f"warning: {b.message}" in caplog.text

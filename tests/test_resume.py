@@ -424,3 +424,22 @@ def test_moving_the_checkout_reuses_every_finished_cell(tmp_path, tiny_marian, t
     changed = run_experiment(load_experiment(after / "exp.yaml"), after / "out", cache_dir=tmp_path / "cache",
                              quiet=True)
     assert [o.status for o in changed.outcomes].count("done") == 3
+
+
+def test_storage_faults_are_recognised_behind_whatever_a_library_raises():
+    """A plugin saving a checkpoint on a full disk may raise anything; the run must still stop
+    (not fail every later cell alike), while ordinary errors stay cell failures."""
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/cache/model.safetensors")
+        except OSError as e:
+            raise RuntimeError("checkpoint could not be saved") from e
+    except RuntimeError as e:
+        chained = e
+    assert str(store.storage_fault(chained)) == "cannot write /cache/model.safetensors: [Errno 28] No space left on device"
+    safetensors_like = Exception('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                                 '"No space left on device" })')
+    assert store.storage_fault(safetensors_like).errno == errno.ENOSPC
+    assert store.storage_fault(OSError(errno.EROFS, "Read-only file system")).errno == errno.EROFS
+    assert store.storage_fault(ValueError("boom")) is None
+    assert store.storage_fault(FileNotFoundError(errno.ENOENT, "No such file or directory")) is None
