@@ -329,10 +329,10 @@ class Worker:
         # testset: leaderboards only rank scores of the same test set together (harness.ranking)
         common = {"task": cell.task, "n": len(rows), "cell": job.key, "model_path": cell.model.path,
                   "testset": testset_fingerprint([r.get("reference") for r in rows]),
+                  "precision": cell.model.precision,
                   "benchmark_params": _json(cell.benchmark.params_dict()),
                   "strategy_params": _json(cell.strategy.params_dict()),
                   "decoder_params": _json(cell.decoder.params_dict()) if cell.decoder else ""}
-                  "precision": cell.model.precision,
         out, problems = [], []
         for m in job.metrics:
             try:
