@@ -216,3 +216,37 @@ reporters: []
     # never calls an exact zero gap significant (p = 1) where sacrebleu prints its resampling p.)
     assert f"{got['chrf']:.4f}" == f"{want[1]:.4f}" and want[1] < 0.05
     assert value["bleu"] == 0.0 and got["bleu"] == 1.0
+
+
+SACREBLEU_SCRIPT = """
+import json, urllib.request
+def unreachable(url, *a, **k):
+    raise OSError("no network in tests")
+urllib.request.urlopen = unreachable
+from pathlib import Path
+from harness.api import CellContext
+from harness.plugins import default_plugins
+cls = default_plugins().get("benchmark", "sacrebleu_testset")
+out = {}
+for every in (False, True):
+    data = cls(cls.Params(test_set="wmt20/tworefs", langpair="de-en", all_references=every)).load(
+        CellContext(seed=0, workdir=Path("."), cache_dir=Path(".")))
+    out[str(every)] = [[e.reference, e.references] for e in data.test]
+print(json.dumps(out))
+"""
+
+
+def test_sacrebleu_testset_uses_every_reference_when_asked(tmp_path):
+    # a cached wmt20/tworefs de-en (two references per segment), as sacrebleu leaves it after a download
+    d = tmp_path / "wmt20" / "tworefs"
+    d.mkdir(parents=True)
+    fields = {"src": ["Der Hund.", "Die Katze."], "ref-0": ["The dog.", "The cat."], "ref-1": ["A dog.", "A cat."],
+              "docid": ["d1", "d1"], "genre": ["news", "news"], "origlang": ["de", "de"]}
+    for field, lines in fields.items():
+        (d / f"wmt20_tworefs.de-en.{field}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-c", SACREBLEU_SCRIPT], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SACREBLEU": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["False"] == [["The dog.", None], ["The cat.", None]]
+    assert out["True"] == [["The dog.", ["The dog.", "A dog."]], ["The cat.", ["The cat.", "A cat."]]]
