@@ -517,3 +517,19 @@ def test_min_effect_must_be_a_positive_difference(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "reporters[0].params.min_effect" in res.output
     assert "a difference worth detecting must be a positive number (got -1" in res.output
+
+
+def test_equal_1_best_outputs_with_different_n_best_lists_are_not_identical(tmp_path):
+    # beam keeps greedy's 1-best but adds a list: its oracle differs, so it is tested, not called identical
+    tb = translation_benchmark(16)
+    outs = degrade(tb["references"], 3)
+    out = write_run(tmp_path / "run", benchmarks={"t": tb}, extra_metric_plugins={"oracle_bleu": "oracle_bleu"}, cells=[
+        dict(benchmark="t", decoder="greedy", outputs=outs, extra={"oracle_bleu": 50.0}),
+        dict(benchmark="t", decoder="beam", outputs=list(outs), nbest=[[o, r] for o, r in zip(outs, tb["references"])],
+             extra={"oracle_bleu": 100.0})])
+    data = analyze(load_run(out))
+    rows = {r.config.label: r for r in data.benchmarks[0].rows["oracle_bleu"]}
+    assert not rows["beam"].identical and "identical" not in rows["beam"].verdict
+    # BLEU reads only the 1-best outputs: for BLEU the two are identical
+    assert {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"].identical
+    assert rows["beam"].verdict.startswith("beam scores 50.0 oracle BLEU higher (better) than greedy; no paired test")

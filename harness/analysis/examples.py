@@ -37,6 +37,7 @@ class ExampleTests:
     refs_ok: set[str] = field(default_factory=set)
     differ: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (sys, base) -> (differ, n)
     outputs: dict[str, list[str]] = field(default_factory=dict)  # key -> 1-best outputs
+    same_lists: set[tuple[str, str]] = field(default_factory=set)  # (sys, base) pairs with equal n-best lists
 
 
 def example_tests(br: BenchmarkReport, preds: Predictions, cache: StatsCache, params: AnalysisParams) -> ExampleTests:
@@ -65,6 +66,9 @@ def example_tests(br: BenchmarkReport, preds: Predictions, cache: StatsCache, pa
              if s in out.refs_ok and b in out.refs_ok]
     for s, b in pairs:
         out.differ[(s, b)] = (sum(x != y for x, y in zip(out.outputs[s], out.outputs[b])), len(out.outputs[s]))
+        if all([h.get("text") for h in x.get("nbest") or []] == [h.get("text") for h in y.get("nbest") or []]
+               for x, y in zip(rows[s], rows[b])):
+            out.same_lists.add((s, b))
     cell_of = {c.key: c for cfg in br.configs for c in cfg.cells}
     if br.task == "classification":
         _classification_stats(br, rows, aligned, cell_of, out)

@@ -97,12 +97,17 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
         entry.update(ex.pair.get((m.label, c.key, b.key), {}))
         row.per_seed.append(entry)
 
+    # sacrebleu and confusion-matrix metrics read only the 1-best outputs; any other metric may read
+    # the n-best lists too (oracles, list diversity, a plugin's example_scores)
+    one_best_only = m.scorer is not None or m.confusion is not None
+
     def same(c, b) -> bool:
-        # equal 1-best outputs settle a metric of the outputs; an n-best list metric needs the same cell
+        # the same cell, or outputs (and lists, where the metric reads them) equal on every example:
+        # the metric is then equal by construction
         if c.key == b.key:
             return True
         d = ex.differ.get((c.key, b.key))
-        return m.scope == "outputs" and d is not None and d[0] == 0
+        return d is not None and d[0] == 0 and (one_best_only or (c.key, b.key) in ex.same_lists)
     if all(same(c, b) for c, b in paired):
         row.identical = True
         row.test = "identical"
