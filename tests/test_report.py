@@ -533,3 +533,21 @@ def test_equal_1_best_outputs_with_different_n_best_lists_are_not_identical(tmp_
     # BLEU reads only the 1-best outputs: for BLEU the two are identical
     assert {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"].identical
     assert rows["beam"].verdict.startswith("beam scores 50.0 oracle BLEU higher (better) than greedy; no paired test")
+
+
+def test_every_verdict_and_the_methods_name_the_deciding_test(demo):
+    out, results, _ = demo
+    data = analyze(results)
+    names = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "seeds": "sign-flip permutation over"}
+    tested = [r for _, _, r in data.verdicts() if r.p is not None]
+    assert tested and {r.test for r in tested} == {"ar", "seeds"}
+    for r in tested:
+        assert f"{names[r.test]}" in r.verdict.split(" decides")[0] and " decides" in r.verdict
+    methods = " ".join(html_lib.unescape(re.sub("<[^>]+>", " ", (out / "report.html").read_text(encoding="utf-8")
+                                              .split('<section id="methods">')[1])).split())
+    for phrase in ("Which test decides", "Identical outputs.", "sign-flip permutation test over seeds",
+                   "McNemar's exact test for accuracy", "paired approximate randomisation",
+                   "two-level paired bootstrap", "never pooled", "Holm-adjusted",
+                   "percentile of the bootstrap over examples",
+                   "cut to the metric's range"):
+        assert phrase in methods, phrase
