@@ -190,3 +190,11 @@ def test_one_liner_on_a_preset_reads_the_local_copy(tmp_path, tiny_marian, monke
     assert (bench["plugin"], bench["label"], bench["params"]["source"]) == (
         "parallel_text", "multi30k-2016-en-de", str(data / "multi30k" / "test_2016_flickr.en"))
     assert "data_dir: " + str(data) in (tmp_path / "out" / "config.yaml").read_text()
+
+
+@pytest.mark.integration
+def test_mpqa_local_copy_holds_out_a_stratified_tenth():
+    d = load_local("mpqa")
+    assert len(d.test) == 1060 == presets.get("mpqa").size  # 729 of 7,294 negative + 331 of 3,312 positive
+    assert sum(ex.label == "negative" for ex in d.test) == 729
+    assert len(d.train) + len(d.dev) + len(d.test) == 10606 - 3  # three empty phrases dropped
