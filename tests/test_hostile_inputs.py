@@ -326,15 +326,18 @@ def test_bad_input_gives_one_clear_error_and_touches_nothing(case, command, work
     assert not (workdir / "pwned").exists() and not list(workdir.rglob("*.ran"))
 
 
-def test_no_traceback_reaches_a_real_terminal(workdir):
-    """The same through a real process: stderr is the error lines, nothing else."""
-    for case in [next(c for c in CASES if c.id == "misaligned_files")]:
-        cfg = prepare(case, workdir)
-        res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(cfg), "-o", str(workdir / "out")],
-                             capture_output=True, text=True, cwd=workdir)
-        assert res.returncode == 2
-        assert "Traceback" not in res.stderr
-        assert_error_lines(res.stderr, case.expect, workdir)
+@pytest.mark.parametrize("case_id", ["misaligned_files", "yaml_nested_3000_deep", "model_config_json_nested_5000_deep",
+                                     "data_path_is_dev_zero"])
+def test_no_traceback_reaches_a_real_terminal(workdir, case_id):
+    """The same through a real process (Python's real recursion limit, a real /dev/zero): stderr is
+    the error lines, nothing else, and nothing hangs."""
+    case = next(c for c in CASES if c.id == case_id)
+    cfg = prepare(case, workdir)
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(cfg), "-o", str(workdir / "out")],
+                         capture_output=True, text=True, cwd=workdir, timeout=120)
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert_error_lines(res.stderr, case.expect, workdir)
 
 
 def test_output_path_that_is_a_file_is_refused(workdir):
