@@ -278,6 +278,18 @@ def test_bare_cr_line_endings_are_refused_not_read_as_one_line(tmp_path):
                                "mac.txt > mac.unix.txt")
 
 
+@pytest.mark.parametrize("line, message", [
+    ('{"source": "a", "reference": NaN}', "NaN is not JSON"),
+    ('{"source": "a", "reference": "b", "source": "c"}', "key 'source' given twice in one object"),
+    ('{"source": "a", "reference": ' + "[" * 100000 + "]" * 100000 + "}", "JSON nested too deeply to read"),
+])
+def test_jsonl_lines_python_would_bend_are_refused(tmp_path, line, message):
+    (tmp_path / "t.jsonl").write_text('{"source": "x", "reference": "y"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        load("translation_table", tmp_path, path="t.jsonl")
+    assert str(info.value) == f"{tmp_path / 't.jsonl'}:2: {message}"
+
+
 def test_harness_plugins_documents_quoting():
     from harness.params import describe
     from harness.plugins import default_plugins

@@ -208,14 +208,31 @@ def _clip(s: str, n: int = 50) -> str:
 
 
 def _read_jsonl(path: str, text: str) -> Table:
+    """One object per line. Python's json would also take NaN/Infinity, keep the last of two equal
+    keys and recurse without limit; each of those is a DataError naming the line instead."""
     rows, columns = [], {}
+
+    def no_constants(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+    def unique_keys(pairs):
+        keys = [k for k, _ in pairs]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"key {', '.join(map(repr, dup))} given twice in one object")
+        return dict(pairs)
+
     for i, ln in enumerate(text.split("\n"), 1):
         if not ln.strip():
             continue
         try:
-            obj = json.loads(ln)
+            obj = json.loads(ln, parse_constant=no_constants, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except ValueError as e:
+            raise DataError(f"{path}:{i}: {e}") from None
+        except RecursionError:
+            raise DataError(f"{path}:{i}: JSON nested too deeply to read") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{i}: expected a JSON object per line, got {type(obj).__name__}")
         rows.append((i, obj))
