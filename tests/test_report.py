@@ -462,6 +462,10 @@ def test_holm_adjusted_p_decides_when_asked(demo):
     # beam4 vs greedy on BLEU survives the adjustment; its verdict says the adjusted p decides
     v = rows[("multi30k", "bleu", "beam[num_beams=4]")].verdict
     assert f"Holm-adjusted p = 0.001 over {len(tested)} comparisons, decides" in v and v.endswith("significant at 0.05.")
+    # beam2's BLEU: AR says 0.191 and sacrebleu's bootstrap 0.015 in both modes: the same disagreement sentence
+    for data in (raw, holm):
+        b2 = next(r for b, m, r in data.verdicts() if m == "bleu" and r.config.label == "beam[num_beams=2]")
+        assert b2.disagreement.startswith("The tests disagree: sacrebleu's paired bootstrap gives p = 0.015, below")
 
 
 def test_seed_intervals_stay_in_range_and_name_their_kind(tmp_path):

@@ -197,11 +197,14 @@ def _bootstrap_name(row: Row) -> str:
 
 def _disagreement(row: Row, params: AnalysisParams) -> str:
     a = params.alpha
-    flips = [(name, p) for name, p in _others(row) if (p < a) != bool(row.significant)]
+    # tests disagree when their raw p-values fall on different sides of alpha (a Holm adjustment
+    # that overturns the decision is not a disagreement between tests; the verdict shows it)
+    below = row.p is not None and row.p < a
+    flips = [(name, p) for name, p in _others(row) if (p < a) != below]
     if not flips:
         return ""
     name, p = flips[0]
-    if row.significant:
+    if below:
         return f"The tests disagree: {name} gives {format_p(p)}, not below {a:g}."
     text = f"The tests disagree: {name} gives {format_p(p)}, below {a:g}"
     if row.test == "seeds" and row.min_p_perm is not None and row.min_p_perm >= a:
