@@ -188,3 +188,25 @@ def test_alias_bombs_are_refused_quickly(workdir):
     path.write_text(GOOD + bomb)
     assert errors_of(path) == [f"{path}: the document expands to more than 100,000 values "
                                "(anchors/aliases nested too deeply); refusing to load it"]
+
+
+def test_third_party_params_get_strict_numbers_and_seed_ranges_by_field_name():
+    """Any plugin's Params: a field named seed / *_seed is kept in numpy's range even when typed
+    plain int, and NaN or a boolean is refused for every number field."""
+    from pydantic import Field, ValidationError
+
+    from harness.params import Params
+
+    class Theirs(Params):
+        shuffle_seed: int = 0
+        temperature: float = Field(1.0, ge=0)
+        steps: int | None = None
+
+    for values, message in (({"shuffle_seed": 2**32}, "seed 4294967296 is out of range; allowed: an integer in "
+                                                       "0..4294967295 (what numpy's random generators accept)"),
+                            ({"temperature": float("nan")}, "Input should be a finite number"),
+                            ({"steps": True}, "expected a number, got the boolean true; allowed: an integer (or null)")):
+        with pytest.raises(ValidationError) as info:
+            Theirs.model_validate(values)
+        assert info.value.errors()[0]["msg"].removeprefix("Value error, ") == message
+    assert Theirs.model_validate({"shuffle_seed": 2**32 - 1, "temperature": 0, "steps": 3}).steps == 3

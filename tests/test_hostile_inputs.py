@@ -101,8 +101,15 @@ CASES = [
          ["error: {d}/exp.yaml:5: seeds[1]: Input should be less than or equal to 4294967295 (got 4294967296)"]),
     Case("plugin_seed_negative",
          config("{name: parallel_text, label: toy, params: {source: src.txt, reference: ref.txt, sample_seed: -1}}"),
-         ["error: {d}/exp.yaml:4: benchmarks[0].params.sample_seed: seed -1 is out of range; allowed: an integer in "
-          "0..4294967295 (what numpy's random generators accept)"]),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.sample_seed: Input should be greater than or equal to 0 (got -1)"]),
+    Case("plugin_seed_1e23",
+         config("{name: parallel_text, label: toy, params: {source: src.txt, reference: ref.txt, sample_seed: 1.0e+23}}"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.sample_seed: Input is too large for an integer (got 1e+23); "
+          "allowed: an integer in 0..4294967295"]),
+    Case("inf_for_an_int_limit",
+         config("{name: parallel_text, label: toy, params: {source: src.txt, reference: ref.txt, limit: .inf}}"),
+         ["error: {d}/exp.yaml:4: benchmarks[0].params.limit: Input should be a finite number (got inf); allowed: an "
+          "integer >= 1 (or null)"]),
     Case("int_beyond_64_bits", config(extra="decoders: [{name: greedy, params: {max_new_tokens: 99999999999999999999}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: 99999999999999999999 does not fit in a 64-bit "
           "integer (largest 9223372036854775807); allowed: an integer >= 1"]),

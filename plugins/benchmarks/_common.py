@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from harness.errors import DataError
-from harness.params import Params, not_a_regular_file
+from harness.params import Params, Seed, not_a_regular_file
 
 TableFormat = Literal["auto", "tsv", "csv", "jsonl"]
 FORMAT_BY_SUFFIX = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -49,7 +49,7 @@ class EncodingParams(Params):
 class SubsetParams(Params):
     limit: int | None = Field(None, ge=1, description="use only this many test examples")
     sample: bool = Field(False, description="with limit: a seeded random sample instead of the first examples")
-    sample_seed: int = Field(0, description="seed of every data sample/split (fixed, so every cell sees the same data)")
+    sample_seed: Seed = Field(0, description="seed of every data sample/split (fixed, so every cell sees the same data)")
     train_limit: int | None = Field(None, ge=1, description="use only this many training examples (a seeded sample)")
 
     @model_validator(mode="after")

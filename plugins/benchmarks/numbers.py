@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from harness.api import Benchmark, BenchmarkData, Example
 from harness.hookspecs import hookimpl
-from harness.params import Params
+from harness.params import Params, Seed
 
 
 class NumbersParams(Params):
@@ -26,7 +26,7 @@ class NumbersParams(Params):
     train_size: int = Field(3000, ge=0, description="training pairs (for fine-tuning strategies)")
     dev_size: int = Field(100, ge=0, description="development pairs (early stopping)")
     test_size: int = Field(200, ge=1, description="test pairs")
-    seed: int = Field(0, description="which numbers land in which split (fixed, not the cell seed)")
+    seed: Seed = Field(0, description="which numbers land in which split (fixed, not the cell seed)")
 
     @model_validator(mode="after")
     def _enough_numbers(self):
