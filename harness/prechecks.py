@@ -117,7 +117,8 @@ def offline() -> bool:
 
 # ----------------------------------------------------------------------------- pickled weights
 
-PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt")
+# the pickled weight files transformers loads (training_args.bin, optimizer.pt... it never opens)
+PICKLE_WEIGHTS = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin$")
 # what torch.save puts in a checkpoint of plain tensors (torch.load(weights_only=True) allows these)
 SAFE_GLOBALS = re.compile(r"^(torch\._utils\._rebuild_\w+|torch\.\w+Storage|torch\.(float|bfloat|int|uint|bool|complex)"
                           r"\w*|torch\.(Size|device|dtype)|collections\.OrderedDict|_codecs\.encode"
@@ -169,7 +170,7 @@ def pickled_weights_problem(model_dir: Path) -> str | None:
     files = [p for p in model_dir.iterdir() if p.is_file()]
     if any(p.suffix == ".safetensors" for p in files):
         return None  # transformers loads these and ignores the pickles
-    for p in sorted(f for f in files if f.suffix in PICKLE_WEIGHTS):
+    for p in sorted(f for f in files if PICKLE_WEIGHTS.match(f.name)):
         bad = unsafe_pickle_globals(p)
         if bad:
             return (f"{p}: its weights hold pickled objects that are not plain tensors ({', '.join(bad[:3])}), "

@@ -148,3 +148,23 @@ def test_decoder_batch_beyond_ram_names_batch_size_at_run(tmp_path, tiny_marian,
         f"'{tiny_marian.name}' (vocabulary 61) needs at least 18.1 KB, more than this machine's 10.0 KB of RAM; "
         "allowed: batch_size <= 1\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_only_the_weight_files_transformers_loads_are_read(tmp_path):
+    """A Trainer checkpoint's training_args.bin pickles a TrainingArguments object: transformers never
+    loads it as weights, so it must not make the model refused."""
+    import os
+    import pickle
+
+    from harness.prechecks import pickled_weights_problem
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    (tmp_path / "training_args.bin").write_bytes(pickle.dumps(Payload()))
+    assert pickled_weights_problem(tmp_path) is None
+    (tmp_path / "pytorch_model-00001-of-00002.bin").write_bytes(pickle.dumps({"w": Payload()}))
+    assert pickled_weights_problem(tmp_path) == (
+        f"{tmp_path / 'pytorch_model-00001-of-00002.bin'}: its weights hold pickled objects that are not plain tensors "
+        "(posix.system), refused for safety (convert it to safetensors from a trusted source)")
