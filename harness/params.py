@@ -52,7 +52,8 @@ def _item_metadata(ann: Any) -> list:
 
 
 def allowed_range(field: FieldInfo | None) -> str | None:
-    """'an integer >= 1', 'a finite number in [0, 1]': what a numeric field accepts, for messages."""
+    """What a numeric field accepts, for messages: 'an integer >= 1', 'an integer in 0..4294967295',
+    'a finite number > 0 and < 1 (or null)'; None for other fields."""
     if field is None:
         return None
     kinds = _kinds(field.annotation)

@@ -3,7 +3,9 @@
 Only ``yaml.SafeLoader`` is used: a config can never construct Python objects or run code.
 Mappings come back as :class:`LineDict` (a plain ``dict`` with a ``lines`` attribute mapping
 each key to its 1-based line), sequences as :class:`LineList`, so validation errors can
-point at ``file:line``.
+point at ``file:line``. A document nested more than :data:`MAX_DEPTH` levels (which would end in
+a RecursionError) or expanding through aliases to more than :data:`MAX_NODES` values is refused
+with one located error before anything walks it. Only regular files are read.
 """
 from __future__ import annotations
 
