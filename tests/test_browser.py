@@ -123,5 +123,11 @@ def test_leaderboard_page_in_headless_chromium(browser_page, tmp_path):
     first.locator("th", has_text="Rank").click()
     first.locator("th", has_text="Rank").click()
     assert column(page, "lb-1 table", 0) == sorted(before, key=int, reverse=True) != before
+    # the first click on Score sorts best first there too (BLEU: highest first)
+    head = [h.strip() for h in page.eval_on_selector_all("#lb-1 table th", "els => els.map(e => e.innerText)")]
+    score_col = head.index("Score")
+    first.locator("th", has_text="Score").click()
+    scores = [float(v) for v in column(page, "lb-1 table", score_col) if v != "–"]
+    assert scores == sorted(scores, reverse=True)
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert log["errors"] == [] and log["requests"] == []
