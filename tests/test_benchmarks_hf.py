@@ -121,6 +121,20 @@ def test_hf_config_errors(tmp_path, wmt_like):
                     "or source_lang and target_lang (keys of the 'translation' column of {lang: text} dicts)"]
 
 
+def test_hf_data_files_must_be_regular_files(tmp_path):
+    import os
+
+    (tmp_path / "adir").mkdir()
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    for name, kind in (("adir", "directory"), ("pipe.jsonl", "FIFO (named pipe)")):
+        errs = config_errors(tmp_path, f"""\
+            - name: hf_translation
+              params: {{path: json, data_files: {{test: {name}}}, source_lang: en, target_lang: de}}
+            """)
+        assert errs == [f"{tmp_path / 'exp.yaml'}:6: benchmarks[0].params.data_files: {tmp_path / name} is a {kind} "
+                        "(split 'test'); allowed: a regular file or a glob pattern matching files"]
+
+
 def test_fingerprint_covers_local_data_files(wmt_like):
     params = dict(path="json", data_files={"test": "test.jsonl"}, source_lang="en", target_lang="de")
     fp = make("hf_translation", wmt_like, **params).fingerprint()

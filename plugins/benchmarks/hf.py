@@ -33,8 +33,9 @@ LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
 DataFiles = str | list[str] | dict[str, str | list[str]]
 
 
-def _resolve(value: str, info: ValidationInfo, split: str | None = None) -> str:
-    """Like harness.params.InputPath, but glob patterns (which datasets accepts) must match a file."""
+def _resolve(value: str, info: ValidationInfo, split: str | None = None, *, dirs_ok: bool = False) -> str:
+    """Like harness.params.InputPath, but glob patterns (which datasets accepts) must match a file;
+    ``dirs_ok``: a dataset directory is allowed too (``path``, not ``data_files``)."""
     ctx = info.context or {}
     p = Path(value).expanduser()
     if not p.is_absolute() and ctx.get("base_dir") is not None:
@@ -43,8 +44,10 @@ def _resolve(value: str, info: ValidationInfo, split: str | None = None) -> str:
     if ctx.get("check_files", True) and not glob.has_magic(str(p)) and not p.exists():
         raise ValueError(f"file not found: {p}{where}")
     kind = path_kind(p)
-    if ctx.get("check_files", True) and kind not in ("regular file", "directory", "missing"):
-        raise ValueError(f"{p} is a {kind}{where}; allowed: a regular file or a dataset directory")
+    allowed = ("regular file", "directory", "missing") if dirs_ok else ("regular file", "missing")
+    if ctx.get("check_files", True) and kind not in allowed:
+        raise ValueError(f"{p} is a {kind}{where}; allowed: a regular file"
+                         + (" or a dataset directory" if dirs_ok else " or a glob pattern matching files"))
     if ctx.get("check_files", True) and glob.has_magic(str(p)) and not glob.glob(str(p)):
         raise ValueError(f"no file matches {p}{where}")
     return str(p)
@@ -62,7 +65,7 @@ class HFDatasetParams(Params):
     @classmethod
     def _local_dir(cls, v: str, info: ValidationInfo) -> str:
         if v.startswith(LOCAL_PREFIXES):
-            return _resolve(v, info)
+            return _resolve(v, info, dirs_ok=True)
         return v
 
     @field_validator("data_files")
