@@ -256,9 +256,15 @@ def test_csv_with_quoting_none_keeps_quotes_and_splits_on_commas(tmp_path):
 
 def test_quoted_field_holding_a_tab_gets_a_hint(tmp_path):
     _csv_written_tsv(tmp_path / "t.tsv", [("a\tb", "c")])
-    with pytest.raises(DataError, match=r"t.tsv:2: 3 fields, but the header has 2 \(source, reference\); a field starts "
-                                        r"with a quote: if the file was written with csv quoting, set quoting: csv"):
+    hint = ("a field starts or ends with a quote: if the file was written with csv quoting (a quoted field may hold "
+            "tabs or line breaks), set quoting: csv")
+    with pytest.raises(DataError) as info:
         load("translation_table", tmp_path, path="t.tsv")
+    assert str(info.value) == f"{tmp_path / 't.tsv'}:2: 3 fields, but the header has 2 (source, reference); {hint}"
+    _csv_written_tsv(tmp_path / "n.tsv", [("one line", "two\nlines")])  # the next line holds 'lines"'
+    with pytest.raises(DataError) as info:
+        load("translation_table", tmp_path, path="n.tsv")
+    assert str(info.value) == f"{tmp_path / 'n.tsv'}:3: 1 fields, but the header has 2 (source, reference); {hint}"
 
 
 def test_malformed_quoting_is_refused_not_repaired(tmp_path):

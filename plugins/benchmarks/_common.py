@@ -193,8 +193,9 @@ def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8", quoting: s
                         "without it (csv.writer(..., quoting=csv.QUOTE_NONE, escapechar=...))")
         if len(r) != len(header):
             hint = ""
-            if quoting == "none" and any(x.startswith('"') for x in r):
-                hint = "; a field starts with a quote: if the file was written with csv quoting, set quoting: csv"
+            if quoting == "none" and any(x.startswith('"') or x.endswith('"') for x in r):
+                hint = ("; a field starts or ends with a quote: if the file was written with csv quoting (a quoted "
+                        "field may hold tabs or line breaks), set quoting: csv")
             elif fmt == "tsv":
                 hint = "; is the file really tab-separated?"
             raise DataError(f"{path}:{line}: {len(r)} fields, but the header has {len(header)} "
