@@ -168,3 +168,15 @@ def test_only_the_weight_files_transformers_loads_are_read(tmp_path):
     assert pickled_weights_problem(tmp_path) == (
         f"{tmp_path / 'pytorch_model-00001-of-00002.bin'}: its weights hold pickled objects that are not plain tensors "
         "(posix.system), refused for safety (convert it to safetensors from a trusted source)")
+
+
+def test_default_source_length_is_cut_to_the_position_table(tiny_marian):
+    """512 (the default) on a 128-position model truncates long inputs instead of an IndexError."""
+    from harness.models import load_generation_model
+
+    spec = ModelSpec.model_validate({"path": str(tiny_marian)})
+    model = load_generation_model(spec)
+    assert model.max_source_length == 128
+    assert len(model.encode([" ".join(["cat"] * 300)])[0]) == 128
+    explicit = load_generation_model(ModelSpec.model_validate({"path": str(tiny_marian), "max_source_length": 16}))
+    assert len(explicit.encode([" ".join(["cat"] * 300)])[0]) == 16
