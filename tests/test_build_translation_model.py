@@ -101,3 +101,49 @@ def test_a_non_utf8_corpus_is_one_error_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"error: {tmp_path / 'a.en'}:2: not UTF-8")
     assert not (tmp_path / "m").exists()
+
+
+# ----------------------------------------------------------------------------- configs/multi30k-scratch.yaml
+
+CONFIG = ROOT / "configs" / "multi30k-scratch.yaml"
+MODEL_DIR = ROOT / "configs" / "models" / "multi30k-marian"
+
+
+def test_multi30k_scratch_config_trains_the_built_model_two_ways_and_decodes_three_ways():
+    from conftest import shared_data
+    from harness.config import load_experiment
+
+    shared_data("multi30k", "train.en")
+    resolved = load_experiment(CONFIG)
+    cells = resolved.cells()
+    assert len(cells) == 6
+    model = resolved.experiment.models[0]
+    assert Path(model.path) == MODEL_DIR and model.init == "random"
+    strategies = resolved.components["strategies"]
+    assert [s.name for s in strategies] == ["unmasked", "input_mask"]
+    a, b = (s.params_dict() for s in strategies)
+    assert {k: v for k, v in b.items() if k not in a} == {"mask_prob": 0.1, "mask_ratio": 0.8, "random_ratio": 0.1,
+                                                        "keep_ratio": 0.1}
+    assert all(a[k] == b[k] for k in a), "the arms differ only in the source masking"
+    decoders = {d.label: d.params_dict() for d in resolved.components["decoders"]}
+    assert list(decoders) == ["greedy", "beam5", "diverse_beam"]
+    assert decoders["beam5"]["num_beams"] == 5 and decoders["diverse_beam"]["num_groups"] == 3
+    bench = resolved.components["benchmarks"][0].params_dict()
+    assert Path(bench["source"]).name == "test_2016_flickr.en" and Path(bench["train_reference"]).name == "train.de"
+    # the header's step count: 29,000 pairs / 64 per batch = 454 steps per epoch
+    assert "4 epochs = 1,816 optimizer steps of 64 pairs" in CONFIG.read_text(encoding="utf-8")
+    assert a["epochs"] * -(-29000 // a["batch_size"]) == 1816
+
+
+def test_the_committed_model_directory_is_what_the_script_builds_from_multi30k(tmp_path):
+    from conftest import shared_data
+
+    data = shared_data("multi30k")
+    out = _script().build([data / "train.en"], [data / "train.de"], tmp_path / "m")
+    for name in ("tokenizer.json", "config.json", "generation_config.json"):
+        built = (out / name).read_text(encoding="utf-8")
+        committed = (MODEL_DIR / name).read_text(encoding="utf-8")
+        if name == "config.json":  # the transformers version that wrote it may differ
+            built, committed = (json.loads(x) for x in (built, committed))
+            built.pop("transformers_version"), committed.pop("transformers_version")
+        assert built == committed, name
