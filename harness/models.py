@@ -213,9 +213,16 @@ def load_config(spec: ModelSpec):
         return AutoConfig.from_pretrained(spec.path, **_pretrained_kwargs(spec))
     except OSError as e:
         where = "local directory" if spec.local else "Hub id (is the network reachable?)"
-        raise ModelLoadError(f"model '{spec.path}' ({where}) could not be loaded: {e}") from None
+        raise ModelLoadError(f"model '{spec.path}' ({where}) could not be loaded: {_one_line(e)}") from None
     except ValueError as e:
-        raise ModelLoadError(f"model '{spec.path}' has a config transformers cannot use: {e}") from None
+        hint = " In the experiment: set trust_remote_code: true on this model entry, only if you trust its code." \
+            if "trust_remote_code" in str(e) else ""
+        raise ModelLoadError(f"model '{spec.path}' has a config transformers cannot use: {_one_line(e)}{hint}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    """transformers' messages span several lines; one problem is one `error:` line."""
+    return " ".join(str(e).split())
 
 
 def load_tokenizer(spec: ModelSpec, *, padding_side: str | None = None):

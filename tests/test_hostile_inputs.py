@@ -249,9 +249,8 @@ CASES = [
          files={"broken/config.json": "{not json"}),
     Case("model_needs_remote_code", config(models="[{path: ./remote}]"),
          ["error: {d}/exp.yaml: models: 'remote': model '{d}/remote' has a config transformers cannot use: "
-          "The repository {d}/remote contains custom code which must be executed to correctly load the model. ...",
-          "error:  You can inspect the repository content at ...",
-          "error: Please pass the argument `trust_remote_code=True` to allow custom code to be run."],
+          "The repository {d}/remote contains custom code which must be executed to correctly load the model. You "
+          "can inspect the repository content at ..."],
          files={"remote/config.json": '{"model_type": "evil_remote", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}',
                 "remote/configuration_evil.py": "open(__file__ + '.ran', 'w').write('code ran')\n"},
          commands=("run",)),
@@ -384,6 +383,18 @@ def test_pickle_payload_in_bin_weights_is_refused_not_executed(workdir, tiny_mar
                               "pickled objects that are not plain tensors (posix.system), refused for safety (convert "
                               "it to safetensors from a trusted source)\n")
     assert not (workdir / "run").exists()
+
+
+def test_remote_code_error_is_one_line_saying_what_to_set(workdir):
+    case = next(c for c in CASES if c.id == "model_needs_remote_code")
+    cfg = prepare(case, workdir)
+    res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(workdir / "out")])
+    assert res.exit_code == 2
+    assert len(res.stderr.splitlines()) == 1
+    assert res.stderr.endswith("Please pass the argument `trust_remote_code=True` to allow custom code to be run. In the "
+                               "experiment: set trust_remote_code: true on this model entry, only if you trust its "
+                               "code.\n")
+    assert not list(workdir.rglob("*.ran"))
 
 
 def test_plain_tensor_pickles_are_not_refused(tmp_path, tiny_marian):
