@@ -29,6 +29,7 @@ import pluggy
 
 from . import hookspecs
 from .api import BASES
+from .errors import UnknownPluginError
 from .registry import PluginInfo, Registry, distribution_of
 
 log = logging.getLogger("harness")
@@ -151,7 +152,13 @@ class PluginSet:
         return self.registries[kind]
 
     def get(self, kind: str, name: str):
-        return self.registries[kind].get(name)
+        try:
+            return self.registries[kind].get(name)
+        except UnknownPluginError as e:
+            if self.broken:  # the name may belong to a plugin that could not load: say so
+                skipped = ", ".join(f"'{b.name}' ({b.package})" for b in self.broken)
+                e.args = (f"{e} (skipped as broken: {skipped}; see `harness plugins`)",)
+            raise
 
     def __iter__(self) -> Iterator[PluginInfo]:
         for kind in BASES:

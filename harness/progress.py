@@ -99,8 +99,8 @@ def _for_console(category: type[Warning], filename: str) -> bool:
 
 @contextlib.contextmanager
 def third_party_output_to(path: Path) -> Iterator[TextIO]:
-    """While the block runs, send ``sys.stderr`` writes, third-party loggers' console handlers
-    and warnings raised outside the harness to ``path``.
+    """While the block runs, send ``sys.stderr`` and ``sys.stdout`` writes, third-party loggers'
+    console handlers and warnings raised outside the harness to ``path``.
 
     Warnings raised by the harness itself (e.g. that ``trust_remote_code`` is on) and the
     ``harness`` logger's messages still go to the real stderr, and into the log too.
@@ -129,13 +129,14 @@ def third_party_output_to(path: Path) -> Iterator[TextIO]:
         if _for_console(category, filename):
             console.write(text)
 
+    stdout = sys.stdout  # the line display printing cells keeps its own reference to it
     with warnings.catch_warnings():
         warnings.showwarning = show
-        sys.stderr = sink
+        sys.stderr = sys.stdout = sink
         try:
             yield sink
         finally:
-            sys.stderr = console
+            sys.stderr, sys.stdout = console, stdout
             for h, old in swapped:
                 h.setStream(old)
             if keep_ours is not None:

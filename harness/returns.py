@@ -109,14 +109,20 @@ def check_metric_value(component, mv: Any) -> tuple[float, str]:
     return float(mv.value), mv.signature or ""
 
 
-def is_nan(value: float) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+def not_finite(value: float) -> str | None:
+    """'NaN' / 'inf' / '-inf' for a value a report cannot rank, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return None
 
 
 def check_written_files(component, files: Any) -> list[Path]:
+    """The paths a reporter says it wrote: None (nothing) or any iterable of str/Path."""
     if files is None:
         return []
-    if isinstance(files, (str, Path)) or not isinstance(files, (list, tuple)) \
-            or not all(isinstance(f, (str, Path)) for f in files):
+    if isinstance(files, (str, bytes, Path)) or not hasattr(files, "__iter__"):
+        raise _fail(component, files, "a list of the paths it wrote")
+    files = list(files)
+    if not all(isinstance(f, (str, Path)) for f in files):
         raise _fail(component, files, "a list of the paths it wrote")
     return [Path(f) for f in files]

@@ -41,7 +41,7 @@ from .config import Cell, Component, ResolvedExperiment
 from .errors import DataError, HarnessError
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec,
-                      check_written_files, is_nan, who)
+                      check_written_files, describe_value, not_finite, who)
 from .ranking import testset_fingerprint
 from .store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
                     model_fingerprint, portable_params, read_cell_record, read_jsonl, remove_temp_files, safe_child,
@@ -343,8 +343,9 @@ class Worker:
                 continue
             # an n-best list metric is n/a (NaN by contract) where the decoder returned one hypothesis
             lists_na = nbest is None and getattr(m.cls, "scope", "outputs") == "lists"
-            if is_nan(value) and not lists_na:
-                problems.append(f"metric '{m.label}' is NaN ({who(m)} returned NaN)")
+            odd = not_finite(value)
+            if odd and not (lists_na and odd == "NaN"):  # kept (NaN: empty in metrics.csv) and flagged
+                problems.append(f"metric '{m.label}' is {odd} ({who(m)} returned {odd})")
             out.append({**labels, "metric": m.label, "value": value, "signature": signature, **common})
         return CellOutcome(job.key, labels, status, seconds, out, index=job.index, metric_errors=problems)
 
@@ -551,7 +552,12 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
         plan = plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed)
         outcomes: dict[int, CellOutcome] = {}
 
+        bad_reports: list[str] = []
+
         def on_done(o: CellOutcome, ran: bool = True) -> None:
+            if not isinstance(o, CellOutcome):  # an executor plugin's bug: its cell becomes a failure below
+                bad_reports.append(describe_value(o))
+                return
             outcomes[o.index] = o
             progress.cell_finished(o, ran)
 
@@ -569,12 +575,21 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
             for job in plan.skipped:
                 on_done(CellOutcome(job.key, job.cell.labels(), "skipped", index=job.index,
                                     error="never run (skipped by --retry-failed)"), ran=False)
+            executor_error = ""
             if plan.run:
-                resolved.executor.instantiate().run(plan.run, worker, on_done)
+                try:
+                    resolved.executor.instantiate().run(plan.run, worker, on_done)
+                except (OutputWriteError, HarnessError, KeyboardInterrupt):
+                    raise
+                except (Exception, SystemExit) as e:  # noqa: BLE001 - the executor's bug: its unfinished cells fail
+                    log.debug("executor %s failed", resolved.executor.name, exc_info=True)
+                    executor_error = f" (it failed: {describe_exception(e)})"
+            if bad_reports:
+                executor_error += f" (it reported {', '.join(sorted(set(bad_reports)))} instead of a CellOutcome)"
             for job in plan.run:  # an executor plugin that dropped a job must not make its cell vanish
                 if job.index not in outcomes:
                     on_done(record_failure(job, f"not run: executor '{resolved.executor.name}' returned no result "
-                                                "for this cell"))
+                                                f"for this cell{executor_error}"))
             leaders = {job.key: outcomes[job.index] for job in plan.run}
             for job in plan.followers:
                 leader = leaders.get(job.key)
@@ -621,13 +636,26 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
         return int(env), "OMP_NUM_THREADS"
     if resolved.executor.name != "local":
         return None, f"executor '{resolved.executor.name}' decides"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = 0.0
     n = max(1, min(cores, cores - int(load)))
     return n, f"default: {cores} cores, load {load:.1f}"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container limited to 2 CPUs on a 64-core host gets 2, not 64)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 LABEL_KEYS = ("model", "benchmark", "strategy", "decoder", "seed")

@@ -168,7 +168,7 @@ def remove_temp_files(outdir: Path) -> list[Path]:
         return removed
     for p in outdir.rglob(f"*{TMP_SUFFIX}"):
         if p.is_file() and p.name.startswith("."):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # a read-only leftover is harmless: it is never read
                 p.unlink()
                 removed.append(p)
     return removed
@@ -336,7 +336,7 @@ class RunLock:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every output
         except OSError as e:
             raise HarnessError(f"{self.path.parent}: cannot use as the output directory: "
                                f"{e.strerror or e}") from None

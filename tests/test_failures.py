@@ -184,3 +184,42 @@ def test_executor_that_drops_a_job_leaves_a_failed_cell_not_a_hole(project, plug
     assert summary.outcomes[1].error == "not run: executor 'test_lossy' returned no result for this cell"
     record = json.loads((project / "out" / "cells" / summary.outcomes[1].key / "cell.json").read_text())
     assert record["status"] == "failed" and record["error"] == summary.outcomes[1].error
+
+
+def test_executor_that_crashes_or_reports_garbage_fails_its_unfinished_cells_not_the_run(project, fixture_plugins):
+    import types
+
+    from harness.api import Executor
+    from harness.hookspecs import hookimpl
+    from harness.plugins import PluginSet
+
+    class Crashing(Executor):
+        name = "test_crashing"
+        description = "Runs the first job, then raises (tests only)."
+
+        def run(self, jobs, run_one, on_done):
+            on_done(run_one(jobs[0]))
+            raise RuntimeError("lost the connection to the cluster")
+
+    class Garbage(Executor):
+        name = "test_garbage"
+        description = "Reports None for every job (tests only)."
+
+        def run(self, jobs, run_one, on_done):
+            for job in jobs:
+                on_done(None)
+
+    module = types.ModuleType("bad_executors")
+    module.register_executors = hookimpl(lambda register: [register(Crashing), register(Garbage)])
+    ps = PluginSet(extra=[fixture_plugins, module])
+    grid = ["decoders=[{name: greedy, params: {max_new_tokens: [2, 3]}}]"]
+    summary = run_experiment(load_experiment(project / "exp.yaml", grid + ["executor=test_crashing"], plugins=ps),
+                             project / "out", cache_dir=project / "cache", quiet=True)
+    assert [o.status for o in summary.outcomes] == ["done", "failed"]
+    assert summary.outcomes[1].error == ("not run: executor 'test_crashing' returned no result for this cell "
+                                         "(it failed: RuntimeError: lost the connection to the cluster)")
+    summary = run_experiment(load_experiment(project / "exp.yaml", grid + ["executor=test_garbage"], plugins=ps),
+                             project / "out2", cache_dir=project / "cache", quiet=True)
+    assert [o.error for o in summary.outcomes] == [
+        "not run: executor 'test_garbage' returned no result for this cell (it reported NoneType instead of a "
+        "CellOutcome)"] * 2

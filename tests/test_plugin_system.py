@@ -237,6 +237,8 @@ def test_broken_plugins_are_skipped_with_one_warning_each_and_listed(misbehaving
     # a config naming the refused decoder gets the usual unknown-plugin error
     res = harness_run(misbehaving_env, "validate", "exp.yaml", "--set", "decoders=[zero_beams]", cwd=tmp_path)
     assert res.returncode == 2 and "unknown decoder 'zero_beams'" in res.stderr
+    assert ("(skipped as broken: 'broken_import' (harness-broken-import), 'bad_default' (harness-misbehaving-plugins); "
+            "see `harness plugins`)") in res.stderr
 
 
 BAD_RETURNS_YAML = """\

@@ -169,6 +169,7 @@ class ChattyCopy(Decoder):
         logging.getLogger("some_library").warning("Some weights were not initialized")
         for _ in tqdm(range(3), desc="Loading weights"):
             pass
+        print("Some library printing to stdout")
         ctx.log.warning("the harness's own warning stays visible")
         return [[Hypothesis(text=s)] for s in sources]
 
@@ -204,6 +205,7 @@ def test_in_pipes_third_party_bars_warnings_and_logs_go_to_the_cells_log(tmp_pat
     assert "FutureWarning: `foo` is deprecated and will be removed in v9" in text
     assert "Some weights were not initialized" in text
     assert "Loading weights: 100%" in text and "3/3" in text
+    assert "Some library printing to stdout" in text and "Some library" not in res.stdout
     assert handler.stream is sys.stderr  # the library's handler is given back its stream
 
 

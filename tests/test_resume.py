@@ -201,7 +201,8 @@ def test_cell_killed_while_running_restarts_from_an_empty_directory(small):
     (celldir / "half-written-checkpoint.bin").write_bytes(b"\0" * 10)
     summary = rerun(cfg, out)
     assert [o.status for o in summary.outcomes] == ["done", "cached"]
-    assert sorted(p.name for p in celldir.iterdir()) == ["cell.json", "predictions.jsonl"]
+    # (log.txt: what libraries printed while it ran again, e.g. transformers' FutureWarnings)
+    assert sorted(p.name for p in celldir.iterdir() if p.name != "log.txt") == ["cell.json", "predictions.jsonl"]
     assert deterministic_files(out) == before
 
 
