@@ -62,6 +62,16 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
                                              f"installed: {info.install}")
         if spec.device.startswith("mps"):
             out.add(("models", i, "device"), f"engine {info.name} runs on cpu or cuda, not on device '{spec.device}'")
+        if spec.local and spec.engine == "ctranslate2":
+            from ..errors import HarnessError
+            from ..prechecks import read_config_json
+
+            try:
+                problem = ct2_layout_problem(read_config_json(spec.path))
+            except HarnessError:
+                problem = None  # an unreadable config.json is reported by prechecks.check_models
+            if problem:
+                out.add(("models", i, "engine"), f"model '{spec.display}': {problem}")
     places = _places(resolved)
     for cell in resolved.cells():
         info = ENGINES.get(cell.model.engine)
@@ -82,6 +92,19 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
                                                  f"{param}={value!r}: {why}; allowed: "
                                                  f"{', '.join('null' if a is None else str(a).lower() for a in allowed)}")
     return out.errors
+
+
+def ct2_layout_problem(config: dict) -> str | None:
+    """Why CTranslate2 cannot convert a model with this config.json, when it can tell (None: no
+    known problem). Its Marian converter drops the last vocabulary entry as the <pad> token."""
+    if config.get("model_type") == "marian":
+        pad, vocab = config.get("pad_token_id"), config.get("vocab_size")
+        if isinstance(pad, int) and isinstance(vocab, int) and pad != vocab - 1:
+            return (f"CTranslate2 converts Marian models whose <pad> is the last token (pad_token_id = vocab_size - 1 "
+                    f"= {vocab - 1}, as in OPUS-MT), and this one has pad_token_id {pad}; use engine: transformers")
+    if not config.get("is_encoder_decoder", False):
+        return "engine ctranslate2 runs encoder-decoder models only in this version; use engine: transformers"
+    return None
 
 
 def load_engine_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:

@@ -33,8 +33,9 @@ greedy and beam give the same tokens on tiny Marian models):
   just stops, so a hypothesis cut by ``max_new_tokens`` ends with another token and beam search may
   rank such hypotheses differently;
 - Marian's converter drops the ``<pad>`` row (the decoder starts from a zero embedding instead), so
-  log-probabilities are normalised over one token fewer: scores differ in the 3rd decimal unless the
-  model renormalises logits (``renormalize_logits``, as OPUS-MT configs do); tokens do not;
+  log-probabilities are normalised over one token fewer: unless the model renormalises logits after
+  banning <pad> (``renormalize_logits``, as OPUS-MT configs do) scores differ in the 3rd decimal and
+  hypotheses that close can rank differently;
 - beam search stops a sentence once ``num_beams`` hypotheses are finished, which is generate()'s
   ``early_stopping=True``: with it the 1-best is the same; with the default ``early_stopping=False``
   the harness searches on while a running beam could still win and sometimes finds a better
@@ -147,10 +148,12 @@ def load_ct2_model(spec, *, seed: int = 0):
 
     from ..models import GenerationModel, load_config
 
+    from . import ct2_layout_problem
+
     config = load_config(spec)
-    if not getattr(config, "is_encoder_decoder", False) or spec.kind == "causal":
-        raise ModelLoadError(f"model '{spec.path}': engine ctranslate2 runs encoder-decoder models only in this "
-                             f"version; use engine: transformers for decoder-only models")
+    problem = ct2_layout_problem(config.to_dict())
+    if problem or spec.kind == "causal":
+        raise ModelLoadError(f"model '{spec.path}': {problem or 'engine ctranslate2 runs encoder-decoder models only'}")
     try:
         gen = GenerationConfig.from_pretrained(spec.path, revision=spec.revision)
     except OSError:
