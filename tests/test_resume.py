@@ -444,3 +444,11 @@ def test_storage_faults_are_recognised_behind_whatever_a_library_raises():
     assert store.storage_fault(OSError(errno.EROFS, "Read-only file system")).errno == errno.EROFS
     assert store.storage_fault(ValueError("boom")) is None
     assert store.storage_fault(FileNotFoundError(errno.ENOENT, "No such file or directory")) is None
+
+
+def test_report_command_on_a_full_disk_names_the_file_and_exits_3(small, monkeypatch):
+    cfg, out, before, keys = small
+    monkeypatch.setattr(store, "tempfile", FullDisk(lambda p: p.endswith("report.md")))
+    res = CliRunner().invoke(main, ["report", str(out), "--reporter", "markdown"])
+    assert res.exit_code == 3
+    assert res.stderr == f"error: cannot write {out}/report.md: [Errno 28] No space left on device\n"

@@ -100,6 +100,7 @@ class RayExecutor(Executor):
         except ImportError:
             raise HarnessError("executor 'ray' needs Ray: pip install 'nlp-eval-harness[ray]' (or pip install ray)") from None
         from harness.runner import record_failure
+        from harness.store import storage_fault
 
         p = self.params
         started_here = not ray.is_initialized()
@@ -139,6 +140,9 @@ class RayExecutor(Executor):
                         outcome = ray.get(ref)
                     except Exception as e:  # noqa: BLE001 - the task's process died; only this cell fails
                         cause = getattr(e, "cause", None) or e
+                        fault = storage_fault(cause)
+                        if fault is not None:  # a full disk is the run's problem, not this cell's: stop
+                            raise fault from None
                         first = (str(cause).strip().splitlines() or [""])[0]  # Ray's messages run for pages
                         outcome = record_failure(job, f"ray task failed: {type(cause).__name__}: {first}",
                                                  tb=traceback.format_exc())
