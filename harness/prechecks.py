@@ -7,7 +7,8 @@ line, key and what is allowed, so a mistake that would fail every cell is found 
 
 - a local model's ``config.json`` that is not a regular file, is nested absurdly deep (JSON
   nested thousands of levels makes Python's parser raise RecursionError) or is not JSON;
-- weights that exist only as pickles holding anything but tensors (torch refuses them per cell);
+- a model directory without weights (``init: pretrained``), or whose weights exist only as
+  pickles holding anything but tensors (torch refuses them per cell);
 - (run only) a Hub id that is not in the local cache while offline (``HF_HUB_OFFLINE=1``) or
   while the Hub cannot be reached; validate leaves Hub ids alone so configs can be checked offline;
 - a ``device`` this torch build or machine does not have (validate reads ``torch/version.py``
@@ -166,10 +167,15 @@ def unsafe_pickle_globals(path: Path) -> list[str]:
 
 
 def pickled_weights_problem(model_dir: Path) -> str | None:
-    """A directory whose only weights are pickles that would run code (torch refuses them)."""
+    """A directory with no weights transformers can load, or whose only weights are pickles that
+    would run code (torch refuses them)."""
     files = [p for p in model_dir.iterdir() if p.is_file()]
     if any(p.suffix == ".safetensors" for p in files):
         return None  # transformers loads these and ignores the pickles
+    if not any(PICKLE_WEIGHTS.match(p.name) for p in files):
+        return (f"{model_dir} holds no weights (model.safetensors, model-*-of-*.safetensors or pytorch_model.bin); "
+                "set init: random to build the architecture from config.json with seeded random weights, or point "
+                "path: at a directory with weights")
     for p in sorted(f for f in files if PICKLE_WEIGHTS.match(f.name)):
         bad = unsafe_pickle_globals(p)
         if bad:

@@ -205,6 +205,11 @@ CASES = [
          ["error: {d}/exp.yaml:2: models[0]: model 'deep': {d}/deep/config.json:2: JSON nested more than 100 levels "
           "deep; allowed: at most 100"],
          files={"deep/config.json": '{"model_type": "marian",\n "x": ' + "[" * 5000 + "]" * 5000 + "}"}),
+    Case("model_dir_without_weights", config(models="[{path: ./noweights}]"),
+         ["error: {d}/exp.yaml:2: models[0]: model 'noweights': {d}/noweights holds no weights (model.safetensors, "
+          "model-*-of-*.safetensors or pytorch_model.bin); set init: random to build the architecture from config.json "
+          "with seeded random weights, or point path: at a directory with weights"],
+         files={"noweights/config.json": '{"model_type": "marian", "is_encoder_decoder": true}'}),
     Case("hub_id_offline_not_cached", config(models="[{path: nobody-h4/no-such-model}]"),
          ["error: {d}/exp.yaml:2: models[0]: Hub model 'nobody-h4/no-such-model' is not in the local Hugging Face "
           "cache and the Hub is switched off (HF_HUB_OFFLINE=1); download it once with network access "
@@ -252,7 +257,8 @@ CASES = [
           "The repository {d}/remote contains custom code which must be executed to correctly load the model. You "
           "can inspect the repository content at ..."],
          files={"remote/config.json": '{"model_type": "evil_remote", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}',
-                "remote/configuration_evil.py": "open(__file__ + '.ran', 'w').write('code ran')\n"},
+                "remote/configuration_evil.py": "open(__file__ + '.ran', 'w').write('code ran')\n",
+                "remote/model.safetensors": b""},
          commands=("run",)),
 ]
 

@@ -163,6 +163,11 @@ def test_only_the_weight_files_transformers_loads_are_read(tmp_path):
             return (os.system, ("true",))
 
     (tmp_path / "training_args.bin").write_bytes(pickle.dumps(Payload()))
+    assert pickled_weights_problem(tmp_path).endswith("holds no weights (model.safetensors, model-*-of-*.safetensors "
+                                                      "or pytorch_model.bin); set init: random to build the "
+                                                      "architecture from config.json with seeded random weights, or "
+                                                      "point path: at a directory with weights")
+    (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps({"w": [1.0, 2.0]}))  # no globals at all
     assert pickled_weights_problem(tmp_path) is None
     (tmp_path / "pytorch_model-00001-of-00002.bin").write_bytes(pickle.dumps({"w": Payload()}))
     assert pickled_weights_problem(tmp_path) == (
