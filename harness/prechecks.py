@@ -416,7 +416,7 @@ def _model_config(spec: ModelSpec, i: int, out: _Collector) -> dict | None:
                 if line is not None:
                     out.add(loc, f"model '{spec.display}': {other}:{line}: JSON nested more than {MAX_JSON_DEPTH} "
                                  f"levels deep; allowed: at most {MAX_JSON_DEPTH}")
-        if spec.init == "pretrained":
+        if spec.init == "pretrained" and getattr(spec, "engine", "transformers") == "transformers":
             problem = pickled_weights_problem(Path(spec.path))
             if problem:
                 out.add(loc, f"model '{spec.display}': {problem}")
