@@ -96,7 +96,7 @@ RUN_KEYS = ("impl", "decoder", "engine", "precision")  # the rest are decoder pa
 # ----------------------------------------------------------------------------- building the model (parent)
 
 
-def build_model(outdir: Path, sentences: list[str], seed: int) -> None:
+def build_model(outdir: Path, sentences: list[str], seed: int, smoke: bool = False) -> None:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
@@ -118,8 +118,11 @@ def build_model(outdir: Path, sentences: list[str], seed: int) -> None:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     fast.save_pretrained(outdir)
 
-    cfg = MarianConfig(vocab_size=VOCAB, d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8,
-                       decoder_attention_heads=8, encoder_ffn_dim=2048, decoder_ffn_dim=2048,
+    # --smoke: a 1+1-layer d=64 model with the same vocabulary, so every code path runs in seconds (CI)
+    d, layers, heads, ffn = (64, 1, 2, 128) if smoke else (512, 6, 8, 2048)
+    cfg = MarianConfig(vocab_size=VOCAB, d_model=d, encoder_layers=layers, decoder_layers=layers,
+                       encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=ffn,
+                       decoder_ffn_dim=ffn,
                        max_position_embeddings=512, pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD,
                        forced_eos_token_id=EOS, bos_token_id=EOS, scale_embedding=True, tie_word_embeddings=False)
     torch.manual_seed(seed)
@@ -300,6 +303,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--smoke", action="store_true",
+                    help="a tiny model instead of a Marian-base-sized one: checks the script runs, its timings mean nothing")
     ap.add_argument("--keep-model", type=Path, default=None,
                     help="build the model (and its CTranslate2 conversion) into this directory once and reuse it")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -317,7 +322,7 @@ def main() -> None:
     args.ct2 = importlib.util.find_spec("ctranslate2") is not None
     sentences = MULTI30K.read_text(encoding="utf-8").splitlines()
     steps = f"forced to {args.forced_steps} decoder steps" if args.forced_steps else f"max_new_tokens {args.max_new_tokens}"
-    print(f"Marian-base-sized random model, {args.sentences} Multi30k sentences, batch {args.batch_size}, {steps}, "
+    print(f"{'tiny (--smoke)' if args.smoke else 'Marian-base-sized'} random model, {args.sentences} Multi30k sentences, batch {args.batch_size}, {steps}, "
           f"{args.threads} threads, {args.repeats} interleaved rounds per arm, device {args.device}")
     if not args.ct2:
         print('CTranslate2 is not installed: its runs are left out (pip install "nlp-eval-harness[ct2]")')
@@ -327,12 +332,12 @@ def main() -> None:
         if load > cores else ""))
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep_model or Path(tmp)
-        model_dir = work / f"model-seed{args.seed}"
+        model_dir = work / f"model-seed{args.seed}{'-smoke' if args.smoke else ''}"
         # CTranslate2 conversions land beside the model, and are made before any timing
         os.environ["HARNESS_CACHE"] = str(work / "cache")
         t = time.perf_counter()
         if not (model_dir / "model.safetensors").is_file():
-            build_model(model_dir, sentences, args.seed)
+            build_model(model_dir, sentences, args.seed, smoke=args.smoke)
             print(f"model built and EOS calibrated in {time.perf_counter() - t:.0f}s")
         if args.ct2:
             from harness.engines.ctranslate2 import converted_dir
