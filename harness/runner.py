@@ -666,14 +666,44 @@ def config_hash(raw: Any) -> str:
     return canonical_hash(raw, 12)
 
 
+def _relative_paths(value: Any, base: Path) -> Any:
+    """Absolute paths under ``base`` made relative to it, so that an identity survives moving
+    the checkout (config and data together)."""
+    if isinstance(value, dict):
+        return {k: _relative_paths(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_paths(v, base) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        try:
+            return Path(value).relative_to(base).as_posix()
+        except ValueError:
+            return value
+    return value
+
+
+def cell_identity(cell: Cell, base_dir: Path) -> str:
+    """What a cell *is* in its config: labels, seed and every parameter, but neither the content
+    of its data and model (editing a file is not another config) nor plugin or harness versions
+    (upgrading is not either). Recorded per cell in the manifest, so a later run can tell which
+    finished results it would replace."""
+    model = {k: v for k, v in cell.model.model_dump(mode="json").items() if k not in ("path", "local", "device")}
+    return canonical_hash({
+        "labels": cell.labels(),
+        "model": model,
+        **{section: (None if c is None else {"plugin": c.name, "params": _relative_paths(c.params_dict(), base_dir)})
+           for section, c in (("benchmark", cell.benchmark), ("strategy", cell.strategy), ("decoder", cell.decoder))},
+    })
+
+
 def refuse_other_config(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob]) -> None:
     """Refuse ``outdir`` when it holds results this config would silently replace.
 
     The same config, or one that extends it (more seeds, decoders, strategies, models,
-    benchmarks or metrics, other parameters of the same labels), may write into it: that is how
-    a run is resumed or grown. Refused: another experiment ``name``, or a config whose grid no
-    longer has a cell (same model, benchmark, strategy, decoder labels and seed) that the run
-    directory holds finished results for. ``--overwrite`` allows it; finished cells stay cached.
+    benchmarks or metrics), may write into it: that is how a run is resumed or grown. Refused:
+    another experiment ``name``, or a config that no longer has a cell the run directory holds
+    finished results for, with the same labels, seed and parameters (:func:`cell_identity`:
+    ``num_beams: 4`` changed to 5 under the label ``beam`` counts). ``--overwrite`` allows it;
+    finished cells stay cached.
     """
     try:
         old = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
@@ -690,11 +720,13 @@ def refuse_other_config(resolved: ResolvedExperiment, outdir: Path, jobs: list[C
         reason = f"they are experiment '{old.get('experiment')}', this config is '{name}'"
     else:
         grid = {tuple(str(j.cell.labels()[k]) for k in LABEL_KEYS) for j in jobs}
-        lost = [c for c in old.get("cells", []) if isinstance(c, dict) and c.get("status") in ("done", "cached")
-                and tuple(str(c.get(k)) for k in LABEL_KEYS) not in grid]
+        identities = {cell_identity(j.cell, resolved.base_dir) for j in jobs}
+        finished = [c for c in old.get("cells", []) if isinstance(c, dict) and c.get("status") in ("done", "cached")]
+        lost = [c for c in finished if (c["identity"] not in identities if c.get("identity")  # manifests before
+                                        else tuple(str(c.get(k)) for k in LABEL_KEYS) not in grid)]  # identities
         if not lost:
             return
-        reason = (f"{len(lost)} of its finished cells are not in this config's grid, e.g. "
+        reason = (f"{len(lost)} of its finished cells are not in this config's grid with the same parameters, e.g. "
                   f"{' / '.join(str(lost[0].get(k)) for k in LABEL_KEYS)}")
     raise HarnessError(f"{outdir}: holds the results of another config (config {old_hash}; this one is {new_hash}): "
                        f"{reason}. Choose another -o, or pass --overwrite to replace them "
@@ -783,6 +815,7 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
                     write_errors.append(str(OutputWriteError(stale, e)))
 
     rows = [m for o in outcomes for m in o.metrics]
+    identities = {job.index: cell_identity(job.cell, resolved.base_dir) for job in jobs}
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     files = [outdir / v for v in written.values()]
     try:
@@ -817,7 +850,8 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         "threads": threads or {"torch": None, "source": "not set"},
         **({"write_errors": list(write_errors)} if write_errors else {}),
         "outputs": {str(f.relative_to(outdir)): sha256_file(f) for f in files},
-        "cells": [{"key": o.key, **o.labels, "status": o.status, "seconds": round(o.seconds, 3),
+        "cells": [{"key": o.key, **o.labels, "identity": identities.get(o.index), "status": o.status,
+                   "seconds": round(o.seconds, 3),
                    # a metric that failed or gave NaN is flagged on its (otherwise fine) cell, so reports show it
                    "error": o.error or ("; ".join(o.metric_errors) if o.metric_errors else None),
                    **({"metric_errors": o.metric_errors} if o.metric_errors else {}),

@@ -111,8 +111,8 @@ def test_a_directory_with_another_configs_results_is_refused_unless_overwrite(tm
     (tmp_path / "exp.yaml").write_text(GRID.replace("[2, 3]", "[3]"))
     res = _run(tmp_path)
     assert res.exit_code == 2
-    assert ("1 of its finished cells are not in this config's grid, e.g. tiny / toy / none / "
-            "greedy[max_new_tokens=2] / 0.") in res.stderr
+    assert ("1 of its finished cells are not in this config's grid with the same parameters, e.g. tiny / toy / "
+            "none / greedy[max_new_tokens=2] / 0.") in res.stderr
     # --overwrite: replaced, reusing the cached cell
     res = _run(tmp_path, "--overwrite")
     assert res.exit_code == 0 and res.stdout.startswith("1 cells (1 reused, 0 failed)")
@@ -132,3 +132,19 @@ def test_extending_the_same_experiment_needs_no_overwrite(tmp_path, tiny_marian,
     res = _run(tmp_path)
     assert res.exit_code == 0, res.stderr
     assert res.stdout.startswith("6 cells (5 reused, 0 failed)")
+
+
+def test_a_changed_parameter_under_the_same_label_is_another_config(tmp_path, tiny_marian, translation_files):
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(GRID.replace("max_new_tokens: [2, 3]", "max_new_tokens: 3"))
+    assert _run(tmp_path).exit_code == 0
+    (tmp_path / "exp.yaml").write_text(GRID.replace("max_new_tokens: [2, 3]", "max_new_tokens: 4"))  # still "greedy"
+    res = _run(tmp_path)
+    assert res.exit_code == 2
+    assert "1 of its finished cells are not in this config's grid with the same parameters, e.g. tiny / toy / none / " \
+           "greedy / 0." in res.stderr
+    # editing the data is not another config: the cells just run again
+    (tmp_path / "exp.yaml").write_text(GRID.replace("max_new_tokens: [2, 3]", "max_new_tokens: 3"))
+    (tmp_path / "test.en").write_text("the red dog\nthe big cat\na small house\nthe mat\n")
+    res = _run(tmp_path)
+    assert res.exit_code == 0 and res.stdout.startswith("1 cells (0 reused, 0 failed)")
