@@ -119,6 +119,24 @@ def test_with_the_default_early_stopping_the_harness_searches_on_and_only_finds_
         assert x.score > y.score
 
 
+def test_a_token_budget_batches_by_tokens_and_decodes_the_same(both, monkeypatch):
+    _, ct2 = both
+    engine = ct2.search_engine
+    calls = []
+
+    class Spy:  # the C++ translator cannot be patched; a proxy records what it is asked
+        def translate_batch(self, *args, **kw):
+            calls.append((kw.get("batch_type"), kw.get("max_batch_size")))
+            return real.translate_batch(*args, **kw)
+
+    real = engine.translator
+    whole = decode(ct2, "beam", num_beams=3, early_stopping=True)
+    monkeypatch.setattr(engine, "translator", Spy())
+    budget = decode(ct2, "beam", num_beams=3, early_stopping=True, max_tokens=60)
+    assert calls == [("tokens", 20)]  # 60 tokens / 3 beams of source tokens per batch
+    assert [h[0].tokens for h in budget] == [h[0].tokens for h in whole]
+
+
 def test_at_the_length_limit_ct2_does_not_force_eos(both):
     # generate() (and the harness) force EOS (forced_eos_token_id) into the last allowed position;
     # CTranslate2 stops there with whatever token won. The documented difference, pinned.
@@ -203,7 +221,7 @@ def test_diverse_beam_is_refused_at_validation_naming_the_decoders_ct2_runs(opus
     lines = errors(config({"path": str(opus_marian), "engine": "ctranslate2"}, src, ref,
                           ["greedy", {"name": "diverse_beam", "params": {"num_beams": 4, "num_groups": 2}}]))
     assert lines == ["<dict>: decoders[1].name: decoder 'diverse_beam' cannot run on model 'opus-marian0' (engine "
-                     "ctranslate2) (CTranslate2 has no diverse (group) beam search); engine ctranslate2 runs: beam, "
+                     "ctranslate2: CTranslate2 has no diverse (group) beam search); engine ctranslate2 runs: beam, "
                      "greedy, sample"]
 
 

@@ -81,9 +81,9 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
         loc = ("decoders", where.index) if where is not None else ("decoders",)
         dec = cell.decoder
         if dec.name not in info.decoders:
-            why = f" ({info.no_diverse})" if dec.name == "diverse_beam" and info.no_diverse else ""
+            why = f": {info.no_diverse}" if dec.name == "diverse_beam" and info.no_diverse else ""
             out.add(loc + ("name",), f"decoder '{dec.name}' cannot run on model '{cell.model.display}' "
-                                     f"(engine {info.name}){why}; engine {info.name} runs: {', '.join(info.decoders)}")
+                                     f"(engine {info.name}{why}); engine {info.name} runs: {', '.join(info.decoders)}")
             continue
         for param, (allowed, why) in info.params.get(dec.name, {}).items():
             value = getattr(dec.params, param)

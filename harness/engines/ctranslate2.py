@@ -43,8 +43,8 @@ greedy and beam give the same tokens on tiny Marian models):
 - n-best tails (2nd, 3rd... hypothesis) can differ: which ending candidates may join the finished
   list is engine-specific.
 
-Non-goals: decoder-only models (CTranslate2's Generator), ``max_tokens`` beyond CTranslate2's own
-token batching, CUDA graphs.
+``max_tokens`` becomes CTranslate2's token batching (``batch_type="tokens"``, budget / beams).
+Non-goals: decoder-only models (CTranslate2's Generator), CUDA graphs.
 """
 from __future__ import annotations
 
@@ -249,16 +249,19 @@ class CT2Search:
     def _ids(self, tokens: list[str]) -> list[int]:
         return [int(i) for i in self.tokenizer.convert_tokens_to_ids(tokens)]
 
-    def _run(self, prompts, rules, batch_size: int, progress, rows: int, **kw) -> list[list[Finished]]:
+    def _run(self, prompts, rules, batch_size: int, progress, rows: int, max_tokens: int | None = None,
+             **kw) -> list[list[Finished]]:
         opts = self.options(rules) | kw
+        if max_tokens:  # the harness's token budget (sentences x beams x input tokens) as CTranslate2's
+            opts |= {"batch_type": "tokens"}
         sources, out = self._sources(prompts), []
         # CTranslate2 sorts each call's inputs by length and batches them itself; calls of a few
         # batches keep the progress display moving
         step = batch_size * 4
         for i in range(0, len(sources), step):
             chunk = sources[i:i + step]
-            res = self.translator.translate_batch(chunk, self._prefix(rules, len(chunk)), max_batch_size=batch_size,
-                                                  **opts)
+            limit = max(max_tokens // rows, 1) if max_tokens else batch_size
+            res = self.translator.translate_batch(chunk, self._prefix(rules, len(chunk)), max_batch_size=limit, **opts)
             out += [[Finished(self._ids(h), float(s)) for h, s in zip(r.hypotheses, r.scores)] for r in res]
             if progress is not None:
                 progress(len(out), len(sources))
@@ -266,7 +269,7 @@ class CT2Search:
 
     def greedy_search(self, _model, prompts, rules, *, batch_size: int = 32, max_tokens: int | None = None,
                       progress=None) -> list[list[Finished]]:
-        return self._run(prompts, rules, batch_size, progress, 1, beam_size=1)
+        return self._run(prompts, rules, batch_size, progress, 1, max_tokens, beam_size=1)
 
     def beam_search(self, _model, prompts, rules, config: BeamConfig, *, batch_size: int = 16,
                     max_tokens: int | None = None, progress=None) -> list[list[Finished]]:
@@ -274,7 +277,7 @@ class CT2Search:
             raise HarnessError("engine ctranslate2 has no diverse beam search; it runs: beam, greedy, sample")
         # CTranslate2 stops a sentence once num_hypotheses hypotheses are finished, so it is asked for
         # num_beams of them (generate()'s early_stopping=True) and the list is cut afterwards
-        out = self._run(prompts, rules, batch_size, progress, config.num_beams, beam_size=config.num_beams,
+        out = self._run(prompts, rules, batch_size, progress, config.num_beams, max_tokens, beam_size=config.num_beams,
                         length_penalty=config.length_penalty, num_hypotheses=config.num_beams)
         return [hyps[:config.num_return_sequences] for hyps in out]
 
