@@ -543,6 +543,8 @@ def warm_up_mlm_head(mlm_head: MLMHead, train: Encoded, *, params: FineTuneParam
     frozen = [p for p in mlm_head.model.base_model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
+    # warmup_steps is sized for the main run; the warm-up's own schedule warms up over warmup_ratio of it
+    params = params.model_copy(update={"warmup_steps": None})
     try:
         return run_loop(mlm_head.model, train, task="mlm", params=params,
                         objective=Objective("mlm", mlm_masking=masking), seed=derive_seed(seed, "mlm-head-warmup"),
@@ -982,6 +984,7 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
         vocab = None
         if mlm_head is not None or objective.input_masking is not None:
             vocab = MaskVocab.from_tokenizer(tokenizer, model.config.vocab_size, where=where)
+
         def probe(head: MLMHead) -> float | None:
             return mlm_probe_loss(head, enc, vocab, seed=ctx.seed, device=device, pad_id=pad_id,
                                   batch_size=params.batch_size)
