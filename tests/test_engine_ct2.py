@@ -82,6 +82,23 @@ def both(opus_marian, tmp_path_factory):
     return ours, ct2
 
 
+@pytest.mark.parametrize("num_beams", [2, 5])
+def test_harness_beam_matches_generate_on_a_renormalising_model(opus_marian, num_beams):
+    # OPUS-MT's rules (pad banned, then renormalised) let beam search skip its own log-softmax
+    # (_search._BeamChunk.renormalized_by_rules): the hypotheses and scores stay generate()'s
+    import torch
+
+    ours = load_generation_model(ModelSpec(path=str(opus_marian), local=True, device="cpu"))
+    hyps = decode(ours, "beam", num_beams=num_beams, max_new_tokens=64)
+    batch = ours.tokenizer(list(SOURCES), return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        out = ours.model.generate(**batch, num_beams=num_beams, do_sample=False, max_new_tokens=64,
+                                  output_scores=True, return_dict_in_generate=True)
+    for h, seq, score in zip(hyps, out.sequences[:, 1:].tolist(), out.sequences_scores.tolist()):
+        assert h[0].tokens == seq[:seq.index(0) + 1]
+        assert h[0].score == pytest.approx(score, rel=1e-5, abs=1e-5)
+
+
 def test_greedy_gives_the_same_tokens_as_the_harness(both):
     ours, ct2 = both
     a, b = decode(ours, "greedy"), decode(ct2, "greedy")
