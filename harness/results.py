@@ -42,7 +42,9 @@ def load_run(outdir: str | Path) -> RunResults:
     metrics = pd.read_csv(cpath, keep_default_na=False, na_values=[""],
                           dtype={"signature": str, "decoder_params": str, "strategy_params": str,
                                  "benchmark_params": str, "decoder": str, "strategy": str, "model": str,
-                                 "benchmark": str, "testset": str})
+                                 "benchmark": str, "testset": str,
+                                 # a hex cell key such as 9898349800e50592 would otherwise parse as a float
+                                 "cell": str, "precision": str})
     for col in ("signature", "decoder_params", "strategy_params", "benchmark_params", "testset"):
         if col in metrics:
             metrics[col] = metrics[col].fillna("")
