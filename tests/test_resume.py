@@ -452,3 +452,20 @@ def test_report_command_on_a_full_disk_names_the_file_and_exits_3(small, monkeyp
     res = CliRunner().invoke(main, ["report", str(out), "--reporter", "markdown"])
     assert res.exit_code == 3
     assert res.stderr == f"error: cannot write {out}/report.md: [Errno 28] No space left on device\n"
+
+
+def test_digests_of_big_weight_files_are_hashed_once_across_runs(tmp_path, monkeypatch):
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"\1" * 1000)
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(store, "_PERSIST_BYTES", 100)  # "big" for this test
+    monkeypatch.setattr(store, "_DIGESTS", {})
+    first = store.content_digest(weights)
+    assert first == store.sha256_file(weights) and len(list((tmp_path / "cache" / "digests").iterdir())) == 1
+    monkeypatch.setattr(store, "_DIGESTS", {})  # a new process...
+    monkeypatch.setattr(store, "sha256_file", lambda p: pytest.fail("hashed again"))
+    assert store.content_digest(weights) == first  # ...reads the remembered digest
+    os.utime(weights, ns=(1, 1))  # touched: size/mtime changed, so it is hashed again
+    with pytest.raises(pytest.fail.Exception, match="hashed again"):
+        store.content_digest(weights)
