@@ -360,11 +360,12 @@ def main() -> None:
                     print(row(label(runs[i]), results[i][-1], args.sentences), flush=True)
             summary.append((arm, runs, results))
         ct2_ref = {}
-        # at the length limit generate() forces EOS and CTranslate2 does not: forced runs compare the
-        # tokens before the last one (docs/engines.md)
-        trim = (lambda o: o[:args.forced_steps - 1]) if args.forced_steps else (lambda o: o)
+        # at the length limit generate() forces EOS and CTranslate2 does not: an output that reaches the
+        # limit is compared without its last token (docs/engines.md)
+        limit = args.forced_steps or args.max_new_tokens
+        trim = lambda o: o[:limit - 1] if len(o) >= limit else o  # noqa: E731
         print(f"\n{'run':<40} {'cpu ratio':>10} {'wall ratio':>10} {'vs ct2 f32 (cpu)':>17}   outputs differing from the "
-              f"reference (of {args.sentences})" + (", last token excluded" if args.forced_steps else ""))
+              f"reference (of {args.sentences}; the last token of outputs at the length limit excluded)")
         for arm, runs, results in summary:
             ref = results[0]
             f32 = next((i for i, r in enumerate(runs) if r.get("engine") == "ctranslate2"
