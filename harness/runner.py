@@ -541,14 +541,26 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
     jobs = [CellJob(cell_key(c), c, resolved.metrics_for(c.task), str(outdir), str(cache_dir), i + 1, len(cells),
                     threads=n_threads)
             for i, c in enumerate(cells)]
-    if check_data:
-        # read-only look, before the lock creates anything: fail fast on data every such cell would choke on
-        check_inputs(resolved, plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed).run, cache_dir)
     progress = progress or make_progress(quiet=quiet)
+    checking_log = ""
+    if check_data:
+        # read-only look, before the lock creates anything: fail fast on data every such cell would choke on.
+        # What libraries print meanwhile (datasets' "Generating test split" bars) goes to OUTDIR/log.txt.
+        with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
+            with progress.cell_output(Path(tmp) / "log.txt"):
+                check_inputs(resolved, plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed).run,
+                             cache_dir)
+            if (Path(tmp) / "log.txt").is_file():
+                checking_log = (Path(tmp) / "log.txt").read_text(encoding="utf-8", errors="replace")
     with RunLock(outdir):
         if not overwrite:
             refuse_other_config(resolved, outdir, jobs)
         remove_temp_files(outdir)
+        if checking_log:
+            try:
+                atomic_write_text(outdir / "log.txt", "# printed while checking the inputs\n" + checking_log)
+            except OutputWriteError:
+                pass  # the same error stops the run at its first cell write, with the cell summary
         plan = plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed)
         outcomes: dict[int, CellOutcome] = {}
 

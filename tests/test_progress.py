@@ -212,3 +212,36 @@ def test_in_pipes_third_party_bars_warnings_and_logs_go_to_the_cells_log(tmp_pat
 def test_a_terminal_keeps_warnings_on_screen():
     assert isinstance(RichProgress(stream=io.StringIO()).cell_output(Path("never-written.txt")),
                       contextlib.nullcontext)
+
+
+def test_in_pipes_what_libraries_print_while_inputs_are_checked_goes_to_the_runs_log(tmp_path, tiny_marian,
+                                                                                    translation_files, monkeypatch):
+    from harness.api import Benchmark
+
+    class Noisy(Benchmark):
+        name = "noisy_text"
+        description = "parallel_text that prints a datasets-like progress bar while loading (tests only)."
+
+        def load(self, ctx):
+            from tqdm import tqdm
+
+            from harness.api import BenchmarkData, Example
+
+            for _ in tqdm(range(2), desc="Generating test split"):
+                pass
+            return BenchmarkData("translation", [Example("1", "the cat", "die katze")])
+
+    module = types.ModuleType("noisy_plugin")
+    module.register_benchmarks = hookimpl(lambda register: register(Noisy))
+    ps = PluginSet(extra=[module])
+    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    (tmp_path / "model").symlink_to(tiny_marian)
+    (tmp_path / "exp.yaml").write_text(GRID.replace("{name: parallel_text, label: toy, params: {source: test.en, "
+                                                    "reference: test.de}}", "{name: noisy_text, label: toy}")
+                                       .replace("{name: test_slow, label: slow}", "greedy"))
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "-o", str(tmp_path / "out"),
+                                    "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert "Generating test split" not in res.output
+    assert "Generating test split: 100%" in (tmp_path / "out" / "log.txt").read_text()  # the check's load
+    assert "Generating test split: 100%" in next((tmp_path / "out" / "cells").glob("*/log.txt")).read_text()
