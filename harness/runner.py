@@ -76,10 +76,16 @@ def cell_key(cell: Cell) -> str:
     """Hash of everything that determines the cell's predictions (never an absolute path)."""
     seed_matters = (cell.strategy.cls.uses_seed or (cell.decoder is not None and not cell.decoder.cls.deterministic)
                     or cell.model.init == "random")
+    try:
+        data = cell.benchmark.instantiate().fingerprint()
+    except HarnessError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a plugin bug, before anything runs: one line, not a traceback
+        raise HarnessError(f"{who(cell.benchmark)}: fingerprint() failed: {describe_exception(e)}") from None
     return canonical_hash({
         "harness": __version__.split("+")[0],
         "model": model_fingerprint(cell.model),
-        "benchmark": {**_key_id(cell.benchmark), "data": cell.benchmark.instantiate().fingerprint()},
+        "benchmark": {**_key_id(cell.benchmark), "data": data},
         "strategy": _key_id(cell.strategy),
         "decoder": _key_id(cell.decoder),
         "seed": cell.seed if seed_matters else None,
@@ -336,7 +342,9 @@ class Worker:
         out, problems = [], []
         for m in job.metrics:
             try:
-                value, signature = check_metric_value(m, m.instantiate().compute(outputs, examples, nbest))
+                # copies: a metric that sorts or edits its inputs must not change the next metric's score
+                value, signature = check_metric_value(m, m.instantiate().compute(
+                    list(outputs), list(examples), [list(n) for n in nbest] if nbest is not None else None))
             except (Exception, SystemExit) as e:  # noqa: BLE001 - a broken metric fails only itself
                 log.debug("metric %s failed on cell %s", m.label, job.key, exc_info=True)
                 problems.append(f"metric '{m.label}' failed: {describe_exception(e)}")

@@ -223,3 +223,55 @@ def test_executor_that_crashes_or_reports_garbage_fails_its_unfinished_cells_not
     assert [o.error for o in summary.outcomes] == [
         "not run: executor 'test_garbage' returned no result for this cell (it reported NoneType instead of a "
         "CellOutcome)"] * 2
+
+
+def test_a_metric_that_edits_its_inputs_cannot_change_the_next_metrics_score(project, fixture_plugins):
+    import types
+
+    from harness.api import Metric, MetricValue
+    from harness.hookspecs import hookimpl
+    from harness.plugins import PluginSet
+
+    class Vandal(Metric):
+        name = "test_vandal"
+        description = "Empties the outputs it is given (tests only)."
+
+        def compute(self, outputs, examples, nbest=None):
+            outputs.clear()
+            return MetricValue(0.0)
+
+    module = types.ModuleType("vandal")
+    module.register_metrics = hookimpl(lambda register: register(Vandal))
+    ps = PluginSet(extra=[fixture_plugins, module])
+    scores = {}
+    for metrics in ("[test_vandal, chrf]", "[chrf]"):
+        summary = run_experiment(load_experiment(project / "exp.yaml", ["decoders=[greedy]", f"metrics={metrics}"],
+                                                 plugins=ps), project / f"out{len(scores)}",
+                                 cache_dir=project / "cache", quiet=True)
+        scores[metrics] = {m["metric"]: m["value"] for m in summary.outcomes[0].metrics}["chrf"]
+    assert scores["[test_vandal, chrf]"] == scores["[chrf]"]
+
+
+def test_a_benchmark_whose_fingerprint_raises_stops_the_run_with_one_line(project, fixture_plugins, monkeypatch):
+    import types
+
+    from harness.hookspecs import hookimpl
+    from harness.plugins import PluginSet
+    from harness_plugins.benchmarks.translation import ParallelText
+
+    class Unhashable(ParallelText):
+        name = "test_unhashable"
+        description = "parallel_text whose fingerprint() raises (tests only)."
+
+        def fingerprint(self):
+            raise ValueError("cannot hash a generator")
+
+    module = types.ModuleType("unhashable")
+    module.register_benchmarks = hookimpl(lambda register: register(Unhashable))
+    ps = PluginSet(extra=[fixture_plugins, module])
+    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    res = cli("run", "exp.yaml", "-o", "out", "--set", "decoders=[greedy]", "--set", "benchmarks.0.name=test_unhashable")
+    assert res.exit_code == 2
+    assert res.stderr == ("error: benchmark 'test_unhashable' (module test_failures): fingerprint() failed: "
+                          "ValueError: cannot hash a generator\n")
+    assert not (project / "out").exists()
