@@ -25,6 +25,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; finished cells are kept and will be reused", err=True)
             ctx.exit(130)
+        except OSError as e:  # a full disk anywhere else (a temp directory...): one line, not a traceback
+            from .store import storage_fault
+
+            fault = storage_fault(e)
+            if fault is None:
+                raise
+            click.echo(f"error: {fault}", err=True)
+            ctx.exit(fault.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -339,7 +339,7 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every output
         except OSError as e:
             raise HarnessError(f"{self.path.parent}: cannot use as the output directory: "
-                               f"{e.strerror or e}") from None
+                               f"[Errno {e.errno}] {e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -469,3 +469,16 @@ def test_digests_of_big_weight_files_are_hashed_once_across_runs(tmp_path, monke
     os.utime(weights, ns=(1, 1))  # touched: size/mtime changed, so it is hashed again
     with pytest.raises(pytest.fail.Exception, match="hashed again"):
         store.content_digest(weights)
+
+
+def test_a_full_temp_directory_is_one_line_too(small, monkeypatch):
+    cfg, out, before, keys = small
+    import harness.runner
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/harness-check-x1")
+
+    monkeypatch.setattr(harness.runner.tempfile, "TemporaryDirectory", full)
+    res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(out), "--cache-dir", str(cfg.parent / "cache")])
+    assert res.exit_code == 3
+    assert res.stderr == "error: cannot write /tmp/harness-check-x1: [Errno 28] No space left on device\n"
