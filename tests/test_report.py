@@ -313,7 +313,9 @@ def test_csv_and_parquet_round_trip(demo):
     csv = pd.read_csv(out / "summary.csv")
     parquet = pd.read_parquet(out / "summary.parquet")
     assert list(csv.columns) == list(frame.columns) == list(parquet.columns)
-    assert len(csv) == len(frame) == 5 * 4 + 2 * 3  # translation 5 configs x 4 metrics, classification 2 x 3
+    assert len(csv) == len(frame)
+    # translation 5 configs x 4 metrics, classification 2 x 3; then the study section (one dataset: not pooled)
+    assert csv["kind"].tolist() == ["leaderboard"] * (5 * 4 + 2 * 3) + ["study", "pooled"]
     np.testing.assert_allclose(csv["value"].to_numpy(float), frame["value"].to_numpy(float), equal_nan=True)
     np.testing.assert_allclose(parquet["p"].to_numpy(float), frame["p"].to_numpy(float), equal_nan=True)
     assert parquet["verdict"].tolist() == frame["verdict"].tolist()

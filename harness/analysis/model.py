@@ -274,6 +274,8 @@ class ReportData:
     benchmarks: list[BenchmarkReport]
     cells: list[CellInfo]
     seconds: float = 0.0  # time the analysis took
+    study: Any = None  # harness.analysis.study.Study when the run compares strategies over seeds
+    mlm_heads: list[Any] = field(default_factory=list)  # harness.analysis.study.MlmHeadRow per cell with one
 
     @property
     def failed(self) -> list[CellInfo]:
@@ -303,7 +305,7 @@ class ReportData:
                 for r in b.rows.get(m.label, []):
                     c = r.config
                     out.append({
-                        "experiment": self.experiment, "benchmark": b.name, "task": b.task, "metric": m.label,
+                        "kind": "leaderboard", "experiment": self.experiment, "benchmark": b.name, "task": b.task, "metric": m.label,
                         "higher_is_better": m.higher_is_better, "direction": m.direction, "target": m.target,
                         "model": c.model, "strategy": c.strategy,
                         "decoder": c.decoder, "label": c.label, "seeds": r.n_seeds, "value": r.value, "std": r.std,
@@ -319,6 +321,47 @@ class ReportData:
                         "verdict": r.verdict, "signature": b.signatures.get(m.label, ""),
                         "signature_source": m.signature_label,
                     })
+        return out + self.study_records()
+
+    def study_records(self) -> list[dict[str, Any]]:
+        """The study section as export rows: ``kind`` study (one per dataset × budget × arm),
+        pooled (one per budget × arm) and mlm_head (one per cell with an MLM head record)."""
+        from .study import BOOTSTRAP_INTERVAL, POOLED_INTERVAL
+
+        out: list[dict[str, Any]] = []
+        st = self.study
+        if st is not None:
+            m = st.metric
+            common = {"experiment": self.experiment, "task": "classification", "metric": m.label,
+                      "higher_is_better": m.higher_is_better, "direction": m.direction, "target": m.target}
+            for s in st.rows:
+                out.append({**common, "kind": "study", "benchmark": s.benchmark, "model": s.model, "strategy": s.arm,
+                            "label": s.arm, "baseline": s.baseline, "seeds": s.n, "dataset": s.dataset,
+                            "budget": s.budget, "rate": s.rate, "delta": s.delta, "ci_low": s.boot_low,
+                            "ci_high": s.boot_high, "interval": BOOTSTRAP_INTERVAL, "delta_ci_low": s.boot_low,
+                            "delta_ci_high": s.boot_high, "t_ci_low": s.t_low, "t_ci_high": s.t_high,
+                            "seed_sd": s.seed_sd, "p": s.p, "p_holm": s.p_holm, "test": s.test,
+                            "significant": s.significant, "identical_outputs": s.identical})
+            for p in st.pools:
+                e = p.pooled
+                has = e is not None and e.estimate is not None
+                out.append({**common, "kind": "pooled", "model": p.model, "strategy": p.arm, "label": p.arm,
+                            "baseline": st.baseline, "dataset": "pooled", "budget": p.budget, "rate": p.rate,
+                            "pooled_k": len(p.datasets), "pooled_datasets": ", ".join(p.datasets),
+                            "delta": e.estimate if has else None, "ci_low": e.ci_low if has else None,
+                            "ci_high": e.ci_high if has else None, "interval": POOLED_INTERVAL if has else None,
+                            "p": e.p if has else None, "test": "dersimonian_laird" if has else "",
+                            "pooled_se": e.se if has else None, "pooled_tau2": e.tau2 if has else None,
+                            "pooled_i2": e.i2 if has else None, "pooled_q": e.q if has else None,
+                            "pooled_q_p": e.q_p if has else None,
+                            "note": p.reason or (e.note if e is not None else None)})
+        for h in self.mlm_heads:
+            out.append({"kind": "mlm_head", "experiment": self.experiment, "benchmark": h.benchmark, "model": h.model,
+                        "strategy": h.strategy, "label": h.strategy, "seed": h.seed, "mlm_new_head": h.new_head,
+                        "mlm_warmup_steps": h.warmup_steps, "mlm_loss_before_warmup": h.loss_before_warmup,
+                        "mlm_loss_after_warmup": h.loss_after_warmup, "mlm_loss_at_start": h.loss_at_start,
+                        "mlm_loss_after_mlm_stage": h.loss_after_mlm_stage,
+                        "mlm_loss_after_training": h.loss_after_training})
         return out
 
     def frame(self):
@@ -327,13 +370,22 @@ class ReportData:
         return pd.DataFrame(self.records(), columns=RECORD_COLUMNS)
 
 
-RECORD_COLUMNS = ["experiment", "benchmark", "task", "metric", "higher_is_better", "direction", "target", "model",
+RECORD_COLUMNS = ["kind", "experiment", "benchmark", "task", "metric", "higher_is_better", "direction", "target", "model",
                   "strategy", "decoder", "label", "seeds", "value", "std", "ci_low", "ci_high", "ci_method", "baseline",
                   "is_baseline", "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "test", "significant",
                   "p_bootstrap", "p_ar", "p_mcnemar", "p_seeds_permutation", "p_seeds_t", "outputs_differ",
                   "identical_outputs", "seeds_needed", "seeds_needed_min_effect", "rank", "failed_cells", "na_reason",
-                  "verdict", "signature", "signature_source"]
-"""Columns of summary.csv / summary.parquet, in order."""
+                  "verdict", "signature", "signature_source",
+                  # the study section (kind study / pooled / mlm_head; empty in leaderboard rows)
+                  "dataset", "budget", "rate", "interval", "t_ci_low", "t_ci_high", "seed_sd", "pooled_k",
+                  "pooled_datasets", "pooled_se", "pooled_tau2", "pooled_i2", "pooled_q", "pooled_q_p", "note", "seed",
+                  "mlm_new_head", "mlm_warmup_steps", "mlm_loss_before_warmup", "mlm_loss_after_warmup",
+                  "mlm_loss_at_start", "mlm_loss_after_mlm_stage", "mlm_loss_after_training"]
+"""Columns of summary.csv / summary.parquet, in order. ``kind`` says what a row is: leaderboard (one
+per benchmark, metric and configuration), study (Δ vs the baseline strategy of one dataset, budget
+and arm; ci_low/ci_high are the interval named in ``interval``, t_ci_low/t_ci_high the t interval
+over seeds), pooled (the DerSimonian-Laird effect of one budget and arm across datasets, or
+``note`` saying why not) and mlm_head (one cell's MLM-head losses from finetune.json)."""
 
 
 # ============================================================================ helpers

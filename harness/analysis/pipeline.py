@@ -9,6 +9,7 @@ from .examples import example_tests
 from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, ReportData
 from .pairing import config_labels, pick_baseline
 from .plots import plot_data
+from .study import build_study, mlm_heads
 from . import runs
 from .runs import Predictions, StatsCache, read_cells
 from .verdicts import fill_rows, finalize
@@ -81,6 +82,8 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
     finalize(benches, params)
     data = ReportData(experiment=str(manifest.get("experiment", "")), description=str(manifest.get("description") or ""),
                       manifest=manifest, params=params, benchmarks=benches, cells=cells)
+    data.study = build_study(benches)
+    data.mlm_heads = mlm_heads(Path(results.outdir), cells)
     data.seconds = time.perf_counter() - t0
     try:
         results._harness_report_analysis = (params, data)
