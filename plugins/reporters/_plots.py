@@ -3,11 +3,14 @@
 Each function takes the data :func:`harness.report_data._plot_data` prepared and returns an
 ``<svg>`` string (no XML prolog, no external references, glyphs drawn as paths so the page
 looks the same without fonts and no text from the data becomes markup). A plot whose data is
-absent is never called. Non-goals: interactivity, styling beyond a readable default.
+absent is never called. The study section's two plots (Δ vs training budget, Δ vs masking rate)
+take :func:`harness.analysis.study.study_plot_data`'s numbers and name their intervals in the
+figure. Non-goals: interactivity, styling beyond a readable default.
 """
 from __future__ import annotations
 
 import io
+import math
 import re
 from typing import Any
 
@@ -129,14 +132,72 @@ def seeds_plot(data: dict[str, Any]) -> str:
     return _svg(fig)
 
 
+STUDY_BARS = "error bars: 95% two-level bootstrap (seeds × examples); pooled: DerSimonian–Laird 95% CI"
+
+
+def _study_plot(data: dict[str, Any], *, logx: bool, title: str) -> str:
+    """Δ against the baseline (y) along one study factor (x), one panel per value of the other:
+    a line per dataset with its bootstrap interval, the pooled effect in black with its DL interval."""
+    plt = _pyplot()
+    panels = data["panels"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False, sharey=True)
+    names = list(dict.fromkeys(line["name"] for p in panels for line in p["lines"] if not line["pooled"]))
+    xs_all = sorted({pt["x"] for p in panels for line in p["lines"] for pt in line["points"]})
+    # datasets side by side around each x, so their intervals do not hide each other
+    span = (math.log(xs_all[-1] / xs_all[0]) if logx and xs_all[0] > 0 else (xs_all[-1] - xs_all[0])) or 1.0
+    step = 0.025 * span
+    for ax, panel in zip(axes[0], panels):
+        ax.axhline(0.0, color="#555555", linewidth=1, linestyle="--", label=f"no difference ({data['baseline']})")
+        for line in panel["lines"]:
+            i = len(names) if line["pooled"] else names.index(line["name"])
+            offset = (i - len(names) / 2) * step
+            pts = [p for p in line["points"] if p["y"] is not None]
+            if not pts:
+                continue
+            x = [(p["x"] * math.exp(offset)) if logx else p["x"] + offset for p in pts]
+            y = [p["y"] for p in pts]
+            lo = [p["y"] - p["low"] if p["low"] is not None else 0.0 for p in pts]
+            hi = [p["high"] - p["y"] if p["high"] is not None else 0.0 for p in pts]
+            color = "#000000" if line["pooled"] else _PALETTE[i % 10]
+            ax.errorbar(x, y, yerr=[lo, hi], marker="D" if line["pooled"] else "o", color=color, capsize=4,
+                        linewidth=2 if line["pooled"] else 1.2, markersize=6 if line["pooled"] else 5,
+                        label=_short(line["name"]), zorder=4 if line["pooled"] else 3)
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xticks(xs_all)
+        ax.set_xticklabels([f"{x:g}" for x in xs_all])
+        ax.minorticks_off()
+        ax.set_xlabel(data["x_label"])
+        ax.set_title(panel["title"], fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"Δ {data['metric']} vs {data['baseline']}")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10, y=1.02)
+    # the intervals are named in the figure itself, so a copied plot still says what its bars are
+    fig.text(0.5, -0.04, STUDY_BARS, ha="center", va="top", fontsize=8)
+    return _svg(fig)
+
+
+def study_budget_plot(data: dict[str, Any]) -> str:
+    return _study_plot(data, logx=True, title=f"Δ {data['metric']} vs training budget")
+
+
+def study_rate_plot(data: dict[str, Any]) -> str:
+    return _study_plot(data, logx=False, title=f"Δ {data['metric']} vs masking rate")
+
+
+STUDY_PLOTS = {"budget": ("Δ vs training budget", study_budget_plot), "rate": ("Δ vs masking rate", study_rate_plot)}
+
+
 PLOTS = {"beam": ("Quality vs beam size", beam_plot), "diversity": ("Quality vs diversity", diversity_plot),
          "seeds": ("Scores across seeds", seeds_plot), "speed": ("Decoding speed vs quality", speed_plot)}
 
 
-def render_all(plot_data: dict[str, Any], prefix: str = "p") -> list[tuple[str, str, str]]:
-    """(name, title, svg) for every plot that has data, in a fixed order; ids get ``prefix``."""
+def render_all(plot_data: dict[str, Any], prefix: str = "p", plots=None) -> list[tuple[str, str, str]]:
+    """(name, title, svg) for every plot that has data, in a fixed order; ids get ``prefix``.
+    ``plots``: the table of plots to draw (default: the benchmark plots; :data:`STUDY_PLOTS`)."""
     out = []
-    for name, (title, fn) in PLOTS.items():
+    for name, (title, fn) in (PLOTS if plots is None else plots).items():
         if name in plot_data:
             out.append((name, title, _prefixed(fn(plot_data[name]), f"{prefix}{name}")))
     return out

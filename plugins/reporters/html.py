@@ -145,6 +145,16 @@ def render(data: ReportData, *, plots: bool = True) -> str:
             from ._plots import render_all
 
             rendered_plots[b.name] = render_all(b.plots, prefix=f"b{len(rendered_plots)}")
+    study_plots, study_dec = [], 4
+    if data.study is not None:
+        first = next((b for b in data.benchmarks if b.name == data.study.rows[0].benchmark), None)
+        study_dec = decimals_of(first, data.study.metric.label) if first is not None else 4
+        if plots and data.study.plots:
+            from ._plots import STUDY_PLOTS, render_all
+
+            study_plots = render_all(data.study.plots, prefix="study", plots=STUDY_PLOTS)
+    from harness.analysis.study import mlm_head_summary
+
     git = (m.get("git") or {}).get("harness") or (m.get("git") or {}).get("config") or {}
     script = asset("sort.js")
     n_tests = sum(1 for _, _, r in data.verdicts() if r.p is not None)
@@ -154,7 +164,8 @@ def render(data: ReportData, *, plots: bool = True) -> str:
         d=data, m=_Attr(m), css=asset("report.css"), script=script, csp=csp_for(script),
         data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, by_rank=by_rank, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed,
         n_identical=n_identical, decs=decs, row_of=row_of,
-        is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests,
+        is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests, study_plots=study_plots,
+        study_dec=study_dec, mlm_summary=mlm_head_summary(data.mlm_heads),
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
         git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",
         config_yaml=_yaml(m.get("config") or {}), resolved_yaml=_yaml(m.get("resolved") or {}),

@@ -2,7 +2,8 @@
 
 The same analysis as the HTML report (:func:`harness.report_data.analyze`): best configuration
 per benchmark and metric, the significance verdicts, and one table per benchmark and metric
-with 95% intervals and p-values. Text from data is escaped for Markdown (no raw HTML, no table
+with 95% intervals and p-values, and the study section (Δ vs the baseline strategy per dataset
+with its intervals, the effect pooled across datasets, the MLM-head losses). Text from data is escaped for Markdown (no raw HTML, no table
 breaks). Non-goals: plots and the drill-down (see report.html).
 """
 from __future__ import annotations
@@ -61,6 +62,7 @@ def render_markdown(data) -> str:
     verdicts = data.verdicts()
     out += [f"- **{md_escape(bench)}**: {md_escape(r.verdict)}" for bench, _, r in verdicts] or ["No comparisons."]
     out.append("")
+    out += study_markdown(data)
     for b in data.benchmarks:
         out += [f"## {md_escape(b.name)} ({b.task})", "", f"Baseline: {md_escape(b.baseline_label)}.", ""]
         out += [f"> {md_escape(n)}" for n in b.notes]
@@ -107,6 +109,82 @@ def render_markdown(data) -> str:
             + ("Holm-adjusted p-values decide" if data.params.multiple_comparisons == "holm" else
                "raw p-values decide (Holm-adjusted ones shown)"), ""]
     return "\n".join(out)
+
+
+def _table(rows: list[dict]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False,
+                                                                                             disable_numparse=True)
+
+
+def _signed(v, dec: int) -> str:
+    return "–" if v is None else f"{v:+.{dec}f}"
+
+
+def _iv(lo, hi, dec: int) -> str:
+    return "–" if lo is None or hi is None else f"[{lo:+.{dec}f}, {hi:+.{dec}f}]"
+
+
+def study_markdown(data) -> list[str]:
+    """The study section (Δ per dataset, pooled effects) and the MLM-head losses, as Markdown lines."""
+    from harness.analysis.study import mlm_head_summary
+
+    out: list[str] = []
+    st = data.study
+    if st is not None:
+        bench = next((b for b in data.benchmarks if b.name == st.rows[0].benchmark), None)
+        dec = decimals_of(bench, st.metric.label) if bench is not None else 4
+        base = md_escape(st.baseline)
+        out += [f"## Study: Δ {md_escape(st.metric.title)} vs {base}", "",
+                f"{len(st.rows)} comparisons with the baseline strategy {base} over {len(st.datasets)} dataset(s), "
+                f"paired by seed ({md_escape(st.grouping)}). Δ = arm minus {base}, mean over seeds "
+                f"({st.metric.direction_text}). The sign-flip permutation test over seeds decides significance.", ""]
+        model = [{"Model": s.model} for s in st.rows] if st.multi_model else [{} for _ in st.rows]
+        out += [_table([{**mcol, "Dataset": s.dataset, "Budget": "–" if s.budget is None else s.budget, "Arm": s.arm,
+                         "Rate": "–" if s.rate is None else f"{s.rate:g}", "Seeds": s.n,
+                         f"Δ vs {st.baseline}": _signed(s.delta, dec),
+                         "Δ 95% CI (two-level bootstrap, seeds × examples)": _iv(s.boot_low, s.boot_high, dec),
+                         "Δ 95% CI (t over seeds)": _iv(s.t_low, s.t_high, dec),
+                         "p (seeds, perm.)": _p(s.p), "p (Holm)": _p(s.p_holm),
+                         "Significant": "identical outputs" if s.identical else
+                         ("yes" if s.significant else ("no" if s.significant is not None else "–"))}
+                        for mcol, s in zip(model, st.rows)]), ""]
+        out += ["### Pooled across datasets (DerSimonian–Laird random effects)", ""]
+        prow = []
+        for p in st.pools:
+            e = p.pooled
+            ok = e is not None and e.estimate is not None
+            prow.append({**({"Model": p.model} if st.multi_model else {}),
+                         "Budget": "–" if p.budget is None else p.budget, "Arm": p.arm,
+                         "Rate": "–" if p.rate is None else f"{p.rate:g}", "Datasets": ", ".join(p.datasets),
+                         "Pooled Δ": _signed(e.estimate, dec) if ok else "not pooled",
+                         "95% CI (DerSimonian–Laird, normal)": _iv(e.ci_low, e.ci_high, dec) if ok else "–",
+                         "p": _p(e.p) if ok else "–",
+                         "τ²": f"{e.tau2:.2g}" if ok and e.tau2 is not None else "–",
+                         "I²": f"{e.i2:.0f}%" if ok and e.i2 is not None else "–",
+                         "Q (df, p)": f"{e.q:.2f} ({e.q_df}, p {_p(e.q_p)})" if ok and e.q is not None else "–",
+                         "Note": p.reason or (e.note if e is not None and e.note else "")})
+        out += [_table(prow), "",
+                "Pooled: each dataset's mean per-seed difference weighted by 1/(s²/n + τ²) (DerSimonian & Laird "
+                "1986), normal 95% interval; I² is the share of the between-dataset variation beyond chance "
+                "(Higgins & Thompson 2002). Per-dataset intervals: the two-level bootstrap resamples seeds, then "
+                "examples within each seed; the t interval uses only the per-seed differences. The plots of Δ vs "
+                "budget and vs masking rate are in report.html.", ""]
+    if data.mlm_heads:
+        out += ["## MLM head: loss before and after warm-up", "",
+                "Masked-LM loss (nats per masked token) from each cell's finetune.json (`mlm_head`), mean over "
+                "seeds. A pretrained head has no warm-up: its loss at the start is under \"after warm-up\".", ""]
+        out += [_table([{"Benchmark": h["benchmark"], "Model": h["model"], "Strategy": h["strategy"],
+                         "Seeds": ", ".join(map(str, h["seeds"])), "New head": "yes" if h["new_head"] else "no",
+                         "Warm-up steps": "–" if h["warmup_steps"] is None else h["warmup_steps"],
+                         "Before warm-up": fmt(h["loss_before_warmup"], 3),
+                         "After warm-up": fmt(h["loss_after_warmup"] if h["loss_after_warmup"] is not None else
+                                              (h["loss_at_start"] if not h["new_head"] else None), 3),
+                         "After MLM stage": fmt(h["loss_after_mlm_stage"], 3),
+                         "After training": fmt(h["loss_after_training"], 3)}
+                        for h in mlm_head_summary(data.mlm_heads)]), ""]
+    return out
 
 
 class MarkdownReport(Reporter):
