@@ -162,7 +162,7 @@ def study_markdown(data) -> list[str]:
                          "95% CI (DerSimonian–Laird, normal)": _iv(e.ci_low, e.ci_high, dec) if ok else "–",
                          "p": _p(e.p) if ok else "–",
                          "τ²": f"{e.tau2:.2g}" if ok and e.tau2 is not None else "–",
-                         "I²": f"{e.i2:.0f}%" if ok and e.i2 is not None else "–",
+                         "I²": f"{e.i2:.1f}%" if ok and e.i2 is not None else "–",
                          "Q (df, p)": f"{e.q:.2f} ({e.q_df}, p {_p(e.q_p)})" if ok and e.q is not None else "–",
                          "Note": p.reason or (e.note if e is not None and e.note else "")})
         out += [_table(prow), "",

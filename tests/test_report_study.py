@@ -1,0 +1,355 @@
+"""The report's study section (issue #13): Δ vs unmasked per dataset, budget and masking rate with
+the two-level seeds × examples bootstrap interval and the t interval over seeds, the plots of Δ vs
+budget and vs rate, the DerSimonian-Laird effect pooled across datasets, and the MLM-head losses.
+
+The run is written directly (tests/report_helpers.py) as configs/mask-study.yaml lays out its grid:
+3 datasets × 2 budgets × 2 masking rates (+ the unmasked baseline) × 3 seeds, benchmarks labelled
+``<dataset>-b<budget>``, ``train_limit`` and ``mask_prob`` in the strategies' parameters. Every cell
+gets an exact number of wrong predictions, so each per-seed difference is a known number.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.meta_analysis import masking_study, pool_paired_differences
+from harness.report_data import analyze
+from harness.results import load_run
+from report_helpers import write_run
+
+N = 100  # test examples per dataset: one wrong prediction = 0.01 accuracy
+DATASETS = ("sst2", "rt-polarity", "mpqa")
+BUDGETS = (50, 200)
+RATES = (0.05, 0.3)
+SEEDS = (0, 1, 2)
+ARM = {0.05: "input_mask[mask_prob=0.05]", 0.3: "input_mask[mask_prob=0.3]"}
+
+# Per-seed accuracy differences (arm − unmasked), in hundredths, per (dataset, budget, rate).
+# Budget 50, rate 0.05 is the hand-checked pooled example (see test_pooled_effect_by_hand).
+DIFFS = {
+    ("sst2", 50, 0.05): (3, 5, 4), ("rt-polarity", 50, 0.05): (-1, 1, 0), ("mpqa", 50, 0.05): (2, 6, 4),
+    ("sst2", 50, 0.3): (-2, -4, -3), ("rt-polarity", 50, 0.3): (-6, -2, -1), ("mpqa", 50, 0.3): (-3, -5, -1),
+    ("sst2", 200, 0.05): (1, 2, 0), ("rt-polarity", 200, 0.05): (2, 0, 1), ("mpqa", 200, 0.05): (3, 1, 2),
+    ("sst2", 200, 0.3): (-1, -3, -2), ("rt-polarity", 200, 0.3): (0, -2, -4), ("mpqa", 200, 0.3): (-2, -2, -5),
+}
+
+
+def baseline_errors(ds: str, budget: int, seed: int) -> int:
+    return {"sst2": 25, "rt-polarity": 30, "mpqa": 22}[ds] + 2 * seed - (8 if budget == 200 else 0)
+
+
+def wrong_at(gold: list[str], positions) -> list[str]:
+    bad = set(positions)
+    return [("neg" if g == "pos" else "pos") if i in bad else g for i, g in enumerate(gold)]
+
+
+def set_strategy_params(out, params_of) -> None:
+    """metrics.csv as `harness run` writes it for a study: each cell's strategy parameters."""
+    path = out / "metrics.csv"
+    df = pd.read_csv(path, dtype={"cell": str})
+    df["strategy_params"] = [json.dumps(params_of(r)) for r in df.itertuples(index=False)]
+    df.to_csv(path, index=False)
+
+
+def build_study_run(out):
+    benchmarks, cells = {}, []
+    for ds in DATASETS:
+        gold = ["pos" if (i * 7 + len(ds)) % 3 else "neg" for i in range(N)]
+        for budget in BUDGETS:
+            label = f"{ds}-b{budget}"
+            benchmarks[label] = {"task": "classification", "sources": [f"{ds} sentence {i}" for i in range(N)],
+                                 "references": gold}
+            for seed in SEEDS:
+                kb = baseline_errors(ds, budget, seed)
+                cells.append(dict(benchmark=label, strategy="unmasked", seed=seed, model="MiniLM",
+                                  outputs=wrong_at(gold, range(kb))))
+                for rate in RATES:
+                    ka = kb - DIFFS[(ds, budget, rate)][seed]
+                    # other examples go wrong than the baseline's: the outputs differ, the count is exact
+                    start = 5 + 3 * seed + (20 if rate == 0.3 else 0)
+                    cells.append(dict(benchmark=label, strategy=ARM[rate], seed=seed, model="MiniLM",
+                                      outputs=wrong_at(gold, range(start, start + ka))))
+    write_run(out, experiment="mask-study", benchmarks=benchmarks, cells=cells, baseline={"strategy": "unmasked"})
+
+    def params_of(r):
+        p = {"train_limit": int(r.benchmark.rsplit("-b", 1)[1]), "epochs": 3}
+        if r.strategy != "unmasked":
+            p["mask_prob"] = float(r.strategy.split("=")[1].rstrip("]"))
+        return p
+
+    set_strategy_params(out, params_of)
+    return out
+
+
+def write_reports(out, names=("html", "markdown", "csv")):
+    from harness_plugins.reporters.exports import CsvExport
+    from harness_plugins.reporters.html import HtmlReport
+    from harness_plugins.reporters.markdown import MarkdownReport
+
+    results = load_run(out)
+    for rep in (HtmlReport(), MarkdownReport(), CsvExport()):
+        if rep.name in names:
+            rep.write(results, out)
+    return results
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    out = build_study_run(tmp_path_factory.mktemp("study") / "run")
+    results = write_reports(out)
+    return out, results, analyze(results)
+
+
+def section(html: str, sid: str) -> str:
+    i = html.index(f'<section id="{sid}">')
+    return html[i: html.index("</section>", i)]
+
+
+def table(html: str, tid: str) -> list[list[str]]:
+    from test_report import Tables
+
+    return Tables(html).tables[tid]
+
+
+# ----------------------------------------------------------------------------- the numbers
+
+
+def test_study_rows_are_the_grid_with_exact_differences_and_t_intervals(study_run):
+    from scipy.stats import t
+
+    _, results, data = study_run
+    st = data.study
+    assert st.metric.label == "accuracy" and st.baseline == "unmasked"
+    assert st.grouping == "datasets and budgets from benchmark labels <dataset>-b<budget>"
+    assert st.datasets == list(DATASETS) and st.budgets == [50, 200] and st.rates == [0.05, 0.3]
+    assert [(s.dataset, s.budget, s.rate) for s in st.rows] == [(d, b, r) for d in DATASETS for b in BUDGETS
+                                                                 for r in RATES]
+    for s in st.rows:
+        want = [x / 100 for x in DIFFS[(s.dataset, s.budget, s.rate)]]
+        assert s.arm == ARM[s.rate] and s.n == 3 and s.benchmark == f"{s.dataset}-b{s.budget}"
+        assert s.differences == pytest.approx(want) and s.delta == pytest.approx(np.mean(want))
+    # hand-checked: sst2, budget 50, rate 0.05: differences 0.03, 0.05, 0.04 -> sd 0.01,
+    # t interval 0.04 ± t(2, 0.975) · 0.01 / sqrt(3) = 0.04 ± 4.302653 · 0.0057735 = [0.015159, 0.064841]
+    s = st.rows[0]
+    half = t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
+    assert half == pytest.approx(0.024841, abs=1e-6)
+    assert (s.t_low, s.t_high) == (pytest.approx(0.04 - half), pytest.approx(0.04 + half))
+    assert s.seed_sd == pytest.approx(0.01)
+    # the same numbers as harness.meta_analysis.masking_study on the run's metrics
+    deltas, _ = masking_study(results.metrics, metric="accuracy", baseline="unmasked")
+    by_key = {(d.dataset, d.budget, d.rate): d for d in deltas}
+    assert set(by_key) == {(s.dataset, s.budget, s.rate) for s in st.rows}
+    for s in st.rows:
+        d = by_key[(s.dataset, s.budget, s.rate)]
+        assert (s.delta, s.t_low, s.t_high) == (pytest.approx(d.delta), pytest.approx(d.ci_low),
+                                                 pytest.approx(d.ci_high))
+
+
+def test_bootstrap_interval_is_the_two_level_bootstrap_over_seeds_and_examples(study_run):
+    """Recomputed here from the predictions with harness.stats.two_level_bootstrap and a plain
+    "correct" statistic per example: the same draws give the same interval as the report's."""
+    from harness.stats import DEFAULT_BOOTSTRAP, DEFAULT_SEED, two_level_bootstrap
+
+    out, results, data = study_run
+    cells = {(c["benchmark"], c["strategy"], c["seed"]): c["key"] for c in results.manifest["cells"]}
+
+    def correct(key):
+        return np.array([[float(r["output"] == r["reference"])] for r in results.predictions(key)])
+
+    for s in data.study.rows[:4]:
+        tl = two_level_bootstrap([correct(cells[(s.benchmark, s.arm, seed)]) for seed in SEEDS],
+                                 [correct(cells[(s.benchmark, "unmasked", seed)]) for seed in SEEDS],
+                                 lambda S: S[:, 0] / N, n_samples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED)
+        assert (s.boot_low, s.boot_high) == (pytest.approx(tl.low, abs=1e-9), pytest.approx(tl.high, abs=1e-9))
+        assert tl.mean == pytest.approx(s.delta)
+        assert s.boot_low < s.delta < s.boot_high
+    # and it is the interval the benchmark's own table shows for that comparison
+    row = next(r for r in data.benchmarks[0].rows["accuracy"] if r.config.strategy == ARM[0.05])
+    assert (row.delta_ci_low, row.delta_ci_high) == (data.study.rows[0].boot_low, data.study.rows[0].boot_high)
+
+
+def test_pooled_effect_by_hand_and_against_meta_analysis(study_run):
+    """Budget 50, rate 0.05; per-dataset mean differences 0.04, 0, 0.04 with variances of the mean
+    s²/n = 1/30000, 1/30000, 1/7500. By hand: w = (30000, 30000, 7500), fixed = 1500/67500 = 1/45;
+    Q = (19200 + 30000 + 4800)/2025 = 80/3; C = 67500 − 1.85625e9/67500 = 40000;
+    τ² = (80/3 − 2)/40000 = 74/120000; I² = (Q − 2)/Q = 92.5%; random-effects weights 20000/13,
+    20000/13, 4000/3; pooled = 0.04 · 112000/172000 = 0.0260465; SE = sqrt(39/172000)."""
+    _, results, data = study_run
+    pools = {(p.budget, p.rate): p for p in data.study.pools}
+    assert list(pools) == [(50, 0.05), (50, 0.3), (200, 0.05), (200, 0.3)]
+    e = pools[(50, 0.05)].pooled
+    assert pools[(50, 0.05)].datasets == DATASETS and pools[(50, 0.05)].reason == ""
+    assert e.k == 3 and e.fixed_estimate == pytest.approx(1 / 45)
+    assert e.q == pytest.approx(80 / 3) and e.tau2 == pytest.approx(74 / 120000) and e.i2 == pytest.approx(92.5)
+    assert e.estimate == pytest.approx(0.04 * 112000 / 172000) and e.estimate == pytest.approx(0.0260465, abs=1e-7)
+    assert e.se == pytest.approx(math.sqrt(39 / 172000))
+    assert (e.ci_low, e.ci_high) == (pytest.approx(e.estimate - 1.959964 * e.se), pytest.approx(e.estimate + 1.959964 * e.se))
+    # every pool equals meta_analysis's own functions on the per-seed differences
+    _, ms_pooled = masking_study(results.metrics, metric="accuracy", baseline="unmasked")
+    assert [(b, r) for b, r, _ in ms_pooled] == list(pools)
+    for (budget, rate, ref), p in zip(ms_pooled, data.study.pools):
+        direct = pool_paired_differences({ds: [x / 100 for x in DIFFS[(ds, budget, rate)]] for ds in DATASETS})
+        for mine in (ref, direct):
+            assert p.pooled.estimate == pytest.approx(mine.estimate)
+            assert (p.pooled.ci_low, p.pooled.ci_high) == (pytest.approx(mine.ci_low), pytest.approx(mine.ci_high))
+            assert (p.pooled.tau2, p.pooled.i2, p.pooled.q) == (pytest.approx(mine.tau2, abs=1e-12),
+                                                                pytest.approx(mine.i2, abs=1e-9), pytest.approx(mine.q))
+
+
+# ----------------------------------------------------------------------------- what the reader sees
+
+
+def test_html_study_tables(study_run):
+    out, _, _ = study_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<a href="#study">Study</a>' in html
+    sec = section(html, "study")
+    assert "<h2>Study: Δ accuracy vs unmasked</h2>" in sec
+    rows = table(html, "study-table")
+    assert rows[0] == ["Dataset", "Budget", "Arm", "Rate", "Seeds", "Δ vs unmasked",
+                       "Δ 95% CI (bootstrap, seeds × examples)", "Δ 95% CI (t over seeds)", "p (seeds, perm.)",
+                       "p (Holm)", "Significant"]
+    assert len(rows) == 1 + 12
+    first = rows[1]
+    assert first[:6] == ["sst2", "50", "input_mask[mask_prob=0.05]", "0.05", "3", "+0.0400"]
+    assert first[7] == "[+0.0152, +0.0648]"  # the hand-checked t interval
+    assert first[8] == "0.250"  # three seeds all positive: the sign-flip floor 2/2^3
+    assert re.fullmatch(r"\[[−+]0\.\d{4}, \+0\.\d{4}\]", first[6])
+    pooled = table(html, "study-pooled")
+    assert pooled[0][:8] == ["Budget", "Arm", "Rate", "Datasets", "Pooled Δ", "95% CI (DerSimonian–Laird)", "p", "τ²"]
+    assert pooled[1][:5] == ["50", "input_mask[mask_prob=0.05]", "0.05", "3", "+0.0260"]
+    lo, hi = 0.0260465 - 1.959964 * math.sqrt(39 / 172000), 0.0260465 + 1.959964 * math.sqrt(39 / 172000)
+    assert pooled[1][5] == f"[{lo:+.4f}, {hi:+.4f}]".replace("-", "−")
+    assert pooled[1][6:10] == ["0.084", "0.00062", "92.5%", "26.67 (2, p < 0.001)"]
+    assert "only 3 datasets: the DerSimonian-Laird tau^2 is imprecise" in pooled[1][10]
+
+
+def test_html_study_plots_have_labelled_axes_and_intervals(study_run):
+    out, _, _ = study_run
+    sec = section((out / "report.html").read_text(encoding="utf-8"), "study")
+    figs = dict(re.findall(r'<figure class="plot" data-plot="(study-\w+)">(.*?)</figure>', sec, flags=re.S))
+    assert list(figs) == ["study-budget", "study-rate"]
+    for name, fig in figs.items():
+        # glyphs are paths; matplotlib keeps each text as an XML comment beside them
+        texts = re.findall(r"<!-- (.*?) -->", fig)
+        x_label = "training budget (sentences)" if name == "study-budget" else "masking rate (mask_prob)"
+        assert x_label in texts and "Δ accuracy vs unmasked" in texts
+        assert "error bars: 95% two-level bootstrap (seeds × examples); pooled: DerSimonian–Laird 95% CI" in texts
+        assert {"sst2", "rt-polarity", "mpqa", "pooled (DerSimonian-Laird)", "no difference (unmasked)"} <= set(texts)
+        assert "two-level bootstrap 95% CI (seeds × examples)" in fig  # the caption names the intervals too
+    budget_texts = re.findall(r"<!-- (.*?) -->", figs["study-budget"])
+    assert {"mask_prob 0.05", "mask_prob 0.3", "50", "200"} <= set(budget_texts)
+    assert {"budget 50", "budget 200"} <= set(re.findall(r"<!-- (.*?) -->", figs["study-rate"]))
+
+
+def test_markdown_study_rows(study_run):
+    out, _, _ = study_run
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Study: Δ accuracy vs unmasked" in md
+    assert "### Pooled across datasets (DerSimonian–Laird random effects)" in md
+    lines = [re.sub(r"\s+", " ", x) for x in md.splitlines()]
+    assert ("| sst2 | 50 | input\\_mask\\[mask\\_prob=0.05\\] | 0.05 | 3 | +0.0400 | "
+            in " ".join(lines)) and "| \\[+0.0152, +0.0648\\] | 0.250 |" in " ".join(lines)
+    pooled = next(x for x in lines if x.startswith("| 50 | input\\_mask\\[mask\\_prob=0.05\\] | 0.05 | sst2, rt-polarity, mpqa |"))
+    lo, hi = 0.0260465 - 1.959964 * math.sqrt(39 / 172000), 0.0260465 + 1.959964 * math.sqrt(39 / 172000)
+    assert f"| +0.0260 | \\[{lo:+.4f}, {hi:+.4f}\\] | 0.084 | 0.00062 | 92.5% | 26.67 (2, p &lt; 0.001) |" in pooled
+
+
+def test_summary_csv_study_rows(study_run):
+    out, _, _ = study_run
+    csv = pd.read_csv(out / "summary.csv")
+    assert csv["kind"].value_counts().to_dict() == {"leaderboard": 6 * 3 * 3, "study": 12, "pooled": 4}
+    study = csv[csv.kind == "study"]
+    r = study[(study.dataset == "sst2") & (study.budget == 50) & (study.rate == 0.05)].iloc[0]
+    assert r["benchmark"] == "sst2-b50" and r["strategy"] == "input_mask[mask_prob=0.05]" and r["baseline"] == "unmasked"
+    assert r["metric"] == "accuracy" and r["seeds"] == 3 and r["delta"] == pytest.approx(0.04)
+    assert r["interval"] == "two-level bootstrap over seeds x examples, 95%"
+    assert r["ci_low"] < 0.04 < r["ci_high"] and r["ci_low"] == r["delta_ci_low"]
+    assert (r["t_ci_low"], r["t_ci_high"]) == (pytest.approx(0.015159, abs=1e-6), pytest.approx(0.064841, abs=1e-6))
+    p = csv[(csv.kind == "pooled") & (csv.budget == 50) & (csv.rate == 0.05)].iloc[0]
+    assert p["dataset"] == "pooled" and p["pooled_datasets"] == "sst2, rt-polarity, mpqa" and p["pooled_k"] == 3
+    assert p["delta"] == pytest.approx(0.0260465, abs=1e-7) and p["interval"] == "DerSimonian-Laird random effects, normal 95%"
+    assert p["pooled_i2"] == pytest.approx(92.5) and p["pooled_tau2"] == pytest.approx(74 / 120000)
+    assert p["pooled_se"] == pytest.approx(math.sqrt(39 / 172000)) and p["pooled_q"] == pytest.approx(80 / 3)
+
+
+# ----------------------------------------------------------------------------- one dataset, MLM heads, no study
+
+
+def build_one_dataset_run(out):
+    """One dataset (no -b label: the budget comes from train_limit), unmasked vs aux_mlm over three
+    seeds; the aux_mlm cells carry finetune.json's mlm_head record."""
+    gold = ["pos" if i % 3 else "neg" for i in range(N)]
+    bench = {"subj": {"task": "classification", "sources": [f"s {i}" for i in range(N)], "references": gold}}
+    cells = []
+    for seed in SEEDS:
+        cells.append(dict(benchmark="subj", strategy="unmasked", seed=seed, outputs=wrong_at(gold, range(20 + seed))))
+        cells.append(dict(benchmark="subj", strategy="aux_mlm", seed=seed,
+                          outputs=wrong_at(gold, range(40, 58 + 2 * seed))))
+    write_run(out, benchmarks=bench, cells=cells, baseline={"strategy": "unmasked"})
+    set_strategy_params(out, lambda r: {"train_limit": 100})
+    manifest = json.loads((out / "manifest.json").read_text())
+    for c in manifest["cells"]:
+        record = {"steps": 10}
+        if c["strategy"] == "aux_mlm":
+            s = c["seed"]
+            record["mlm_head"] = {"new_head": True, "tied_to_input_embeddings": True, "bias_init": "log unigram",
+                                  "loss_before_warmup": 9.0 + s, "warmup_steps": 30, "warmup": {"steps": 30},
+                                  "loss_after_warmup": 6.0 + s, "loss_at_start": 6.0 + s,
+                                  "loss_after_training": 4.0 + s}
+        (out / "cells" / c["key"] / "finetune.json").write_text(json.dumps(record))
+    return out
+
+
+def test_one_dataset_is_not_pooled_and_mlm_head_losses_are_reported(tmp_path):
+    out = build_one_dataset_run(tmp_path / "run")
+    data = analyze(write_reports(out))
+    st = data.study
+    assert st.grouping == "one dataset per benchmark; budgets from the strategies' train_limit"
+    assert [(s.dataset, s.budget, s.rate, s.arm) for s in st.rows] == [("subj", 100, None, "aux_mlm")]
+    # seed s: unmasked has 20 + s errors, aux_mlm 18 + 2s: differences +0.02, +0.01, 0.00
+    assert st.rows[0].differences == pytest.approx((0.02, 0.01, 0.0))
+    [pool] = st.pools
+    assert pool.pooled is None and pool.reason == ("not pooled: one dataset (subj); a pooled effect and its "
+                                                   "heterogeneity need at least two datasets")
+    assert st.plots == {}  # one budget, no rate: nothing to draw against
+    html = (out / "report.html").read_text(encoding="utf-8")
+    pooled = table(html, "study-pooled")
+    assert pooled[1][4] == "not pooled" and pooled[1][-1] == pool.reason
+    assert 'data-plot="study-' not in html
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| not pooled |" in md and "not pooled: one dataset (subj)" in md
+    # the MLM head: mean over seeds 0-2 of 9+s, 6+s, 4+s
+    mlm = table(html, "mlm-head-table")
+    assert mlm[0] == ["Benchmark", "Model", "Strategy", "Seeds", "New head", "Warm-up steps", "Before warm-up",
+                      "After warm-up", "After MLM stage", "After training"]
+    assert mlm[1:] == [["subj", "tiny", "aux_mlm", "0, 1, 2", "yes", "30", "10.000", "7.000", "–", "5.000"]]
+    assert "## MLM head: loss before and after warm-up" in md
+    assert "| subj | tiny | aux\\_mlm | 0, 1, 2 | yes | 30 | 10.000 | 7.000 | – | 5.000 |" in \
+        re.sub(r" +", " ", md)
+    csv = pd.read_csv(out / "summary.csv")
+    heads = csv[csv.kind == "mlm_head"].sort_values("seed")
+    assert heads["seed"].tolist() == [0, 1, 2] and heads["mlm_loss_before_warmup"].tolist() == [9.0, 10.0, 11.0]
+    assert heads["mlm_loss_after_warmup"].tolist() == [6.0, 7.0, 8.0]
+    assert heads["mlm_loss_after_training"].tolist() == [4.0, 5.0, 6.0] and heads["mlm_warmup_steps"].tolist() == [30] * 3
+    p = csv[csv.kind == "pooled"].iloc[0]
+    assert p["note"] == pool.reason and math.isnan(p["delta"])
+
+
+def test_no_study_without_a_strategy_comparison_over_seeds(tmp_path):
+    gold = ["pos" if i % 3 else "neg" for i in range(N)]
+    bench = {"subj": {"task": "classification", "sources": [f"s {i}" for i in range(N)], "references": gold}}
+    cells = [dict(benchmark="subj", strategy="unmasked", seed=0, outputs=wrong_at(gold, range(20))),
+             dict(benchmark="subj", strategy="input_mask", seed=0, outputs=wrong_at(gold, range(30, 45)))]
+    out = write_run(tmp_path / "run", benchmarks=bench, cells=cells, baseline={"strategy": "unmasked"})
+    data = analyze(write_reports(out))
+    assert data.study is None and data.mlm_heads == []
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="study"' not in html and 'id="mlm-heads"' not in html
+    assert "## Study" not in (out / "report.md").read_text(encoding="utf-8")
+    assert set(pd.read_csv(out / "summary.csv")["kind"]) == {"leaderboard"}
