@@ -341,6 +341,25 @@ def test_one_dataset_is_not_pooled_and_mlm_head_losses_are_reported(tmp_path):
     assert p["note"] == pool.reason and math.isnan(p["delta"])
 
 
+def test_a_dataset_whose_seeds_agree_exactly_is_not_pooled_and_the_row_says_why(tmp_path):
+    gold = ["pos" if i % 3 else "neg" for i in range(N)]
+    bench = {f"{ds}-b100": {"task": "classification", "sources": [f"s {i}" for i in range(N)], "references": gold}
+             for ds in ("subj", "cr")}
+    diffs = {"subj": (2, 2, 2), "cr": (1, 3, 2)}
+    cells = []
+    for ds in diffs:
+        for seed in SEEDS:
+            cells.append(dict(benchmark=f"{ds}-b100", strategy="unmasked", seed=seed, outputs=wrong_at(gold, range(20))))
+            cells.append(dict(benchmark=f"{ds}-b100", strategy="input_mask", seed=seed,
+                              outputs=wrong_at(gold, range(30, 50 - diffs[ds][seed]))))
+    out = write_run(tmp_path / "run", benchmarks=bench, cells=cells, baseline={"strategy": "unmasked"})
+    [pool] = analyze(write_reports(out, ("html",))).study.pools
+    assert pool.datasets == ("subj", "cr") and pool.estimate is None
+    assert pool.reason == ("not pooled: inverse-variance weights need a positive variance per dataset; subj: "
+                           "variance 0 (every seed gives the same difference)")
+    assert table((out / "report.html").read_text(encoding="utf-8"), "study-pooled")[1][-1] == pool.reason
+
+
 def test_no_study_without_a_strategy_comparison_over_seeds(tmp_path):
     gold = ["pos" if i % 3 else "neg" for i in range(N)]
     bench = {"subj": {"task": "classification", "sources": [f"s {i}" for i in range(N)], "references": gold}}

@@ -31,6 +31,8 @@ Modules, in the order the analysis runs:
 - :mod:`.examples`  tests and intervals over examples
 - :mod:`.verdicts`  rows, tests over seeds, ranks, verdict sentences
 - :mod:`.drilldown` and :mod:`.plots`: examples to read and the numbers behind each plot
+- :mod:`.study`     strategy comparisons across datasets, budgets and masking rates, pooled
+  (DerSimonian-Laird); the MLM-head losses of finetune.json
 - :mod:`.pipeline`  :func:`analyze`, which runs them all
 """
 from __future__ import annotations

@@ -197,7 +197,7 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95) -> Study
         else:
             pool.pooled = pool_paired_differences({s.dataset: s.differences for s in members}, level=level)
             if pool.pooled.estimate is None:
-                pool.reason = f"not pooled: {pool.pooled.note}"
+                pool.reason = f"not pooled: {(pool.pooled.note or '').removeprefix('no pooled estimate: ')}"
         pools.append(pool)
     if by_label and not by_param:
         grouping = "datasets and budgets from benchmark labels <dataset>-b<budget>"

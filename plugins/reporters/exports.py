@@ -4,7 +4,10 @@ One row per (benchmark, metric, configuration): score (mean over seeds), sd, 95%
 was computed, the baseline compared against, the difference and its two-level (seeds ×
 examples) bootstrap interval, every p-value (bootstrap, AR, McNemar, over seeds) and the
 Holm-adjusted deciding one, the deciding test and whether it is significant, how many outputs
-differ, the seeds needed, the rank; see :data:`harness.analysis.model.RECORD_COLUMNS`. Non-goals: per-example data (predictions.jsonl
+differ, the seeds needed, the rank (``kind`` leaderboard). A run with a study adds ``kind`` study
+(Δ per dataset, budget and rate with its intervals), pooled (the DerSimonian-Laird effect across
+datasets, or ``note`` saying why not) and mlm_head rows; see
+:data:`harness.analysis.model.RECORD_COLUMNS`. Non-goals: per-example data (predictions.jsonl
 already holds it).
 """
 from __future__ import annotations
