@@ -292,7 +292,8 @@ def build_one_dataset_run(out):
         cells.append(dict(benchmark="subj", strategy="aux_mlm", seed=seed,
                           outputs=wrong_at(gold, range(40, 58 + 2 * seed))))
     write_run(out, benchmarks=bench, cells=cells, baseline={"strategy": "unmasked"})
-    set_strategy_params(out, lambda r: {"train_limit": 100})
+    # as `harness run` records them: aux_mlm's own mask_prob is its MLM objective's masking rate
+    set_strategy_params(out, lambda r: {"train_limit": 100, **({"mask_prob": 0.15} if r.strategy == "aux_mlm" else {})})
     manifest = json.loads((out / "manifest.json").read_text())
     for c in manifest["cells"]:
         record = {"steps": 10}
@@ -311,13 +312,14 @@ def test_one_dataset_is_not_pooled_and_mlm_head_losses_are_reported(tmp_path):
     data = analyze(write_reports(out))
     st = data.study
     assert st.grouping == "one dataset per benchmark; budgets from the strategies' train_limit"
-    assert [(s.dataset, s.budget, s.rate, s.arm) for s in st.rows] == [("subj", 100, None, "aux_mlm")]
+    assert [(s.dataset, s.budget, s.rate, s.arm, s.family) for s in st.rows] == [("subj", 100, 0.15, "aux_mlm",
+                                                                                   "aux_mlm")]
     # seed s: unmasked has 20 + s errors, aux_mlm 18 + 2s: differences +0.02, +0.01, 0.00
     assert st.rows[0].differences == pytest.approx((0.02, 0.01, 0.0))
     [pool] = st.pools
     assert pool.pooled is None and pool.reason == ("not pooled: one dataset (subj); a pooled effect and its "
                                                    "heterogeneity need at least two datasets")
-    assert st.plots == {}  # one budget, no rate: nothing to draw against
+    assert st.plots == {}  # one budget, one rate: nothing to draw against
     html = (out / "report.html").read_text(encoding="utf-8")
     pooled = table(html, "study-pooled")
     assert pooled[1][4] == "not pooled" and pooled[1][-1] == pool.reason

@@ -82,7 +82,8 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
     finalize(benches, params)
     data = ReportData(experiment=str(manifest.get("experiment", "")), description=str(manifest.get("description") or ""),
                       manifest=manifest, params=params, benchmarks=benches, cells=cells)
-    data.study = build_study(benches)
+    data.study = build_study(benches, strategy_plugins={s.get("label"): s.get("plugin")
+                                                        for s in resolved.get("strategies", []) if s.get("label")})
     data.mlm_heads = mlm_heads(Path(results.outdir), cells)
     data.seconds = time.perf_counter() - t0
     try:

@@ -13,8 +13,9 @@ How a row's factors are recovered (documented in docs/statistics.md, "The study 
   dataset, and its budget is the strategy's ``train_limit`` when both arms of the comparison share
   one (else no budget). Benchmarks are not grouped by comparing their parameters: two entries with
   the same data but different labels stay two datasets unless the label says otherwise.
-- rate: the arm's ``mask_prob`` parameter (input masking); arms without one have no rate and
-  appear in the tables but not in the Δ-vs-rate plot.
+- rate: the arm's ``mask_prob`` parameter (input masking for ``input_mask``, the MLM objective's
+  masking for ``aux_mlm``/``tapt``); arms without one appear in the tables but not in the
+  Δ-vs-rate plot, which has one panel per strategy plugin so that the meanings never share a line.
 
 What each row shows, all reused from the report's comparison rows (nothing re-tested here): the
 mean over seeds of the paired differences, the two-level seeds × examples bootstrap 95% interval
@@ -61,6 +62,7 @@ class StudyRow:
     budget: int | None
     arm: str                      # the strategy's label
     rate: float | None            # the arm's mask_prob, if it has one
+    family: str                   # the arm's strategy plugin (input_mask, aux_mlm, ...): rates compare within one
     benchmark: str
     model: str
     baseline: str
@@ -137,8 +139,11 @@ def _rate_of(cells: list[CellInfo]) -> float | None:
     return None
 
 
-def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95) -> Study | None:
-    """The study of a report's strategy comparisons, or None when the run has none (see module doc)."""
+def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
+                strategy_plugins: dict[str, str] | None = None) -> Study | None:
+    """The study of a report's strategy comparisons, or None when the run has none (see module doc).
+    ``strategy_plugins`` maps strategy labels to plugin names (the manifest's resolved strategies)."""
+    plugin_of = strategy_plugins or {}
     import numpy as np
 
     from ..meta_analysis import pool_paired_differences
@@ -172,7 +177,8 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95) -> Study
             sd = float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else None
             lo, hi = t_interval(diffs, level)
             rows.append(StudyRow(
-                dataset=dataset, budget=budget, arm=r.config.strategy, rate=_rate_of(r.config.cells), benchmark=b.name,
+                dataset=dataset, budget=budget, arm=r.config.strategy, rate=_rate_of(r.config.cells),
+                family=plugin_of.get(r.config.strategy) or r.config.strategy.split("[")[0], benchmark=b.name,
                 model=r.config.model, baseline=r.baseline.strategy, n=len(diffs), delta=float(r.delta), differences=diffs,
                 seed_sd=sd, boot_low=r.delta_ci_low, boot_high=r.delta_ci_high,
                 t_low=lo if math.isfinite(lo) else None, t_high=hi if math.isfinite(hi) else None,
@@ -264,12 +270,19 @@ def study_plot_data(study: Study) -> dict[str, Any]:
                                "panels": panels}
     if len(study.rates) >= 2:
         panels = []
+        families = list(dict.fromkeys(s.family for s in study.rows if s.rate is not None))
         for budget in sorted({s.budget for s in study.rows}, key=lambda b: -1 if b is None else b):
-            rows = [s for s in study.rows if s.budget == budget and s.rate is not None]
-            if len({s.rate for s in rows}) < 2:
-                continue
-            panels.append({"title": f"budget {budget}" if budget is not None else "all",
-                           "lines": series(rows, [p for p in study.pools if p.budget == budget], lambda s: s.rate)})
+            # a rate means something else per strategy (input masking vs the MLM objective's masking):
+            # one panel per strategy plugin, never one line across them
+            for fam in families:
+                rows = [s for s in study.rows if s.budget == budget and s.rate is not None and s.family == fam]
+                if len({s.rate for s in rows}) < 2:
+                    continue
+                arms = {s.arm for s in rows}
+                name = f"budget {budget}" if budget is not None else "all budgets"
+                panels.append({"title": name + (f", {fam}" if len(families) > 1 else ""),
+                               "lines": series(rows, [p for p in study.pools if p.budget == budget and p.arm in arms],
+                                               lambda s: s.rate)})
         if panels:
             plots["rate"] = {"metric": title, "baseline": study.baseline, "x_label": f"masking rate ({RATE_PARAM})",
                              "panels": panels}
