@@ -374,3 +374,57 @@ def test_no_study_without_a_strategy_comparison_over_seeds(tmp_path):
     assert 'id="study"' not in html and 'id="mlm-heads"' not in html
     assert "## Study" not in (out / "report.md").read_text(encoding="utf-8")
     assert set(pd.read_csv(out / "summary.csv")["kind"]) == {"leaderboard"}
+
+
+# ----------------------------------------------------------------------------- a real run
+
+
+def test_a_real_run_gets_its_study_factors_and_mlm_head_losses_from_what_harness_run_writes(tmp_path, tiny_bert):
+    """Two tiny-BERT datasets at budget 40, unmasked vs input_mask (0.1, 0.3) vs aux_mlm, two seeds:
+    the factors come from the labels and the recorded strategy parameters, the MLM losses from
+    each aux_mlm cell's finetune.json."""
+    from harness.config import load_experiment_dict
+    from harness.runner import run_experiment
+    from test_strategies import sentiment
+
+    for name, n, seed, prefix in (("train.tsv", 80, 0, "a"), ("test.tsv", 30, 2, "c"), ("train2.tsv", 80, 5, "b"),
+                                  ("test2.tsv", 30, 7, "d")):
+        (tmp_path / name).write_text("text\tlabel\n" + "".join(f"{e.source}\t{e.label}\n"
+                                                               for e in sentiment(n, seed, prefix)), encoding="utf-8")
+    common = {"learning_rate": 3e-3, "epochs": 1, "batch_size": 16, "train_limit": 40}
+    resolved = load_experiment_dict({
+        "name": "mini-study", "seeds": [0, 1], "models": [{"path": str(tiny_bert), "label": "tiny"}],
+        "benchmarks": [{"name": "text_classification", "label": "syn-b40", "params": {"train": "train.tsv", "test": "test.tsv"}},
+                       {"name": "text_classification", "label": "other-b40",
+                        "params": {"train": "train2.tsv", "test": "test2.tsv"}}],
+        "strategies": [{"name": "unmasked", "params": common},
+                       {"name": "input_mask", "params": {**common, "mask_prob": [0.1, 0.3]}},
+                       {"name": "aux_mlm", "params": {**common, "mlm_head_warmup_steps": 2}}],
+        "metrics": ["accuracy"], "baseline": {"strategy": "unmasked"}, "reporters": ["markdown", "csv"],
+    }, base_dir=tmp_path)
+    out = tmp_path / "out"
+    summary = run_experiment(resolved, out, cache_dir=tmp_path / "cache", quiet=True)
+    assert not summary.failed, [o.error for o in summary.failed]
+    data = analyze(load_run(out))
+    st = data.study
+    assert [(s.dataset, s.budget, s.family, s.rate, s.n) for s in st.rows] == [
+        (ds, 40, fam, rate, 2) for ds in ("syn", "other")
+        for fam, rate in (("input_mask", 0.1), ("input_mask", 0.3), ("aux_mlm", 0.15))]
+    assert [(p.budget, p.arm, p.datasets) for p in st.pools] == [
+        (40, arm, ("syn", "other")) for arm in ("input_mask[mask_prob=0.1]", "input_mask[mask_prob=0.3]", "aux_mlm")]
+    records = {}
+    for c in data.cells:
+        rec = json.loads((out / "cells" / c.key / "finetune.json").read_text()).get("mlm_head")
+        if rec:
+            records[(c.benchmark, c.seed)] = rec
+    assert sorted(records) == [(b, s) for b in ("other-b40", "syn-b40") for s in (0, 1)]
+    heads = {(h.benchmark, h.seed): h for h in data.mlm_heads}
+    assert set(heads) == set(records)
+    for k, rec in records.items():
+        assert heads[k].new_head is True and heads[k].warmup_steps == 2
+        assert (heads[k].loss_before_warmup, heads[k].loss_after_warmup, heads[k].loss_after_training) == (
+            rec["loss_before_warmup"], rec["loss_after_warmup"], rec["loss_after_training"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Study: Δ accuracy vs unmasked" in md and "## MLM head: loss before and after warm-up" in md
+    csv = pd.read_csv(out / "summary.csv")
+    assert (csv["kind"] == "mlm_head").sum() == 4 and (csv["kind"] == "study").sum() == 6

@@ -185,16 +185,18 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
                 p=r.p, p_holm=r.p_holm, test=r.test, significant=r.significant, identical=r.identical))
     if metric is None or not rows:
         return None
-    order = {d: i for i, d in enumerate(dict.fromkeys(s.dataset for s in rows))}  # the config's benchmark order
-    rows.sort(key=lambda s: (s.model, order[s.dataset], s.budget if s.budget is not None else -1,
+    # the config's order of benchmarks and strategies; rates ascending within a strategy plugin
+    order = {d: i for i, d in enumerate(dict.fromkeys(s.dataset for s in rows))}
+    fam = {f: i for i, f in enumerate(dict.fromkeys(s.family for s in rows))}
+    rows.sort(key=lambda s: (s.model, order[s.dataset], s.budget if s.budget is not None else -1, fam[s.family],
                              s.rate if s.rate is not None else -1.0, s.arm))
     pools: list[StudyPool] = []
     groups: dict[tuple, list[StudyRow]] = {}
     for s in rows:
         groups.setdefault((s.model, s.budget, s.arm), []).append(s)
     for (model, budget, arm), members in sorted(groups.items(), key=lambda kv: (
-            kv[0][0], kv[0][1] if kv[0][1] is not None else -1, kv[1][0].rate if kv[1][0].rate is not None else -1.0,
-            kv[0][2])):
+            kv[0][0], kv[0][1] if kv[0][1] is not None else -1, fam[kv[1][0].family],
+            kv[1][0].rate if kv[1][0].rate is not None else -1.0, kv[0][2])):
         names = tuple(s.dataset for s in members)
         pool = StudyPool(model, budget, arm, members[0].rate, names)
         if len(members) < 2:
