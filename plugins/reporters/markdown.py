@@ -98,7 +98,12 @@ def render_markdown(data) -> str:
             "metrics with per-example statistics) decides; the paired bootstrap is shown beside it (sacrebleu's "
             "rule for translation metrics, two-sided otherwise).",
             "- 95% CI: t over seeds with several seeds, percentile bootstrap over examples with one; cut to the "
-            "metric's range. Ranks: best first, equal scores share a rank. See docs/statistics.md.", ""]
+            "metric's range. Ranks: best first, equal scores share a rank. See docs/statistics.md."]
+    if data.study is not None:
+        out.append("- Study: Δ per dataset with the two-level (seeds × examples) bootstrap and the t interval over "
+                   "seeds; pooled across datasets by DerSimonian–Laird random effects (normal 95% interval, τ², I², "
+                   "Q); fewer than two datasets, or a dataset whose seeds agree exactly, are not pooled.")
+    out.append("")
     out += ["## Provenance", "",
             f"- config: `{str(m.get('config_file') or '?').replace('`', '')}`; seeds: {md_escape(m.get('seeds'))}",
             f"- harness {md_escape(m.get('harness_version') or '?')}, commit "
