@@ -298,7 +298,8 @@ class ReportData:
         return out
 
     def records(self) -> list[dict[str, Any]]:
-        """One flat record per (benchmark, metric, configuration): the csv/parquet/JSON export."""
+        """One flat record per (benchmark, metric, configuration) (``kind`` leaderboard), then the
+        study's rows (:meth:`study_records`): the csv/parquet/JSON export."""
         out = []
         for b in self.benchmarks:
             for m in b.metrics:
