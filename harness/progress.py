@@ -60,11 +60,16 @@ class _CellLog(io.TextIOBase):
             return 0
         if self._after is not None:
             return self._after.write(text)
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace")
-        n = self._file.write(text)
-        self._file.flush()
+        try:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+            n = self._file.write(text)
+            self._file.flush()
+        except OSError as e:  # a full disk: name the file (the run stops, see harness.runner)
+            from .store import OutputWriteError
+
+            raise OutputWriteError(self.path, e) from e
         return n
 
     def flush(self) -> None:
