@@ -783,17 +783,6 @@ def limit_record(resolved: ResolvedExperiment) -> dict[str, Any] | None:
     return {"n": exp.limit, "sample": exp.sample, "benchmarks": per}
 
 
-def limit_record(resolved: ResolvedExperiment) -> dict[str, Any] | None:
-    """What the report's banner says: test sets cut short (by --limit/`limit:` or a benchmark's own
-    limit) give numbers that are not comparable to full-test-set results. None when none is cut."""
-    exp = resolved.experiment
-    per = {c.label: getattr(c.params, "limit", None) for c in resolved.components["benchmarks"]}
-    per = {label: n for label, n in per.items() if n is not None}
-    if exp.limit is None and not per:
-        return None
-    return {"n": exp.limit, "sample": exp.sample, "benchmarks": per}
-
-
 def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob], outcomes: list[CellOutcome],
                   started: float, report_errors: list[str] | None = None, write_errors: list[str] | None = None,
                   threads: dict[str, Any] | None = None) -> list[Path]:
@@ -856,7 +845,6 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         | {"models": [m.model_dump(mode="json") for m in exp.models]},
         "baseline": exp.baseline.model_dump(),
         "seeds": exp.seeds,
-        "limit": limit_record(resolved),
         "limit": limit_record(resolved),
         "harness_version": __version__,
         "packages": _package_versions(resolved),
