@@ -639,12 +639,14 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
     """Torch threads per cell, and where the number came from.
 
     ``--threads`` > the config's ``threads:`` > ``OMP_NUM_THREADS`` > a default that cannot
-    oversubscribe the CPU: the cores this process may use (the local executor runs one cell at a
-    time) minus the whole cores already busy (1-minute load average), at least 1. torch's own
-    default, one thread per core, collapses on a loaded machine: on 2 cores at load 8 a 1,760-step
-    training took 500 s of CPU with 2 threads and 42 s with 1. Other executors place cells on
-    cores themselves (Ray: ``torch_threads``, default its ``num_cpus``), so only an explicit
-    setting is passed to them.
+    oversubscribe the CPU by itself: the cores this process may use (affinity and cgroup quota;
+    torch would take every core of the host) divided by the cells running at once (the local
+    executor runs one). The default does not follow the machine's load, so that reruns and
+    resumes compute with the same count (float results can differ in the last digits between
+    counts); what made torch's default collapse on a loaded machine was OpenMP threads
+    spin-waiting for a descheduled partner, which the CLI turns off (``OMP_WAIT_POLICY=PASSIVE``,
+    see :mod:`harness.cli`). Other executors place cells on cores themselves (Ray:
+    ``torch_threads``, default its ``num_cpus``), so only an explicit setting is passed to them.
     """
     if explicit is not None:
         return explicit, "--threads"
@@ -658,11 +660,13 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
         return None, f"executor '{resolved.executor.name}' decides"
     cores = usable_cores()
     try:
-        load = os.getloadavg()[0]
+        load = f", load {os.getloadavg()[0]:.1f} at start"
     except (AttributeError, OSError):
-        load = 0.0
-    n = max(1, min(cores, cores - int(load)))
-    return n, f"default: {cores} cores, load {load:.1f}"
+        load = ""
+    return cores, f"default: {cores} usable cores / 1 cell at a time{load}"
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"
 
 
 def usable_cores() -> int:
@@ -670,7 +674,7 @@ def usable_cores() -> int:
     container limited to 2 CPUs on a 64-core host gets 2, not 64)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = Path(CGROUP_CPU_MAX).read_text().split()[:2]
         if quota != "max":
             cores = min(cores, max(1, int(int(quota) / int(period))))
     except (OSError, ValueError):

@@ -112,18 +112,21 @@ def test_threads_setting_is_applied_and_recorded(project):
 
 
 @pytest.mark.parametrize("cores, load, omp, want", [
-    (2, (8.3, 8.0, 7.0), None, (1, "default: 2 cores, load 8.3")),  # oversubscribed: one thread
-    (2, (0.2, 0.1, 0.1), None, (2, "default: 2 cores, load 0.2")),  # idle: every core
-    (8, (3.5, 3.0, 3.0), None, (5, "default: 8 cores, load 3.5")),  # the free cores
+    (2, (8.3, 8.0, 7.0), None, (2, "default: 2 usable cores / 1 cell at a time, load 8.3 at start")),
+    (2, (0.2, 0.1, 0.1), None, (2, "default: 2 usable cores / 1 cell at a time, load 0.2 at start")),
+    (1, (0.0, 0.0, 0.0), None, (1, "default: 1 usable cores / 1 cell at a time, load 0.0 at start")),  # taskset -c 0
     (8, (0.0, 0.0, 0.0), "3", (3, "OMP_NUM_THREADS")),
 ])
-def test_default_threads_cannot_oversubscribe(monkeypatch, project, cores, load, omp, want):
+def test_default_threads_follow_the_usable_cores_not_the_load(monkeypatch, project, cores, load, omp, want):
     import os
 
     from harness.config import load_experiment
     from harness.runner import decide_threads
 
+    import harness.runner
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(harness.runner, "CGROUP_CPU_MAX", str(project / "no-cgroup-here"))
     monkeypatch.setattr(os, "getloadavg", lambda: load)
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -134,3 +137,31 @@ def test_default_threads_cannot_oversubscribe(monkeypatch, project, cores, load,
     assert decide_threads(resolved, 4) == (4, "--threads")
     ray = load_experiment(project / "exp.yaml", ["executor=ray"])
     assert decide_threads(ray) == ((None, "executor 'ray' decides") if omp is None else want)
+
+
+def test_the_cli_stops_openmp_threads_from_spin_waiting(project):
+    """The cause of torch's collapse on a loaded machine (see harness.cli): checked in a fresh
+    process, where the variable is set before torch loads its OpenMP runtime."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import harness.cli, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "ACTIVE"  # the user's choice wins
+
+
+def test_a_container_cpu_quota_caps_the_default(monkeypatch, tmp_path):
+    import os
+
+    import harness.runner
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # the host's cores
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(harness.runner, "CGROUP_CPU_MAX", str(quota))
+    quota.write_text("200000 100000\n")  # docker run --cpus 2
+    assert harness.runner.usable_cores() == 2
+    quota.write_text("max 100000\n")
+    assert harness.runner.usable_cores() == 64
