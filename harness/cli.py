@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 # OpenMP threads that finish first spin-wait for the others by default; on a loaded machine a
-# descheduled partner turns that into burnt CPU: measured on 2 cores at load 3.6, 300 small
-# training steps took 58 s with 2 spinning threads, 0.8 s with 2 passive ones, 0.7 s with one.
+# descheduled partner turns that into burnt CPU: measured on 2 cores at load 3, 60 training steps
+# of a quickstart-sized Marian took over 100 s with 2 spinning threads, 3.4 s with 2 passive
+# ones, 2.6 s with one.
 # Read when torch loads its OpenMP runtime, so it is set before anything imports torch; a
 # value the user exported wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
