@@ -12,10 +12,16 @@ Three displays behind one small interface (:class:`Progress`):
 
 The runner sends events (``start``, ``cell_started``, ``cell_progress``, ``cell_finished``,
 ``close``); plugins reach ``cell_progress`` through ``ctx.progress(done, total)``. The ETA
-counts only cells that actually run (reused ones finish instantly and would make it lie) and
-divides the time since the first of them started by how many have finished, so it reflects
-parallel executors too. Non-goal: progress of cells running on other machines (a Ray executor
-reports cells as they finish, not their inner progress).
+counts only cells that actually run (reused ones finish instantly and would make it lie). Until
+a "later" cell has finished it divides the time since the first cell started by how many have
+finished. A later cell is one whose labels, apart from the decoder, match a cell finished
+before it: it reuses that cell's one-off work (the strategy's training, the model load), so
+once such cells have timings the ETA is the median of their durations per cell left, divided by
+the concurrency seen so far (sum of cell durations / wall time) for parallel executors; a first
+cell's 10-minute training then no longer inflates the estimate for 20 ten-second decoders.
+Non-goals: predicting the one-off costs of groups not started yet (the runner reports counts,
+not the cells left), and progress of cells running on other machines (a Ray executor reports
+cells as they finish, not their inner progress).
 
 Outside a terminal, what third-party libraries print while a cell runs (tqdm bars such as
 "Loading weights", transformers/datasets log lines, FutureWarnings) goes to that cell's
@@ -182,6 +188,9 @@ class Progress:
         self.finished = 0
         self.ran = 0  # cells finished that were actually executed (not reused or skipped)
         self._first_start: float | None = None
+        self._groups: set[tuple] = set()  # (labels without the decoder) of cells that ran
+        self._busy = 0.0  # sum of the durations of cells that ran
+        self._later: list[float] = []  # durations of cells that reused an earlier cell's one-off work
 
     def start(self, total: int, to_run: int, *, cached: int = 0, interrupted: int = 0) -> None:
         self.total, self.to_run = total, to_run
@@ -200,6 +209,11 @@ class Progress:
             if self._first_start is None:  # executors that do not report starts (remote ones)
                 self._first_start = time.monotonic() - outcome.seconds
             self.ran += 1
+            self._busy += outcome.seconds
+            group = tuple(sorted((k, str(v)) for k, v in (outcome.labels or {}).items() if k != "decoder"))
+            if group in self._groups:
+                self._later.append(outcome.seconds)
+            self._groups.add(group)
 
     def eta(self) -> float | None:
         """Seconds left for the cells still to run, from the throughput so far (None: unknown yet)."""
@@ -208,7 +222,14 @@ class Progress:
             return 0.0
         if not self.ran or self._first_start is None:
             return None
-        return (time.monotonic() - self._first_start) / self.ran * left
+        elapsed = time.monotonic() - self._first_start
+        if self._later:
+            import statistics
+
+            # the last 20 later cells: the median shrugs off an odd slow one, recent ones follow drift
+            concurrency = max(1.0, self._busy / elapsed) if elapsed > 0 else 1.0
+            return statistics.median(self._later[-20:]) / concurrency * left
+        return elapsed / self.ran * left
 
     def close(self) -> None:
         pass

@@ -60,8 +60,45 @@ def test_lines_show_counts_eta_and_throttled_cell_progress(clock):
         "[1/4] cached      2.0s  tiny / toy / none / greedy / 0 (bleu=12.35)",
         "      tiny / toy / none / beam[num_beams=4] / 0: 60/100 (60%)",
         "[2/4] done       20.0s  tiny / toy / none / beam[num_beams=4] / 0 (bleu=20.00)  [eta 40s]",  # 20 s/cell x 2 left
-        "[3/4] failed     10.0s  tiny / toy / none / bad / 0: ValueError: boom  [eta 15s]",  # 30 s / 2 cells x 1 left
+        # the second cell differs only by decoder: it reused the first one's work, and its 10 s per cell
+        # (not 30 s / 2 cells) times 1 left is the estimate
+        "[3/4] failed     10.0s  tiny / toy / none / bad / 0: ValueError: boom  [eta 10s]",
     ]
+
+
+def test_eta_ignores_the_first_cells_training_once_later_cells_have_timings(clock):
+    """One strategy trained in the first cell (600 s), then 20 decoders of 10 s each on that model."""
+    p = Progress()
+    p.start(21, 21)
+
+    def run(decoder, seconds, seed=0):
+        lab = {"model": "tiny", "benchmark": "toy", "strategy": "mlm", "decoder": decoder, "seed": seed}
+        p.cell_started(job(decoder)[0])
+        clock.now += seconds
+        p.cell_finished(CellOutcome(decoder, lab, "done", seconds))
+
+    run("greedy", 600.0)
+    assert p.eta() == pytest.approx(600.0 * 20)  # nothing else known yet: the only timing is the first cell's
+    run("beam[num_beams=2]", 10.0)
+    assert p.eta() == pytest.approx(10.0 * 19)  # not (610 / 2) x 19 = 5795 s
+    run("beam[num_beams=4]", 12.0)
+    run("beam[num_beams=8]", 30.0)  # one odd slow cell does not move the median much
+    assert p.eta() == pytest.approx(12.0 * 17)
+    # another seed trains anew: its first cell is not a later cell and does not count
+    run("greedy", 500.0, seed=1)
+    assert p.eta() == pytest.approx(12.0 * 16)
+
+
+def test_eta_from_later_cells_divides_by_the_concurrency_of_parallel_executors(clock):
+    p = Progress()
+    p.start(8, 8)
+    labels = [{"model": "tiny", "strategy": "none", "decoder": d} for d in ("greedy", "beam2", "beam4", "beam8")]
+    # two workers, no start events: four cells of 10 s finish in 20 s of wall time
+    for i, lab in enumerate(labels):
+        if i % 2 == 0:
+            clock.now += 10
+        p.cell_finished(CellOutcome(lab["decoder"], lab, "done", 10.0))
+    assert p.eta() == pytest.approx(10.0 / 2 * 4)
 
 
 def test_eta_counts_only_cells_that_ran_and_handles_parallel_executors(clock):
