@@ -1,7 +1,7 @@
 """Parameters and the decode driver shared by the built-in decoders (greedy, beam, diverse_beam).
 
 Torch-free at import: the search core (``_search``) is imported inside :func:`run_search` only.
-Non-goal: a public API for third-party decoders; they may copy the pattern.
+Third-party decoders import these names from :mod:`harness.decoding` (the public API), not from here.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from harness.params import Params
 
 
 class SearchParams(Params):
+    """Length limits and batching every search-based decoder takes (greedy's parameters)."""
+
     max_new_tokens: int = Field(128, ge=1, description="stop a hypothesis after this many generated tokens (EOS included)")
     min_new_tokens: int | None = Field(
         None, ge=0, description="EOS is suppressed before this many tokens; null: the model's generation_config")
@@ -27,6 +29,8 @@ class SearchParams(Params):
 
 
 class BeamParams(SearchParams):
+    """:class:`SearchParams` plus beam search's: beams, length penalty, early stopping, n-best size."""
+
     num_beams: int = Field(5, ge=1, description="hypotheses kept per sentence at every step")
     length_penalty: float | None = Field(
         None, description="score = sum log-probs / length**length_penalty; null: the model's generation_config (1.0)")
@@ -57,8 +61,13 @@ def resolve_beam_settings(params: BeamParams, generation_config) -> tuple[float,
 
 def run_search(model, sources: Sequence[str], ctx: CellContext, params: SearchParams,
                search: Callable) -> list[list[Hypothesis]]:
-    """Encode, check, run ``search(step_model, prompts, rules, _search_module)`` and turn its
-    n-best lists into Hypothesis objects (text, score, generated token ids)."""
+    """Encode ``sources`` (an empty prompt is a DataError), build the generation rules from the
+    model and ``params``, run ``search(step_model, prompts, rules, core)`` and turn its n-best
+    lists of :class:`Finished` into Hypothesis objects (text, score, generated token ids).
+
+    ``core`` offers the search functions (``greedy_search``, ``beam_search``, ``BeamConfig``...):
+    the search module with ``step_model`` an :class:`HFStepModel`, or, for a model run by another
+    engine (harness.engines), the engine itself, as both arguments."""
     from . import _search
 
     prompts = model.encode(sources)

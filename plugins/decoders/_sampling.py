@@ -33,6 +33,8 @@ from ._search import Finished, Rules, StepModel, _device_of, _left_padded, plan_
 
 @dataclass(frozen=True)
 class SampleConfig:
+    """Settings of :func:`sample_search` (transformers' warper meanings; 0 / 1.0 switch a warper off)."""
+
     num_samples: int = 1
     temperature: float = 1.0  # 0: argmax (the limit of temperature -> 0)
     top_k: int = 0  # 0: off

@@ -93,6 +93,8 @@ class Session(Protocol):
 
 
 class StepModel(Protocol):
+    """What a search decodes with: ``start(prompts)`` opens a :class:`Session` for a batch."""
+
     def start(self, prompts: Sequence[Sequence[int]]) -> Session:
         """Encode a batch of prompts (token ids) once."""
 
@@ -294,11 +296,17 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
 
 @dataclass
 class Finished:
+    """One hypothesis as a search returns it: generated token ids and score (``run_search``
+    turns it into a :class:`harness.api.Hypothesis` with the decoded text)."""
+
     tokens: list[int]  # generated ids, EOS included when the hypothesis ended with one
     score: float
 
 
-def _left_padded(prefixes: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+def left_padded(prefixes: Sequence[Sequence[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token histories :meth:`Rules.apply` reads: ``(hist, prefix_len)``, where ``hist`` is
+    (rows, longest prefix) with each prefix right-aligned and left-padded with -1, and
+    ``prefix_len`` the prefix lengths. Append each step's tokens as a new last column."""
     width = max(len(p) for p in prefixes)
     hist = torch.full((len(prefixes), width), -1, dtype=torch.long, device=device)
     for i, p in enumerate(prefixes):
@@ -307,8 +315,15 @@ def _left_padded(prefixes: Sequence[Sequence[int]], device) -> tuple[torch.Tenso
     return hist, torch.tensor([len(p) for p in prefixes], dtype=torch.long, device=device)
 
 
-def _run_batches(model: StepModel, prompts: Sequence[Sequence[int]], batch_size: int, max_tokens: int | None,
-                 rows_per_sentence: int, run_chunk, progress) -> list[list[Finished]]:
+_left_padded = left_padded  # old private name, kept for existing imports
+
+
+def run_batches(model: StepModel, prompts: Sequence[Sequence[int]], batch_size: int, max_tokens: int | None,
+                rows_per_sentence: int, run_chunk, progress) -> list[list[Finished]]:
+    """Run ``run_chunk(model, chunk_prompts, emit)`` over the batches of :func:`plan_batches`,
+    under ``torch.inference_mode()``. ``run_chunk`` calls ``emit(j, nbest)`` once for the j-th
+    prompt of its chunk (in any order); results come back in the order of ``prompts``, and
+    ``progress(done, total)`` (e.g. ``ctx.progress``; None: silent) is called after every emit."""
     results: list[list[Finished] | None] = [None] * len(prompts)
     done = 0
 
@@ -323,6 +338,9 @@ def _run_batches(model: StepModel, prompts: Sequence[Sequence[int]], batch_size:
         for chunk in plan_batches([len(p) for p in prompts], batch_size, max_tokens, rows_per_sentence):
             run_chunk(model, [prompts[i] for i in chunk], lambda j, hyps, chunk=chunk: emit(chunk[j], hyps))
     return results  # type: ignore[return-value]
+
+
+_run_batches = run_batches  # old private name, kept for existing imports
 
 
 # ----------------------------------------------------------------------------- greedy
@@ -363,11 +381,15 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
             hist = torch.cat([hist, tok[:, None]], dim=1)
             logits = session.step(tok)
 
-    return _run_batches(model, prompts, batch_size, max_tokens, 1, chunk, progress)
+    return run_batches(model, prompts, batch_size, max_tokens, 1, chunk, progress)
 
 
-def _device_of(session) -> torch.device:
+def device_of(session) -> torch.device:
+    """The device a session's tensors live on (the CPU for sessions that do not say)."""
     return getattr(session, "device", torch.device("cpu"))  # scripted test models have none
+
+
+_device_of = device_of  # old private name, kept for existing imports
 
 
 # ----------------------------------------------------------------------------- beam / diverse beam
@@ -375,6 +397,8 @@ def _device_of(session) -> torch.device:
 
 @dataclass(frozen=True)
 class BeamConfig:
+    """Settings of :func:`beam_search` (transformers' meanings; num_groups > 1: diverse beam search)."""
+
     num_beams: int
     num_groups: int = 1
     diversity_strength: float = 0.0
@@ -394,7 +418,7 @@ def beam_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rules
     def chunk(model, prompts, emit):
         _BeamChunk(model, prompts, rules, config, emit).run()
 
-    return _run_batches(model, prompts, batch_size, max_tokens, config.num_beams, chunk, progress)
+    return run_batches(model, prompts, batch_size, max_tokens, config.num_beams, chunk, progress)
 
 
 class _BeamChunk:

@@ -25,6 +25,8 @@ from ._common import BeamParams, resolve_beam_settings, run_search
 
 
 class DiverseBeamParams(BeamParams):
+    """:class:`BeamParams` plus beam groups and the Hamming diversity strength."""
+
     num_beams: int = Field(6, ge=1, description="hypotheses kept per sentence, over all groups")
     num_groups: int = Field(3, ge=1, description="groups the beams are split into; must divide num_beams")
     diversity_strength: float = Field(

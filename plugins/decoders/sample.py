@@ -31,6 +31,8 @@ from ._common import SearchParams
 
 
 class SampleParams(SearchParams):
+    """:class:`SearchParams` plus the ``sample`` decoder's: samples per sentence and the warpers."""
+
     num_samples: int = Field(1, ge=1, description="samples drawn per sentence (the n-best list)")
     temperature: float = Field(1.0, ge=0.0, description="divide the logits by this; 0: always the most probable token")
     top_k: int = Field(0, ge=0, description="draw only from the k most probable tokens (0: off)")

@@ -1,0 +1,93 @@
+"""harness.decoding, the public API for decoder authors: its documented example decoder runs
+through a real config using public names only, and every exported name resolves and is documented."""
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+import harness.decoding as decoding
+from harness.testing import SOURCES, run_config, write_translation_files
+
+# what a decoder author imports besides harness.decoding and harness.api: the hook marker and pydantic
+ALLOWED_IMPORTS = {"harness.api", "harness.decoding", "harness.hookspecs", "pydantic", "torch"}
+
+
+def example_source() -> str:
+    """The example decoder of harness.decoding's docstring (the indented block after 'Example')."""
+    doc = decoding.__doc__
+    block = doc[doc.index("\nExample:"):].split("::\n", 1)[1]
+    return textwrap.dedent(block)
+
+
+def example_module() -> types.ModuleType:
+    module = types.ModuleType("top_k_example")
+    exec(compile(example_source(), "<harness.decoding example>", "exec"), module.__dict__)
+    return module
+
+
+def test_the_example_imports_only_public_names():
+    imported = []
+    for node in ast.walk(ast.parse(example_source())):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module in ALLOWED_IMPORTS, node.module
+            imported += [(node.module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            assert {a.name for a in node.names} <= ALLOWED_IMPORTS
+    assert ("harness.decoding", "run_search") in imported  # the example really builds on the API
+    underscored = [name for _, name in imported if name.startswith("_")]
+    assert underscored == []
+    # the example's file stays short enough to read at once
+    assert len(example_source().strip().splitlines()) <= 60
+
+
+def test_example_decoder_at_top_k_1_gives_greedys_tokens_and_scores(tmp_path, tiny_marian):
+    src, ref = write_translation_files(tmp_path)
+    config = {"name": "t", "models": [{"path": str(tiny_marian)}],
+              "benchmarks": [{"name": "parallel_text", "params": {"source": str(src), "reference": str(ref)}}],
+              "decoders": [{"name": "greedy", "params": {"max_new_tokens": 8}},
+                           {"name": "top_k", "label": "top1",
+                            "params": {"top_k": 1, "temperature": 0.7, "max_new_tokens": 8}},
+                           {"name": "top_k", "label": "top20",
+                            "params": {"top_k": 20, "temperature": 2.0, "max_new_tokens": 8}}],
+              "metrics": ["chrf"]}
+    results = run_config(config, tmp_path / "out", plugins=[example_module()])
+    by_label = {cell["decoder"]: results.predictions(cell["key"]) for cell in results.cells}
+    greedy, top1, top20 = by_label["greedy"], by_label["top1"], by_label["top20"]
+    assert [p["source"] for p in top1] == SOURCES
+    assert [p["output"] for p in top1] == [p["output"] for p in greedy]
+    assert [p["score"] for p in top1] == pytest.approx([p["score"] for p in greedy], abs=1e-5)
+    # a wide, hot top-k draws something else for at least one sentence (a random tiny model is
+    # close to uniform over its 60 words): the example really samples
+    assert [p["output"] for p in top20] != [p["output"] for p in greedy]
+
+
+def test_importing_harness_decoding_does_not_import_torch():
+    code = ("import sys, harness.decoding as d\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'harness_plugins') if m in sys.modules))\n"
+            "d.SearchParams\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # the parameter models are torch-free too: a plugin may subclass them at module level
+    assert out.splitlines() == ["[]", "[]"]
+
+
+@pytest.mark.parametrize("name", decoding.__all__)
+def test_every_public_name_resolves_and_has_its_own_docstring(name):
+    assert not name.startswith("_")
+    obj = getattr(decoding, name)
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+    assert doc and doc.strip(), f"{name} has no docstring"
+    if inspect.isclass(obj):  # not the signature a dataclass writes when the docstring is missing
+        assert not doc.startswith(f"{obj.__name__}("), f"{name} has only the dataclass's generated docstring"
+
+
+def test_unknown_names_fail_like_any_module_attribute():
+    with pytest.raises(AttributeError, match="has no attribute 'beam_serch'"):
+        decoding.beam_serch  # noqa: B018
+    assert set(decoding.__all__) <= set(dir(decoding))
