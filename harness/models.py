@@ -285,8 +285,25 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
 class GenerationModel:
     """A seq2seq or decoder-only LM ready for decoding, with its tokenizer and special ids.
 
-    Decoders receive this. ``encode(sources)`` returns token-id lists (prompt applied for
-    decoder-only models); ``decode_text(ids)`` turns generated ids back into text.
+    Decoders receive this as ``Decoder.decode(model, sources, ctx)``'s ``model`` (public name:
+    ``harness.decoding.GenerationModel``).
+
+    - ``encode(sources)``: token-id lists, the prompt template applied for decoder-only models,
+      truncated to ``max_source_length``.
+    - ``decode_text(ids)``: generated ids back to text (special tokens dropped, stripped).
+    - Stepping: this object has no ``step``; ``harness.decoding.HFStepModel(model)`` gives the
+      step interface (``start(prompts)`` -> session with ``step(tokens)`` -> logits and
+      ``select(rows)``), and ``harness.decoding.run_search`` builds it for you.
+    - ``generation_config``: the model's transformers ``GenerationConfig`` (or None);
+      ``harness.decoding.rules_from_model`` turns it into the rules generate() applies.
+    - Attributes: ``spec`` (the :class:`ModelSpec`), ``model`` (the transformers model),
+      ``tokenizer``, ``device``, ``is_encoder_decoder``, ``eos_token_ids`` (list),
+      ``pad_token_id``, ``decoder_start_token_id`` (encoder-decoder models),
+      ``forced_bos_token_id`` (the target language for mBART/NLLB with ``tgt_lang``),
+      ``max_source_length``.
+
+    A model run by another engine (``engine: ctranslate2``) carries a ``search_engine`` that runs
+    the built-in searches; its ``model`` then holds only the config, not a torch module.
     """
 
     def __init__(self, spec: ModelSpec, model, tokenizer, device: str):
@@ -330,6 +347,8 @@ class GenerationModel:
                 self.max_source_length = min(self.max_source_length, limit)
 
     def encode(self, sources) -> list[list[int]]:
+        """Token ids per source (special tokens added as the tokenizer does; prompt template
+        applied; truncated to ``max_source_length``)."""
         texts = list(sources)
         if self.spec.prompt_template is not None:
             texts = [self.spec.prompt_template.replace("{source}", s) for s in texts]
@@ -338,6 +357,7 @@ class GenerationModel:
         return [list(ids) for ids in enc["input_ids"]]
 
     def decode_text(self, ids) -> str:
+        """The text of generated token ids: special tokens skipped, surrounding space stripped."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
 
 
