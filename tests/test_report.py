@@ -108,7 +108,9 @@ def test_untrusted_text_is_escaped_everywhere(demo):
     assert "<" not in blob and ">" not in blob
     assert json.loads(blob)["experiment"] == XSS_NAME
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
+    # report.md: markup shown literally by a backslash, never by an HTML entity (the raw text stays readable)
+    assert re.search(r"(?<!\\)<[A-Za-z/!?]", md) is None and "&lt;" not in md and "&amp;" not in md
+    assert 'CUDA out of memory \\<img src=x onerror="window.\\_\\_pwned=3">' in md
 
 
 def test_translation_leaderboard_tests_against_sacrebleu(demo):
@@ -327,13 +329,53 @@ def test_csv_and_parquet_round_trip(demo):
 def test_markdown_report(demo):
     out, _, _ = demo
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert md.startswith("# demo&lt;/script&gt;")
+    assert md.startswith("# demo\\</script>\\<script>window.\\_\\_pwned=4\\</script>\n")
     assert "## Significance against the baseline" in md
-    assert "beam\\[num\\_beams=4\\] scores" in md and "significant at 0.05" in md
     assert "### BLEU (higher is better)" in md and "### TER (lower is better)" in md
-    assert re.search(r"\| Rank\s+\| Configuration", md)
+    assert re.search(r"\|\s+Rank \| Configuration", md)
     assert "## Methods" in md and "the exact sign-flip permutation test over seeds decides" in md
     assert "| p (Holm)" in md and "| Decided by" in md
+
+
+def test_markdown_reads_well_raw_numbers_right_aligned_ranked_verdicts_grouped(demo):
+    out, _, _ = demo
+    md = (out / "report.md").read_text(encoding="utf-8")
+    lines = md.splitlines()
+    # the BLEU table: numeric columns right-aligned (---:), text columns left, rows best first
+    i = lines.index("### BLEU (higher is better)")
+    head, rule, *body = lines[i + 2:i + 9]
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    align = dict(zip(cols, ["right" if c.strip().endswith(":") and not c.strip().startswith(":") else "left"
+                            for c in rule.strip("|").split("|")]))
+    assert {c for c, a in align.items() if a == "right"} == {"Rank", "BLEU", "95% CI (bootstrap over examples)", "Δ",
+                                                            "p", "p (Holm)"}
+    assert align["Configuration"] == align["Decided by"] == align["Significant"] == "left"
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in body]
+    assert [c[1] for c in cells] == ["beam[num_beams=4]", "diverse_beam[num_beam_groups=2]", "beam[num_beams=2]",
+                                     "greedy", "beam[num_beams=8]"]
+    assert [c[0] for c in cells] == ["1", "2", "3", "4", "–"]
+    assert body[0].index("67.26") + 5 == body[3].index("3.26") + 4  # digits line up in the raw text
+    # verdicts: one heading per benchmark and baseline, the deciding test named once, a bullet per metric
+    sig = md[md.index("## Significance against the baseline"):md.index("## Study")]
+    assert sig.count("### ") == 2 and "### multi30k: against greedy" in sig and "### sst2: against unmasked" in sig
+    assert sig.count("Decided by approximate randomisation.") == 1
+    assert sig.count("Decided by sign-flip permutation over seeds.") == 1
+    assert "than greedy" not in sig and "scores" not in sig  # no sentence repeated per comparison
+    bleu = sig[sig.index("- **BLEU**"):sig.index("- **chrF**")].splitlines()
+    assert bleu[1:] == [
+        "  - beam[num_beams=4]: +64.0 (better), p < 0.001, Holm 0.001: **significant**",
+        "  - diverse_beam[num_beam_groups=2]: +44.8 (better), p < 0.001, Holm 0.001: **significant**",
+        "  - beam[num_beams=2]: +9.4 (better), p = 0.191, Holm 0.574: **not significant**. The tests disagree: "
+        "sacrebleu's paired bootstrap gives p = 0.015, below 0.05"]
+    assert "  - input_mask: +4.3 (better), p = 0.0625, Holm 0.375: **not significant**. About 8 seeds would " \
+           "detect it (80% power)" in sig
+
+
+def test_md_text_escapes_only_what_markdown_would_act_on():
+    from harness_plugins.reporters.markdown import md_text
+
+    assert md_text("beam[num_beams=4] & p < 0.05 | x") == "beam[num_beams=4] & p < 0.05 \\| x"
+    assert md_text("<b>&amp; _x_ *y* `z` [l](u)\nnext") == "\\<b>\\&amp; \\_x\\_ \\*y\\* \\`z\\` [l\\](u) next"
 
 
 def test_report_command_renders_other_reporters(demo, tmp_path):
@@ -396,7 +438,7 @@ def test_a_run_whose_cells_all_failed_still_gets_reports(tmp_path):
     html = HtmlReport().write(results, out)[0].read_text(encoding="utf-8")
     assert "2 cell(s) failed" in html and "CUDA out of memory &lt;b&gt;" in html and "No comparisons" in html
     md = MarkdownReport().write(results, out)[0].read_text(encoding="utf-8")
-    assert "- t / tiny / none / beam\\[num\\_beams=2\\] / seed 0: ValueError: bad" in md
+    assert "- t / tiny / none / beam[num_beams=2] / seed 0: ValueError: bad" in md
 
 
 def test_an_observed_gap_of_zero_is_never_significant(tmp_path):
@@ -437,7 +479,7 @@ def test_identical_outputs_get_no_test_and_are_said_to_be_identical(tmp_path):
     csv = pd.read_csv(CsvExport().write(results, out)[0])
     assert csv[csv.metric == "bleu"]["rank"].tolist() == [1, 1, 3]
     md = MarkdownReport().write(results, out)[0].read_text(encoding="utf-8")
-    assert re.search(r"\| 1 +\| greedy", md) and re.search(r"\| 1 +\| beam", md) and re.search(r"\| 3 +\| sample", md)
+    assert re.search(r"\| +1 \| greedy", md) and re.search(r"\| +1 \| beam", md) and re.search(r"\| +3 \| sample", md)
     row = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"]
     assert row.identical and row.p is None and row.p_ar is None and row.significant is False
     assert row.verdict == "beam produces identical outputs to greedy on all 16 examples: no test, not a difference."

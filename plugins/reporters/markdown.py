@@ -3,18 +3,23 @@
 The same analysis as the HTML report (:func:`harness.report_data.analyze`): best configuration
 per benchmark and metric, the significance verdicts, and one table per benchmark and metric
 with 95% intervals and p-values, and the study section (Δ vs the baseline strategy per dataset
-with its intervals, the effect pooled across datasets, the MLM-head losses). Text from data is escaped for Markdown (no raw HTML, no table
-breaks). Non-goals: plots and the drill-down (see report.html).
+with its intervals, the effect pooled across datasets, the MLM-head losses).
+
+Written to be read raw as well as rendered: text from the data is escaped only where Markdown
+would act on it (:func:`md_text`: a backslash before what could start markup, never an HTML
+entity), numeric columns are right-aligned, rows are in rank order, an empty output reads
+``(empty)``, and the verdicts are grouped per benchmark and baseline with the deciding test named
+once. Non-goals: plots and the drill-down (see report.html).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.leaderboards import md_escape
 from harness.analysis import AnalysisParams, analyze, by_rank, fmt
 from harness.analysis.verdicts import decimals_of
 from harness.stats import p_number
@@ -29,27 +34,54 @@ def _p(p, floor=None) -> str:
     return p_number(p, floor)
 
 
-def render_markdown(data) -> str:
+# what Markdown (CommonMark + GFM tables) would turn into markup, and nothing else, so the raw
+# text stays readable: `<` only before a tag or comment, `&` only before an entity, `_` only
+# where it can open or close emphasis (not inside a word like num_beams), `]` only where it
+# could close a link
+_MD_SPECIAL = re.compile(r"[\\`*|~]|<(?=[A-Za-z/!?])|&(?=#?\w+;)|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\](?=[(\[:])")
+
+
+def md_text(text) -> str:
+    """``text`` shown literally in Markdown, on one line (safe inside a table cell): no HTML
+    entities in the raw file, no raw HTML, no emphasis, links or table breaks when rendered."""
+    s = str(text).replace("\r", " ").replace("\n", " ")
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), s)
+
+
+_NUMBER = re.compile(r"^(?:[\[(]?[+\-−]?\d|[<>≤≥] ?\d|–$|n/a$|not pooled$|$)")
+
+
+def _table(rows: list[dict]) -> str:
+    """A Markdown table whose numeric columns (every cell a number, an interval, a p-value or a
+    placeholder) are right-aligned, so digits line up in the raw text as well as rendered."""
     import pandas as pd
 
+    df = pd.DataFrame(rows).astype(str)
+    align = ["right" if all(_NUMBER.match(v.strip()) for v in df[c]) and any(v.strip() not in ("–", "", "n/a", "not pooled")
+                                                                                 for v in df[c]) else "left"
+             for c in df.columns]
+    return df.apply(lambda col: col.map(md_text)).to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+def render_markdown(data) -> str:
     m = data.manifest
-    out = [f"# {md_escape(data.experiment)}", ""]
+    out = [f"# {md_text(data.experiment)}", ""]
     if data.description:
-        out += [md_escape(data.description), ""]
+        out += [md_text(data.description), ""]
     n_cached = sum(c.status == "cached" for c in data.cells)
     out += [f"{len(data.cells)} cells ({n_cached} reused from cache, {len(data.failed)} failed); "
-            f"started {md_escape(m.get('started') or '?')}, run time {fmt(m.get('seconds'), 1)} s.", ""]
+            f"started {md_text(m.get('started') or '?')}, run time {fmt(m.get('seconds'), 1)} s.", ""]
     limit = m.get("limit")
     if limit:
         what = (f"Limited to {limit['n']} examples per benchmark"
                 + (" (a seeded random sample)" if limit.get("sample") else f" (the first {limit['n']})")) \
             if limit.get("n") else "Limited test sets: " + ", ".join(
-                f"{md_escape(str(b))} ({n} examples)" for b, n in limit.get("benchmarks", {}).items())
+                f"{md_text(str(b))} ({n} examples)" for b, n in limit.get("benchmarks", {}).items())
         out += [f"> **{what}:** not comparable to full-test-set results.", ""]
     if data.failed:
         out += ["**Failed cells:**", ""]
-        out += [f"- {md_escape(' / '.join(map(str, (c.benchmark, c.model, c.strategy, c.decoder))))} / seed {c.seed}: "
-                f"{md_escape(c.error or 'failed')}" for c in data.failed]
+        out += [f"- {md_text(' / '.join(map(str, (c.benchmark, c.model, c.strategy, c.decoder))))} / seed {c.seed}: "
+                f"{md_text(c.error or 'failed')}" for c in data.failed]
         out.append("")
     out += ["## Best configuration per benchmark and metric", ""]
     best = [{"Benchmark": b.name, "Metric": f"{mt.title} {mt.arrow}", "Best": r.config.label,
@@ -57,15 +89,12 @@ def render_markdown(data) -> str:
              "Significant vs baseline": "baseline" if r.is_baseline else "identical outputs" if r.identical else
              ("yes" if r.significant else ("no" if r.significant is not None else "–"))} for b, mt, r in data.best()]
     if best:
-        out += [pd.DataFrame(best).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False, disable_numparse=True), ""]
-    out += ["## Significance against the baseline", ""]
-    verdicts = data.verdicts()
-    out += [f"- **{md_escape(bench)}**: {md_escape(r.verdict)}" for bench, _, r in verdicts] or ["No comparisons."]
-    out.append("")
+        out += [_table(best), ""]
+    out += verdicts_markdown(data)
     out += study_markdown(data)
     for b in data.benchmarks:
-        out += [f"## {md_escape(b.name)} ({b.task})", "", f"Baseline: {md_escape(b.baseline_label)}.", ""]
-        out += [f"> {md_escape(n)}" for n in b.notes]
+        out += [f"## {md_text(b.name)} ({b.task})", "", f"Baseline: {md_text(b.baseline_label)}.", ""]
+        out += [f"> {md_text(n)}" for n in b.notes]
         for mt in b.metrics:
             rows = b.rows[mt.label]
             dec = decimals_of(b, mt.label)
@@ -83,10 +112,10 @@ def render_markdown(data) -> str:
                       "Significant": "identical outputs" if r.identical else
                       ("yes" if r.significant else ("no" if r.significant is not None else "–"))}
                      for r in by_rank(rows)]
-            out += [f"### {md_escape(mt.title)} ({mt.direction_text})", "",
-                    pd.DataFrame(table).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False, disable_numparse=True), ""]
+            out += [f"### {md_text(mt.title)} ({mt.direction_text})", "",
+                    _table(table), ""]
             if b.signatures.get(mt.label):
-                out += [f"{md_escape(mt.signature_label).capitalize()}: `{b.signatures[mt.label].replace('`', '')}`", ""]
+                out += [f"{md_text(mt.signature_label).capitalize()}: `{b.signatures[mt.label].replace('`', '')}`", ""]
     git = (m.get("git") or {}).get("harness") or {}
     out += ["## Methods", "",
             "- Outputs identical to the baseline's on every example: no test (\"identical outputs\").",
@@ -105,10 +134,10 @@ def render_markdown(data) -> str:
                    "Q); fewer than two datasets, or a dataset whose seeds agree exactly, are not pooled.")
     out.append("")
     out += ["## Provenance", "",
-            f"- config: `{str(m.get('config_file') or '?').replace('`', '')}`; seeds: {md_escape(m.get('seeds'))}",
-            f"- harness {md_escape(m.get('harness_version') or '?')}, commit "
+            f"- config: `{str(m.get('config_file') or '?').replace('`', '')}`; seeds: {md_text(m.get('seeds'))}",
+            f"- harness {md_text(m.get('harness_version') or '?')}, commit "
             f"`{str(git.get('commit') or 'unknown').replace('`', '')}`" + (" (uncommitted changes)" if git.get("dirty") else ""),
-            "- packages: " + ", ".join(f"{md_escape(k)} {md_escape(v)}" for k, v in (m.get("packages") or {}).items()),
+            "- packages: " + ", ".join(f"{md_text(k)} {md_text(v)}" for k, v in (m.get("packages") or {}).items()),
             f"- tests: bootstrap {data.params.bootstrap_samples} resamples, approximate randomisation "
             f"{data.params.ar_trials} trials, seed {data.params.seed}, alpha {data.params.alpha}; multiple comparisons: "
             + ("Holm-adjusted p-values decide" if data.params.multiple_comparisons == "holm" else
@@ -116,11 +145,57 @@ def render_markdown(data) -> str:
     return "\n".join(out)
 
 
-def _table(rows: list[dict]) -> str:
-    import pandas as pd
+def verdicts_markdown(data) -> list[str]:
+    """The significance verdicts, grouped: one heading per benchmark and baseline naming the
+    deciding test(s) once, a bullet per metric, a sub-bullet per configuration in rank order."""
+    from harness.stats import format_p
 
-    return pd.DataFrame(rows).astype(str).apply(lambda col: col.map(md_escape)).to_markdown(index=False,
-                                                                                             disable_numparse=True)
+    out = ["## Significance against the baseline", ""]
+    p = data.params
+    decides = "Holm-adjusted p-values decide" if p.multiple_comparisons == "holm" else \
+        "raw p-values decide (Holm-adjusted ones beside them)"
+    groups: dict[tuple[str, str], list] = {}
+    for b in data.benchmarks:
+        for mt in b.metrics:
+            for r in by_rank(b.rows.get(mt.label, [])):
+                if r.verdict and r.baseline is not None:
+                    groups.setdefault((b.name, r.baseline.label), []).append((b, mt, r))
+    if not groups:
+        return out + ["No comparisons.", ""]
+    out += [f"Significant: p below {p.alpha:g} in the deciding test; {decides}. Δ = configuration minus "
+            "baseline. Each comparison's full sentence, with every test beside the deciding one, is in report.html.",
+            ""]
+    for (bench, base), items in groups.items():
+        out += [f"### {md_text(bench)}: against {md_text(base)}", ""]
+        tests = list(dict.fromkeys(r.test_name for _, _, r in items if r.p is not None))
+        if tests:
+            out += [f"Decided by {md_text(' / '.join(tests))}.", ""]
+        metric = None
+        for b, mt, r in items:
+            if mt.label != metric:
+                metric = mt.label
+                out.append(f"- **{md_text(mt.title)}** ({mt.direction_text})")
+            dec = decimals_of(b, mt.label)
+            d = r.delta
+            digits = 3 if dec > 2 else (1 if abs(d) >= 0.1 else 2)
+            better = (mt.better(r.value, r.value - d) if mt.direction == "target" else (d > 0) == mt.higher_is_better)
+            head = f"{md_text(r.config.label)}: {d:+.{digits}f}" + ("" if d == 0 else f" ({'better' if better else 'worse'})")
+            if r.identical:
+                line = f"{md_text(r.config.label)}: identical outputs to the baseline: no test, not a difference"
+            elif r.p is None:
+                line = f"{head}: no paired test possible ({md_text(r.test or 'no per-example statistics')})"
+            else:
+                ps = format_p(r.p, r.min_p_perm) + (f", Holm {p_number(r.p_holm)}" if r.p_holm is not None else "")
+                if len(tests) > 1:
+                    ps = f"{md_text(r.test_name)} {ps}"
+                line = f"{head}, {ps}: **{'significant' if r.significant else 'not significant'}**"
+                if r.disagreement:
+                    line += f". {md_text(r.disagreement.rstrip('.'))}"
+                if r.test == "seeds" and r.seeds_needed is not None and not r.significant and d != 0:
+                    line += f". About {r.seeds_needed} seeds would detect it ({p.power:.0%} power)"
+            out.append(f"  - {line}")
+        out.append("")
+    return out
 
 
 def _signed(v, dec: int) -> str:
@@ -140,10 +215,10 @@ def study_markdown(data) -> list[str]:
     if st is not None:
         bench = next((b for b in data.benchmarks if b.name == st.rows[0].benchmark), None)
         dec = decimals_of(bench, st.metric.label) if bench is not None else 4
-        base = md_escape(st.baseline)
-        out += [f"## Study: Δ {md_escape(st.metric.title)} vs {base}", "",
+        base = md_text(st.baseline)
+        out += [f"## Study: Δ {md_text(st.metric.title)} vs {base}", "",
                 f"{len(st.rows)} comparisons with the baseline strategy {base} over {len(st.datasets)} dataset(s), "
-                f"paired by seed ({md_escape(st.grouping)}). Δ = arm minus {base}, mean over seeds "
+                f"paired by seed ({md_text(st.grouping)}). Δ = arm minus {base}, mean over seeds "
                 f"({st.metric.direction_text}). The sign-flip permutation test over seeds decides significance.", ""]
         model = [{"Model": s.model} for s in st.rows] if st.multi_model else [{} for _ in st.rows]
         out += [_table([{**mcol, "Dataset": s.dataset, "Budget": "–" if s.budget is None else s.budget, "Arm": s.arm,
