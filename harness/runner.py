@@ -39,6 +39,7 @@ from typing import Any
 from . import __version__
 from .config import Cell, Component, ResolvedExperiment
 from .errors import DataError, HarnessError
+from .example_scores import metric_example_scores, row_scores, with_scores
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec,
                       check_written_files, describe_value, not_finite, who)
@@ -121,6 +122,9 @@ class CellOutcome:
     index: int = 0
     traceback: str | None = None
     metric_errors: list[str] = field(default_factory=list)  # metrics that failed or gave NaN (cell kept)
+    # per row of predictions.jsonl: its ``scores`` object (harness.example_scores), published in predictions/
+    row_scores: list[dict[str, Any]] | None = None
+    score_signatures: dict[str, str] = field(default_factory=dict)  # metric label -> how its row scores were made
 
 
 def seed_everything(seed: int) -> None:
@@ -355,7 +359,28 @@ class Worker:
             if odd and not (lists_na and odd == "NaN"):  # kept (NaN: empty in metrics.csv) and flagged
                 problems.append(f"metric '{m.label}' is {odd} ({who(m)} returned {odd})")
             out.append({**labels, "metric": m.label, "value": value, "signature": signature, **common})
-        return CellOutcome(job.key, labels, status, seconds, out, index=job.index, metric_errors=problems)
+        per_metric, signatures = self._example_scores(job, outputs, examples, nbest)
+        return CellOutcome(job.key, labels, status, seconds, out, index=job.index, metric_errors=problems,
+                           row_scores=row_scores(cell.task, rows, per_metric), score_signatures=signatures)
+
+    def _example_scores(self, job: CellJob, outputs, examples, nbest) -> tuple[dict[str, list], dict[str, str]]:
+        """Each metric's per-example values (sentence chrF/BLEU, a plugin's example_scores) for
+        the ``scores`` of predictions/*.jsonl. A metric whose per-example values fail loses only
+        them (its corpus value above is unaffected), with a warning."""
+        per_metric: dict[str, list] = {}
+        signatures: dict[str, str] = {}
+        for m in job.metrics:
+            try:
+                values, sig = metric_example_scores(m.instantiate(), list(outputs), list(examples),
+                                                    [list(n) for n in nbest] if nbest is not None else None)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - per-row extras must not cost the cell
+                log.warning("metric '%s': no per-example scores for cell %s: %s", m.label, job.key,
+                            describe_exception(e))
+                continue
+            if values is not None:
+                per_metric[m.label] = values
+                signatures[m.label] = sig
+        return per_metric, signatures
 
 
 def _score(score: Any) -> float | None:
@@ -787,6 +812,19 @@ def limit_record(resolved: ResolvedExperiment) -> dict[str, Any] | None:
     return {"n": exp.limit, "sample": exp.sample, "benchmarks": per}
 
 
+def metrics_record(resolved: ResolvedExperiment, outcomes: list[CellOutcome]) -> dict[str, Any]:
+    """Per metric label: its plugin, the signature(s) of its corpus values and of the per-example
+    ``scores`` in predictions/*.jsonl (recorded here once rather than as a JSONL header line)."""
+    out: dict[str, Any] = {}
+    for comp in resolved.components.get("metrics", []):
+        sigs = sorted({str(m["signature"]) for o in outcomes for m in o.metrics
+                       if m.get("metric") == comp.label and m.get("signature")})
+        row = sorted({o.score_signatures[comp.label] for o in outcomes if comp.label in o.score_signatures})
+        out[comp.label] = {"plugin": comp.name, "signature": " ; ".join(sigs) or None,
+                           "example_scores": " ; ".join(row) or None}
+    return out
+
+
 def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob], outcomes: list[CellOutcome],
                   started: float, report_errors: list[str] | None = None, write_errors: list[str] | None = None,
                   threads: dict[str, Any] | None = None) -> list[Path]:
@@ -813,7 +851,9 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
             continue
         target = safe_child(pred_dir, names[job.index])
         try:
-            atomic_write_text(target, (job.celldir / "predictions.jsonl").read_text(encoding="utf-8"))
+            # the cell's rows (whose digest cell.json records) plus each row's scores from this run's metrics
+            scored = with_scores(read_jsonl(job.celldir / "predictions.jsonl"), o.row_scores)
+            atomic_write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in scored))
         except OutputWriteError as e:
             write_errors.append(str(e))
             continue
@@ -862,6 +902,7 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         "threads": threads or {"torch": None, "source": "not set"},
         **({"write_errors": list(write_errors)} if write_errors else {}),
         "outputs": {str(f.relative_to(outdir)): sha256_file(f) for f in files},
+        "metrics": metrics_record(resolved, outcomes),
         "cells": [{"key": o.key, **o.labels, "identity": identities.get(o.index), "status": o.status,
                    "seconds": round(o.seconds, 3),
                    # a metric that failed or gave NaN is flagged on its (otherwise fine) cell, so reports show it
