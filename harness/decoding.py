@@ -108,9 +108,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time 
                                                   beam_search, device_of, greedy_search, left_padded, plan_batches,
                                                   rules_from_model, run_batches)
     from harness_plugins.decoders.diverse_beam import DiverseBeamParams
+    from harness.models import GenerationModel
     from harness_plugins.decoders.sample import SampleParams, example_ids
-
-    from .models import GenerationModel
 
 # name -> module it lives in. The built-in decoders' modules stay where they are (their users
 # import them); this table is the one public door to them.

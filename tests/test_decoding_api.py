@@ -91,3 +91,17 @@ def test_unknown_names_fail_like_any_module_attribute():
     with pytest.raises(AttributeError, match="has no attribute 'beam_serch'"):
         decoding.beam_serch  # noqa: B018
     assert set(decoding.__all__) <= set(dir(decoding))
+
+
+def test_the_type_checking_imports_and_the_docs_list_the_same_names():
+    """The lazy table, the imports type checkers read and the docs' table are kept by hand: they agree."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tree = ast.parse((root / "harness" / "decoding.py").read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
+    typed = {(node.module, a.name) for node in ast.walk(block) if isinstance(node, ast.ImportFrom)
+             for a in node.names}
+    assert typed == {(module, name) for name, module in decoding._LOCATIONS.items()}
+    docs = (root / "docs" / "plugins.md").read_text()
+    assert [n for n in decoding._LOCATIONS if f"`{n}" not in docs] == []
