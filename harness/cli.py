@@ -214,6 +214,9 @@ def report(outdir: Path, reporters: tuple[str, ...]):
         cls = plugins.get("reporter", name)
         for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, outdir):
             click.echo(f"wrote {f}")
+    from .results_json import write as write_results_json
+
+    click.echo(f"wrote {write_results_json(results, outdir)}")  # regenerated from the saved results
 
 
 KIND_BY_NAME = {**{k: k for k in KIND_TITLES}, **{v: k for k, v in KIND_TITLES.items()}}

@@ -933,4 +933,15 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
                 write_errors.append(str(fault))
             else:
                 report_errors.append(f"reporter '{comp.label}' failed: {describe_exception(e)}")
+    from . import results_json
+
+    try:  # after the reporters: it reuses their analysis (same settings), so its p-values are theirs
+        files.append(results_json.write(results, outdir))
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - like a reporter: the other results stay
+        log.debug("results.json failed", exc_info=True)
+        fault = storage_fault(e)
+        if fault is not None:
+            write_errors.append(str(fault))
+        else:
+            report_errors.append(f"results.json failed: {describe_exception(e)}")
     return files

@@ -1,0 +1,68 @@
+"""OUTDIR/results.json: the whole run in one stable file, with the report's own numbers."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from harness.config import load_experiment_dict
+from harness.runner import run_experiment
+
+
+@pytest.fixture
+def run_dir(tmp_path, tiny_marian, translation_files):
+    resolved = load_experiment_dict({
+        "name": "rj", "seeds": [0], "models": [{"path": str(tiny_marian), "label": "tiny"}],
+        "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": "test.en", "reference": "test.de"}}],
+        "decoders": [{"name": "greedy", "params": {"max_new_tokens": [2, 6]}}],
+        "metrics": ["chrf"],
+        # the analysis settings of the run's report: results.json must use the same
+        "reporters": [{"name": "csv", "params": {"bootstrap_samples": 300, "ar_trials": 300, "seed": 7}}],
+        "baseline": {"decoder": "greedy[max_new_tokens=2]"},
+    }, base_dir=tmp_path)
+    summary = run_experiment(resolved, tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
+    assert not summary.failed and not summary.report_errors, summary.report_errors
+    return tmp_path / "out"
+
+
+def test_results_json_holds_config_cells_aggregates_and_the_reports_comparisons(run_dir):
+    doc = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert list(doc)[:4] == ["schema_version", "experiment", "description", "status"]
+    assert doc["schema_version"] == 1 and doc["experiment"] == "rj" and doc["status"] == "complete"
+    assert doc["config"]["name"] == "rj" and "sacrebleu" in doc["packages"]
+    assert doc["analysis"]["bootstrap_samples"] == 300 and doc["analysis"]["seed"] == 7
+    assert [c["status"] for c in doc["cells"]] == ["done", "done"]
+    assert all(c["n"] == 4 and set(c["timings"]) >= {"load_data", "predict"} for c in doc["cells"])
+
+    summary = pd.read_csv(run_dir / "summary.csv")
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert len(doc["aggregates"]) == 2
+    for agg in doc["aggregates"]:
+        assert agg["metric"] == "chrf" and agg["n"] == 4 and agg["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6")
+        assert agg["value"] == pytest.approx(metrics.set_index("decoder").value[agg["decoder"]])
+        want = summary.set_index("label").loc[agg["label"]]
+        assert (agg["ci_low"], agg["ci_high"]) == pytest.approx((want.ci_low, want.ci_high))
+        assert agg["ci_method"] == want.ci_method == "bootstrap over examples (300 resamples)"
+        assert agg["ci_low"] <= agg["value"] <= agg["ci_high"]
+
+    (cmp,) = doc["comparisons"]
+    want = summary.set_index("label").loc[cmp["label"]]
+    assert cmp["baseline"] == "greedy[max_new_tokens=2]" and cmp["metric"] == "chrf"
+    assert cmp["delta"] == pytest.approx(want.delta)
+    assert cmp["test"] == want.test == "ar" and cmp["test_name"] == "approximate randomisation"
+    assert cmp["identical_outputs"] is False and cmp["outputs_differ"] == 4
+    assert cmp["p"] == pytest.approx(want.p) and cmp["p_holm"] == pytest.approx(want.p_holm)
+    assert cmp["p_ar"] == pytest.approx(want.p_ar) and cmp["p_bootstrap"] == pytest.approx(want.p_bootstrap)
+    assert cmp["verdict"] == want.verdict and "approximate randomisation p = " in cmp["verdict"]
+
+
+def test_harness_report_regenerates_the_same_results_json(run_dir):
+    before = (run_dir / "results.json").read_bytes()
+    (run_dir / "results.json").unlink()
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert f"wrote {run_dir / 'results.json'}" in res.stdout
+    assert (run_dir / "results.json").read_bytes() == before
