@@ -46,15 +46,19 @@ def test_the_example_imports_only_public_names():
     assert len(example_source().strip().splitlines()) <= 60
 
 
-def test_example_decoder_at_top_k_1_gives_greedys_tokens_and_scores(tmp_path, tiny_marian):
+@pytest.mark.parametrize("kind", ["marian", "gpt2"])  # gpt2: the prompt is the prefix the rules see
+def test_example_decoder_at_top_k_1_gives_greedys_outputs_and_scores(kind, tmp_path, request):
     src, ref = write_translation_files(tmp_path)
-    config = {"name": "t", "models": [{"path": str(tiny_marian)}],
+    model = {"path": str(request.getfixturevalue(f"tiny_{kind}"))}
+    if kind == "gpt2":
+        model["prompt_template"] = "{source} ="
+    config = {"name": "t", "models": [model],
               "benchmarks": [{"name": "parallel_text", "params": {"source": str(src), "reference": str(ref)}}],
-              "decoders": [{"name": "greedy", "params": {"max_new_tokens": 8}},
+              "decoders": [{"name": "greedy", "params": {"max_new_tokens": 8, "min_new_tokens": 4}},
                            {"name": "top_k", "label": "top1",
-                            "params": {"top_k": 1, "temperature": 0.7, "max_new_tokens": 8}},
+                            "params": {"top_k": 1, "temperature": 0.7, "max_new_tokens": 8, "min_new_tokens": 4}},
                            {"name": "top_k", "label": "top20",
-                            "params": {"top_k": 20, "temperature": 2.0, "max_new_tokens": 8}}],
+                            "params": {"top_k": 20, "temperature": 2.0, "max_new_tokens": 8, "min_new_tokens": 4}}],
               "metrics": ["chrf"]}
     results = run_config(config, tmp_path / "out", plugins=[example_module()])
     by_label = {cell["decoder"]: results.predictions(cell["key"]) for cell in results.cells}
@@ -65,6 +69,19 @@ def test_example_decoder_at_top_k_1_gives_greedys_tokens_and_scores(tmp_path, ti
     # a wide, hot top-k draws something else for at least one sentence (a random tiny model is
     # close to uniform over its 60 words): the example really samples
     assert [p["output"] for p in top20] != [p["output"] for p in greedy]
+
+    # the token ids too (min_new_tokens: the tiny GPT-2 would end every sentence at once)
+    from harness.api import CellContext
+    from harness.models import ModelSpec, load_generation_model
+    from harness_plugins.decoders.greedy import Greedy
+
+    gm = load_generation_model(ModelSpec(**{**model, "device": "cpu"}))
+    ctx = CellContext(seed=0, workdir=tmp_path, cache_dir=tmp_path)
+    example = example_module()
+    ours = example.TopK(example.TopKParams(top_k=1, max_new_tokens=8, min_new_tokens=4)).decode(gm, SOURCES, ctx)
+    theirs = Greedy(Greedy.Params(max_new_tokens=8, min_new_tokens=4)).decode(gm, SOURCES, ctx)
+    assert [h[0].tokens for h in ours] == [h[0].tokens for h in theirs]
+    assert all(len(h[0].tokens) > 4 for h in ours)
 
 
 def test_importing_harness_decoding_does_not_import_torch():
