@@ -40,6 +40,7 @@ from . import __version__
 from .config import Cell, Component, ResolvedExperiment
 from .errors import DataError, HarnessError
 from .example_scores import metric_example_scores, row_scores, with_scores
+from .provenance import data_files, hub_revisions
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec,
                       check_written_files, describe_value, not_finite, who)
@@ -903,6 +904,8 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         **({"write_errors": list(write_errors)} if write_errors else {}),
         "outputs": {str(f.relative_to(outdir)): sha256_file(f) for f in files},
         "metrics": metrics_record(resolved, outcomes),
+        "data_files": data_files(resolved),  # sha256 of every local file the benchmarks name
+        "hub_revisions": hub_revisions(resolved),  # commits the Hub ids resolve to in the local cache
         "cells": [{"key": o.key, **o.labels, "identity": identities.get(o.index), "status": o.status,
                    "seconds": round(o.seconds, 3),
                    # a metric that failed or gave NaN is flagged on its (otherwise fine) cell, so reports show it

@@ -66,3 +66,32 @@ def test_harness_report_regenerates_the_same_results_json(run_dir):
     assert res.returncode == 0, res.stderr
     assert f"wrote {run_dir / 'results.json'}" in res.stdout
     assert (run_dir / "results.json").read_bytes() == before
+
+
+def test_manifest_records_the_sha256_of_every_data_file_read(run_dir):
+    import hashlib
+
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    base = run_dir.parent
+    # relative to the config's directory (here: the test's directory), so checkouts compare equal
+    assert manifest["data_files"] == {name: hashlib.sha256((base / name).read_bytes()).hexdigest()
+                                      for name in ("test.de", "test.en")}
+    assert manifest["hub_revisions"] == {"models": {}, "datasets": {}}  # a local model, local files
+    doc = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert doc["data_files"] == manifest["data_files"]
+
+
+def test_hub_revisions_come_from_the_local_cache_and_are_null_when_unknown(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from harness.provenance import cached_commit
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    ref = tmp_path / "models--Helsinki-NLP--opus-mt-en-de" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert cached_commit("Helsinki-NLP/opus-mt-en-de", None) == commit
+    assert cached_commit("Helsinki-NLP/opus-mt-en-de", "v2") is None  # a branch never fetched: unknown offline
+    assert cached_commit("nyu-mll/glue", None, "dataset") is None
+    assert cached_commit("any/repo", "f" * 40) == "f" * 40  # a pinned commit is its own revision
