@@ -9,6 +9,7 @@ tmp directory).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -130,4 +131,87 @@ def test_leaderboard_page_in_headless_chromium(browser_page, tmp_path):
     scores = [float(v) for v in column(page, "lb-1 table", score_col) if v != "–"]
     assert scores == sorted(scores, reverse=True)
     assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert log["errors"] == [] and log["requests"] == []
+
+
+def crowded_run(out: Path) -> Path:
+    """Ten beam configurations whose scores, diversity and speeds nearly coincide (every label of
+    the scatter plots wants the same spot), decoder parameters of which only num_beams differs,
+    one empty output, and long configuration labels that make the tables wide."""
+    from report_helpers import degrade, translation_benchmark, write_run
+
+    tb = translation_benchmark(32)
+    refs = tb["references"]
+    cells = []
+    for i in range(10):
+        # nine configurations a sentence apart cluster in one corner; the tenth is far away
+        outputs = [r if j != i else " ".join(r.split()[:-1]) for j, r in enumerate(refs)] if i < 9 else \
+            degrade(refs, 2)
+        if i == 3:
+            outputs[0] = ""
+        params = {"num_beams": i + 1, "length_penalty": 1.0, "early_stopping": True, "no_repeat_ngram_size": 3}
+        label = "beam[" + ",".join(f"{k}={v}" for k, v in params.items()) + "]"
+        cells.append(dict(benchmark="multi30k", decoder=label, decoder_params=params, outputs=outputs,
+                          predict_seconds=(4.0 + 0.002 * i) if i < 9 else 1.0,
+                          extra={"distinct_2": (0.40 + 0.0003 * i) if i < 9 else 0.6}))
+    return write_run(out, experiment="crowded", benchmarks={"multi30k": tb}, cells=cells,
+                     extra_metric_plugins={"distinct_2": "distinct_2"})
+
+
+TEXT_BOXES = """figs => figs.map(f => ({plot: f.dataset.plot, boxes: Array.from(
+    f.querySelectorAll('svg g[id*="text_"], svg g[id*="label-"], svg g[id*="legend_"] g[id*="text_"]'))
+    .filter(g => !g.parentElement.closest('g[id*="text_"], g[id*="label-"]'))
+    .map(g => { const r = g.getBoundingClientRect();
+                return {id: g.id, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; })
+    .filter(b => b.x1 > b.x0 && b.y1 > b.y0)}))"""
+
+
+def overlapping(boxes: list[dict], tol: float = 0.5) -> list[tuple[str, str]]:
+    return [(a["id"], b["id"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a["x0"] + tol < b["x1"] and b["x0"] + tol < a["x1"] and a["y0"] + tol < b["y1"] and b["y0"] + tol < a["y1"]]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_crowded_report_labels_never_overlap_and_the_page_fits_the_screen(browser_page, tmp_path, width):
+    from harness_plugins.reporters.html import HtmlReport
+
+    page, log = browser_page
+    page.set_viewport_size({"width": width, "height": 900})
+    out = crowded_run(tmp_path / "run")
+    html_path = HtmlReport().write(load_run(out), out)[0]
+    page.goto(html_path.resolve().as_uri())
+    page.wait_for_load_state("load")
+
+    # no two text boxes of a plot intersect: point labels, tick labels, axis titles, legend entries
+    plots = page.eval_on_selector_all("figure.plot", TEXT_BOXES)
+    assert {p["plot"] for p in plots} >= {"diversity", "speed", "beam"}
+    for p in plots:
+        labels = [b for b in p["boxes"] if "label-" in b["id"]]
+        assert len(p["boxes"]) > 10 and (p["plot"] not in ("diversity", "speed") or labels), p["plot"]
+        assert overlapping(p["boxes"]) == [], p["plot"]
+    # every configuration is named once, in place or in the legend beside the plot, by what differs
+    # (num_beams; not the parameters all ten share): glyphs are paths, matplotlib keeps the text in comments
+    for name in ("diversity", "speed"):
+        svg = page.inner_html(f"figure.plot[data-plot={name}]")
+        named = sorted(re.findall(r"<!-- (num_beams=\d+) -->", svg), key=lambda t: int(t.split("=")[1]))
+        assert named == [f"num_beams={i}" for i in range(1, 11)], name
+        assert "length_penalty" not in svg and "early_stopping" not in svg
+
+    # the page is never wider than the screen: wide tables scroll inside their own box
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    widest = page.eval_on_selector_all("table", "ts => Math.max(...ts.map(t => t.getBoundingClientRect().width))")
+    if width == 390:
+        assert widest > 390  # the test means something: some table is wider than the phone...
+        scrollers = page.eval_on_selector_all(
+            "table", "ts => ts.filter(t => t.getBoundingClientRect().width > 390)"
+                     ".map(t => getComputedStyle(t.parentElement).overflowX)")
+        assert set(scrollers) == {"auto"}  # ...and scrolls inside its box
+
+    # an empty output is shown as "(empty)", not as a blank cell
+    empty = page.eval_on_selector_all("table.drill em.empty", "els => els.map(e => e.innerText)")
+    assert empty == ["(empty)"]
+
+    shots = Path(os.environ.get("HARNESS_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"crowded-{width}.png"), full_page=True)
     assert log["errors"] == [] and log["requests"] == []

@@ -7,7 +7,42 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from .model import METRIC_TITLES, BenchmarkReport, Config, finite
+from .model import METRIC_TITLES, NO_DECODER, BenchmarkReport, Config, finite
+
+
+def legend_names(configs: list[Config], dec_plugin: dict[str, str]) -> dict[int, str]:
+    """A short name per plotted configuration (keyed by ``id``) naming only what differs among
+    them: the model and strategy when they vary, the decoder plugin when it varies, and of the
+    decoder's parameters only those that differ between configurations of the same plugin.
+    A name that would not be unique falls back to the configuration's full label."""
+    def params(c: Config) -> dict[str, str]:
+        dp = (c.cells[0].decoder_params if c.cells else None) or {}
+        return {k: json.dumps(v, sort_keys=True).strip('"') for k, v in dp.items()}
+
+    plugin = {id(c): dec_plugin.get(c.decoder) or c.decoder.split("[")[0] for c in configs}
+    by_plugin: dict[str, list[Config]] = defaultdict(list)
+    for c in configs:
+        by_plugin[plugin[id(c)]].append(c)
+    differing: dict[str, list[str]] = {}
+    for name, group in by_plugin.items():
+        keys = list(dict.fromkeys(k for c in group for k in params(c)))
+        differing[name] = [k for k in keys if len({params(c).get(k) for c in group}) > 1]
+    show = {a: len({getattr(c, a) for c in configs}) > 1 for a in ("model", "strategy")}
+    show_plugin = len(set(plugin.values())) > 1
+    out = {}
+    for c in configs:
+        parts = [getattr(c, a) for a in ("model", "strategy") if show[a]]
+        if c.decoder != NO_DECODER:
+            pp = params(c)
+            args = ", ".join(f"{k}={pp[k]}" for k in differing[plugin[id(c)]] if k in pp)
+            if show_plugin:
+                parts.append(f"{plugin[id(c)]}[{args}]" if args else plugin[id(c)])
+            elif args:
+                parts.append(args)
+        out[id(c)] = " / ".join(parts) or c.label
+    if len(set(out.values())) < len(out):
+        return {id(c): c.label for c in configs}
+    return out
 
 def _expected_utility(cfg: Config, dec_plugin: dict[str, str], preds) -> dict[str, Any]:
     """For an ``mbr`` configuration: the mean expected utility of its chosen outputs (their
@@ -67,9 +102,10 @@ def plot_data(br: BenchmarkReport, dec_plugin: dict[str, str], preds=None) -> di
                              "greedy": [{"name": g.label, "y": {m.label: mean_of(g, m.label) for m in quality}}
                                         for g in greedy_refs]}
         # quality vs diversity
+        names = legend_names([c for c in br.configs if c.cells], dec_plugin)
         div = next((d for d in ("distinct_2", "distinct_1", "self_bleu") if d in labels), None)
         if div is not None:
-            pts = [{"name": cfg.label, "x": mean_of(cfg, div), "y": mean_of(cfg, primary.label),
+            pts = [{"name": names[id(cfg)], "x": mean_of(cfg, div), "y": mean_of(cfg, primary.label),
                     "oracle": mean_of(cfg, "oracle_bleu") if "oracle_bleu" in labels else None,
                     **_expected_utility(cfg, dec_plugin, preds)}
                    for cfg in br.configs if cfg.cells]
@@ -83,14 +119,15 @@ def plot_data(br: BenchmarkReport, dec_plugin: dict[str, str], preds=None) -> di
             t = [c.n / c.predict_seconds for c in cfg.cells if c.predict_seconds and c.n]
             y = mean_of(cfg, primary.label)
             if t and y is not None:
-                sp.append({"name": cfg.label, "x": float(np.mean(t)), "y": y})
+                sp.append({"name": names[id(cfg)], "x": float(np.mean(t)), "y": y})
         if len(sp) >= 2:
             plots["speed"] = {"y_label": primary.title, "points": sp}
     # scores across seeds with error bars
     seeded = [cfg for cfg in br.configs if len(cfg.distinct_keys) >= 2]
     if seeded:
         m = br.metrics[0]
+        names = legend_names([c for c in br.configs if c.cells], dec_plugin)
         plots["seeds"] = {"metric": m.title, "configs": [
-            {"name": cfg.label, "values": [c.values[m.label] for c in cfg.cells if finite(c.values.get(m.label))]}
+            {"name": names[id(cfg)], "values": [c.values[m.label] for c in cfg.cells if finite(c.values.get(m.label))]}
             for cfg in br.configs if cfg.cells]}
     return plots

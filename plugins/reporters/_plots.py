@@ -73,23 +73,94 @@ def beam_plot(data: dict[str, Any]) -> str:
     return _svg(fig)
 
 
+# candidate label positions around a point, nearest first: offsets (points) in eight directions
+# at growing distances; beyond the first ring a thin leader line joins label and point
+_RINGS = (5.0, 12.0, 20.0, 30.0, 42.0, 56.0)
+_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(ax, points: list[tuple[float, float]], texts: list[str], *, fontsize: float = 7,
+                 obstacles: list[tuple[float, float]] = ()) -> list[int]:
+    """Label each point without any two labels overlapping each other, a marker or the axes'
+    edge (so no tick label either): greedy, points in order, each label at the nearest free
+    candidate position (:data:`_RINGS` x :data:`_DIRECTIONS`; a leader line past the first ring).
+    Returns the indices of the points that found no free place: the caller names them in a
+    legend instead. The layout is the one matplotlib draws, measured in display units after
+    the axes' limits are final (the same greedy idea as most label placers, e.g. Imhof 1975)."""
+    fig = ax.figure
+    fig.canvas.draw()  # final limits and a renderer to measure text
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0
+    frame = ax.get_window_extent(renderer)
+    marker = 4.5 * px  # half a default marker (6 pt) plus a margin
+    taken = [(x - marker, y - marker, x + marker, y + marker)
+             for x, y in [ax.transData.transform(p) for p in list(points) + list(obstacles)]]
+    pad = 1.5 * px
+    unplaced = []
+    for i, ((x, y), text) in enumerate(zip([ax.transData.transform(p) for p in points], texts)):
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = ext.width, ext.height
+        for r in _RINGS:
+            found = None
+            for dx, dy in _DIRECTIONS:
+                ox, oy = dx * r * px, dy * r * px
+                # the label's corner (or edge midpoint) nearest the point sits at the offset
+                left = x + ox if dx > 0 else (x + ox - w if dx < 0 else x - w / 2)
+                bottom = y + oy if dy > 0 else (y + oy - h if dy < 0 else y - h / 2)
+                box = (left - pad, bottom - pad, left + w + pad, bottom + h + pad)
+                inside = box[0] >= frame.x0 and box[2] <= frame.x1 and box[1] >= frame.y0 and box[3] <= frame.y1
+                if inside and not any(_overlaps(box, t) for t in taken):
+                    found = (dx, dy, r, box)
+                    break
+            if found:
+                break
+        if not found:
+            unplaced.append(i)
+            continue
+        dx, dy, r, box = found
+        taken.append(box)
+        ha = "left" if dx > 0 else ("right" if dx < 0 else "center")
+        va = "bottom" if dy > 0 else ("top" if dy < 0 else "center")
+        kw = dict(arrowprops=dict(arrowstyle="-", color="#888888", linewidth=0.6, shrinkA=0, shrinkB=3)) \
+            if r > _RINGS[0] else {}
+        ann = ax.annotate(text, ax.transData.inverted().transform((x, y)), xytext=(dx * r, dy * r),
+                          textcoords="offset points", fontsize=fontsize, ha=ha, va=va, **kw)
+        ann.set_gid(f"label-{i}")
+    return unplaced
+
+
 def _scatter(points: list[dict[str, Any]], x_label: str, y_label: str, title: str, *, logx: bool = False,
              oracle: bool = False) -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    handles = []
+    obstacles = []
     for i, p in enumerate(points):
-        ax.scatter([p["x"]], [p["y"]], color=_PALETTE[i % 10], zorder=3)
-        ax.annotate(_short(p["name"], 28) + p.get("suffix", ""), (p["x"], p["y"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        handles.append(ax.scatter([p["x"]], [p["y"]], color=_PALETTE[i % 10], zorder=3))
         if oracle and p.get("oracle") is not None:
             ax.scatter([p["x"]], [p["oracle"]], color=_PALETTE[i % 10], marker="^", alpha=0.5, zorder=2)
             ax.plot([p["x"], p["x"]], [p["y"], p["oracle"]], color=_PALETTE[i % 10], alpha=0.3, linewidth=1)
+            obstacles.append((p["x"], p["oracle"]))
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+    # room inside the frame for labels of points at its edge
+    ax.margins(x=0.12, y=0.15)
+    texts = [_short(p["name"], 28) + p.get("suffix", "") for p in points]
+    unplaced = place_labels(ax, [(p["x"], p["y"]) for p in points], texts, obstacles=obstacles)
+    if unplaced:
+        # too crowded to label in place: those points are named in a legend beside the plot
+        ax.legend([handles[i] for i in unplaced], [texts[i] for i in unplaced], fontsize=7, loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="not labelled in place", title_fontsize=7)
     return _svg(fig)
 
 

@@ -119,6 +119,20 @@ def best_first(mt) -> str:
     return "desc" if mt.direction == "higher" else "asc"
 
 
+def shown(text: Any):
+    """An output as the page shows it: an empty one as a visible, muted "(empty)" (not a blank cell
+    that looks like missing data); anything else as escaped text."""
+    from markupsafe import Markup
+
+    if text is None:
+        return "–"
+    if str(text) == "":
+        return Markup('<em class="empty">(empty)</em>')
+    if not str(text).strip():
+        return Markup('<em class="empty">(whitespace only)</em>')
+    return text
+
+
 def _yaml(obj: Any) -> str:
     import yaml
 
@@ -162,7 +176,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     payload = {"experiment": data.experiment, "alpha": data.params.alpha, "results": data.records()}
     page = environment().get_template("report.html.j2").render(
         d=data, m=_Attr(m), css=asset("report.css"), script=script, csp=csp_for(script),
-        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, by_rank=by_rank, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed,
+        data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, by_rank=by_rank, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed, shown=shown,
         n_identical=n_identical, decs=decs, row_of=row_of,
         is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests, study_plots=study_plots,
         study_dec=study_dec, mlm_summary=mlm_head_summary(data.mlm_heads),
