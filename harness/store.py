@@ -4,7 +4,8 @@ Layout of a run directory::
 
     OUTDIR/manifest.json          resolved config, versions, commit, seeds, timings, cell statuses
     OUTDIR/metrics.csv            long format, one row per cell x metric
-    OUTDIR/predictions/<cell>.jsonl
+    OUTDIR/predictions/<cell>.jsonl  the cell's rows, each with its per-example ``scores``
+    OUTDIR/results.json           config, versions, aggregates with CIs, comparisons with p-values
     OUTDIR/report.html
     OUTDIR/cells/<key>/cell.json  status (running | done | failed), labels, params, timings,
                                   predictions digest; error + traceback when failed
