@@ -102,6 +102,9 @@ def test_report_in_headless_chromium(browser_page, tmp_path):
     # the plots are inline SVG and rendered with a size
     sizes = page.eval_on_selector_all("figure.plot svg", "els => els.map(e => e.getBoundingClientRect().width)")
     assert len(sizes) == 4 and min(sizes) > 200
+    for p in page.eval_on_selector_all("figure.plot", TEXT_BOXES):  # no two texts of a plot overlap
+        assert len(p["boxes"]) > 5 and overlapping(p["boxes"]) == [], p["plot"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
 
     shots = Path(os.environ.get("HARNESS_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)

@@ -241,6 +241,31 @@ def test_plots_present_only_with_their_data(demo, tmp_path):
     assert "No comparisons" in small
 
 
+def test_plot_names_list_only_the_parameters_that_differ(tmp_path):
+    tb = translation_benchmark(16)
+    refs = tb["references"]
+    shared = {"length_penalty": 1.0, "no_repeat_ngram_size": 3}
+    cells = [dict(benchmark="t", decoder="greedy", outputs=degrade(refs, 3), predict_seconds=1.0,
+                  extra={"distinct_2": 0.3})]
+    for i, nb in enumerate((2, 4)):
+        cells.append(dict(benchmark="t", decoder=f"beam[num_beams={nb},length_penalty=1.0,no_repeat_ngram_size=3]",
+                          decoder_params={"num_beams": nb, **shared}, outputs=degrade(refs, 4 + i),
+                          predict_seconds=2.0 + i, extra={"distinct_2": 0.4 + i / 10}))
+    for i, nb in enumerate((2, 4)):
+        cells.append(dict(benchmark="t", decoder=f"beam[num_beams={nb},length_penalty=0.6,no_repeat_ngram_size=3]",
+                          decoder_params={"num_beams": nb, **shared, "length_penalty": 0.6},
+                          outputs=degrade(refs, 6 + i), predict_seconds=4.0 + i, extra={"distinct_2": 0.6 + i / 10}))
+    write_run(tmp_path / "run", benchmarks={"t": tb}, cells=cells, extra_metric_plugins={"distinct_2": "distinct_2"})
+    plots = analyze(load_run(tmp_path / "run")).benchmarks[0].plots
+    # the lines differ only in length_penalty; the shared no_repeat_ngram_size is not named
+    assert sorted(line["name"] for line in plots["beam"]["lines"]) == ["length_penalty=0.6", "length_penalty=1.0"]
+    # points: the plugin (it differs: greedy vs beam) and, among the beam ones, num_beams and length_penalty
+    assert [p["name"] for p in plots["diversity"]["points"]] == [
+        "greedy", "beam[length_penalty=1.0, num_beams=2]", "beam[length_penalty=1.0, num_beams=4]",
+        "beam[length_penalty=0.6, num_beams=2]", "beam[length_penalty=0.6, num_beams=4]"]
+    assert [p["name"] for p in plots["speed"]["points"]] == [p["name"] for p in plots["diversity"]["points"]]
+
+
 def test_drilldown_orders_by_decoder_disagreement(demo):
     from sacrebleu.metrics import CHRF
 

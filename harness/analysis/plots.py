@@ -91,10 +91,15 @@ def plot_data(br: BenchmarkReport, dec_plugin: dict[str, str], preds=None) -> di
                 greedy_refs.append(cfg)
         if any(len({x for x, _ in pts}) >= 2 for pts in series.values()):
             varying = [i for i in range(4) if len({k[i] for k in series}) > 1]
+            # of the other decoder parameters, only those whose value differs between the lines
+            params = [dict(k[3]) for k in series]
+            differ = [n for n in dict.fromkeys(n for p in params for n in p) if len({p.get(n) for p in params}) > 1]
             lines = []
             for key, pts in series.items():
                 pts.sort(key=lambda p: p[0])
-                parts = [str(key[i]) if i < 3 else ", ".join(f"{k}={v}" for k, v in key[3]) for i in varying]
+                own = dict(key[3])
+                parts = [str(key[i]) if i < 3 else ", ".join(f"{n}={own[n]}" for n in differ if n in own)
+                         for i in varying]
                 name = " / ".join(p for p in parts if p) or key[2]
                 lines.append({"name": name, "x": [x for x, _ in pts],
                               "y": {m.label: [mean_of(c, m.label) for _, c in pts] for m in quality}})
