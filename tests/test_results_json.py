@@ -95,3 +95,26 @@ def test_hub_revisions_come_from_the_local_cache_and_are_null_when_unknown(tmp_p
     assert cached_commit("Helsinki-NLP/opus-mt-en-de", "v2") is None  # a branch never fetched: unknown offline
     assert cached_commit("nyu-mll/glue", None, "dataset") is None
     assert cached_commit("any/repo", "f" * 40) == "f" * 40  # a pinned commit is its own revision
+
+
+def test_runs_written_before_scores_and_results_json_still_report(run_dir, tmp_path):
+    """A run directory from before #11: no scores in predictions, no metrics/data_files in the manifest."""
+    before = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    for key in ("metrics", "data_files", "hub_revisions"):
+        del manifest[key]
+    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for p in (run_dir / "predictions").iterdir():
+        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()]
+        p.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "scores"}) + "\n" for r in rows))
+    (run_dir / "results.json").unlink()
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert doc["data_files"] is None and doc["metrics"] is None
+    assert doc["comparisons"] == before["comparisons"] and doc["aggregates"] == before["aggregates"]
+    board = subprocess.run([sys.executable, "-m", "harness.cli", "leaderboard", str(run_dir), "-o",
+                            str(tmp_path / "board.html"), "--csv", str(tmp_path / "board.csv")],
+                           capture_output=True, text=True)
+    assert board.returncode == 0, board.stderr
+    assert "greedy[max_new_tokens=6]" in (tmp_path / "board.csv").read_text(encoding="utf-8")
