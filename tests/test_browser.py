@@ -9,6 +9,7 @@ tmp directory).
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 from pathlib import Path
@@ -217,4 +218,26 @@ def test_crowded_report_labels_never_overlap_and_the_page_fits_the_screen(browse
     shots = Path(os.environ.get("HARNESS_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / f"crowded-{width}.png"), full_page=True)
+    assert log["errors"] == [] and log["requests"] == []
+
+
+def test_seeds_plot_names_many_strategies_without_overlap(browser_page, tmp_path):
+    """Eight strategies whose labels share everything but mask_prob: the tick labels name only
+    mask_prob and stand vertical when side by side they would touch."""
+    from harness_plugins.reporters.html import HtmlReport
+    from report_helpers import flip, write_run
+
+    page, log = browser_page
+    rnd = random.Random(0)
+    gold = [rnd.choice(["neg", "pos"]) for _ in range(100)]
+    bench = {"task": "classification", "sources": [f"review {i}" for i in range(100)], "references": gold}
+    cells = [dict(benchmark="sst2", strategy=f"input_mask[mask_prob=0.{k + 1},schedule=linear]", seed=s,
+                  outputs=flip(gold, 0.1 + 0.02 * k, 10 * k + s)) for k in range(8) for s in range(3)]
+    out = write_run(tmp_path / "run", benchmarks={"sst2": bench}, cells=cells, scale=100.0)
+    page.goto(HtmlReport().write(load_run(out), out)[0].resolve().as_uri())
+    (fig,) = page.eval_on_selector_all("figure.plot[data-plot=seeds]", TEXT_BOXES)
+    assert len(fig["boxes"]) >= 8 + 3 and overlapping(fig["boxes"]) == []
+    svg = page.inner_html("figure.plot[data-plot=seeds]")
+    ticks = re.findall(r"<!-- (mask_prob=0\.\d) -->", svg)
+    assert ticks == [f"mask_prob=0.{k + 1}" for k in range(8)] and "schedule" not in svg
     assert log["errors"] == [] and log["requests"] == []

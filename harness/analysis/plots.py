@@ -4,10 +4,39 @@ a plot whose data is absent. Non-goals: drawing.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from typing import Any
 
 from .model import METRIC_TITLES, NO_DECODER, BenchmarkReport, Config, finite
+
+
+def _split_label(label: str) -> tuple[str, dict[str, str]] | None:
+    """``plugin[k=v,k=v]`` -> (plugin, {k: v}); None for a label of another form."""
+    m = re.fullmatch(r"([^\[\]]+)\[(.*)\]", label)
+    if m is None:
+        return label, {}
+    items = [kv.split("=", 1) for kv in m.group(2).split(",")] if m.group(2) else []
+    if any(len(kv) != 2 for kv in items):
+        return None
+    return m.group(1), {k.strip(): v.strip() for k, v in items}
+
+
+def _shortest_labels(labels: list[str]) -> dict[str, str]:
+    """Component labels (``input_mask[mask_prob=0.1,schedule=linear]``) named by what differs:
+    the plugin when it differs, and per plugin only the parameters whose values differ."""
+    uniq = list(dict.fromkeys(labels))
+    parsed = {lab: _split_label(lab) for lab in uniq}
+    if any(v is None for v in parsed.values()):
+        return {lab: lab for lab in uniq}
+    show_plugin = len({p for p, _ in parsed.values()}) > 1
+    out = {}
+    for lab, (plugin, params) in parsed.items():
+        peers = [q for p, q in parsed.values() if p == plugin]
+        keys = [k for k in params if len({q.get(k) for q in peers}) > 1]
+        args = ", ".join(f"{k}={params[k]}" for k in keys)
+        out[lab] = (f"{plugin}[{args}]" if args else plugin) if show_plugin else (args or plugin)
+    return out if len(set(out.values())) == len(out) else {lab: lab for lab in uniq}
 
 
 def legend_names(configs: list[Config], dec_plugin: dict[str, str]) -> dict[int, str]:
@@ -29,9 +58,10 @@ def legend_names(configs: list[Config], dec_plugin: dict[str, str]) -> dict[int,
         differing[name] = [k for k in keys if len({params(c).get(k) for c in group}) > 1]
     show = {a: len({getattr(c, a) for c in configs}) > 1 for a in ("model", "strategy")}
     show_plugin = len(set(plugin.values())) > 1
+    strategy = _shortest_labels([c.strategy for c in configs]) if show["strategy"] else {}
     out = {}
     for c in configs:
-        parts = [getattr(c, a) for a in ("model", "strategy") if show[a]]
+        parts = ([c.model] if show["model"] else []) + ([strategy[c.strategy]] if show["strategy"] else [])
         if c.decoder != NO_DECODER:
             pp = params(c)
             args = ", ".join(f"{k}={pp[k]}" for k in differing[plugin[id(c)]] if k in pp)

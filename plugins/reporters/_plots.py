@@ -196,7 +196,15 @@ def seeds_plot(data: dict[str, Any]) -> str:
         jitter = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else np.zeros(1)
         ax.scatter(i + jitter, v, color=_PALETTE[i % 10], alpha=0.45, s=14, zorder=2)
     ax.set_xticks(range(len(configs)))
-    ax.set_xticklabels([_short(c["name"], 22) for c in configs], rotation=20, ha="right", fontsize=8)
+    # names side by side when they fit their slots; a name wider than its slot would run into its
+    # neighbour's (slanted ones too), so then they all stand vertical, each in its own column
+    ticks = ax.set_xticklabels([_short(c["name"], 40) for c in configs], rotation=0, ha="center", fontsize=8)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ticks]
+    if any(a.x1 + 2 > b.x0 for a, b in zip(boxes, boxes[1:])):
+        for t in ticks:
+            t.set_rotation(90)
     ax.set_ylabel(data["metric"])
     ax.set_title(f"{data['metric']} across seeds (mean ± sd; dots = seeds)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
