@@ -1,8 +1,9 @@
 """What exactly a run read: the manifest's ``data_files`` and ``hub_revisions``.
 
 - ``data_files``: ``{path: sha256}`` of every local file named by a benchmark's parameters (a
-  file, or the files inside a directory), the paths the benchmark readers open. Paths under the
-  config's directory are written relative to it, so two checkouts give the same record.
+  file, the files a glob pattern matches, or the files inside a directory), the paths the
+  benchmark readers open. Paths under the config's directory are written relative to it, so two
+  checkouts give the same record.
 - ``hub_revisions``: for every Hub model and Hub dataset (``hf_*`` benchmarks), the commit that
   the requested revision (default ``main``) resolves to in the local Hugging Face cache
   (``refs/<revision>`` written by huggingface_hub), or the revision itself when it is already a
@@ -14,6 +15,7 @@ request or fail a run.
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -40,7 +42,10 @@ def _paths(value: Any):
         for v in value:
             yield from _paths(v)
     elif isinstance(value, str) and len(value) < 4096 and os.path.isabs(value):
-        yield Path(value)
+        if glob.has_magic(value):  # hf benchmarks' data_files may be patterns: the files they matched
+            yield from (Path(p) for p in sorted(glob.glob(value, recursive=True)))
+        else:
+            yield Path(value)
 
 
 def data_files(resolved) -> dict[str, str]:

@@ -118,3 +118,32 @@ def test_runs_written_before_scores_and_results_json_still_report(run_dir, tmp_p
                            capture_output=True, text=True)
     assert board.returncode == 0, board.stderr
     assert "greedy[max_new_tokens=6]" in (tmp_path / "board.csv").read_text(encoding="utf-8")
+
+
+def test_data_files_follow_globs_and_directories(tmp_path):
+    """hf_* benchmarks' data_files may be glob patterns, text benchmarks may name a directory."""
+    import hashlib
+
+    from harness.provenance import data_files
+
+    (tmp_path / "d").mkdir()
+    for name in ("a.jsonl", "b.jsonl", "c.txt"):
+        (tmp_path / "d" / name).write_text(name)
+
+    class Comp:  # the two things data_files reads of a resolved config
+
+        def __init__(self, params):
+            self._p = params
+
+        def params_dict(self):
+            return self._p
+
+    class Resolved:
+        base_dir = tmp_path
+        components = {"benchmarks": [Comp({"data_files": {"test": str(tmp_path / "d" / "*.jsonl")}}),
+                                     Comp({"train": str(tmp_path / "d"), "labels": ["x"]})]}
+
+    sha = {n: hashlib.sha256(n.encode()).hexdigest() for n in ("a.jsonl", "b.jsonl", "c.txt")}
+    assert data_files(Resolved()) == {f"d/{n}": sha[n] for n in ("a.jsonl", "b.jsonl", "c.txt")}
+    Resolved.components = {"benchmarks": Resolved.components["benchmarks"][:1]}
+    assert data_files(Resolved()) == {f"d/{n}": sha[n] for n in ("a.jsonl", "b.jsonl")}
