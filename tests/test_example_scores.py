@@ -101,3 +101,16 @@ def test_a_plugins_example_scores_are_used_as_given():
     assert values == [0.5, 1.5] and sig == "length_ratio.example_scores"
     # a metric with no per-example form (the base class default) gives none
     assert metric_example_scores(Metric(), ["ab"], exs[:1]) == (None, None)
+
+
+def test_sentence_scores_use_every_reference_and_the_metrics_options():
+    from harness_plugins.metrics.sacrebleu_metrics import Chrf, Ter
+
+    exs = [Example("1", "s", reference="Der Hund läuft.", references=("Der Hund läuft.", "Ein Hund rennt schnell."))]
+    values, _ = metric_example_scores(Chrf(), ["Ein Hund rennt."], exs)
+    assert values == [pytest.approx(sacrebleu.sentence_chrf("Ein Hund rennt.", list(exs[0].references)).score, abs=1e-6)]
+    assert values[0] > sacrebleu.sentence_chrf("Ein Hund rennt.", ["Der Hund läuft."]).score  # the 2nd reference counts
+    values, sig = metric_example_scores(Ter(Ter.Params(case_sensitive=True)), ["der hund läuft."], exs[:1])
+    assert values == [pytest.approx(sacrebleu.sentence_ter("der hund läuft.", list(exs[0].references),
+                                                           case_sensitive=True).score, abs=1e-6)]
+    assert values[0] > 0 and "case:mixed" in sig
