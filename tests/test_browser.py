@@ -241,3 +241,20 @@ def test_seeds_plot_names_many_strategies_without_overlap(browser_page, tmp_path
     ticks = re.findall(r"<!-- (mask_prob=0\.\d) -->", svg)
     assert ticks == [f"mask_prob=0.{k + 1}" for k in range(8)] and "schedule" not in svg
     assert log["errors"] == [] and log["requests"] == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_study_report_fits_the_screen_and_its_plot_texts_do_not_overlap(browser_page, tmp_path, width):
+    from harness_plugins.reporters.html import HtmlReport
+    from test_report_study import build_study_run
+
+    page, log = browser_page
+    page.set_viewport_size({"width": width, "height": 900})
+    out = build_study_run(tmp_path / "run")
+    page.goto(HtmlReport().write(load_run(out), out)[0].resolve().as_uri())
+    figs = page.eval_on_selector_all("figure.plot", TEXT_BOXES)
+    assert {"study-budget", "study-rate", "seeds"} <= {f["plot"] for f in figs}
+    for f in figs:
+        assert len(f["boxes"]) > 8 and overlapping(f["boxes"]) == [], f["plot"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert log["errors"] == [] and log["requests"] == []
