@@ -1,5 +1,6 @@
 """The numbers behind each plot (drawn by ``harness_plugins.reporters._plots``), or nothing for
-a plot whose data is absent. Non-goals: drawing.
+a plot whose data is absent, and the names of the plotted series: only what differs between
+them (:func:`legend_names`). Non-goals: drawing.
 """
 from __future__ import annotations
 

@@ -5,7 +5,13 @@ Each function takes the data :func:`harness.report_data._plot_data` prepared and
 looks the same without fonts and no text from the data becomes markup). A plot whose data is
 absent is never called. The study section's two plots (Δ vs training budget, Δ vs masking rate)
 take :func:`harness.analysis.study.study_plot_data`'s numbers and name their intervals in the
-figure. Non-goals: interactivity, styling beyond a readable default.
+figure.
+
+Texts never overlap: scatter points are labelled by :func:`place_labels` (greedy, nearest free
+spot, a leader line when moved away, a legend beside the plot for points that find none), and
+the seeds plot stands its tick labels vertical when side by side they would touch. The names
+come from :func:`harness.analysis.plots.legend_names` (only what differs between the plotted
+configurations). Non-goals: interactivity, styling beyond a readable default.
 """
 from __future__ import annotations
 
@@ -160,7 +166,7 @@ def _scatter(points: list[dict[str, Any]], x_label: str, y_label: str, title: st
     if unplaced:
         # too crowded to label in place: those points are named in a legend beside the plot
         ax.legend([handles[i] for i in unplaced], [texts[i] for i in unplaced], fontsize=7, loc="upper left",
-                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="not labelled in place", title_fontsize=7)
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="too close to label", title_fontsize=7)
     return _svg(fig)
 
 
