@@ -266,6 +266,22 @@ def test_plot_names_list_only_the_parameters_that_differ(tmp_path):
     assert [p["name"] for p in plots["speed"]["points"]] == [p["name"] for p in plots["diversity"]["points"]]
 
 
+def test_empty_outputs_read_empty_in_the_drilldown(tmp_path):
+    from harness_plugins.reporters.html import HtmlReport
+
+    tb = translation_benchmark(8)
+    refs = tb["references"]
+    blank = [""] + [" "] + refs[2:]
+    out = write_run(tmp_path / "run", benchmarks={"t": tb}, cells=[
+        dict(benchmark="t", outputs=degrade(refs, 3)), dict(benchmark="t", decoder="beam[num_beams=2]", outputs=blank)])
+    html = HtmlReport().write(load_run(out), out)[0].read_text(encoding="utf-8")
+    drill = Tables(html).tables["drill-1"]
+    beam = [row[2] for row in drill[1:]]
+    assert sum(c.startswith("(empty)chrF") for c in beam) == 1
+    assert sum(c.startswith("(whitespace only)chrF") for c in beam) == 1
+    assert html.count('<em class="empty">(empty)</em>') == 1
+
+
 def test_drilldown_orders_by_decoder_disagreement(demo):
     from sacrebleu.metrics import CHRF
 
