@@ -304,11 +304,12 @@ def convert_validation_error(e: ValidationError, source: str, raw_root: Any, pre
     return errors
 
 
-def _plain(x: Any) -> Any:
+def plain_data(x: Any) -> Any:
+    """YAML containers with line numbers (LineDict/LineList) as plain dicts and lists."""
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {k: plain_data(v) for k, v in x.items()}
     if isinstance(x, list):
-        return [_plain(v) for v in x]
+        return [plain_data(v) for v in x]
     return x
 
 
@@ -348,7 +349,7 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
     combos = list(itertools.product(*(ref.params[k] for k in swept))) or [()]
     out, seen_msgs = [], set()
     for combo in combos:
-        values = {**_plain(ref.params), **dict(zip(swept, combo))}
+        values = {**plain_data(ref.params), **dict(zip(swept, combo))}
         try:
             params = params_cls.model_validate(values, context={"base_dir": base_dir, "check_files": check_files})
         except ValidationError as e:
@@ -379,7 +380,7 @@ def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plug
     for i, ref in enumerate(exp.benchmarks):
         if ref.name not in registry and presets.get(ref.name) is not None:
             try:
-                x = presets.expand(ref.name, _plain(ref.params), data_dir)
+                x = presets.expand(ref.name, plain_data(ref.params), data_dir)
             except HarnessError as e:
                 errors.append(ConfigError(source, keypath(("benchmarks", i, "name")), str(e),
                                           line_of(raw, ("benchmarks", i, "name"))))
@@ -477,7 +478,7 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
                                       line_of(raw, ("baseline", key))))
     if errors:
         raise ConfigErrors(errors)
-    resolved = ResolvedExperiment(source, base_dir, _plain(raw), exp, components, plugins, origins, raw_lines=raw)
+    resolved = ResolvedExperiment(source, base_dir, plain_data(raw), exp, components, plugins, origins, raw_lines=raw)
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
                           "(translation needs a seq2seq or causal model, classification an encoder)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import SECTION_KIND, ResolvedExperiment, resolve
+from .config import SECTION_KIND, ResolvedExperiment, plain_data, resolve
 from .errors import ConfigError, HarnessError
 from .overrides import Override, apply_all, attribute, parse_set, parse_unset
 from .yamlio import LineDict, load_yaml_file, load_yaml_text
@@ -123,14 +123,6 @@ class Built:
         return target
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_plain(v) for v in x]
-    return x
-
-
 def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks=(), strategies=(), decoders=(),
           metrics=(), seeds: str | None = None, exp_name: str | None = None, data_dir: Path | None = None,
           limit: int | None = None, sample: bool = False, outdir: Path | None = None, plugins=None) -> Built:
@@ -180,4 +172,4 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
         resolved = resolve(raw, source, base_dir, plugins=plugins)
     except HarnessError as e:
         raise attribute(e, trail) from None
-    return Built(resolved, _plain(raw) if config is None else None)
+    return Built(resolved, plain_data(raw) if config is None else None)
