@@ -30,15 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def sentences(n: int) -> list[str]:
-    p = ROOT.parent / "shared" / "data" / "multi30k" / "test_2016_flickr.de"
-    if p.exists():
-        lines = p.read_text(encoding="utf-8").splitlines()
-        return [lines[i % len(lines)] for i in range(n)]
-    rnd = random.Random(0)
-    words = "ein mann eine frau hund sitzt steht auf der im park strasse wasser ball spielt rot kinder haus".split()
-    return [" ".join(rnd.choice(words) for _ in range(rnd.randint(6, 16))) for _ in range(n)]
+# the same sentences as the report benchmark: Multi30k test 2016 (German) cycled, else synthetic
+from report_speed import references as sentences  # noqa: E402  (benchmarks/ is this script's directory)
 
 
 def samples(ref: str, pool: list[str], n: int, seed: int) -> list[str]:
