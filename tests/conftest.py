@@ -8,6 +8,8 @@ are word-level ``tokenizers`` models over a small vocabulary, so nothing is down
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,13 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture
 def translation_files(tmp_path) -> tuple[Path, Path]:
     return write_translation_files(tmp_path)
+
+
+def harness_cli(cwd, *args) -> subprocess.CompletedProcess:
+    """`harness ARGS` in a real subprocess run from ``cwd``, one torch thread (tiny models: more only
+    add contention)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 def shared_data(*parts: str) -> Path:

@@ -11,12 +11,10 @@ import copy
 import itertools
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import harness_cli
 from decoding_models import SOURCES, build_gpt2_varied, build_marian_varied
 
 from harness.api import CellContext, Hypothesis
@@ -393,11 +391,6 @@ decoders:
     params: PARAMS
 metrics: [bleu, distinct_1, distinct_2, self_bleu, oracle_bleu, oracle_chrf]
 """
-
-
-def harness_cli(cwd, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny model: threads only add contention
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 @pytest.fixture

@@ -12,12 +12,10 @@ from __future__ import annotations
 import collections
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import harness_cli
 from decoding_models import SOURCES, build_gpt2_varied, build_marian_varied
 
 from harness.api import CellContext
@@ -298,11 +296,6 @@ decoders:
 metrics: [chrf, distinct_1]
 reporters: []
 """
-
-
-def harness_cli(cwd, *args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 @pytest.fixture
