@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
-from .ranking import competition_ranks, testset_fingerprint
+from .ranking import competition_ranks, testset_of_rows
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
            ".html": "html", ".htm": "html"}
@@ -134,7 +134,7 @@ def _cell_testset(outdir: Path, key: str) -> str:
         return ""
     if not rows or any(not isinstance(r, dict) or "reference" not in r for r in rows):
         return ""
-    return testset_fingerprint([r["reference"] for r in rows])
+    return testset_of_rows(rows)
 
 
 def _fill_testsets(df, outdir: Path):

@@ -38,6 +38,12 @@ def testset_fingerprint(references: Sequence[Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def testset_of_rows(rows: Sequence[dict]) -> str:
+    """:func:`testset_fingerprint` of a cell's prediction rows: every reference of a row that has
+    several (``references``), else its ``reference`` (translation) or gold label (classification)."""
+    return testset_fingerprint([r.get("references") or r.get("reference") for r in rows])
+
+
 def competition_ranks(values: Sequence[float | None], direction: str = "higher", target: float | None = None,
                       decimals: int | None = None) -> list[int | None]:
     """Rank ``values`` best first; equal scores share a rank ("1, 2, 2, 4"); None/NaN stay unranked (None).

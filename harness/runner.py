@@ -44,7 +44,7 @@ from .provenance import data_files, hub_revisions
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec,
                       check_written_files, describe_value, not_finite, who)
-from .ranking import testset_fingerprint
+from .ranking import testset_of_rows
 from .store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
                     model_fingerprint, portable_params, read_cell_record, read_jsonl, remove_temp_files, safe_child,
                     sha256_file, slug, storage_fault)
@@ -253,7 +253,7 @@ class Worker:
             # cell.json last: "done" is only ever written after the predictions it vouches for
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "done", "seconds": round(seconds, 3),
                                                       "timings": timings, "n": len(rows),
-                                                      "testset": testset_fingerprint([r.get("reference") for r in rows]),
+                                                      "testset": testset_of_rows(rows),
                                                       "predictions_sha256": sha256_file(pred),
                                                       "host": socket.gethostname(), "pid": os.getpid(),
                                                       "torch_threads": _torch_threads()})
@@ -339,7 +339,7 @@ class Worker:
         labels = cell.labels()
         # testset: leaderboards only rank scores of the same test set together (harness.ranking)
         common = {"task": cell.task, "n": len(rows), "cell": job.key, "model_path": cell.model.path,
-                  "testset": testset_fingerprint([r.get("reference") for r in rows]),
+                  "testset": testset_of_rows(rows),
                   "precision": cell.model.precision,
                   "benchmark_params": _json(cell.benchmark.params_dict()),
                   "strategy_params": _json(cell.strategy.params_dict()),

@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from harness import ranking
 from harness.ranking import competition_ranks
 
 
@@ -48,3 +49,12 @@ def test_testset_fingerprint_depends_on_references_order_and_n():
     assert fp != testset_fingerprint(["a b", "c e"])
     # several references per example: all of them count
     assert testset_fingerprint([["a b", "x"], ["c d", "y"]]) != testset_fingerprint([["a b", "x"], ["c d", "z"]])
+
+
+def test_rows_fingerprint_covers_every_reference_of_a_multi_reference_row():
+    one = [{"reference": "a b", "references": ["a b", "x y"]}, {"reference": "c", "references": ["c", "z"]}]
+    other = [{"reference": "a b", "references": ["a b", "x q"]}, {"reference": "c", "references": ["c", "z"]}]
+    assert ranking.testset_of_rows(one) != ranking.testset_of_rows(other)  # same first references, another second one
+    assert ranking.testset_of_rows(one) == ranking.testset_fingerprint([["a b", "x y"], ["c", "z"]])
+    single = [{"reference": "a b"}, {"reference": "c"}]  # single-reference rows: as before
+    assert ranking.testset_of_rows(single) == ranking.testset_fingerprint(["a b", "c"])
