@@ -71,6 +71,9 @@ class FineTuneParams(Params):
         "linear", description="linear: decay to 0 after warm-up; constant: keep the peak rate")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and norm weights)")
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm to this (null: no clipping)")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="label-smoothed cross-entropy (Szegedy et al. 2016; 0.1 in Vaswani et al. "
+                                     "2017): this share of each target's probability spread over the vocabulary")
     max_length: int = Field(128, ge=2, description="input tokens kept, in training and evaluation")
     max_target_length: int = Field(128, ge=2, description="translation: target tokens kept in training")
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding)")
@@ -79,9 +82,10 @@ class FineTuneParams(Params):
         None, ge=1, description="stop after this many dev evaluations without improvement (null: off)")
     early_stopping_metric: Literal["loss", "accuracy"] = Field(
         "loss", description="dev metric for early stopping (accuracy: classification only)")
-    eval_steps: int | None = Field(None, ge=1, description="with early stopping: evaluate every N steps "
-                                                          "(default: after every epoch)")
-    dev_limit: int | None = Field(None, ge=1, description="with early stopping: a seeded dev subset of this size")
+    eval_steps: int | None = Field(None, ge=1, description="evaluate on the dev split every N steps and record "
+                                                          "the curve in finetune.json (with early stopping, "
+                                                          "default: after every epoch)")
+    dev_limit: int | None = Field(None, ge=1, description="dev evaluations use a seeded dev subset of this size")
 
     @model_validator(mode="after")
     def _one_warmup(self):
@@ -674,7 +678,11 @@ def run_loop(model, train: Encoded, *, task: str, params: FineTuneParams, object
     all_params = [p for group in optimizer.param_groups for p in group["params"]]  # each tensor once
     encoder = model.base_model
 
-    early = params.early_stopping_patience is not None and dev is not None and task != "mlm"
+    # Dev evaluations: for early stopping, or (eval_steps alone) only to record the learning curve.
+    evaluating = dev is not None and task != "mlm" and (
+        params.early_stopping_patience is not None or params.eval_steps is not None)
+    early = evaluating and params.early_stopping_patience is not None
+    smoothing = params.label_smoothing if task != "mlm" else 0.0
     eval_every = params.eval_steps or steps_per_epoch
     higher_better = params.early_stopping_metric == "accuracy"
     best_value, best_state, bad_evals = None, None, 0
@@ -699,11 +707,13 @@ def run_loop(model, train: Encoded, *, task: str, params: FineTuneParams, object
                                                    mask_vocab, mask_gen)
         with autocast():
             if task == "translation":
-                out = model(**to_dev(model_in), labels=labels.to(device))
-                loss = out.loss
+                labels = labels.to(device)
+                out = model(**to_dev(model_in), labels=labels)
+                loss = out.loss if not smoothing else F.cross_entropy(
+                    out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=smoothing)
             else:
                 logits = model(**to_dev(model_in)).logits
-                loss = F.cross_entropy(logits.float(), labels.to(device))
+                loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=smoothing)
         parts = {"task_loss": loss.item()}
         if objective.kind == "aux_mlm" and objective.mlm_weight > 0:
             # Skipped at weight 0 (no gradient to gain), which keeps lambda=0 identical to unmasked.
@@ -758,22 +768,23 @@ def run_loop(model, train: Encoded, *, task: str, params: FineTuneParams, object
                 entry.update({k: round(sum(v) / len(v), 5) for k, v in window.items() if v})
                 history.append(entry)
                 window = {}
-            if early and (step % eval_every == 0 or step == total):
+            if evaluating and (step % eval_every == 0 or step == total):
                 result = evaluate_loss(model, dev, task, bs, pad_id, device, autocast)
                 result["step"] = step
                 evals.append(result)
-                value = result[params.early_stopping_metric]
-                better = best_value is None or (value > best_value if higher_better else value < best_value)
-                if better:
-                    best_value, bad_evals = value, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                else:
-                    bad_evals += 1
                 if log is not None:
                     log.info("step %d/%d: dev %s", step, total, result)
                 model.train()
-                if bad_evals >= params.early_stopping_patience:
-                    stopped = True
+                if early:
+                    value = result[params.early_stopping_metric]
+                    better = best_value is None or (value > best_value if higher_better else value < best_value)
+                    if better:
+                        best_value, bad_evals = value, 0
+                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    else:
+                        bad_evals += 1
+                    if bad_evals >= params.early_stopping_patience:
+                        stopped = True
             if step >= total or stopped:
                 break
         epoch += 1
@@ -901,7 +912,12 @@ def _train_split(data: BenchmarkData, strategy: str) -> list[Example]:
 
 def _dev_split(data: BenchmarkData, params: FineTuneParams, seed: int, strategy: str, task: str) -> list | None:
     if params.early_stopping_patience is None:
-        return None
+        if params.eval_steps is None:
+            return None
+        if not data.dev:
+            raise DataError(f"strategy '{strategy}': eval_steps evaluates on a dev split, but the benchmark has "
+                            "none; give it a dev split or set eval_steps: null")
+        return subset(data.dev, params.dev_limit, seed, "dev-subset")
     if params.early_stopping_metric == "accuracy" and task != "classification":
         raise HarnessError(f"strategy '{strategy}': early_stopping_metric 'accuracy' applies to classification; "
                            f"use 'loss' for {task}")

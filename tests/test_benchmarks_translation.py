@@ -137,6 +137,14 @@ def test_train_files_and_seeded_train_limit(many, translation_files):
     assert [e.id for e in data.train] != [f"train-{i}" for i in range(1, 8)]  # a sample, not the head
     full = load("parallel_text", many, source="test.en", reference="test.de", train_source="m.en", train_reference="m.de")
     assert len(full.train) == 40
+    assert full.dev is None
+
+
+def test_dev_files_are_the_whole_dev_split_in_file_order(many, translation_files):
+    data = load("parallel_text", many, source="test.en", reference="test.de", train_source="m.en",
+                train_reference="m.de", train_limit=7, dev_source="test.en", dev_reference="test.de")
+    assert [e.id for e in data.dev] == ["dev-1", "dev-2", "dev-3", "dev-4"]
+    assert [(e.source, e.reference) for e in data.dev] == [(e.source, e.reference) for e in data.test]
 
 
 def test_parallel_text_config_errors_are_located(tmp_path, translation_files):
@@ -164,6 +172,12 @@ def test_parallel_text_config_errors_are_located(tmp_path, translation_files):
           params: {source: test.en, reference: test.de, train_source: test.en}
         """)
     assert errs == [f"{tmp_path / 'exp.yaml'}:6: benchmarks[0].params: train_source and train_reference must be "
+                    "given together"]
+    errs = config_errors(tmp_path, """\
+        - name: parallel_text
+          params: {source: test.en, reference: test.de, dev_reference: test.de}
+        """)
+    assert errs == [f"{tmp_path / 'exp.yaml'}:6: benchmarks[0].params: dev_source and dev_reference must be "
                     "given together"]
 
 

@@ -377,3 +377,49 @@ def test_pkg_model_path_errors_name_the_package(tmp_path):
         ModelSpec.model_validate({"path": "pkg://no_such_pkg_xyz/model"})
     with pytest.raises(ValidationError, match="pkg://pytest/model: package 'pytest' has no directory 'model'"):
         ModelSpec.model_validate({"path": "pkg://pytest/model"})
+
+
+def test_eval_steps_alone_records_a_dev_curve_and_keeps_the_last_weights(tmp_path, tiny_marian):
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    data = parallel_data()
+    strategy("unmasked", learning_rate=3e-3, epochs=4, batch_size=8, warmup_ratio=0.0, eval_steps=3).prepare(
+        spec, data, ctx_for(tmp_path))
+    record = json.loads((tmp_path / "cell-0" / "finetune.json").read_text())
+    assert [e["step"] for e in record["dev_evals"]] == [3, 6, 9, 12]
+    losses = [e["loss"] for e in record["dev_evals"]]
+    assert losses[-1] < losses[0]
+    assert record["stopped_early"] is False and record["best_dev"] is None, "no early stopping: no best restored"
+    data.dev = None
+    with pytest.raises(DataError, match="eval_steps evaluates on a dev split, but the benchmark has none"):
+        strategy("unmasked", eval_steps=3).prepare(spec, data, ctx_for(tmp_path))
+
+
+def test_label_smoothing_is_the_loss_the_optimizer_sees(tmp_path, tiny_marian, monkeypatch):
+    """With label_smoothing s, the loss back-propagated is cross-entropy with smoothing s over the
+    target tokens (padding ignored), not the model's own unsmoothed loss."""
+    import torch
+    import torch.nn.functional as F
+
+    calls, backward_losses = [], []
+    real_ce, real_backward = F.cross_entropy, torch.Tensor.backward
+
+    def ce(logits, labels, *a, **kw):
+        out = real_ce(logits, labels, *a, **kw)
+        if kw.get("label_smoothing"):
+            calls.append((float(out), float(real_ce(logits, labels, ignore_index=-100)), kw, labels.clone()))
+        return out
+
+    def backward(self, *a, **kw):
+        backward_losses.append(float(self.detach()))
+        return real_backward(self, *a, **kw)
+
+    monkeypatch.setattr(F, "cross_entropy", ce)
+    monkeypatch.setattr(torch.Tensor, "backward", backward)
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    strategy("unmasked", epochs=1, batch_size=4, label_smoothing=0.2).prepare(spec, parallel_data(1), ctx_for(tmp_path))
+    smoothed, plain, kw, labels = calls[0]
+    assert kw == {"ignore_index": -100, "label_smoothing": 0.2}
+    assert (labels == -100).any(), "the batch has padding, and it is ignored"
+    assert backward_losses[0] == pytest.approx(smoothed, rel=1e-6)
+    assert abs(smoothed - plain) > 1e-4, "the smoothed loss is not the plain one"
+    assert len(calls) == len(backward_losses)

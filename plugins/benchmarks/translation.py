@@ -74,6 +74,8 @@ class ParallelTextParams(EncodingParams, SubsetParams):
         None, min_length=1, description="several reference files, each aligned with source (instead of reference)")
     train_source: InputPath | None = Field(None, description="training source file (for fine-tuning strategies)")
     train_reference: InputPath | None = Field(None, description="training targets, aligned with train_source")
+    dev_source: InputPath | None = Field(None, description="development source file (early stopping, dev curves)")
+    dev_reference: InputPath | None = Field(None, description="development targets, aligned with dev_source")
     skip_empty: bool = Field(False, description="drop pairs with an empty side instead of refusing the file")
 
     @model_validator(mode="before")
@@ -92,6 +94,8 @@ class ParallelTextParams(EncodingParams, SubsetParams):
     def _pairs(self):
         if (self.train_source is None) != (self.train_reference is None):
             raise ValueError("train_source and train_reference must be given together")
+        if (self.dev_source is None) != (self.dev_reference is None):
+            raise ValueError("dev_source and dev_reference must be given together")
         return self
 
 
@@ -109,7 +113,11 @@ class ParallelText(Benchmark):
         if p.train_source:
             train, _ = read_aligned(p.train_source, p.train_reference, "train-", encoding=p.encoding,
                                     limit=p.train_limit, sample=True, seed=p.sample_seed, skip_empty=p.skip_empty)
-        return BenchmarkData(task="translation", test=test, train=train,
+        dev = None
+        if p.dev_source:
+            dev, _ = read_aligned(p.dev_source, p.dev_reference, "dev-", encoding=p.encoding, limit=None,
+                                  sample=False, seed=p.sample_seed, skip_empty=p.skip_empty)
+        return BenchmarkData(task="translation", test=test, train=train, dev=dev,
                              meta={"source": p.source, "test_lines": total})
 
 
