@@ -91,3 +91,28 @@ def test_int8_mistakes_are_one_line_errors(tiny_marian, translation_files, model
         load_experiment_dict(config({"path": str(tiny_marian), **model}, src, ref))
     lines = str(info.value).splitlines()
     assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_report_marks_reduced_precision_configurations(tmp_path, tiny_marian, translation_files):
+    src, ref = translation_files
+    cfg = config({"path": str(tiny_marian), "dtype": "float32", "label": "fp32"}, src, ref)
+    cfg["models"].append({"path": str(tiny_marian), "dtype": "int8", "label": "q8"})
+    cfg["reporters"] = ["markdown", "html"]
+    out = tmp_path / "out"
+    run_config(cfg, out)
+    md = (out / "report.md").read_text()
+    assert "q8 [int8]" in md
+    assert "fp32 [" not in md, "float32 is not marked"
+    assert ("Reduced precision: configurations marked [int8] decoded below float32 (int8: torch dynamic "
+            "quantization (Linear layers in int8, CPU)); their outputs can differ from float32 decoding of the "
+            "same weights.") in md
+    html = (out / "report.html").read_text()
+    assert "q8 [int8]" in html and "Reduced precision: configurations marked [int8]" in html
+
+
+@pytest.mark.parametrize("precision, mark", [("float32", None), ("ct2:float32", None), (None, None), ("int8", "int8"),
+                                             ("bfloat16", "bfloat16"), ("ct2:int8_float32", "ct2:int8_float32")])
+def test_which_precisions_are_marked_as_reduced(precision, mark):
+    from harness.analysis.pairing import reduced_precision
+
+    assert reduced_precision(precision) == mark

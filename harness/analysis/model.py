@@ -76,6 +76,7 @@ class CellInfo:
     decoder_params: dict[str, Any] = field(default_factory=dict)
     strategy_params: dict[str, Any] = field(default_factory=dict)
     predict_seconds: float | None = None
+    precision: str | None = None  # metrics.csv's precision column (older runs: None)
 
     @property
     def ok(self) -> bool:

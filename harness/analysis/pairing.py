@@ -19,13 +19,44 @@ def pick_baseline(wanted: str | None, labels: list[str], defaults: tuple[str, ..
     return labels[0]
 
 
+# What a reduced-precision mark means, for the note under the benchmark's tables.
+PRECISION_TEXT = {
+    "int8": "int8: torch dynamic quantization (Linear layers in int8, CPU)",
+    "float16": "float16: 16-bit floating-point weights and activations",
+    "bfloat16": "bfloat16: 16-bit brain floating-point weights and activations",
+    "auto16": "auto16: float16 or bfloat16, chosen for the GPU",
+}
+
+
+def reduced_precision(precision: str | None) -> str | None:
+    """The mark of a cell that decoded below float32 (``int8``, ``ct2:int8_float32``...), else None."""
+    if not precision:
+        return None
+    name = precision.split(":", 1)[1] if precision.startswith("ct2:") else precision
+    return None if name == "float32" else precision
+
+
+def precision_note(configs: list[Config]) -> str | None:
+    marks = list(dict.fromkeys(m for c in configs for m in map(reduced_precision, (x.precision for x in c.cells)) if m))
+    if not marks:
+        return None
+    texts = [PRECISION_TEXT.get(m) or (f"{m}: CTranslate2 compute_type {m[4:]}" if m.startswith("ct2:") else m)
+             for m in marks]
+    return ("Reduced precision: configurations marked [" + "], [".join(marks) + "] decoded below float32 ("
+            + "; ".join(texts) + "); their outputs can differ from float32 decoding of the same weights.")
+
+
 def config_labels(configs: list[Config]) -> None:
-    """Label each configuration by the factors that vary within its benchmark."""
+    """Label each configuration by the factors that vary within its benchmark, and mark the
+    ones that decoded in reduced precision (``beam5 [int8]``)."""
     varying = [attr for attr in ("model", "strategy", "decoder") if len({getattr(c, attr) for c in configs}) > 1]
     if not varying:
         varying = ["decoder"] if configs and configs[0].decoder != NO_DECODER else ["strategy"]
     for c in configs:
         c.label = " / ".join(getattr(c, a) for a in varying)
+        marks = list(dict.fromkeys(m for m in (reduced_precision(x.precision) for x in c.cells) if m))
+        if marks:
+            c.label += " [" + ", ".join(marks) + "]"
 
 
 def pair_baseline(cfg: Config, by_key: dict[tuple, Config], base_dec: str | None, base_strat: str | None) -> Config | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from .drilldown import classification_drilldown, translation_drilldown
 from .examples import example_tests
 from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, ReportData
-from .pairing import config_labels, pick_baseline
+from .pairing import config_labels, pick_baseline, precision_note
 from .plots import plot_data
 from .study import build_study, mlm_heads
 from . import runs
@@ -66,6 +66,8 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
                    if m.task == task and any(label in c.values for c in bcells)]
         br = BenchmarkReport(bname, task, metrics, cfg_list, {}, notes=[], base_decoder=base_dec,
                              base_strategy=base_strat)
+        if (note := precision_note(cfg_list)) is not None:
+            br.notes.append(note)
         br.baseline_label = " / ".join(x for x in (base_strat if len(strats) > 1 else None,
                                                    base_dec if len(decs) > 1 else None) if x) or (base_dec or base_strat or "")
         for m in metrics:

@@ -98,6 +98,8 @@ def read_cells(results) -> list[CellInfo]:
         sig = rec.get("signature")
         if isinstance(sig, str) and sig:
             info.signatures[str(rec["metric"])] = sig
+        prec = rec.get("precision")
+        info.precision = prec if isinstance(prec, str) and prec else info.precision
         info.decoder_params = loads(rec.get("decoder_params"))
         info.strategy_params = loads(rec.get("strategy_params"))
     for k in order:
