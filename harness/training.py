@@ -27,6 +27,7 @@ torch and transformers are imported inside functions only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -86,6 +87,9 @@ class FineTuneParams(Params):
                                                           "the curve in finetune.json (with early stopping, "
                                                           "default: after every epoch)")
     dev_limit: int | None = Field(None, ge=1, description="dev evaluations use a seeded dev subset of this size")
+    train_seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="train with this seed instead of the cell's, so the cells of every "
+                                              "seed share one checkpoint (a decoding study over one trained model)")
 
     @model_validator(mode="after")
     def _one_warmup(self):
@@ -858,6 +862,15 @@ def _key_lock(path: Path):
         os.close(fd)
 
 
+def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
+    """The parameters as they enter a checkpoint's key. ``train_seed`` is left out: the seed it
+    sets is keyed itself, so a checkpoint trained by a cell of seed 0 and one asked for with
+    ``train_seed: 0`` are the same (and checkpoints cached before the field existed keep their keys)."""
+    d = params.model_dump(mode="json")
+    d.pop("train_seed", None)
+    return d
+
+
 def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
                       params: FineTuneParams, build: Callable[[Path], dict[str, Any]], uses_dev: bool) -> ModelSpec:
     """Return the spec of the checkpoint for these inputs, training it with ``build(tmpdir)`` on a miss.
@@ -868,7 +881,7 @@ def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *,
     """
     key = canonical_hash({"training": TRAINING_VERSION, "model": model_fingerprint(spec),
                           "data": data_fingerprint(data, with_dev=uses_dev), "strategy": strategy,
-                          "version": version, "params": params.model_dump(mode="json"), "seed": ctx.seed})
+                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed})
     root = Path(ctx.cache_dir) / "finetuned"
     final = root / f"{strategy}-{key}"
     hit = (final / META_FILE).is_file()
@@ -974,6 +987,8 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
     """
     from .models import load_tokenizer, resolve_device
 
+    if params.train_seed is not None:
+        ctx = dataclasses.replace(ctx, seed=params.train_seed)
     task = data.task
     train_examples = subset(_train_split(data, strategy), params.train_limit, ctx.seed, "train-subset")
     dev_examples = _dev_split(data, params, ctx.seed, strategy, task)

@@ -423,3 +423,16 @@ def test_label_smoothing_is_the_loss_the_optimizer_sees(tmp_path, tiny_marian, m
     assert backward_losses[0] == pytest.approx(smoothed, rel=1e-6)
     assert abs(smoothed - plain) > 1e-4, "the smoothed loss is not the plain one"
     assert len(calls) == len(backward_losses)
+
+
+def test_train_seed_makes_cells_of_every_seed_share_one_checkpoint(tmp_path, tiny_marian):
+    spec = ModelSpec(path=str(tiny_marian), local=True)
+    data = parallel_data(1)
+    plain = strategy("unmasked", epochs=1, batch_size=4).prepare(spec, data, ctx_for(tmp_path, seed=0))
+    shared = [strategy("unmasked", epochs=1, batch_size=4, train_seed=0).prepare(spec, data, ctx_for(tmp_path, seed=s))
+              for s in (0, 1, 2)]
+    assert {s.path for s in shared} == {plain.path}, "train_seed 0 is the checkpoint a seed-0 cell trains"
+    records = [json.loads((tmp_path / f"cell-{s}" / "finetune.json").read_text()) for s in (1, 2)]
+    assert [(r["seed"], r["cache_hit"]) for r in records] == [(0, True), (0, True)]
+    other = strategy("unmasked", epochs=1, batch_size=4).prepare(spec, data, ctx_for(tmp_path, seed=1))
+    assert other.path != plain.path
