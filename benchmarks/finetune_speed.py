@@ -13,7 +13,9 @@ arms, are outside it. CPU seconds (user+sys of the process during training) are 
 on a contended machine they are steadier than wall time.
 
 Prints examples/s and peak RSS per run, the medians, and the ratio harness/Trainer (target:
->= 0.95x). Needs /work/shared/data/sst2/train.tsv (../shared/data beside the checkout); exits
+>= 1.2x, issue #13). ``--dtype bfloat16`` runs both arms under CPU bfloat16 autocast (the
+harness with a ``dtype: bfloat16`` model, Trainer with ``bf16=True``). Needs
+/work/shared/data/sst2/train.tsv (../shared/data beside the checkout); exits
 with a message when it is absent.
 
     python benchmarks/finetune_speed.py                 # 256 examples, batch 32, max_length 64, 3 pairs
@@ -69,7 +71,7 @@ def run_harness(args) -> dict:
     enc.targets = classification_label_ids(examples, {n: i for i, n in enumerate(names)}, "sst2")
     t0, c0 = time.perf_counter(), time.process_time()
     res = run_loop(model, enc, task="classification", params=params, objective=Objective(), seed=0, device="cpu",
-                   dtype_name="float32", pad_id=tok.pad_token_id)
+                   dtype_name=args.dtype, pad_id=tok.pad_token_id)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"seconds": seconds, "cpu_seconds": cpu, "examples": res.examples_seen}
 
@@ -95,7 +97,7 @@ def run_trainer(args) -> dict:
         num_train_epochs=1, learning_rate=5e-5, weight_decay=0.01, warmup_steps=int(-(-0.1 * steps // 1)),
         max_grad_norm=1.0, lr_scheduler_type="linear", train_sampling_strategy="group_by_length",
         logging_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True, seed=0,
-        dataloader_num_workers=0)
+        dataloader_num_workers=0, bf16=args.dtype == "bfloat16")
     trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=DataCollatorWithPadding(tok))
     t0, c0 = time.perf_counter(), time.process_time()
     trainer.train()
@@ -121,6 +123,8 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3, help="pairs of runs, one per arm (default 3)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="bfloat16: CPU autocast in both arms (harness: model dtype bfloat16; Trainer: bf16=True)")
     ap.add_argument("--arm", choices=["harness", "trainer"], help=argparse.SUPPRESS)
     ap.add_argument("--tmp", default="/tmp/finetune-speed", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,14 +141,14 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     results: dict[str, list[dict]] = {"trainer": [], "harness": []}
     print(f"fine-tuning {model_dir().parent.name} on {args.examples} SST-2 sentences, batch {args.batch_size}, "
-          f"max_length {args.max_length}, 1 epoch, CPU")
+          f"max_length {args.max_length}, 1 epoch, CPU, {args.dtype}")
     pair_ratios, pair_cpu_ratios = [], []
     for r in range(args.repeats):
         pair = {}
         for arm in (("trainer", "harness") if r % 2 == 0 else ("harness", "trainer")):
             cmd = [sys.executable, __file__, "--arm", arm, "--examples", str(args.examples), "--batch-size",
                    str(args.batch_size), "--max-length", str(args.max_length), "--threads", str(args.threads),
-                   "--tmp", args.tmp]
+                   "--dtype", args.dtype, "--tmp", args.tmp]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode != 0 or line is None:
@@ -165,7 +169,7 @@ def main() -> None:
     print(f"median peak RSS:   harness {mem['harness']:.0f} MB, Trainer {mem['trainer']:.0f} MB")
     ratio = statistics.median(pair_ratios)
     print(f"speed ratio harness/Trainer (median of pairs {', '.join(f'{x:.2f}' for x in pair_ratios)}): "
-          f"{ratio:.3f}x (target >= 0.95x) {'OK' if ratio >= 0.95 else 'BELOW TARGET'}")
+          f"{ratio:.3f}x (target >= 1.2x) {'OK' if ratio >= 1.2 else 'BELOW TARGET'}")
     print(f"CPU-time ratio harness/Trainer (median of pairs): {statistics.median(pair_cpu_ratios):.3f}x")
     print(f"memory ratio harness/Trainer: {mem['harness'] / mem['trainer']:.3f}x")
 

@@ -606,10 +606,19 @@ class LoopResult:
         return self.examples_seen / self.seconds if self.seconds else 0.0
 
 
+def cpu_bfloat16(device: str, dtype_name: str) -> bool:
+    """Mixed precision on the CPU: only when asked for by name (``dtype: bfloat16``; ``auto``
+    trains in float32 there). CPUs with AVX-512 BF16 or AMX run it ~1.7x faster (MiniLM)."""
+    return device == "cpu" and dtype_name == "bfloat16"
+
+
 def autocast_for(device: str, dtype_name: str):
-    """Mixed precision on accelerators (master weights stay float32); none on CPU."""
+    """Mixed precision (master weights stay float32): on accelerators by default, on the CPU
+    with an explicit ``dtype: bfloat16`` (autocast to bfloat16, no loss scaling needed)."""
     import torch
 
+    if cpu_bfloat16(device, dtype_name):
+        return (lambda: torch.autocast(device_type="cpu", dtype=torch.bfloat16)), None
     if device == "cpu" or device.startswith("mps") or dtype_name == "float32":
         return contextlib.nullcontext, None
     if dtype_name == "auto":
@@ -872,7 +881,8 @@ def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
 
 
 def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
-                      params: FineTuneParams, build: Callable[[Path], dict[str, Any]], uses_dev: bool) -> ModelSpec:
+                      params: FineTuneParams, build: Callable[[Path], dict[str, Any]], uses_dev: bool,
+                      extra_key: dict[str, Any] | None = None) -> ModelSpec:
     """Return the spec of the checkpoint for these inputs, training it with ``build(tmpdir)`` on a miss.
 
     ``build`` saves the model and tokenizer into the directory it is given and returns the
@@ -881,7 +891,8 @@ def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *,
     """
     key = canonical_hash({"training": TRAINING_VERSION, "model": model_fingerprint(spec),
                           "data": data_fingerprint(data, with_dev=uses_dev), "strategy": strategy,
-                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed})
+                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed,
+                          **(extra_key or {})})
     root = Path(ctx.cache_dir) / "finetuned"
     final = root / f"{strategy}-{key}"
     hit = (final / META_FILE).is_file()
@@ -1004,7 +1015,9 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
     def build(outdir: Path) -> dict[str, Any]:
         tokenizer = load_tokenizer(spec)
         pad_id = _pad_id(tokenizer)
-        record: dict[str, Any] = {"device": device}
+        mixed = cpu_bfloat16(device, spec.dtype) or not (device == "cpu" or device.startswith("mps")
+                                                          or spec.dtype == "float32")
+        record: dict[str, Any] = {"device": device, "mixed_precision": spec.dtype if mixed else "no"}
         with quiet_transformers():
             model, enc, dev_enc = _task_model(spec, task, data, train_examples, dev_examples, tokenizer, params,
                                               ctx, device, where)
@@ -1047,8 +1060,10 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
         record.update(_record(res, len(enc)))
         return record
 
+    # CPU bfloat16 training arrived later than the key: only its checkpoints carry the mark
+    amp = {"amp": "cpu-bfloat16"} if cpu_bfloat16(device, spec.dtype) else None
     return cached_checkpoint(spec, data, ctx, strategy=strategy, version=version, params=params, build=build,
-                             uses_dev=dev_examples is not None)
+                             uses_dev=dev_examples is not None, extra_key=amp)
 
 
 def _task_model(base, task, data, train_examples, dev_examples, tokenizer, params, ctx, device, where):

@@ -436,3 +436,29 @@ def test_train_seed_makes_cells_of_every_seed_share_one_checkpoint(tmp_path, tin
     assert [(r["seed"], r["cache_hit"]) for r in records] == [(0, True), (0, True)]
     other = strategy("unmasked", epochs=1, batch_size=4).prepare(spec, data, ctx_for(tmp_path, seed=1))
     assert other.path != plain.path
+
+
+def test_cpu_bfloat16_trains_under_autocast_and_is_its_own_checkpoint(tmp_path, tiny_marian, monkeypatch):
+    import torch
+
+    dtypes = []
+    real = torch.nn.functional.linear
+
+    def spy(x, w, b=None):
+        out = real(x, w, b)
+        dtypes.append(out.dtype)
+        return out
+
+    spec32 = ModelSpec(path=str(tiny_marian), local=True)
+    spec16 = ModelSpec(path=str(tiny_marian), local=True, dtype="bfloat16", device="cpu")
+    data = parallel_data(1)
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    a = strategy("unmasked", epochs=1, batch_size=4).prepare(spec16, data, ctx_for(tmp_path))
+    assert torch.bfloat16 in dtypes, "linear layers ran in bfloat16"
+    record = json.loads((tmp_path / "cell-0" / "finetune.json").read_text())
+    assert record["mixed_precision"] == "bfloat16"
+    dtypes.clear()
+    b = strategy("unmasked", epochs=1, batch_size=4).prepare(spec32, data, ctx_for(tmp_path))
+    assert set(dtypes) == {torch.float32}
+    assert json.loads((tmp_path / "cell-0" / "finetune.json").read_text())["mixed_precision"] == "no"
+    assert a.path != b.path
