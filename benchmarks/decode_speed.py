@@ -12,8 +12,9 @@ tokenizer built over that file.
 
 Arms (same batches of --batch-size sentences, same max_new_tokens; generate() gets the
 batches in input order, as a user would call it). The first run of an arm is its reference:
-  greedy       generate(num_beams=1), harness greedy, CTranslate2 greedy float32 and int8
-  beam5        generate(num_beams=5), harness beam 5, CTranslate2 beam 5 float32 and int8,
+  greedy       generate(num_beams=1), harness greedy (default and ``kernels: onednn``),
+               CTranslate2 greedy float32 and int8
+  beam5        generate(num_beams=5), harness beam 5 (default and onednn), CTranslate2 beam 5 float32 and int8,
                torch dynamic int8 (``dtype: int8``) + generate and + harness beam 5
   diverse6x3   harness ``beam`` num_beams=6, harness ``diverse_beam`` B=6 G=3
 CTranslate2 runs are the harness decoders on a model with ``engine: ctranslate2`` (converted once,
@@ -80,9 +81,10 @@ OURS = {"impl": "harness"}
 CT2 = {"impl": "harness", "engine": "ctranslate2"}
 ARMS = {
     # arm: runs, the first is the reference
-    "greedy": [{**GEN, "num_beams": 1}, {**OURS, "decoder": "greedy"},
+    "greedy": [{**GEN, "num_beams": 1}, {**OURS, "decoder": "greedy"}, {**OURS, "decoder": "greedy", "kernels": "onednn"},
                {**CT2, "decoder": "greedy", "precision": "float32"}, {**CT2, "decoder": "greedy", "precision": "int8"}],
     "beam5": [{**GEN, "num_beams": 5}, {**OURS, "decoder": "beam", "num_beams": 5},
+              {**OURS, "decoder": "beam", "num_beams": 5, "kernels": "onednn"},
               {**CT2, "decoder": "beam", "num_beams": 5, "precision": "float32"},
               {**CT2, "decoder": "beam", "num_beams": 5, "precision": "int8"},
               {**GEN, "num_beams": 5, "precision": "int8"}, {**OURS, "decoder": "beam", "num_beams": 5, "precision": "int8"}],
@@ -90,7 +92,7 @@ ARMS = {
                    {**OURS, "decoder": "diverse_beam", "num_beams": 6, "num_groups": 3, "diversity_strength": 0.5}],
 }
 CUDA_PRECISION = {"float32": "float16", "int8": "int8_float16"}  # what a run's precision becomes with --device cuda
-RUN_KEYS = ("impl", "decoder", "engine", "precision")  # the rest are decoder parameters
+RUN_KEYS = ("impl", "decoder", "engine", "precision", "kernels")  # the rest are decoder parameters
 
 
 # ----------------------------------------------------------------------------- building the model (parent)
@@ -189,7 +191,7 @@ def model_spec(args, run: dict):
         compute = CUDA_PRECISION.get(precision, precision) if args.device.startswith("cuda") else precision
         return ModelSpec(path=args.model, device=args.device, engine="ctranslate2", compute_type=compute)
     dtype = precision if not args.device.startswith("cuda") else "float16"
-    return ModelSpec(path=args.model, device=args.device, dtype=dtype)
+    return ModelSpec(path=args.model, device=args.device, dtype=dtype, kernels=run.get("kernels", "default"))
 
 
 def child(args) -> None:
@@ -257,7 +259,7 @@ def label(run: dict) -> str:
         name = f"generate(num_beams={run['num_beams']})"
     else:
         name = ("ct2 " if run.get("engine") == "ctranslate2" else "harness ") + run["decoder"] + (f"({extra})" if extra else "")
-    return name + ("" if prec == "float32" else f" [{prec}]")
+    return name + ("" if prec == "float32" else f" [{prec}]") + (f" [{run['kernels']}]" if run.get("kernels") else "")
 
 
 def launch(args, model_dir: Path, run: dict) -> dict:
@@ -283,8 +285,9 @@ def row(name: str, r: dict, n: int) -> str:
 
 def runs_for(args, arm: str) -> list[dict]:
     runs = ARMS[arm]
-    if args.device.startswith("cuda"):  # torch dynamic int8 has CPU kernels only
-        runs = [r for r in runs if not (r.get("precision") == "int8" and r.get("engine") != "ctranslate2")]
+    if args.device.startswith("cuda"):  # torch dynamic int8 and oneDNN linear have CPU kernels only
+        runs = [r for r in runs if not (r.get("precision") == "int8" and r.get("engine") != "ctranslate2")
+                and not r.get("kernels")]
     if not args.ct2:
         runs = [r for r in runs if r.get("engine") != "ctranslate2"]
     return runs

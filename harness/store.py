@@ -300,7 +300,7 @@ def model_fingerprint(spec) -> str:
     d = spec.model_dump(mode="json")
     d.pop("label", None)  # a display name; it does not change outputs
     # fields added later are left out at their defaults, so cells cached before them keep their keys
-    for name, default in (("engine", "transformers"), ("compute_type", "auto")):
+    for name, default in (("engine", "transformers"), ("compute_type", "auto"), ("kernels", "default")):
         if d.get(name) == default:
             d.pop(name)
     if spec.local:

@@ -1,0 +1,51 @@
+"""`kernels: onednn` on a model: float32 Linear layers with oneDNN-prepacked weights for decoding."""
+from __future__ import annotations
+
+import pytest
+
+from harness.config import load_experiment_dict
+from harness.errors import ConfigError, ConfigErrors
+from harness.models import ModelSpec, load_generation_model
+from harness.testing import run_config
+
+
+def config(model: dict, src, ref, decoders=("greedy",)) -> dict:
+    return {"name": "kernels", "models": [model],
+            "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": str(src), "reference": str(ref)}}],
+            "decoders": list(decoders)}
+
+
+def test_onednn_model_has_prepacked_linear_layers(tiny_marian):
+    gm = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, kernels="onednn"))
+    kinds = {type(m).__name__ for m in gm.model.modules()}
+    assert "MkldnnLinear" in kinds and "Linear" not in kinds
+    assert gm.device == "cpu"
+
+
+def test_onednn_decodes_the_same_tokens_as_default_kernels(tmp_path, tiny_marian, translation_files):
+    src, ref = translation_files
+    decoders = ["greedy", {"name": "beam", "params": {"num_beams": 3, "num_return_sequences": 3, "max_new_tokens": 10}}]
+    cfg = config({"path": str(tiny_marian), "label": "plain"}, src, ref, decoders)
+    cfg["models"].append({"path": str(tiny_marian), "label": "onednn", "kernels": "onednn"})
+    res = run_config(cfg, tmp_path / "out")
+    cells = {(c["model"], c["decoder"]): c["key"] for c in res.cells}
+    assert len(set(cells.values())) == 4, "kernels is part of the model's identity: separate cells"
+    for dec in ("greedy", "beam"):
+        ours = [(r["output"], r.get("nbest")) for r in res.predictions(cells[("onednn", dec)])]
+        plain = [(r["output"], r.get("nbest")) for r in res.predictions(cells[("plain", dec)])]
+        assert ours == plain and len(ours) == 4
+
+
+@pytest.mark.parametrize("model, expected", [
+    ({"kernels": "onednn", "dtype": "bfloat16"},
+     "models[0]: kernels onednn runs float32 Linear layers on the CPU with engine transformers; got engine "
+     "transformers, dtype bfloat16, device auto (allowed: engine transformers, dtype auto or float32, device auto or cpu)"),
+    ({"kernels": "onednn", "device": "cuda"}, "got engine transformers, dtype auto, device cuda"),
+    ({"kernels": "mkl"}, "models[0].kernels: Input should be 'default' or 'onednn' (got 'mkl')"),
+])
+def test_onednn_mistakes_are_one_line_errors(tiny_marian, translation_files, model, expected):
+    src, ref = translation_files
+    with pytest.raises((ConfigError, ConfigErrors)) as info:
+        load_experiment_dict(config({"path": str(tiny_marian), **model}, src, ref))
+    lines = str(info.value).splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
