@@ -871,6 +871,23 @@ def _key_lock(path: Path):
         os.close(fd)
 
 
+def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
+    """The model as it enters a checkpoint's key: what training reads, not how the checkpoint is
+    decoded afterwards. Decoding-only fields (engine, compute_type, kernels) are reset, and on the
+    CPU every dtype but bfloat16 trains in plain float32 (int8 quantizes only after training), and
+    ``device: cpu`` trains as ``auto`` does on a machine without an accelerator. So one trained
+    model is decoded in float32, int8, oneDNN or CTranslate2 without training it again."""
+    from .models import resolve_device
+
+    update: dict[str, Any] = {"engine": "transformers", "compute_type": "auto", "kernels": "default"}
+    if device == "cpu":
+        if spec.dtype != "bfloat16":
+            update["dtype"] = "auto"
+        if resolve_device("auto") == "cpu":
+            update["device"] = "auto"
+    return spec.model_copy(update=update)
+
+
 def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
     """The parameters as they enter a checkpoint's key. ``train_seed`` is left out: the seed it
     sets is keyed itself, so a checkpoint trained by a cell of seed 0 and one asked for with
@@ -882,14 +899,15 @@ def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
 
 def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
                       params: FineTuneParams, build: Callable[[Path], dict[str, Any]], uses_dev: bool,
-                      extra_key: dict[str, Any] | None = None) -> ModelSpec:
+                      extra_key: dict[str, Any] | None = None, device: str | None = None) -> ModelSpec:
     """Return the spec of the checkpoint for these inputs, training it with ``build(tmpdir)`` on a miss.
 
     ``build`` saves the model and tokenizer into the directory it is given and returns the
     training record, written as ``finetune.json`` in the checkpoint and copied into the cell's
     workdir. The directory is renamed into place only when complete.
     """
-    key = canonical_hash({"training": TRAINING_VERSION, "model": model_fingerprint(spec),
+    key = canonical_hash({"training": TRAINING_VERSION,
+                          "model": model_fingerprint(checkpoint_model(spec, device) if device else spec),
                           "data": data_fingerprint(data, with_dev=uses_dev), "strategy": strategy,
                           "version": version, "params": checkpoint_params(params), "seed": ctx.seed,
                           **(extra_key or {})})
@@ -1063,7 +1081,7 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
     # CPU bfloat16 training arrived later than the key: only its checkpoints carry the mark
     amp = {"amp": "cpu-bfloat16"} if cpu_bfloat16(device, spec.dtype) else None
     return cached_checkpoint(spec, data, ctx, strategy=strategy, version=version, params=params, build=build,
-                             uses_dev=dev_examples is not None, extra_key=amp)
+                             uses_dev=dev_examples is not None, extra_key=amp, device=device)
 
 
 def _task_model(base, task, data, train_examples, dev_examples, tokenizer, params, ctx, device, where):

@@ -462,3 +462,25 @@ def test_cpu_bfloat16_trains_under_autocast_and_is_its_own_checkpoint(tmp_path, 
     assert set(dtypes) == {torch.float32}
     assert json.loads((tmp_path / "cell-0" / "finetune.json").read_text())["mixed_precision"] == "no"
     assert a.path != b.path
+
+
+def test_one_trained_checkpoint_serves_every_cpu_decoding_variant(tmp_path, tiny_marian):
+    """int8, oneDNN kernels, device: cpu and dtype: float32 change how a checkpoint is decoded (or
+    nothing, on a CPU-only machine), not how it is trained: they reuse the plain model's checkpoint."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine device auto trains on the GPU: a different checkpoint")
+    data = parallel_data(1)
+    base = strategy("unmasked", epochs=1, batch_size=4).prepare(ModelSpec(path=str(tiny_marian), local=True), data,
+                                                               ctx_for(tmp_path))
+    variants = [{"dtype": "int8"}, {"kernels": "onednn"}, {"device": "cpu", "dtype": "float32"}]
+    for extra in variants:
+        spec = ModelSpec(path=str(tiny_marian), local=True, **extra)
+        out = strategy("unmasked", epochs=1, batch_size=4).prepare(spec, data, ctx_for(tmp_path))
+        assert out.path == base.path, extra
+        assert json.loads((tmp_path / "cell-0" / "finetune.json").read_text())["cache_hit"] is True
+        assert (out.dtype, out.kernels) == (spec.dtype, spec.kernels), "decoded as asked"
+    bf16 = strategy("unmasked", epochs=1, batch_size=4).prepare(
+        ModelSpec(path=str(tiny_marian), local=True, dtype="bfloat16"), data, ctx_for(tmp_path))
+    assert bf16.path != base.path, "bfloat16 trains under autocast: its own checkpoint"
