@@ -50,6 +50,8 @@ class PluginRef(StrictModel):
 class Baseline(StrictModel):
     decoder: str | None = Field(None, description="decoder label to compare others against")
     strategy: str | None = Field(None, description="strategy label to compare others against")
+    model: str | None = Field(None, description="model label to compare others against (checked first: each "
+                                                "model is compared with this one at the same decoder and strategy)")
 
 
 class Experiment(StrictModel):
@@ -476,6 +478,12 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
         if want is not None and want not in labels:
             errors.append(ConfigError(source, f"baseline.{key}", unknown_choice_message(f"no {key} labelled", want, labels),
                                       line_of(raw, ("baseline", key))))
+    if exp.baseline.model is not None:
+        labels = [m.display for m in exp.models]
+        if exp.baseline.model not in labels:
+            errors.append(ConfigError(source, "baseline.model", unknown_choice_message("no model labelled",
+                                                                                      exp.baseline.model, labels),
+                                      line_of(raw, ("baseline", "model"))))
     if errors:
         raise ConfigErrors(errors)
     resolved = ResolvedExperiment(source, base_dir, plain_data(raw), exp, components, plugins, origins, raw_lines=raw)

@@ -116,3 +116,25 @@ def test_which_precisions_are_marked_as_reduced(precision, mark):
     from harness.analysis.pairing import reduced_precision
 
     assert reduced_precision(precision) == mark
+
+
+def test_a_baseline_model_pairs_each_model_with_it_at_the_same_decoder(tmp_path, tiny_marian, translation_files):
+    from harness.analysis import analyze
+    from harness.results import load_run
+
+    src, ref = translation_files
+    cfg = config({"path": str(tiny_marian), "label": "fp32"}, src, ref,
+                 decoders=["greedy", {"name": "beam", "params": {"num_beams": 2, "max_new_tokens": 8}}])
+    cfg["models"].append({"path": str(tiny_marian), "dtype": "int8", "label": "q8"})
+    cfg["baseline"] = {"model": "fp32", "decoder": "greedy"}
+    run_config(cfg, tmp_path / "out")
+    data = analyze(load_run(tmp_path / "out"))
+    rows = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}
+    assert {k: (r.baseline.label if r.baseline else None, r.is_baseline) for k, r in rows.items()} == {
+        "fp32 / greedy": (None, True), "fp32 / beam": ("fp32 / greedy", False),
+        "q8 / greedy [int8]": ("fp32 / greedy", False), "q8 / beam [int8]": ("fp32 / beam", False)}
+    assert data.benchmarks[0].baseline_label == "fp32 / greedy"
+
+    cfg["baseline"] = {"model": "fp16"}
+    with pytest.raises((ConfigError, ConfigErrors), match="baseline.model: no model labelled 'fp16'"):
+        load_experiment_dict(cfg)

@@ -256,6 +256,7 @@ class BenchmarkReport:
     baseline_label: str = ""
     base_decoder: str | None = None
     base_strategy: str | None = None
+    base_model: str | None = None  # only when the config names one (baseline.model)
     drilldown: DrillDown | None = None
     plots: dict[str, Any] = field(default_factory=dict)  # plot name -> data for the plotting code
     notes: list[str] = field(default_factory=list)

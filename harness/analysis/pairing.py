@@ -59,8 +59,13 @@ def config_labels(configs: list[Config]) -> None:
             c.label += " [" + ", ".join(marks) + "]"
 
 
-def pair_baseline(cfg: Config, by_key: dict[tuple, Config], base_dec: str | None, base_strat: str | None) -> Config | None:
-    """The configuration that differs from ``cfg`` in one factor: the baseline's value of it."""
+def pair_baseline(cfg: Config, by_key: dict[tuple, Config], base_dec: str | None, base_strat: str | None,
+                  base_model: str | None = None) -> Config | None:
+    """The configuration that differs from ``cfg`` in one factor: the baseline's value of it.
+    A baseline model (only when the config names one) is the first factor: int8/beam5 is then
+    compared with float32/beam5, not with int8/greedy."""
+    if base_model is not None and cfg.model != base_model:
+        return by_key.get((cfg.benchmark, base_model, cfg.strategy, cfg.decoder))
     if cfg.decoder != NO_DECODER and base_dec is not None and cfg.decoder != base_dec:
         return by_key.get((cfg.benchmark, cfg.model, cfg.strategy, base_dec))
     if base_strat is not None and cfg.strategy != base_strat:
@@ -71,7 +76,7 @@ def pair_baseline(cfg: Config, by_key: dict[tuple, Config], base_dec: str | None
 def paired_cells(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base_strat) -> list[tuple[str, str]]:
     out = []
     for cfg in br.configs:
-        base = pair_baseline(cfg, configs, base_dec, base_strat)
+        base = pair_baseline(cfg, configs, base_dec, base_strat, br.base_model)
         if base is None:
             continue
         for c in cfg.cells:

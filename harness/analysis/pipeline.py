@@ -64,11 +64,13 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
         base_strat = pick_baseline(baseline.get("strategy"), strats, ("unmasked",))
         metrics = [m for label, m in metric_infos.items()
                    if m.task == task and any(label in c.values for c in bcells)]
+        models = list(dict.fromkeys(c.model for c in cfg_list))
+        base_model = baseline.get("model") if baseline.get("model") in models and len(models) > 1 else None
         br = BenchmarkReport(bname, task, metrics, cfg_list, {}, notes=[], base_decoder=base_dec,
-                             base_strategy=base_strat)
+                             base_strategy=base_strat, base_model=base_model)
         if (note := precision_note(cfg_list)) is not None:
             br.notes.append(note)
-        br.baseline_label = " / ".join(x for x in (base_strat if len(strats) > 1 else None,
+        br.baseline_label = " / ".join(x for x in (base_model, base_strat if len(strats) > 1 else None,
                                                    base_dec if len(decs) > 1 else None) if x) or (base_dec or base_strat or "")
         for m in metrics:
             sigs = {c.signatures.get(m.label) for c in bcells if c.signatures.get(m.label)}

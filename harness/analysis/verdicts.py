@@ -42,7 +42,7 @@ def fill_rows(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base_
 
     for m in br.metrics:
         dec = decimals_of(br, m.label)
-        rows = [_row(cfg, m, configs, base_dec, base_strat, ex, params) for cfg in br.configs]
+        rows = [_row(cfg, m, configs, base_dec, base_strat, ex, params, br.base_model) for cfg in br.configs]
         ranks = competition_ranks([r.value for r in rows], m.direction, m.target, decimals=dec)
         for r, rank in zip(rows, ranks):
             r.rank = rank
@@ -50,7 +50,8 @@ def fill_rows(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base_
         br.rows[m.label] = rows
 
 
-def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params: AnalysisParams) -> Row:
+def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params: AnalysisParams,
+         base_model: str | None = None) -> Row:
     import numpy as np
 
     from ..stats import clip_interval, seed_tests, seeds_needed, t_interval, two_level_bootstrap
@@ -77,9 +78,9 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
             row.ci_low, row.ci_high, row.ci_clipped = clip_interval(iv[0], iv[1], m.value_range)
             row.ci_kind = "bootstrap"
             row.ci_method = f"bootstrap over examples ({params.bootstrap_samples} resamples)"
-    base = pair_baseline(cfg, configs, base_dec, base_strat)
+    base = pair_baseline(cfg, configs, base_dec, base_strat, base_model)
     row.is_baseline = base is None and ((cfg.decoder == base_dec or cfg.decoder == NO_DECODER)
-                                        and cfg.strategy == base_strat)
+                                        and cfg.strategy == base_strat and base_model in (None, cfg.model))
     row.baseline = base
     if base is None or row.value is None:
         return row
