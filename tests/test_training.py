@@ -416,12 +416,14 @@ def test_label_smoothing_is_the_loss_the_optimizer_sees(tmp_path, tiny_marian, m
     monkeypatch.setattr(F, "cross_entropy", ce)
     monkeypatch.setattr(torch.Tensor, "backward", backward)
     spec = ModelSpec(path=str(tiny_marian), local=True)
-    strategy("unmasked", epochs=1, batch_size=4, label_smoothing=0.2).prepare(spec, parallel_data(1), ctx_for(tmp_path))
-    smoothed, plain, kw, labels = calls[0]
+    # trained a while, so predictions are peaked and smoothing visibly changes the loss
+    strategy("unmasked", epochs=4, batch_size=4, learning_rate=3e-3, warmup_ratio=0.0,
+             label_smoothing=0.2).prepare(spec, parallel_data(1), ctx_for(tmp_path))
+    smoothed, plain, kw, labels = calls[-1]
     assert kw == {"ignore_index": -100, "label_smoothing": 0.2}
     assert (labels == -100).any(), "the batch has padding, and it is ignored"
-    assert backward_losses[0] == pytest.approx(smoothed, rel=1e-6)
-    assert abs(smoothed - plain) > 1e-4, "the smoothed loss is not the plain one"
+    assert backward_losses[-1] == pytest.approx(smoothed, rel=1e-6)
+    assert smoothed - plain > 1e-3, "the smoothed loss is not the plain one"
     assert len(calls) == len(backward_losses)
 
 
