@@ -76,8 +76,12 @@ def _key_id(c: Component | None) -> Any:
 
 def cell_key(cell: Cell) -> str:
     """Hash of everything that determines the cell's predictions (never an absolute path)."""
-    seed_matters = (cell.strategy.cls.uses_seed or (cell.decoder is not None and not cell.decoder.cls.deterministic)
-                    or cell.model.init == "random")
+    # A strategy with train_seed trains (and draws random initial weights) with that seed, not the
+    # cell's: its deterministic decoders then give one cell for all seeds.
+    trains = cell.strategy.cls.uses_seed
+    pinned = trains and getattr(cell.strategy.params, "train_seed", None) is not None
+    seed_matters = ((trains and not pinned) or (cell.decoder is not None and not cell.decoder.cls.deterministic)
+                    or (cell.model.init == "random" and not pinned))
     try:
         data = cell.benchmark.instantiate().fingerprint()
     except HarnessError:

@@ -131,8 +131,47 @@ def test_multi30k_scratch_config_trains_the_built_model_two_ways_and_decodes_thr
     bench = resolved.components["benchmarks"][0].params_dict()
     assert Path(bench["source"]).name == "test_2016_flickr.en" and Path(bench["train_reference"]).name == "train.de"
     # the header's step count: 29,000 pairs / 64 per batch = 454 steps per epoch
-    assert "4 epochs = 1,816 optimizer steps of 64 pairs" in CONFIG.read_text(encoding="utf-8")
-    assert a["epochs"] * -(-29000 // a["batch_size"]) == 1816
+    assert "6 epochs = 2,724 optimizer steps of 64 pairs" in CONFIG.read_text(encoding="utf-8")
+    assert a["epochs"] * -(-29000 // a["batch_size"]) == 2724
+    assert a["eval_steps"] * 2 == 454 and a["label_smoothing"] == 0.1
+
+
+@pytest.mark.parametrize("name", ["decoders-study-scratch.yaml", "precision-study.yaml"])
+def test_studies_of_the_trained_model_reuse_its_checkpoint_and_seeds_only_where_they_matter(name):
+    """Same model directory, strategy parameters and training/dev data as multi30k-scratch's
+    unmasked arm (train_seed 0 = the seed it trained with): the checkpoint key is the same, so these
+    studies decode the cached model; deterministic decoders give one cell over all seeds."""
+    from conftest import shared_data
+
+    from harness.config import load_experiment
+    from harness.runner import cell_key
+    from harness.store import model_fingerprint
+    from harness.training import checkpoint_model, checkpoint_params
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU, device auto trains there and int8/oneDNN (CPU) checkpoints are other ones")
+    shared_data("multi30k", "train.en")
+    scratch = load_experiment(CONFIG)
+    study = load_experiment(ROOT / "configs" / name)
+    arm = scratch.components["strategies"][0]
+    strat = study.components["strategies"][0]
+    assert strat.name == arm.name == "unmasked" and strat.params.train_seed == 0 and scratch.experiment.seeds == [0]
+    assert checkpoint_params(strat.params) == checkpoint_params(arm.params)
+    base = scratch.experiment.models[0]
+    for model in study.experiment.models:
+        assert model_fingerprint(checkpoint_model(model, "cpu")) == model_fingerprint(checkpoint_model(base, "cpu")), \
+            model.display
+    ours, theirs = (r.components["benchmarks"][0].instantiate().load(None) for r in (study, scratch))
+    assert [(e.source, e.reference) for e in ours.train] == [(e.source, e.reference) for e in theirs.train]
+    assert [(e.source, e.reference) for e in ours.dev] == [(e.source, e.reference) for e in theirs.dev]
+    keys: dict[tuple, set[str]] = {}
+    for cell in study.cells():
+        keys.setdefault((cell.model.display, cell.decoder.label), set()).add(cell_key(cell))
+    for (model, decoder), k in keys.items():
+        sampled = decoder.startswith(("sample", "mbr"))
+        assert len(k) == (len(study.experiment.seeds) if sampled else 1), (model, decoder)
 
 
 def test_the_committed_model_directory_is_what_the_script_builds_from_multi30k(tmp_path):

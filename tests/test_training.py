@@ -486,3 +486,25 @@ def test_one_trained_checkpoint_serves_every_cpu_decoding_variant(tmp_path, tiny
     bf16 = strategy("unmasked", epochs=1, batch_size=4).prepare(
         ModelSpec(path=str(tiny_marian), local=True, dtype="bfloat16"), data, ctx_for(tmp_path))
     assert bf16.path != base.path, "bfloat16 trains under autocast: its own checkpoint"
+
+
+def test_train_seed_gives_deterministic_decoders_one_cell_for_all_seeds(tmp_path, tiny_marian, translation_files):
+    from harness.config import load_experiment_dict
+    from harness.runner import cell_key
+
+    src, ref = translation_files
+    cfg = {"name": "pinned", "seeds": [0, 1, 2], "models": [{"path": str(tiny_marian), "init": "random"}],
+           "benchmarks": [{"name": "parallel_text", "params": {"source": str(src), "reference": str(ref),
+                                                               "train_source": str(src), "train_reference": str(ref)}}],
+           "strategies": [{"name": "unmasked", "params": {"train_seed": 0}}],
+           "decoders": ["greedy", {"name": "sample", "params": {"num_samples": 2}}]}
+
+    def keys():
+        out: dict[str, set] = {}
+        for cell in load_experiment_dict(cfg).cells():
+            out.setdefault(cell.decoder.label, set()).add(cell_key(cell))
+        return {k: len(v) for k, v in out.items()}
+
+    assert keys() == {"greedy": 1, "sample": 3}
+    cfg["strategies"][0]["params"] = {}
+    assert keys() == {"greedy": 3, "sample": 3}, "without train_seed each seed trains its own model"
