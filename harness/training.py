@@ -891,9 +891,14 @@ def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
 def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
     """The parameters as they enter a checkpoint's key. ``train_seed`` is left out: the seed it
     sets is keyed itself, so a checkpoint trained by a cell of seed 0 and one asked for with
-    ``train_seed: 0`` are the same (and checkpoints cached before the field existed keep their keys)."""
+    ``train_seed: 0`` are the same; with later fields at their defaults, checkpoints cached before
+    those fields existed keep their keys."""
     d = params.model_dump(mode="json")
     d.pop("train_seed", None)
+    # fields added after checkpoints were first cached are left out at their defaults (old keys hold)
+    for name, default in (("label_smoothing", 0.0),):
+        if d.get(name) == default:
+            d.pop(name)
     return d
 
 

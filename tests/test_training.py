@@ -508,3 +508,16 @@ def test_train_seed_gives_deterministic_decoders_one_cell_for_all_seeds(tmp_path
     assert keys() == {"greedy": 1, "sample": 3}
     cfg["strategies"][0]["params"] = {}
     assert keys() == {"greedy": 3, "sample": 3}, "without train_seed each seed trains its own model"
+
+
+def test_checkpoint_keys_of_older_parameter_sets_are_unchanged():
+    """A checkpoint cached before label_smoothing and train_seed existed keeps its key."""
+    from harness.training import FineTuneParams, checkpoint_params
+
+    old = {"learning_rate": 5e-05, "batch_size": 32, "gradient_accumulation_steps": 1, "epochs": 3, "max_steps": None,
+           "warmup_ratio": 0.1, "warmup_steps": None, "lr_scheduler": "linear", "weight_decay": 0.01,
+           "max_grad_norm": 1.0, "max_length": 128, "max_target_length": 128, "group_by_length": True,
+           "train_limit": None, "early_stopping_patience": None, "early_stopping_metric": "loss", "eval_steps": None,
+           "dev_limit": None}
+    assert checkpoint_params(FineTuneParams()) == old
+    assert checkpoint_params(FineTuneParams(label_smoothing=0.1)) == {**old, "label_smoothing": 0.1}
