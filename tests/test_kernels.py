@@ -7,12 +7,7 @@ from harness.config import load_experiment_dict
 from harness.errors import ConfigError, ConfigErrors
 from harness.models import ModelSpec, load_generation_model
 from harness.testing import run_config
-
-
-def config(model: dict, src, ref, decoders=("greedy",)) -> dict:
-    return {"name": "kernels", "models": [model],
-            "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": str(src), "reference": str(ref)}}],
-            "decoders": list(decoders)}
+from test_int8 import config  # the one-model translation experiment
 
 
 def test_onednn_model_has_prepacked_linear_layers(tiny_marian):
