@@ -278,6 +278,7 @@ class ReportData:
     seconds: float = 0.0  # time the analysis took
     study: Any = None  # harness.analysis.study.Study when the run compares strategies over seeds
     mlm_heads: list[Any] = field(default_factory=list)  # harness.analysis.study.MlmHeadRow per cell with one
+    training: list[Any] = field(default_factory=list)  # harness.analysis.training.TrainingRun per checkpoint
 
     @property
     def failed(self) -> list[CellInfo]:

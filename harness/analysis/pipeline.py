@@ -10,6 +10,7 @@ from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, ReportDa
 from .pairing import config_labels, pick_baseline, precision_note
 from .plots import plot_data
 from .study import build_study, mlm_heads
+from .training import training_runs
 from . import runs
 from .runs import Predictions, StatsCache, read_cells
 from .verdicts import fill_rows, finalize
@@ -89,6 +90,7 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
     data.study = build_study(benches, strategy_plugins={s.get("label"): s.get("plugin")
                                                         for s in resolved.get("strategies", []) if s.get("label")})
     data.mlm_heads = mlm_heads(Path(results.outdir), cells)
+    data.training = training_runs(Path(results.outdir), cells)
     data.seconds = time.perf_counter() - t0
     try:
         results._harness_report_analysis = (params, data)

@@ -5,7 +5,8 @@ Each function takes the data :func:`harness.report_data._plot_data` prepared and
 looks the same without fonts and no text from the data becomes markup). A plot whose data is
 absent is never called. The study section's two plots (Δ vs training budget, Δ vs masking rate)
 take :func:`harness.analysis.study.study_plot_data`'s numbers and name their intervals in the
-figure.
+figure; the Training section's learning curves take
+:func:`harness.analysis.training.training_plot_data`'s.
 
 Texts never overlap: scatter points are labelled by :func:`place_labels` (greedy, nearest free
 spot, a leader line when moved away, a legend beside the plot for points that find none), and
@@ -269,6 +270,45 @@ def study_budget_plot(data: dict[str, Any]) -> str:
 
 def study_rate_plot(data: dict[str, Any]) -> str:
     return _study_plot(data, logx=False, title=f"Δ {data['metric']} vs masking rate")
+
+
+def training_plot(data: dict[str, Any]) -> str:
+    """Learning curves: loss against optimizer step, one panel per task (their units differ), a
+    solid line per checkpoint for its training loss and a dashed one with markers for its dev
+    loss, in the checkpoint's colour; one legend beside the panels names the checkpoints and the
+    two line styles (so no label sits on a curve)."""
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    panels = data["panels"]
+    colors = _PALETTE + ["#393b79", "#637939"]  # 12 distinct colours: the plot's limit
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    names: dict[int, str] = {}
+    for ax, panel in zip(axes[0], panels):
+        for line in panel["lines"]:
+            color = colors[line["index"] % len(colors)]
+            names[line["index"]] = line["name"]
+            if line["train"]["x"]:
+                ax.plot(line["train"]["x"], line["train"]["y"], color=color, linewidth=1.4)
+            if line["dev"]["x"]:
+                ax.plot(line["dev"]["x"], line["dev"]["y"], color=color, linestyle="--", marker="o", markersize=4,
+                        linewidth=1.2)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(panel["y_label"])
+        if panel["task"]:
+            ax.set_title(panel["task"], fontsize=9)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=colors[i % len(colors)], linewidth=2) for i in sorted(names)]
+    labels = [_short(names[i], 40) for i in sorted(names)]
+    handles += [Line2D([], [], color="#555555", linewidth=1.4),
+                Line2D([], [], color="#555555", linestyle="--", marker="o", markersize=4, linewidth=1.2)]
+    labels += ["training loss (windowed mean)", "dev loss"]
+    axes[0][-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.suptitle("Learning curves", fontsize=10)
+    return _svg(fig)
+
+
+TRAINING_PLOTS = {"learning_curves": ("Learning curves", training_plot)}
 
 
 STUDY_PLOTS = {"budget": ("Δ vs training budget", study_budget_plot), "rate": ("Δ vs masking rate", study_rate_plot)}

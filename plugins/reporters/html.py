@@ -168,6 +168,14 @@ def render(data: ReportData, *, plots: bool = True) -> str:
 
             study_plots = render_all(data.study.plots, prefix="study", plots=STUDY_PLOTS)
     from harness.analysis.study import mlm_head_summary
+    from harness.analysis.training import training_plot_data
+
+    training_data = training_plot_data(data.training) if data.training else None
+    training_plots = []
+    if plots and training_data:
+        from ._plots import TRAINING_PLOTS, render_all
+
+        training_plots = render_all({"learning_curves": training_data}, prefix="train", plots=TRAINING_PLOTS)
 
     git = (m.get("git") or {}).get("harness") or (m.get("git") or {}).get("config") or {}
     script = asset("sort.js")
@@ -180,6 +188,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
         n_identical=n_identical, decs=decs, row_of=row_of,
         is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests, study_plots=study_plots,
         study_dec=study_dec, mlm_summary=mlm_head_summary(data.mlm_heads),
+        training_plots=training_plots, training_data=training_data,
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
         git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",
         config_yaml=_yaml(m.get("config") or {}), resolved_yaml=_yaml(m.get("resolved") or {}),

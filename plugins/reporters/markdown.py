@@ -3,7 +3,8 @@
 The same analysis as the HTML report (:func:`harness.report_data.analyze`): best configuration
 per benchmark and metric, the significance verdicts, and one table per benchmark and metric
 with 95% intervals and p-values, and the study section (Δ vs the baseline strategy per dataset
-with its intervals, the effect pooled across datasets, the MLM-head losses).
+with its intervals, the effect pooled across datasets, the MLM-head losses), and the Training
+table (one row per fine-tuned checkpoint).
 
 Written to be read raw as well as rendered: text from the data is escaped only where Markdown
 would act on it (:func:`md_text`: a backslash before what could start markup, never an HTML
@@ -92,6 +93,7 @@ def render_markdown(data) -> str:
         out += [_table(best), ""]
     out += verdicts_markdown(data)
     out += study_markdown(data)
+    out += training_markdown(data)
     for b in data.benchmarks:
         out += [f"## {md_text(b.name)} ({b.task})", "", f"Baseline: {md_text(b.baseline_label)}.", ""]
         out += [f"> {md_text(n)}" for n in b.notes]
@@ -264,6 +266,39 @@ def study_markdown(data) -> list[str]:
                          "After MLM stage": fmt(h["loss_after_mlm_stage"], 3),
                          "After training": fmt(h["loss_after_training"], 3)}
                         for h in mlm_head_summary(data.mlm_heads)]), ""]
+    return out
+
+
+def training_markdown(data) -> list[str]:
+    """The Training section (one row per fine-tuned checkpoint) as Markdown lines; none without one."""
+    runs = data.training
+    if not runs:
+        return []
+    with_acc = any(r.final_dev_accuracy is not None for r in runs)
+    with_es = any(r.stopped_early or r.best_dev_step is not None for r in runs)
+    rows = []
+    for r in runs:
+        row = {"Checkpoint": r.label, "Cells": r.cells,
+               "Train examples": "–" if r.train_examples is None else r.train_examples,
+               "Steps": "–" if r.steps is None else r.steps, "Epochs": fmt(r.epochs, 2), "Time (s)": fmt(r.seconds, 1),
+               "Examples/s": fmt(r.examples_per_second, 1), "Last train loss": fmt(r.final_train_loss, 4),
+               "Last dev loss": fmt(r.final_dev_loss, 4)}
+        if with_acc:
+            row["Last dev accuracy"] = fmt(r.final_dev_accuracy, 4)
+        if with_es:
+            row["Early stopping"] = ((f"early stop at step {r.steps}" if r.stopped_early else "ran to the end")
+                                     + (f"; weights of step {r.best_dev_step} kept" if r.best_dev_step is not None else ""))
+        rows.append(row)
+    out = ["## Training", "",
+           "One row per fine-tuned checkpoint, from each cell's finetune.json (cells decoding one checkpoint share "
+           "its row). Losses in nats per target token (translation) or per example (classification); training loss: "
+           "mean over the last logging window, as the optimizer saw the batches (dropout, input masking, label "
+           "smoothing); dev loss: clean dev inputs, eval mode. The learning curves are in report.html.", "",
+           _table(rows), ""]
+    smoothed = [r.label for r in runs if r.label_smoothing]
+    if smoothed:
+        out += [f"Label smoothing is part of the training loss but not of the dev loss of: {md_text(', '.join(smoothed))}.",
+                ""]
     return out
 
 
