@@ -212,13 +212,14 @@ def onednn_linear(model, spec: ModelSpec):
     blocked layout (``torch.utils.mkldnn.to_mkldnn``), which saves the repacking a plain GEMM call
     does per step. Inference only; float32 on the CPU."""
     import torch
-    import torch.utils.mkldnn
 
     if not torch.backends.mkldnn.is_available():
         raise ModelLoadError(f"model '{spec.path}': kernels onednn needs a torch build with oneDNN (mkldnn), and "
                              "this one has none; remove kernels: onednn")
     with warnings.catch_warnings():  # torch's module wrappers use the deprecated torch.jit.script_method
         warnings.simplefilter("ignore", DeprecationWarning)
+        import torch.utils.mkldnn
+
         return torch.utils.mkldnn.to_mkldnn(model)
 
 
