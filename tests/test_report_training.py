@@ -221,3 +221,39 @@ def test_the_plot_draws_at_most_twelve_checkpoints_and_says_so(tmp_path):
     svg = training_plot(data)
     assert svg.startswith("<svg") and "<text" not in svg, "text drawn as paths"
     assert training_plot_data([]) is None
+
+
+def test_early_stopping_accuracy_smoothing_and_the_plot_limit_are_rendered(tmp_path, trained_run):
+    """The columns that only some runs need appear when one does: the reports of the real run,
+    re-rendered with hand-written records (early stopping, dev accuracy, label smoothing, 14 curves)."""
+    import dataclasses
+
+    from harness.analysis import analyze
+    from harness_plugins.reporters.html import render
+    from harness_plugins.reporters.markdown import render_markdown
+
+    cells = [cell("es", strategy="early", task="classification")]
+    write(tmp_path, "es", record("k-es", stopped_early=True, steps=12, params={"label_smoothing": 0.1},
+                                 dev_evals=[{"step": 6, "loss": 0.5, "accuracy": 0.75},
+                                            {"step": 12, "loss": 0.6, "accuracy": 0.625}],
+                                 best_dev={"step": 6, "loss": 0.5, "accuracy": 0.75}))
+    for i in range(PLOT_LIMIT + 1):
+        write(tmp_path, f"c{i}", record(f"k{i:02d}"))
+        cells.append(cell(f"c{i}", strategy=f"s{i}"))
+    _, results = trained_run
+    data = dataclasses.replace(analyze(results), training=training_runs(tmp_path, cells))
+
+    html = render(data)
+    rows = table(html, "training-table")
+    assert len(rows) == PLOT_LIMIT + 2
+    assert rows[0]["Checkpoint"] == "early"
+    assert rows[0]["Early stopping"] == "early stop at step 12; weights of step 6 kept"
+    assert rows[0]["Last dev accuracy"] == "0.6250" and rows[0]["Last dev loss"] == "0.6000"
+    assert rows[1]["Early stopping"] == "ran to the end" and rows[1]["Last dev accuracy"] == "–"
+    assert "Label smoothing (&gt; 0 in early)" in html
+    assert "Only the first 12 checkpoints with a curve are drawn; 2 more are in the table only." in html
+    assert html.count('data-plot="training-learning_curves"') == 1
+
+    md = render_markdown(data)
+    assert "| early " in md and "early stop at step 12; weights of step 6 kept" in md
+    assert "Label smoothing is part of the training loss but not of the dev loss of: early." in md
