@@ -6,6 +6,8 @@ their own lengths. Tests that need CTranslate2 skip when it is not installed.
 """
 from __future__ import annotations
 
+import os
+
 import random
 from pathlib import Path
 
@@ -202,6 +204,9 @@ def test_conversion_is_cached_by_content(opus_marian, tmp_path):
     edited = converted_dir(ModelSpec(path=str(copy), local=True, device="cpu", engine="ctranslate2"))
     assert edited != first and (edited / "model.bin").is_file()
     assert not [p for p in cache_root().iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    umask = os.umask(0)
+    os.umask(umask)
+    assert first.stat().st_mode & 0o777 == 0o777 & ~umask, "the converted model follows the umask like other files"
 
 
 def test_a_run_with_ct2_int8_records_its_precision(opus_marian, tmp_path, translation_files):
