@@ -201,22 +201,55 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
 @main.command()
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--reporter", "reporters", multiple=True, help="Reporter plugin(s) to run (default: the run's own).")
-def report(outdir: Path, reporters: tuple[str, ...]):
+@click.option("--baseline", "baselines", multiple=True, metavar="FACTOR=LABEL",
+              help="Compare against another baseline than the run's: decoder=LABEL, strategy=LABEL or model=LABEL "
+                   "(repeatable). The run's own files are left alone unless --out is OUTDIR itself.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the reports (default: OUTDIR; with --baseline: OUTDIR/baseline-<labels>).")
+def report(outdir: Path, reporters: tuple[str, ...], baselines: tuple[str, ...], out: Path | None):
     """Re-render reports from the saved results in OUTDIR."""
     from .plugins import default_plugins
     from .results import load_run
 
     results = load_run(outdir)
+    if baselines:
+        wanted = _baseline_overrides(results.manifest, baselines)
+        results.manifest["baseline"] = {**(results.manifest.get("baseline") or {}), **wanted}
+        if out is None:
+            out = outdir / ("baseline-" + "-".join(f"{k}-{v}" for k, v in wanted.items()))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        outdir_written = out
+    else:
+        outdir_written = outdir
     names = list(reporters) or [r["plugin"] for r in results.manifest.get("resolved", {}).get("reporters", [])] or ["html"]
     params = {r["plugin"]: r["params"] for r in results.manifest.get("resolved", {}).get("reporters", [])}
     plugins = default_plugins()
     for name in names:
         cls = plugins.get("reporter", name)
-        for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, outdir):
+        for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, outdir_written):
             click.echo(f"wrote {f}")
     from .results_json import write as write_results_json
 
-    click.echo(f"wrote {write_results_json(results, outdir)}")  # regenerated from the saved results
+    click.echo(f"wrote {write_results_json(results, outdir_written)}")  # regenerated from the saved results
+
+
+def _baseline_overrides(manifest: dict, items: tuple[str, ...]) -> dict[str, str]:
+    """``--baseline decoder=beam5`` -> {"decoder": "beam5"}, checked against the run's labels."""
+    from .errors import unknown_choice_message
+
+    cells = manifest.get("cells") or []  # the labels the reports use
+    labels = {f: list(dict.fromkeys(str(c.get(f)) for c in cells if c.get(f))) for f in ("decoder", "strategy", "model")}
+    out: dict[str, str] = {}
+    for item in items:
+        factor, sep, label = item.partition("=")
+        if not sep or factor not in labels:
+            raise HarnessError(f"--baseline {item}: give FACTOR=LABEL with FACTOR one of decoder, strategy, model")
+        if label not in labels[factor]:
+            raise HarnessError(f"--baseline {item}: " + unknown_choice_message(f"no {factor} labelled", label,
+                                                                               [x for x in labels[factor] if x]))
+        out[factor] = label
+    return out
 
 
 KIND_BY_NAME = {**{k: k for k in KIND_TITLES}, **{v: k for k, v in KIND_TITLES.items()}}

@@ -235,3 +235,30 @@ def test_only_file_parameters_of_options_become_absolute(workdir):
     assert r.exit_code == 0, r.output + r.stderr
     text = config_yaml.read_text()
     assert f"path: {workdir.resolve() / 't.tsv'}" in text and "source_column: test" in text
+
+
+def test_report_with_another_baseline_writes_beside_the_run_and_leaves_its_report_alone(tmp_path, tiny_marian,
+                                                                                        translation_files):
+    from harness.testing import run_config
+
+    src, ref = translation_files
+    out = tmp_path / "run"
+    run_config({"name": "rebase", "models": [{"path": str(tiny_marian)}],
+                "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": str(src), "reference": str(ref)}}],
+                "decoders": ["greedy", {"name": "beam", "params": {"num_beams": 3}}],
+                "reporters": ["markdown"]}, out)
+    before = (out / "report.md").read_text()
+    assert "Baseline: greedy." in before
+    res = CliRunner().invoke(main, ["report", str(out), "--baseline", "decoder=beam"])
+    assert res.exit_code == 0, res.output
+    again = (out / "baseline-decoder-beam" / "report.md").read_text()
+    assert "Baseline: beam." in again and "### toy: against beam" in again
+    assert (out / "report.md").read_text() == before
+    assert json.loads((out / "baseline-decoder-beam" / "results.json").read_text())["comparisons"][0]["baseline"] == "beam"
+
+    res = CliRunner().invoke(main, ["report", str(out), "--baseline", "decoder=bem"])
+    assert res.exit_code == 2
+    assert res.output.strip() == ("error: --baseline decoder=bem: no decoder labelled 'bem'; did you mean 'beam'? "
+                                  "Allowed: beam, greedy")
+    res = CliRunner().invoke(main, ["report", str(out), "--baseline", "seed=1"])
+    assert res.exit_code == 2 and "give FACTOR=LABEL with FACTOR one of decoder, strategy, model" in res.output
