@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from .errors import ModelLoadError
 from .params import StrictModel
@@ -58,6 +58,8 @@ class ModelSpec(StrictModel):
     tgt_lang: str | None = Field(None, description="mBART/NLLB/M2M target language code (forced BOS)")
     max_source_length: int = Field(512, ge=1, description="source tokens kept (longer inputs are truncated)")
     local: bool = Field(False, description="set by validation: path is a local directory")
+    # the device as written, before int8 / oneDNN pinned it to the CPU (checkpoint keys use it)
+    _requested_device: str | None = PrivateAttr(None)
 
     @field_validator("device")
     @classmethod
@@ -76,6 +78,8 @@ class ModelSpec(StrictModel):
     @model_validator(mode="after")
     def _precision(self) -> ModelSpec:
         # int8 is torch's dynamic quantization, which has CPU kernels only; "auto" then means the CPU
+        if self._requested_device is None:
+            self._requested_device = self.device
         if self.dtype == "int8":
             if self.device != "auto" and self.device != "cpu":
                 raise ValueError(f"dtype int8 (torch dynamic quantization) runs on the CPU only, not on device "

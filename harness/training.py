@@ -873,17 +873,19 @@ def _key_lock(path: Path):
 
 def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
     """The model as it enters a checkpoint's key: what training reads, not how the checkpoint is
-    decoded afterwards. Decoding-only fields (engine, compute_type, kernels) are reset, and on the
-    CPU every dtype but bfloat16 trains in plain float32 (int8 quantizes only after training), and
-    ``device: cpu`` trains as ``auto`` does on a machine without an accelerator. So one trained
-    model is decoded in float32, int8, oneDNN or CTranslate2 without training it again."""
+    decoded afterwards. Decoding-only fields (engine, compute_type, kernels) are reset; ``dtype:
+    int8`` (quantized only after a float32 training) keys as ``auto`` on the CPU; and the device
+    that int8 or oneDNN pinned to the CPU keys as the one written (``auto``) when that is the CPU
+    here. So one trained model is decoded in float32, int8, oneDNN or CTranslate2 without training
+    it again, and checkpoints keyed before these fields existed keep their keys."""
     from .models import resolve_device
 
     update: dict[str, Any] = {"engine": "transformers", "compute_type": "auto", "kernels": "default"}
     if device == "cpu":
-        if spec.dtype != "bfloat16":
+        if spec.dtype == "int8":
             update["dtype"] = "auto"
-        if resolve_device("auto") == "cpu":
+        requested = spec._requested_device or spec.device
+        if spec.device == "cpu" and requested == "auto" and resolve_device("auto") == "cpu":
             update["device"] = "auto"
     return spec.model_copy(update=update)
 

@@ -476,7 +476,7 @@ def test_one_trained_checkpoint_serves_every_cpu_decoding_variant(tmp_path, tiny
     data = parallel_data(1)
     base = strategy("unmasked", epochs=1, batch_size=4).prepare(ModelSpec(path=str(tiny_marian), local=True), data,
                                                                ctx_for(tmp_path))
-    variants = [{"dtype": "int8"}, {"kernels": "onednn"}, {"device": "cpu", "dtype": "float32"}]
+    variants = [{"dtype": "int8"}, {"kernels": "onednn"}, {"dtype": "int8", "kernels": "default", "label": "q"}]
     for extra in variants:
         spec = ModelSpec(path=str(tiny_marian), local=True, **extra)
         out = strategy("unmasked", epochs=1, batch_size=4).prepare(spec, data, ctx_for(tmp_path))
@@ -486,6 +486,12 @@ def test_one_trained_checkpoint_serves_every_cpu_decoding_variant(tmp_path, tiny
     bf16 = strategy("unmasked", epochs=1, batch_size=4).prepare(
         ModelSpec(path=str(tiny_marian), local=True, dtype="bfloat16"), data, ctx_for(tmp_path))
     assert bf16.path != base.path, "bfloat16 trains under autocast: its own checkpoint"
+    # an explicit device: cpu keeps the key it always had (caches from before stay valid)
+    cpu = strategy("unmasked", epochs=1, batch_size=4).prepare(
+        ModelSpec(path=str(tiny_marian), local=True, device="cpu"), data, ctx_for(tmp_path))
+    cpu8 = strategy("unmasked", epochs=1, batch_size=4).prepare(
+        ModelSpec(path=str(tiny_marian), local=True, device="cpu", dtype="int8"), data, ctx_for(tmp_path))
+    assert cpu.path != base.path and cpu8.path == cpu.path
 
 
 def test_train_seed_gives_deterministic_decoders_one_cell_for_all_seeds(tmp_path, tiny_marian, translation_files):
