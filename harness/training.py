@@ -612,15 +612,23 @@ def cpu_bfloat16(device: str, dtype_name: str) -> bool:
     return device == "cpu" and dtype_name == "bfloat16"
 
 
+def uses_autocast(device: str, dtype_name: str) -> bool:
+    """Whether training runs under mixed precision: on accelerators (but MPS) unless float32 is
+    asked for, on the CPU only with an explicit ``dtype: bfloat16``."""
+    if cpu_bfloat16(device, dtype_name):
+        return True
+    return not (device == "cpu" or device.startswith("mps") or dtype_name == "float32")
+
+
 def autocast_for(device: str, dtype_name: str):
-    """Mixed precision (master weights stay float32): on accelerators by default, on the CPU
-    with an explicit ``dtype: bfloat16`` (autocast to bfloat16, no loss scaling needed)."""
+    """Mixed precision (master weights stay float32) where :func:`uses_autocast` says so; on the
+    CPU autocast to bfloat16 (no loss scaling needed)."""
     import torch
 
+    if not uses_autocast(device, dtype_name):
+        return contextlib.nullcontext, None
     if cpu_bfloat16(device, dtype_name):
         return (lambda: torch.autocast(device_type="cpu", dtype=torch.bfloat16)), None
-    if device == "cpu" or device.startswith("mps") or dtype_name == "float32":
-        return contextlib.nullcontext, None
     if dtype_name == "auto":
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
@@ -906,18 +914,18 @@ def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
 
 def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
                       params: FineTuneParams, build: Callable[[Path], dict[str, Any]], uses_dev: bool,
-                      extra_key: dict[str, Any] | None = None, device: str | None = None) -> ModelSpec:
+                      device: str) -> ModelSpec:
     """Return the spec of the checkpoint for these inputs, training it with ``build(tmpdir)`` on a miss.
 
     ``build`` saves the model and tokenizer into the directory it is given and returns the
     training record, written as ``finetune.json`` in the checkpoint and copied into the cell's
     workdir. The directory is renamed into place only when complete.
     """
-    key = canonical_hash({"training": TRAINING_VERSION,
-                          "model": model_fingerprint(checkpoint_model(spec, device) if device else spec),
+    # CPU bfloat16 training arrived later than the key: only its checkpoints carry the mark
+    amp = {"amp": "cpu-bfloat16"} if cpu_bfloat16(device, spec.dtype) else {}
+    key = canonical_hash({"training": TRAINING_VERSION, "model": model_fingerprint(checkpoint_model(spec, device)),
                           "data": data_fingerprint(data, with_dev=uses_dev), "strategy": strategy,
-                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed,
-                          **(extra_key or {})})
+                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed, **amp})
     root = Path(ctx.cache_dir) / "finetuned"
     final = root / f"{strategy}-{key}"
     hit = (final / META_FILE).is_file()
@@ -960,19 +968,19 @@ def _train_split(data: BenchmarkData, strategy: str) -> list[Example]:
 
 
 def _dev_split(data: BenchmarkData, params: FineTuneParams, seed: int, strategy: str, task: str) -> list | None:
-    if params.early_stopping_patience is None:
-        if params.eval_steps is None:
-            return None
-        if not data.dev:
-            raise DataError(f"strategy '{strategy}': eval_steps evaluates on a dev split, but the benchmark has "
-                            "none; give it a dev split or set eval_steps: null")
-        return subset(data.dev, params.dev_limit, seed, "dev-subset")
-    if params.early_stopping_metric == "accuracy" and task != "classification":
+    """The dev examples that early stopping or a dev curve (``eval_steps`` alone) evaluates on."""
+    early = params.early_stopping_patience is not None
+    if not early and params.eval_steps is None:
+        return None
+    if early and params.early_stopping_metric == "accuracy" and task != "classification":
         raise HarnessError(f"strategy '{strategy}': early_stopping_metric 'accuracy' applies to classification; "
                            f"use 'loss' for {task}")
     if not data.dev:
-        raise DataError(f"strategy '{strategy}': early_stopping_patience needs a dev split, but the benchmark "
-                        "has none; give it a dev split or set early_stopping_patience: null")
+        if early:
+            raise DataError(f"strategy '{strategy}': early_stopping_patience needs a dev split, but the benchmark "
+                            "has none; give it a dev split or set early_stopping_patience: null")
+        raise DataError(f"strategy '{strategy}': eval_steps evaluates on a dev split, but the benchmark has "
+                        "none; give it a dev split or set eval_steps: null")
     return subset(data.dev, params.dev_limit, seed, "dev-subset")
 
 
@@ -1040,9 +1048,8 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
     def build(outdir: Path) -> dict[str, Any]:
         tokenizer = load_tokenizer(spec)
         pad_id = _pad_id(tokenizer)
-        mixed = cpu_bfloat16(device, spec.dtype) or not (device == "cpu" or device.startswith("mps")
-                                                          or spec.dtype == "float32")
-        record: dict[str, Any] = {"device": device, "mixed_precision": spec.dtype if mixed else "no"}
+        record: dict[str, Any] = {"device": device,
+                                  "mixed_precision": spec.dtype if uses_autocast(device, spec.dtype) else "no"}
         with quiet_transformers():
             model, enc, dev_enc = _task_model(spec, task, data, train_examples, dev_examples, tokenizer, params,
                                               ctx, device, where)
@@ -1085,10 +1092,8 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
         record.update(_record(res, len(enc)))
         return record
 
-    # CPU bfloat16 training arrived later than the key: only its checkpoints carry the mark
-    amp = {"amp": "cpu-bfloat16"} if cpu_bfloat16(device, spec.dtype) else None
     return cached_checkpoint(spec, data, ctx, strategy=strategy, version=version, params=params, build=build,
-                             uses_dev=dev_examples is not None, extra_key=amp, device=device)
+                             uses_dev=dev_examples is not None, device=device)
 
 
 def _task_model(base, task, data, train_examples, dev_examples, tokenizer, params, ctx, device, where):
