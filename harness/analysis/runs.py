@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .model import CACHE_DIR, LOWER_IS_BETTER, NO_DECODER, CellInfo, MetricInfo, finite, loads
 
@@ -118,6 +119,22 @@ def read_cells(results) -> list[CellInfo]:
             if info.task is None:
                 info.task = meta.get("task")
     return [cells[k] for k in dict.fromkeys(order)]
+
+
+def finetune_records(outdir: str | Path, cells: list[CellInfo]) -> list[tuple[CellInfo, dict[str, Any]]]:
+    """Each cell's fine-tuning record (``cells/<key>/finetune.json``) with its cell. Failed cells,
+    and cells without a readable one (strategy ``none``, old runs, a corrupt file), are left out."""
+    out = []
+    for c in cells:
+        if not c.key or c.status == "failed":
+            continue
+        try:
+            rec = json.loads((Path(outdir) / "cells" / c.key / "finetune.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict):
+            out.append((c, rec))
+    return out
 
 
 class Predictions:

@@ -36,7 +36,6 @@ decoders (their comparisons stay in the benchmark sections).
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import BenchmarkReport, CellInfo, MetricInfo, finite
+from .runs import finetune_records
 
 BUDGET_LABEL = re.compile(r"^(?P<dataset>.+)-b(?P<budget>\d+)$")
 """``<dataset>-b<budget>``: how a benchmark label names its dataset and training budget."""
@@ -315,16 +315,8 @@ class MlmHeadRow:
 def mlm_heads(outdir: Path, cells: list[CellInfo]) -> list[MlmHeadRow]:
     """The ``mlm_head`` records of the cells' ``finetune.json`` files (cells without one: none)."""
     out = []
-    for c in cells:
-        if not c.key or c.status == "failed":
-            continue
-        path = Path(outdir) / "cells" / c.key / "finetune.json"
-        if not path.is_file():
-            continue
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8")).get("mlm_head")
-        except (OSError, ValueError, AttributeError):
-            continue
+    for c, record in finetune_records(outdir, cells):
+        rec = record.get("mlm_head")
         if not isinstance(rec, dict):
             continue
 

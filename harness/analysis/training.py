@@ -23,12 +23,12 @@ comparing curves statistically, smoothing them, and results.json (its schema is 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .model import CellInfo, finite
+from .runs import finetune_records
 
 PLOT_LIMIT = 12
 """Checkpoints drawn in the learning-curves plot; the table lists every one."""
@@ -89,14 +89,6 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
 def _history(rec: dict[str, Any]) -> list[tuple[int, float]]:
     out = []
     for h in rec.get("history") or []:
@@ -126,12 +118,7 @@ def training_runs(outdir: str | Path, cells: list[CellInfo]) -> list[TrainingRun
     differ between the runs. Cells without a readable ``finetune.json`` (strategy ``none``,
     failed cells, old runs) contribute nothing."""
     runs: dict[str, TrainingRun] = {}
-    for c in cells:
-        if not c.key or c.status == "failed":
-            continue
-        rec = _read(Path(outdir) / "cells" / c.key / "finetune.json")
-        if rec is None:
-            continue
+    for c, rec in finetune_records(outdir, cells):
         key = rec.get("key") if isinstance(rec.get("key"), str) and rec.get("key") else c.key
         run = runs.get(key)
         if run is not None:
