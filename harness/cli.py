@@ -210,28 +210,26 @@ def report(outdir: Path, reporters: tuple[str, ...], baselines: tuple[str, ...],
     """Re-render reports from the saved results in OUTDIR."""
     from .plugins import default_plugins
     from .results import load_run
+    from .store import slug
 
     results = load_run(outdir)
     if baselines:
         wanted = _baseline_overrides(results.manifest, baselines)
         results.manifest["baseline"] = {**(results.manifest.get("baseline") or {}), **wanted}
-        if out is None:
-            out = outdir / ("baseline-" + "-".join(f"{k}-{v}" for k, v in wanted.items()))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        outdir_written = out
-    else:
-        outdir_written = outdir
+        if out is None:  # slug: a label such as org/model must not make a nested directory
+            out = outdir / slug("baseline-" + "-".join(f"{k}-{v}" for k, v in wanted.items()))
+    target = out or outdir
+    target.mkdir(parents=True, exist_ok=True)
     names = list(reporters) or [r["plugin"] for r in results.manifest.get("resolved", {}).get("reporters", [])] or ["html"]
     params = {r["plugin"]: r["params"] for r in results.manifest.get("resolved", {}).get("reporters", [])}
     plugins = default_plugins()
     for name in names:
         cls = plugins.get("reporter", name)
-        for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, outdir_written):
+        for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, target):
             click.echo(f"wrote {f}")
     from .results_json import write as write_results_json
 
-    click.echo(f"wrote {write_results_json(results, outdir_written)}")  # regenerated from the saved results
+    click.echo(f"wrote {write_results_json(results, target)}")  # regenerated from the saved results
 
 
 def _baseline_overrides(manifest: dict, items: tuple[str, ...]) -> dict[str, str]:
@@ -247,7 +245,7 @@ def _baseline_overrides(manifest: dict, items: tuple[str, ...]) -> dict[str, str
             raise HarnessError(f"--baseline {item}: give FACTOR=LABEL with FACTOR one of decoder, strategy, model")
         if label not in labels[factor]:
             raise HarnessError(f"--baseline {item}: " + unknown_choice_message(f"no {factor} labelled", label,
-                                                                               [x for x in labels[factor] if x]))
+                                                                               labels[factor]))
         out[factor] = label
     return out
 

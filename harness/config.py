@@ -472,18 +472,14 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
         if c.cls.task not in tasks:
             errors.append(ConfigError(source, "metrics", f"metric '{c.name}' is for {c.cls.task}, but no benchmark has that task "
                                       f"(benchmarks are {', '.join(sorted(tasks))})", line_of(raw, ("metrics",))))
-    for key, section in (("decoder", "decoders"), ("strategy", "strategies")):
+    baseline_labels = {"decoder": [c.label for c in components["decoders"]],
+                       "strategy": [c.label for c in components["strategies"]],
+                       "model": [m.display for m in exp.models]}
+    for key, labels in baseline_labels.items():
         want = getattr(exp.baseline, key)
-        labels = [c.label for c in components[section]]
         if want is not None and want not in labels:
             errors.append(ConfigError(source, f"baseline.{key}", unknown_choice_message(f"no {key} labelled", want, labels),
                                       line_of(raw, ("baseline", key))))
-    if exp.baseline.model is not None:
-        labels = [m.display for m in exp.models]
-        if exp.baseline.model not in labels:
-            errors.append(ConfigError(source, "baseline.model", unknown_choice_message("no model labelled",
-                                                                                      exp.baseline.model, labels),
-                                      line_of(raw, ("baseline", "model"))))
     if errors:
         raise ConfigErrors(errors)
     resolved = ResolvedExperiment(source, base_dir, plain_data(raw), exp, components, plugins, origins, raw_lines=raw)

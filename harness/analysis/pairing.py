@@ -36,8 +36,13 @@ def reduced_precision(precision: str | None) -> str | None:
     return None if name == "float32" else precision
 
 
+def precision_marks(cfg: Config) -> list[str]:
+    """The reduced precisions a configuration's cells decoded in (normally none, or one)."""
+    return list(dict.fromkeys(m for m in (reduced_precision(c.precision) for c in cfg.cells) if m))
+
+
 def precision_note(configs: list[Config]) -> str | None:
-    marks = list(dict.fromkeys(m for c in configs for m in map(reduced_precision, (x.precision for x in c.cells)) if m))
+    marks = list(dict.fromkeys(m for c in configs for m in precision_marks(c)))
     if not marks:
         return None
     texts = [PRECISION_TEXT.get(m) or (f"{m}: CTranslate2 compute_type {m[4:]}" if m.startswith("ct2:") else m)
@@ -54,8 +59,7 @@ def config_labels(configs: list[Config]) -> None:
         varying = ["decoder"] if configs and configs[0].decoder != NO_DECODER else ["strategy"]
     for c in configs:
         c.label = " / ".join(getattr(c, a) for a in varying)
-        marks = list(dict.fromkeys(m for m in (reduced_precision(x.precision) for x in c.cells) if m))
-        if marks:
+        if marks := precision_marks(c):
             c.label += " [" + ", ".join(marks) + "]"
 
 
