@@ -17,15 +17,20 @@ def rows_of(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.fixture
-def translation_run(tmp_path, tiny_marian, translation_files):
-    resolved = load_experiment_dict({
-        "name": "scores", "seeds": [0], "models": [{"path": str(tiny_marian), "label": "tiny"}],
+def scores_config(model_dir) -> dict:
+    """Greedy on the toy test set with BLEU, chrF and chrF++ (a second chrf under its own label)."""
+    return {
+        "name": "scores", "seeds": [0], "models": [{"path": str(model_dir), "label": "tiny"}],
         "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": "test.en", "reference": "test.de"}}],
         "decoders": [{"name": "greedy", "params": {"max_new_tokens": 6}}],
         "metrics": ["bleu", "chrf", {"name": "chrf", "label": "chrf++", "params": {"word_order": 2}}],
         "reporters": [],
-    }, base_dir=tmp_path)
+    }
+
+
+@pytest.fixture
+def translation_run(tmp_path, tiny_marian, translation_files):
+    resolved = load_experiment_dict(scores_config(tiny_marian), base_dir=tmp_path)
     summary = run_experiment(resolved, tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
     assert not summary.failed, [o.error for o in summary.failed]
     return tmp_path / "out"
@@ -53,13 +58,7 @@ def test_translation_rows_carry_sacrebleus_sentence_scores(translation_run):
 
 def test_scores_are_rewritten_identically_on_resume(translation_run, tmp_path, tiny_marian):
     before = {p.name: p.read_bytes() for p in (translation_run / "predictions").iterdir()}
-    resolved = load_experiment_dict({
-        "name": "scores", "seeds": [0], "models": [{"path": str(tiny_marian), "label": "tiny"}],
-        "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": "test.en", "reference": "test.de"}}],
-        "decoders": [{"name": "greedy", "params": {"max_new_tokens": 6}}],
-        "metrics": ["bleu", "chrf", {"name": "chrf", "label": "chrf++", "params": {"word_order": 2}}],
-        "reporters": [],
-    }, base_dir=tmp_path)
+    resolved = load_experiment_dict(scores_config(tiny_marian), base_dir=tmp_path)
     summary = run_experiment(resolved, translation_run, cache_dir=tmp_path / "cache", quiet=True)
     assert [o.status for o in summary.outcomes] == ["cached"]
     assert {p.name: p.read_bytes() for p in (translation_run / "predictions").iterdir()} == before

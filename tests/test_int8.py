@@ -86,9 +86,14 @@ def test_new_model_fields_leave_cached_cell_keys_alone(tiny_marian):
      "(allowed: auto, float32, float16, bfloat16, int8)"),
 ])
 def test_int8_mistakes_are_one_line_errors(tiny_marian, translation_files, model, expected):
+    assert_one_line_error({"path": str(tiny_marian), **model}, translation_files, expected)
+
+
+def assert_one_line_error(model: dict, translation_files, expected: str) -> None:
+    """The one-model experiment with this model entry is refused with one line holding ``expected``."""
     src, ref = translation_files
     with pytest.raises((ConfigError, ConfigErrors)) as info:
-        load_experiment_dict(config({"path": str(tiny_marian), **model}, src, ref))
+        load_experiment_dict(config(model, src, ref))
     lines = str(info.value).splitlines()
     assert len(lines) == 1 and expected in lines[0], lines
 

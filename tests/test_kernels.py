@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import load_experiment_dict
-from harness.errors import ConfigError, ConfigErrors
 from harness.models import ModelSpec, load_generation_model
 from harness.testing import run_config
-from test_int8 import config  # the one-model translation experiment
+from test_int8 import assert_one_line_error, config  # the one-model translation experiment
 
 
 def test_onednn_model_has_prepacked_linear_layers(tiny_marian):
@@ -39,8 +37,4 @@ def test_onednn_decodes_the_same_tokens_as_default_kernels(tmp_path, tiny_marian
     ({"kernels": "mkl"}, "models[0].kernels: Input should be 'default' or 'onednn' (got 'mkl')"),
 ])
 def test_onednn_mistakes_are_one_line_errors(tiny_marian, translation_files, model, expected):
-    src, ref = translation_files
-    with pytest.raises((ConfigError, ConfigErrors)) as info:
-        load_experiment_dict(config({"path": str(tiny_marian), **model}, src, ref))
-    lines = str(info.value).splitlines()
-    assert len(lines) == 1 and expected in lines[0], lines
+    assert_one_line_error({"path": str(tiny_marian), **model}, translation_files, expected)
