@@ -11,8 +11,11 @@ from test_int8 import assert_one_line_error, config  # the one-model translation
 def test_onednn_model_has_prepacked_linear_layers(tiny_marian):
     gm = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, kernels="onednn"))
     kinds = {type(m).__name__ for m in gm.model.modules()}
-    assert "MkldnnLinear" in kinds and "Linear" not in kinds
+    assert "PackedLinear" in kinds and "Linear" not in kinds
     assert gm.device == "cpu"
+    # the output projection is tied to the embeddings: its dense weight stays readable, the others drop it
+    assert gm.model.lm_head.weight is gm.model.get_input_embeddings().weight
+    assert gm.model.model.decoder.layers[0].fc1.weight is None
 
 
 def test_onednn_decodes_the_same_tokens_as_default_kernels(tmp_path, tiny_marian, translation_files):
@@ -38,3 +41,17 @@ def test_onednn_decodes_the_same_tokens_as_default_kernels(tmp_path, tiny_marian
 ])
 def test_onednn_mistakes_are_one_line_errors(tiny_marian, translation_files, model, expected):
     assert_one_line_error({"path": str(tiny_marian), **model}, translation_files, expected)
+
+
+def test_cpu_decoding_keeps_freed_memory_for_reuse(tiny_marian):
+    """Loading a model for CPU decoding sets glibc's malloc to reuse freed large blocks (no
+    page faults for the per-step logits); it is process-wide and happens once."""
+    import sys
+
+    from harness import kernels
+
+    load_generation_model(ModelSpec(path=str(tiny_marian), local=True, device="cpu"))
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    assert kernels._allocator_tuned is True
+    assert kernels.keep_freed_memory() is True

@@ -1,0 +1,109 @@
+"""CPU speed levers for decoding: ``kernels: onednn`` on a model entry, and the allocator setting
+every CPU decode gets (:func:`keep_freed_memory`).
+
+Every ``nn.Linear`` of a loaded model is replaced by :class:`PackedLinear`, which keeps its
+weight prepacked once in oneDNN's blocked layout and calls oneDNN's inner-product primitive
+directly (the op torch's inductor emits for frozen CPU Linear layers). A plain ``F.linear``
+goes through MKL's sgemm, which on this project's AMD machine runs the 512 x 58k output
+projection at about half the speed of the prepacked oneDNN kernel (measured in
+``benchmarks/decode_speed.py``); ``torch.utils.mkldnn.to_mkldnn`` prepacks too but converts
+every activation to and from oneDNN's tensor format at each call, which costs more than it
+saves on the small layers.
+
+Results agree with ``F.linear`` to a few ulps (the summation order differs), so outputs can
+differ from the default kernels at near-ties; the decode_speed benchmark prints how many do.
+Inference only (no gradients), float32, CPU. Not here: int8 (``dtype: int8``), GPUs (cuBLAS
+already is the fast path there).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+from typing import Any
+
+BATCH_HINT = 64
+"""Rows the packed layout is tuned for (sentences x beams of a typical decoding step). Any row
+count works; 16..128 measured alike here, 1 was up to 40% slower on the small layers."""
+
+
+def available() -> bool:
+    """Whether this torch build has the oneDNN ops PackedLinear calls."""
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_reorder_linear_weight") \
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def packed_linear_class():
+    import torch
+
+    class PackedLinear(torch.nn.Module):
+        """``y = x W^T + b`` with W prepacked for oneDNN. ``weight`` stays the dense tensor when it is
+        shared with another module (tied embeddings), so nothing reading it breaks."""
+
+        def __init__(self, linear: torch.nn.Linear, shared_weight: bool):
+            super().__init__()
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            self.register_buffer("packed", torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), BATCH_HINT),
+                                 persistent=False)
+            self.bias = None if linear.bias is None else linear.bias.detach()
+            self.weight = linear.weight if shared_weight else None  # the tied Parameter itself
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN prepacked"
+
+    return PackedLinear
+
+
+def pack_linear_layers(model: Any) -> Any:
+    """Replace every float32 ``nn.Linear`` of ``model`` (in place) by a :class:`PackedLinear`;
+    returns the model, in eval mode. Linear layers whose weight another module also uses (a
+    tied output projection) keep that dense weight as ``.weight``."""
+    import torch
+
+    PackedLinear = packed_linear_class()
+    owners: dict[int, int] = {}
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            owners[id(p)] = owners.get(id(p), 0) + 1
+    model.eval()
+    with torch.no_grad():
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
+                    shared = owners.get(id(child.weight), 0) > 1
+                    setattr(parent, name, PackedLinear(child, shared))
+    return model
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+_allocator_tuned = False
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed blocks of up to 32 MB for reuse instead of returning them to
+    the OS. A decoding step allocates several rows x vocabulary float tensors (80 x 58k = 18 MB
+    for 16 sentences x 5 beams): by default glibc serves each from a fresh mmap and unmaps it
+    when freed, so every step page-faults the same memory in again (measured: 330k minor faults
+    and 6% of a beam-5 decode's CPU time; CTranslate2 has its own caching allocator). The cost is
+    that the process's resident memory does not shrink after its peak.
+
+    Process-wide and idempotent; a no-op (False) off glibc (macOS, musl) or when ``mallopt`` refuses."""
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    # the mmap threshold first: setting the trim threshold alone turns off glibc's adaptive mmap
+    # threshold and makes every large block an mmap (measured: 45% slower)
+    _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return _allocator_tuned
