@@ -58,12 +58,14 @@ def calibrate_eos(model, input_ids, attention_mask, eos: int, *, per_token: floa
         model.final_logits_bias[0, eos] = w[-1]
 
 
-def build_marian_varied(path: Path, seed: int = 1) -> Path:
-    """Tiny Marian (vocab of conftest.WORDS, eos=1, pad=decoder start=0, forced_eos=1) with calibrated EOS."""
+def build_marian_varied(path: Path, seed: int = 1, extra_words: int = 0) -> Path:
+    """Tiny Marian (vocab of conftest.WORDS plus ``extra_words`` made-up words, eos=1, pad=decoder
+    start=0, forced_eos=1) with calibrated EOS. A large vocabulary exercises the code paths that
+    only long logit rows take (the chunked top-k of beam search)."""
     import torch
     from transformers import MarianConfig, MarianMTModel
 
-    tok, vocab = build_word_tokenizer(path)
+    tok, vocab = build_word_tokenizer(path, list(WORDS) + [f"w{i}" for i in range(extra_words)])
     cfg = MarianConfig(vocab_size=len(vocab), d_model=32, encoder_layers=2, decoder_layers=2,
                        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
                        max_position_embeddings=128, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,

@@ -365,6 +365,26 @@ def test_empty_decoder_only_prompt_is_a_data_error(models, tmp_path):
         decoder("greedy").decode(bare, ["the cat", ""], ctx(tmp_path))
 
 
+@pytest.fixture(scope="module")
+def large_vocab_marian(tmp_path_factory) -> GenerationModel:
+    path = build_marian_varied(tmp_path_factory.mktemp("large-vocab-marian"), extra_words=6000)
+    return load_generation_model(ModelSpec(path=str(path), device="cpu"))
+
+
+@pytest.mark.parametrize("beams,nrs,length_penalty", [(5, 5, 1.0), (3, 2, -0.5), (8, 1, 2.0)])
+def test_a_large_vocabulary_decodes_like_generate(large_vocab_marian, beams, nrs, length_penalty, tmp_path):
+    """6,000+ tokens per row: beam search picks its candidates through the chunked top-k
+    (plugins/decoders/_search.top_k), which only rows of thousands of tokens take."""
+    from plugins.decoders import _search
+
+    gm = large_vocab_marian
+    assert gm.model.config.vocab_size * beams >= 8 * beams * _search.TOPK_CHUNK
+    ours = decoder("beam", num_beams=beams, num_return_sequences=nrs, length_penalty=length_penalty,
+                   max_new_tokens=MAX_NEW, batch_size=4).decode(gm, SOURCES, ctx(tmp_path))
+    assert_varied(ours)
+    assert_same(ours, generate(gm, SOURCES, num_beams=beams, num_return_sequences=nrs, length_penalty=length_penalty), gm)
+
+
 def test_multi30k_sentences_decode_like_generate(models, tmp_path):
     from conftest import shared_data
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._search import Finished, Rules, StepModel, _device_of, _left_padded, plan_batches
+from ._search import Finished, Rules, StepModel, _device_of, _left_padded, plan_batches, top_k
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def warp(scores: torch.Tensor, cfg: SampleConfig) -> torch.Tensor:
         scores = scores / cfg.temperature
     vocab = scores.shape[-1]
     if 0 < cfg.top_k < vocab:
-        kth = torch.topk(scores, cfg.top_k, dim=-1).values[..., -1:]
+        kth = top_k(scores, cfg.top_k)[0][..., -1:]
         scores = scores.masked_fill(scores < kth, -float("inf"))  # ties with the k-th token stay
     if cfg.top_p < 1.0:
         sorted_scores, order = torch.sort(scores, descending=False)

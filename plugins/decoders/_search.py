@@ -392,6 +392,42 @@ def device_of(session) -> torch.device:
 _device_of = device_of  # old private name, kept for existing imports
 
 
+TOPK_CHUNK = 128
+"""Chunk length of :func:`top_k`'s prefilter (64..256 measured alike; 32 is slower)."""
+
+
+def top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(x, k, dim=1)`` (values sorted, largest first) for a 2-D float tensor, computed
+    from a prefilter on long rows: every row is cut into chunks of TOPK_CHUNK, and the k largest
+    elements of a row all lie in the k chunks with the largest maxima (or in the row's tail
+    after the last whole chunk): an element outside those chunks has k chunk maxima, k distinct
+    elements, above it. So one vectorised max pass plus a top-k over k x TOPK_CHUNK elements
+    replaces the top-k over the whole row, which on the CPU copies every element into a heap
+    (5.4 ms vs 0.7 ms for 16 rows of 5 x 58k here; the B x V expansion of beam search).
+
+    The values are the same elements, so bit-identical; indices are the same except among
+    exactly equal values, whose order torch.topk leaves unspecified as well. Short rows, GPUs
+    (where torch.topk is already a parallel select) and rows with NaN take torch.topk itself.
+    """
+    rows, n = x.shape
+    m = n // TOPK_CHUNK
+    if x.device.type != "cpu" or m < 4 * k:
+        return torch.topk(x, k, dim=1)
+    body = x[:, :m * TOPK_CHUNK].view(rows, m, TOPK_CHUNK)
+    chunk_max = body.amax(dim=2)
+    if bool(chunk_max.isnan().any()):
+        return torch.topk(x, k, dim=1)
+    # chunks in index order, so that candidates keep the row's order
+    chunks = torch.topk(chunk_max, k, dim=1).indices.sort(dim=1).values
+    cand = body.gather(1, chunks[:, :, None].expand(rows, k, TOPK_CHUNK)).view(rows, k * TOPK_CHUNK)
+    where = (chunks[:, :, None] * TOPK_CHUNK + torch.arange(TOPK_CHUNK, device=x.device)).view(rows, -1)
+    if m * TOPK_CHUNK < n:
+        cand = torch.cat([cand, x[:, m * TOPK_CHUNK:]], dim=1)
+        where = torch.cat([where, torch.arange(m * TOPK_CHUNK, n, device=x.device).expand(rows, -1)], dim=1)
+    values, i = torch.topk(cand, k, dim=1)
+    return values, where.gather(1, i)
+
+
 # ----------------------------------------------------------------------------- beam / diverse beam
 
 
@@ -581,7 +617,7 @@ class _BeamChunk:
             s3.scatter_(2, idx, s3.gather(2, idx) - self.cfg.diversity_strength * count[:, None, :])
         scores = self.rules.apply(scores, self.hist[u0 * b:u1 * b], self.plen[u0 * b:u1 * b], t)
         acc = scores.view(Au, b, V).add_(self.run_scores[u0:u1, :, None]).view(Au, b * V)
-        top_s, top_i = torch.topk(acc, K, dim=1)
+        top_s, top_i = top_k(acc, K)
         src, tok = top_i // V, top_i % V
         is_eos = torch.isin(tok, self.eos)
         if self.legacy:
