@@ -167,17 +167,26 @@ class PeakRSS:
 
 
 def forward_timer(model):
-    """Seconds spent inside the model's (and its encoder's) forward passes."""
+    """Seconds spent inside the model's forward passes: the model, its encoder, and the base model
+    and head that a ``kernels: onednn`` step calls directly (harness.kernels.split_head); nested
+    calls count once."""
+    from harness.kernels import split_head
+
     spent = {"s": 0.0}
-    starts = []
+    depth = [0]
+    start = [0.0]
 
     def pre(*_):
-        starts.append(time.perf_counter())
+        if depth[0] == 0:
+            start[0] = time.perf_counter()
+        depth[0] += 1
 
     def post(*_):
-        spent["s"] += time.perf_counter() - starts.pop()
+        depth[0] -= 1
+        if depth[0] == 0:
+            spent["s"] += time.perf_counter() - start[0]
 
-    for m in (model, model.get_encoder()):
+    for m in (model, model.get_encoder(), *(split_head(model) or ())):
         m.register_forward_pre_hook(pre)
         m.register_forward_hook(post)
     return spent

@@ -35,7 +35,14 @@ def available() -> bool:
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+_packed_linear_class = None
+
+
 def packed_linear_class():
+    """The :class:`PackedLinear` module class (built on first use: torch is imported lazily)."""
+    global _packed_linear_class
+    if _packed_linear_class is not None:
+        return _packed_linear_class
     import torch
 
     class PackedLinear(torch.nn.Module):
@@ -56,6 +63,7 @@ def packed_linear_class():
         def extra_repr(self) -> str:
             return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN prepacked"
 
+    _packed_linear_class = PackedLinear
     return PackedLinear
 
 
@@ -77,7 +85,36 @@ def pack_linear_layers(model: Any) -> Any:
                 if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
                     shared = owners.get(id(child.weight), 0) > 1
                     setattr(parent, name, PackedLinear(child, shared))
+        fold_final_logits_bias(model)
     return model
+
+
+FOLDABLE_HEADS = ("marian", "bart", "mbart", "pegasus", "blenderbot")
+"""model_types whose head is exactly ``lm_head(decoder_output) + final_logits_bias`` and whose
+seq2seq base model is ``.model`` (read in transformers 4.55 and 5.x)."""
+
+
+def fold_final_logits_bias(model: Any) -> bool:
+    """BART-family heads add ``final_logits_bias`` to the output projection's result: one more
+    pass over rows x vocabulary per decoding step (3.4 ms of a 115 ms beam-5 step here). With
+    the projection prepacked, the bias moves into its epilogue and the buffer is zeroed, so
+    ``model(...)`` still returns the same logits; a decoding step that calls :func:`split_head`'s
+    base model and head itself skips the zero addition as well. Returns whether it folded."""
+    PackedLinear = packed_linear_class()
+    bias, head = getattr(model, "final_logits_bias", None), getattr(model, "lm_head", None)
+    if getattr(model.config, "model_type", None) not in FOLDABLE_HEADS or bias is None \
+            or not isinstance(head, PackedLinear) or head.bias is not None or getattr(model, "model", None) is None:
+        return False
+    head.bias = bias.detach().reshape(-1).clone()
+    bias.zero_()
+    model.harness_split_head = (model.model, head)
+    return True
+
+
+def split_head(model: Any):
+    """``(base_model, head)`` when :func:`fold_final_logits_bias` folded the model's head (logits =
+    ``head(base_model(...).last_hidden_state)``), else None."""
+    return getattr(model, "harness_split_head", None)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)

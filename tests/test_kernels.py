@@ -55,3 +55,30 @@ def test_cpu_decoding_keeps_freed_memory_for_reuse(tiny_marian):
         pytest.skip("glibc only")
     assert kernels._allocator_tuned is True
     assert kernels.keep_freed_memory() is True
+
+
+def test_onednn_folds_the_final_logits_bias_and_decodes_like_generate(tmp_path):
+    """A Marian head adds final_logits_bias after the output projection; with kernels onednn the
+    bias moves into the prepacked projection (the buffer is zeroed), model() still gives the same
+    logits, and beam search still gives generate()'s hypotheses on a 6,000-word model whose EOS
+    bias is fitted (so a lost bias would change every output length)."""
+    import torch
+    from decoding_models import SOURCES, build_marian_varied
+    from test_decoders import assert_same, assert_varied, ctx, decoder, generate
+
+    from harness import kernels
+
+    path = build_marian_varied(tmp_path / "m", extra_words=6000)
+    plain = load_generation_model(ModelSpec(path=str(path), device="cpu"))
+    fast = load_generation_model(ModelSpec(path=str(path), kernels="onednn"))
+    assert float(plain.model.final_logits_bias.abs().max()) > 0.1
+    assert kernels.split_head(fast.model) is not None and float(fast.model.final_logits_bias.abs().max()) == 0.0
+    ids = torch.tensor([[5, 6, 7, 1]])
+    with torch.no_grad():
+        a = plain.model(input_ids=ids, decoder_input_ids=torch.tensor([[0, 8]])).logits
+        b = fast.model(input_ids=ids, decoder_input_ids=torch.tensor([[0, 8]])).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    for name, params in [("greedy", {}), ("beam", {"num_beams": 4, "num_return_sequences": 2})]:
+        ours = decoder(name, max_new_tokens=16, **params).decode(fast, SOURCES, ctx(tmp_path))
+        assert_varied(ours)
+        assert_same(ours, generate(plain, SOURCES, **params), plain)

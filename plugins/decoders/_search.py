@@ -521,7 +521,6 @@ class _BeamChunk:
             lp = logits if self.renormalized_by_rules else torch.log_softmax(logits, dim=-1)
             if t == 0:
                 lp = lp.index_select(0, row_sent)
-            V = lp.shape[1]
             A = sum(self.group_count)
             new_scores = torch.empty((A, b), dtype=torch.float32, device=dev)
             new_src = torch.empty((A, b), dtype=torch.long, device=dev)
@@ -761,6 +760,14 @@ class HFStepModel:
         # transformers >= 5.2x names the KV cache ``cache`` (``past_key_values`` still works there but
         # warns that it goes away); 4.x knows only ``past_key_values``. The output field has the same name.
         self.cache_name = "cache" if "cache" in params else "past_key_values"
+        # kernels: onednn folds a BART-family head's final_logits_bias into the output projection;
+        # calling the base model and that head directly then skips a pass over rows x vocabulary
+        from harness.kernels import split_head
+
+        self.split = split_head(self.model) if gm.is_encoder_decoder else None
+        if self.split is not None:
+            base_params = inspect.signature(self.split[0].forward).parameters
+            self.base_cache_name = "cache" if "cache" in base_params else "past_key_values"
         from transformers import DynamicCache
 
         # DynamicCache(config=...) builds the layer types generate() builds (e.g. sliding windows);
@@ -811,6 +818,12 @@ class HFSession:
                 dec = torch.full((len(self.prefixes), 1), hf.gm.decoder_start_token_id, dtype=torch.long, device=self.device)
             else:
                 dec = tokens[:, None]
+            if hf.split is not None:
+                base, head = hf.split
+                out = base(encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_mask, decoder_input_ids=dec,
+                           use_cache=True, return_dict=True, **{hf.base_cache_name: self.cache})
+                self.cache = getattr(out, hf.base_cache_name)
+                return head(out.last_hidden_state[:, -1, :])
             out = hf.model(encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_mask, decoder_input_ids=dec,
                            use_cache=True, return_dict=True, **{hf.cache_name: self.cache})
         else:
