@@ -49,7 +49,7 @@ class ModelSpec(StrictModel):
         "auto", description="engine ctranslate2 only: its compute type (auto: float32 on CPU, float16 on CUDA)")
     kernels: Literal["default", "onednn"] = Field(
         "default", description="onednn: decode with the Linear layers' weights prepacked for oneDNN "
-                               "(harness.kernels; CPU, float32, engine transformers; 1.2-1.6x faster here, "
+                               "(harness.kernels; CPU, float32, engine transformers; 1.5-1.8x faster here, "
                                "results may differ from default kernels in the last bits of a float)")
     trust_remote_code: bool = Field(False, description="run code shipped with the model (off by default)")
     prompt_template: str | None = Field(
