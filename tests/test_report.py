@@ -172,12 +172,22 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
         _, ar = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="ar", n_samples=10000)()
         key = next(k for k in bs if k != "System")
         delta = metric.corpus_score(sys_, [refs]).score - metric.corpus_score(g, [refs]).score
-        head = (f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher (better) than greedy "
-                f"(approximate randomisation {format_p(ar[key][1].p_value)} decides; Holm-adjusted p = ")
+        head = f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher (better) than greedy "
         sentence = next(v for v in verdicts if v.startswith(head))
-        assert sentence.endswith(f"sacrebleu's paired bootstrap {format_p(bs[key][1].p_value)}; outputs differ on "
-                                 f"{differ} segments): {sig} at 0.05."
-                                 + tail.format(bs=format_p(bs[key][1].p_value).removeprefix("p = ")))
+        found = re.search(r"\(approximate randomisation (p = [\d.]+|p < 0.001) decides", sentence)
+        assert found, sentence
+        few = differ == "5 of 64"
+        if few:
+            # sacrebleu counts only swaps strictly beyond the observed gap; the harness also counts
+            # the 2 in 2^5 that give it back (stats.ar_p_value), so its p is higher by about 1/16
+            ar_p = float(found.group(1).removeprefix("p = "))
+            assert ar_p >= 0.0625 and 0.04 < ar_p - ar[key][1].p_value < 0.09
+        else:
+            assert found.group(1) == format_p(ar[key][1].p_value)
+        assert (f"sacrebleu's paired bootstrap {format_p(bs[key][1].p_value)}; outputs differ on {differ} segments): "
+                f"{sig} at 0.05." + tail.format(bs=format_p(bs[key][1].p_value).removeprefix("p = "))) in sentence
+        assert sentence.endswith("Only 5 of 64 outputs differ, so no randomisation can give p below 0.0625 (2 of the "
+                                 "2^5 swaps reproduce the observed gap): the data cannot decide.") == few
     assert 0.05 < bs[key][1].p_value < 1 and 0.05 < ar[key][1].p_value < 1  # a real p-value, not a floor
     # classification: accuracy per seed on the 0-100 scale, paired by seed, tested over seeds
     gold = [r["reference"] for r in results.predictions(next(c["key"] for c in results.cells if c["benchmark"] == "sst2"))]
@@ -406,8 +416,10 @@ def test_markdown_reads_well_raw_numbers_right_aligned_ranked_verdicts_grouped(d
     assert bleu[1:] == [
         "  - beam[num_beams=4]: +64.0 (better), p < 0.001, Holm 0.001: **significant**",
         "  - diverse_beam[num_beam_groups=2]: +44.8 (better), p < 0.001, Holm 0.001: **significant**",
-        "  - beam[num_beams=2]: +9.4 (better), p = 0.191, Holm 0.574: **not significant**. The tests disagree: "
-        "sacrebleu's paired bootstrap gives p = 0.015, below 0.05"]
+        # 5 outputs differ: 2 of the 2^5 swap patterns give the gap back and count (stats.ar_p_value)
+        "  - beam[num_beams=2]: +9.4 (better), p = 0.251, Holm 0.754: **not significant**. The tests disagree: "
+        "sacrebleu's paired bootstrap gives p = 0.015, below 0.05. Only 5 of 64 outputs differ, so no randomisation "
+        "can give p below 0.0625 (2 of the 2^5 swaps reproduce the observed gap): the data cannot decide"]
     assert "  - input_mask: +4.3 (better), p = 0.0625, Holm 0.375: **not significant**. About 8 seeds would " \
            "detect it (80% power)" in sig
 
@@ -547,7 +559,7 @@ def test_holm_adjusted_p_decides_when_asked(demo):
     # beam4 vs greedy on BLEU survives the adjustment; its verdict says the adjusted p decides
     v = rows[("multi30k", "bleu", "beam[num_beams=4]")].verdict
     assert f"Holm-adjusted p = 0.001 over {len(tested)} comparisons, decides" in v and v.endswith("significant at 0.05.")
-    # beam2's BLEU: AR says 0.191 and sacrebleu's bootstrap 0.015 in both modes: the same disagreement sentence
+    # beam2's BLEU: AR says 0.251 and sacrebleu's bootstrap 0.015 in both modes: the same disagreement sentence
     for data in (raw, holm):
         b2 = next(r for b, m, r in data.verdicts() if m == "bleu" and r.config.label == "beam[num_beams=2]")
         assert b2.disagreement.startswith("The tests disagree: sacrebleu's paired bootstrap gives p = 0.015, below")
@@ -606,6 +618,26 @@ def test_min_effect_must_be_a_positive_difference(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "reporters[0].params.min_effect" in res.output
     assert "a difference worth detecting must be a positive number (got -1" in res.output
+
+
+def test_three_differing_outputs_cannot_be_significant_and_the_verdict_says_so(tmp_path):
+    # beam improves 3 of 200 outputs, each in the same direction: strict counting (sacrebleu's
+    # --paired-ar) finds no swap beyond the observed gap and prints p = 1/(trials+1); the 2 of 8
+    # swap patterns of those 3 outputs that give the gap back make p at least 0.25
+    tb = translation_benchmark(200)
+    outs = degrade(tb["references"], 3)
+    better = list(outs)
+    for i in (5, 70, 150):
+        better[i] = tb["references"][i]
+    out = write_run(tmp_path / "run", benchmarks={"t": tb}, cells=[
+        dict(benchmark="t", decoder="greedy", outputs=outs),
+        dict(benchmark="t", decoder="beam", outputs=better)])
+    rows = {r.config.label: r for r in analyze(load_run(out)).benchmarks[0].rows["bleu"]}
+    beam = rows["beam"]
+    assert beam.test == "ar" and beam.differ == (3, 200) and beam.delta > 0
+    assert beam.p >= 0.2 and beam.significant is False
+    assert beam.verdict.endswith("Only 3 of 200 outputs differ, so no randomisation can give p below 0.250 "
+                                 "(2 of the 2^3 swaps reproduce the observed gap): the data cannot decide.")
 
 
 def test_equal_1_best_outputs_with_different_n_best_lists_are_not_identical(tmp_path):

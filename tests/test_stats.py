@@ -267,6 +267,23 @@ def test_identical_systems_get_p_1_not_the_artefact_of_strict_counting():
     assert stats.bootstrap_difference_p(np.array([0.1, -0.2, 0.3]), 0.0) == 1.0
 
 
+def test_approximate_randomization_counts_the_trials_that_give_the_observed_gap_back():
+    refs, base, _ = corpus(120)
+    from sacrebleu.metrics import BLEU
+
+    sys_ = list(base)
+    for i in (3, 40, 99):  # three outputs made perfect: every swap can only shrink the gap
+        sys_[i] = refs[i]
+    seg = stats.SegmentStats(BLEU(), refs)
+    a, b = seg(sys_), seg(base)
+    mask = stats.ar_mask(120, 2000)
+    p = stats.approximate_randomization_many([(BLEU(), a, b)], mask)[0]
+    assert 0.2 <= p <= 0.3  # 2 of the 8 swap patterns of the 3 outputs tie the observed gap
+    assert stats.min_ar_p(3) == 0.25 and stats.min_ar_p(5) == 0.0625 and stats.min_ar_p(0) == 1.0
+    # with ties excluded (sacrebleu's rule) the same trials would give the floor 1/(trials + 1)
+    assert stats.p_value(np.zeros(2000), 0.0) == pytest.approx(1 / 2001)
+
+
 def accuracy_pair(n: int, b: int, c: int, seed: int = 0):
     """gold and two predictions: b examples the baseline gets right and the system wrong, c the reverse."""
     rng = np.random.default_rng(seed)

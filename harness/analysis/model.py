@@ -206,6 +206,7 @@ class Row:
     p_holm: float | None = None  # Holm-adjusted over every comparison of the report
     test: str = ""  # key of the deciding test (TESTS)
     disagreement: str = ""  # set when the other test over the same data reaches the other decision
+    undecidable: str = ""  # set when too few outputs differ for the deciding test to reach alpha at all
     significant: bool | None = None
     verdict: str = ""
     rank: int | None = None

@@ -21,7 +21,7 @@ decides; the adjusted values are shown either way. Non-goals: the tests themselv
 """
 from __future__ import annotations
 
-from ..stats import format_p, p_number
+from ..stats import format_p, min_ar_p, p_number
 from .examples import ExampleTests
 from .model import NO_DECODER, TESTS, AnalysisParams, BenchmarkReport, Config, Row, finite, metric_decimals
 from .pairing import pair_baseline
@@ -176,7 +176,20 @@ def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> None:
                     # an observed difference of exactly zero is never a significant one
                     r.significant = bool(p < params.alpha) and r.delta != 0
                     r.disagreement = _disagreement(r, params)
+                    r.undecidable = _undecidable(r, params)
                 r.verdict = verdict(r, params, dec, family)
+
+
+def _undecidable(row: Row, params: AnalysisParams) -> str:
+    """Randomisation over examples where so few outputs differ that no p below alpha exists."""
+    if row.test != "ar" or row.delta == 0 or not row.differ or row.differ[0] == 0:
+        return ""
+    k, n = row.differ
+    floor = min_ar_p(k)
+    if floor < params.alpha:
+        return ""
+    return (f"Only {k} of {n} outputs differ, so no randomisation can give p below {p_number(floor, floor)} "
+            f"(2 of the 2^{k} swaps reproduce the observed gap): the data cannot decide.")
 
 
 def _others(row: Row) -> list[tuple[str, float]]:
@@ -267,6 +280,8 @@ def verdict(row: Row, params: AnalysisParams, decimals: int, family: int = 0) ->
     text = f"{head} ({describe_tests(row, params, family, decimals)}): {sig}."
     if row.disagreement:
         text += " " + row.disagreement
+    if row.undecidable:
+        text += " " + row.undecidable
     if row.test == "seeds":
         if row.min_p_perm is not None and row.min_p_perm >= params.alpha and not row.disagreement:
             text += (f" With {row.seeds_paired} seeds the permutation test cannot go below "

@@ -127,7 +127,9 @@ def render_markdown(data) -> str:
             f"for {data.params.power:.0%} power. Per-seed tests over examples are never pooled.",
             "- One evaluation per arm: McNemar's exact test (accuracy) or paired approximate randomisation (other "
             "metrics with per-example statistics) decides; the paired bootstrap is shown beside it (sacrebleu's "
-            "rule for translation metrics, two-sided otherwise).",
+            "rule for translation metrics, two-sided otherwise). Randomisation trials that tie the observed gap "
+            "count as extreme, so with k differing outputs p cannot fall below 2/2^k; a verdict says when that floor "
+            "is above alpha.",
             "- 95% CI: t over seeds with several seeds, percentile bootstrap over examples with one; cut to the "
             "metric's range. Ranks: best first, equal scores share a rank. See docs/statistics.md."]
     if data.study is not None:
@@ -193,6 +195,8 @@ def verdicts_markdown(data) -> list[str]:
                 line = f"{head}, {ps}: **{'significant' if r.significant else 'not significant'}**"
                 if r.disagreement:
                     line += f". {md_text(r.disagreement.rstrip('.'))}"
+                if r.undecidable:
+                    line += f". {md_text(r.undecidable.rstrip('.'))}"
                 if r.test == "seeds" and r.seeds_needed is not None and not r.significant and d != 0:
                     line += f". About {r.seeds_needed} seeds would detect it ({p.power:.0%} power)"
             out.append(f"  - {line}")
