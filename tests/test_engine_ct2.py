@@ -266,13 +266,53 @@ def test_engine_mistakes_are_one_line_errors(opus_marian, translation_files):
         "<dict>: models[0].engine: Input should be 'transformers' or 'ctranslate2' (got 'ct2')")
 
 
-def test_a_marian_whose_pad_is_not_last_is_refused_at_validation(tiny_marian, translation_files):
-    # tiny_marian has <pad>=0: CTranslate2's converter would drop a real word instead
-    src, ref = translation_files
-    assert errors(config({"path": str(tiny_marian), "engine": "ctranslate2"}, src, ref, ["greedy"])) == [
-        "<dict>: models[0].engine: model 'tiny-marian0': CTranslate2 converts Marian models whose <pad> is the last "
-        "token (pad_token_id = vocab_size - 1 = 60, as in OPUS-MT), and this one has pad_token_id 0; use engine: "
-        "transformers"]
+@pytest.fixture(scope="module")
+def pad_first(tmp_path_factory):
+    """A Marian laid out as the ones this harness trains: <pad> = decoder start = id 0, not banned,
+    no renormalisation, EOS bias fitted, and a non-zero <pad> embedding row (a trained model's tied
+    output row learns, so it is never the zero vector CTranslate2's Marian loader starts from)."""
+    pytest.importorskip("ctranslate2")
+    import torch
+    from decoding_models import build_marian_varied
+    from transformers import MarianMTModel
+
+    path = build_marian_varied(tmp_path_factory.mktemp("pad-first"))
+    model = MarianMTModel.from_pretrained(path)
+    row = torch.randn(model.config.d_model, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for emb in {id(e): e for e in (model.model.shared, model.model.encoder.embed_tokens,
+                                       model.model.decoder.embed_tokens)}.values():
+            emb.weight[0] = row
+    model.save_pretrained(path)
+    assert torch.equal(MarianMTModel.from_pretrained(path).get_decoder().embed_tokens.weight[0], row)
+    ours = load_generation_model(ModelSpec(path=str(path), local=True, device="cpu"))
+    ct2 = load_generation_model(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))
+    return ours, ct2
+
+
+def test_a_marian_whose_pad_is_not_last_keeps_its_vocabulary_and_start_token(pad_first):
+    import json
+
+    ours, ct2 = pad_first
+    config = json.loads((ct2.search_engine.path / "config.json").read_text(encoding="utf-8"))
+    assert config["decoder_start_token"] == "<pad>"
+    assert len(ct2.search_engine.vocab) == ours.model.config.vocab_size  # no row dropped
+    a, b = decode(ours, "greedy"), decode(ct2, "greedy")
+    assert [h[0].tokens for h in b] == [h[0].tokens for h in a]
+    assert len({len(h[0].tokens) for h in a}) > 3
+    for x, y in zip(a, b):
+        assert y[0].score == pytest.approx(x[0].score, abs=1e-4)
+    a = decode(ours, "beam", num_beams=4, early_stopping=True)
+    b = decode(ct2, "beam", num_beams=4)
+    assert [x[0].tokens for x in b] == [x[0].tokens for x in a]
+
+
+def test_an_opus_layout_marian_still_converts_with_ctranslate2s_own_loader(both, pad_first):
+    from ctranslate2.converters import transformers as ct2t
+
+    _, ct2 = both
+    assert "<pad>" not in ct2.search_engine.vocab  # dropped, as CTranslate2's Marian loader does
+    assert type(ct2t._MODEL_LOADERS["MarianConfig"]) is ct2t.MarianMTLoader  # the registry is restored
 
 
 def test_missing_ctranslate2_is_named_with_its_install_command(opus_marian, translation_files, monkeypatch):

@@ -96,12 +96,7 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
 
 def ct2_layout_problem(config: dict) -> str | None:
     """Why CTranslate2 cannot convert a model with this config.json, when it can tell (None: no
-    known problem). Its Marian converter drops the last vocabulary entry as the <pad> token."""
-    if config.get("model_type") == "marian":
-        pad, vocab = config.get("pad_token_id"), config.get("vocab_size")
-        if isinstance(pad, int) and isinstance(vocab, int) and pad != vocab - 1:
-            return (f"CTranslate2 converts Marian models whose <pad> is the last token (pad_token_id = vocab_size - 1 "
-                    f"= {vocab - 1}, as in OPUS-MT), and this one has pad_token_id {pad}; use engine: transformers")
+    known problem)."""
     if not config.get("is_encoder_decoder", False):
         return "engine ctranslate2 runs encoder-decoder models only in this version; use engine: transformers"
     return None

@@ -32,10 +32,12 @@ greedy and beam give the same tokens on tiny Marian models):
 - at the length limit generate() forces EOS (``forced_eos_token_id``) into the last position; CTranslate2
   just stops, so a hypothesis cut by ``max_new_tokens`` ends with another token and beam search may
   rank such hypotheses differently;
-- Marian's converter drops the ``<pad>`` row (the decoder starts from a zero embedding instead), so
-  log-probabilities are normalised over one token fewer: unless the model renormalises logits after
-  banning <pad> (``renormalize_logits``, as OPUS-MT configs do) scores differ in the 3rd decimal and
-  hypotheses that close can rank differently;
+- for OPUS-MT-shaped Marian models (``<pad>`` last) CTranslate2's converter drops the ``<pad>`` row
+  (the decoder starts from a zero embedding instead), so log-probabilities are normalised over one
+  token fewer: unless the model renormalises logits after banning <pad> (``renormalize_logits``, as
+  OPUS-MT configs do) scores differ in the 3rd decimal and hypotheses that close can rank
+  differently. Marian models with ``<pad>`` elsewhere (the ones this harness trains) keep every row
+  and start from the start token's embedding, as transformers does (:func:`marian_loader_for`);
 - beam search stops a sentence once ``num_beams`` hypotheses are finished, which is generate()'s
   ``early_stopping=True``: with it the 1-best is the same; with the default ``early_stopping=False``
   the harness searches on while a running beam could still win and sometimes finds a better
@@ -48,9 +50,11 @@ Non-goals: decoder-only models (CTranslate2's Generator), CUDA graphs.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +118,11 @@ def converted_dir(spec, seed: int = 0) -> Path:
             load_tokenizer_for(spec).save_pretrained(source)
         converter = ctranslate2.converters.TransformersConverter(
             source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+        from ..models import load_config
+
         try:
-            converter.convert(str(tmp / "ct2"), force=True)
+            with marian_loader_for(load_config(spec).to_dict()):
+                converter.convert(str(tmp / "ct2"), force=True)
         except (ValueError, NotImplementedError, KeyError) as e:
             raise ModelLoadError(f"model '{spec.path}' cannot be converted for engine ctranslate2: {e}") from None
         # rename is atomic: a concurrent or interrupted conversion never leaves a half model behind
@@ -127,6 +134,58 @@ def converted_dir(spec, seed: int = 0) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def pad_is_last(config: dict) -> bool:
+    """Whether a Marian config has OPUS-MT's layout: ``<pad>`` is the last vocabulary entry."""
+    pad, vocab = config.get("pad_token_id"), config.get("vocab_size")
+    return not (isinstance(pad, int) and isinstance(vocab, int) and pad != vocab - 1)
+
+
+_convert_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def marian_loader_for(config: dict):
+    """Convert a Marian whose ``<pad>`` is not the last token (every model this harness trains
+    from scratch: pad is id 0) with a loader that keeps the whole vocabulary.
+
+    CTranslate2's Marian loader assumes OPUS-MT's layout: it drops the last vocabulary row as
+    ``<pad>`` and starts the decoder from a zero embedding (what a never-trained pad row gives).
+    With pad elsewhere that drops a real token, and a trained model's pad row is not zero (its
+    tied output row learns), so the start would differ too. The loader used here is CTranslate2's
+    own Marian loader minus those two steps: every row kept, and the decoder starts from the
+    embedding of ``decoder_start_token_id``, as transformers does. OPUS-MT-shaped models keep
+    CTranslate2's loader. The loader table is CTranslate2's module-level registry, swapped for
+    the conversion only, under a lock."""
+    if config.get("model_type") != "marian" or pad_is_last(config):
+        yield
+        return
+    from ctranslate2.converters import transformers as ct2t
+
+    class MarianKeepingPad(ct2t.MarianMTLoader):
+        def get_model_spec(self, model):
+            model.config.normalize_before = False
+            model.config.normalize_embedding = False
+            return ct2t.BartLoader.get_model_spec(self, model)  # no _remove_pad_weights
+
+        def set_config(self, config, model, tokenizer):
+            super().set_config(config, model, tokenizer)
+            config.decoder_start_token = tokenizer.convert_ids_to_tokens(model.config.decoder_start_token_id)
+
+        def set_decoder(self, spec, decoder):
+            ct2t.BartLoader.set_decoder(self, spec, decoder)  # no start_from_zero_embedding
+
+        def get_vocabulary(self, model, tokenizer):
+            return ct2t.BartLoader.get_vocabulary(self, model, tokenizer)  # <pad> stays
+
+    with _convert_lock:
+        before = ct2t._MODEL_LOADERS["MarianConfig"]
+        ct2t._MODEL_LOADERS["MarianConfig"] = MarianKeepingPad()
+        try:
+            yield
+        finally:
+            ct2t._MODEL_LOADERS["MarianConfig"] = before
 
 
 def load_tokenizer_for(spec):
@@ -190,7 +249,7 @@ class CT2Search:
     SampleConfig = SampleConfig
 
     def __init__(self, gm, new_translator, path: Path):
-        self.gm, self.new_translator = gm, new_translator
+        self.gm, self.new_translator, self.path = gm, new_translator, path
         self.translator = new_translator()
         self.tokenizer = gm.tokenizer
         vocab_file = next((path / n for n in ("shared_vocabulary.json", "target_vocabulary.json",
