@@ -22,13 +22,16 @@ from harness.config import load_experiment
 from harness.runner import run_experiment
 from harness.store import TMP_SUFFIX, read_cell_record, sha256_file
 
+# delay: a cell takes about 1 s, so after the condition that triggers Ctrl-C (one cell done, one
+# running) the run has at least 4 s of cells left. At 0.08 s a test process starved by a loaded
+# machine once sent its SIGINT after the run had finished every cell (exit 0, not 130).
 GRID = """\
 name: resume
 models: [{path: ./model}]
 benchmarks:
   - {name: parallel_text, label: toy, params: {source: test.en, reference: test.de}}
 decoders:
-  - {name: test_slow, label: slow, params: {delay: 0.08, max_new_tokens: [2, 3, 4, 5, 6, 7]}}
+  - {name: test_slow, label: slow, params: {delay: 0.25, max_new_tokens: [2, 3, 4, 5, 6, 7]}}
 reporters: [html, {name: test_slow_report, params: {delay: 0}}]
 """
 
