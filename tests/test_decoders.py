@@ -107,9 +107,9 @@ def assert_same(ours: list[list[Hypothesis]], ref, gm: GenerationModel):
         assert [h.text for h in hyps] == [gm.decode_text(h.tokens) for h in hyps]
 
 
-def assert_varied(hyps: list[list[Hypothesis]]):
+def assert_varied(hyps: list[list[Hypothesis]], at_least: int = 4):
     lengths = {len(h[0].tokens) for h in hyps}
-    assert len(lengths) >= 4, f"test model too degenerate: output lengths {lengths}"
+    assert len(lengths) >= at_least, f"test model too degenerate: output lengths {lengths}"
 
 
 # ----------------------------------------------------------------------------- greedy
@@ -381,7 +381,10 @@ def test_a_large_vocabulary_decodes_like_generate(large_vocab_marian, beams, nrs
     assert gm.model.config.vocab_size * beams >= 8 * beams * _search.TOPK_CHUNK
     ours = decoder("beam", num_beams=beams, num_return_sequences=nrs, length_penalty=length_penalty,
                    max_new_tokens=MAX_NEW, batch_size=4).decode(gm, SOURCES, ctx(tmp_path))
-    assert_varied(ours)
+    # 6,000 random extra rows make near-ties common: the model's outputs (built with MKL, whose
+    # last bits depend on memory alignment) vary between processes, e.g. 5 lengths alone, 3 in
+    # CI's full run. Sentences finishing at different steps is what matters here.
+    assert_varied(ours, at_least=2)
     assert_same(ours, generate(gm, SOURCES, num_beams=beams, num_return_sequences=nrs, length_penalty=length_penalty), gm)
 
 

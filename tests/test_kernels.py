@@ -80,7 +80,7 @@ def test_onednn_folds_the_final_logits_bias_and_decodes_like_generate(tmp_path):
     assert torch.allclose(a, b, atol=1e-5)
     for name, params in [("greedy", {}), ("beam", {"num_beams": 4, "num_return_sequences": 2})]:
         ours = decoder(name, max_new_tokens=16, **params).decode(fast, SOURCES, ctx(tmp_path))
-        assert_varied(ours)
+        assert_varied(ours, at_least=2)  # see test_a_large_vocabulary_decodes_like_generate
         assert_same(ours, generate(plain, SOURCES, **params), plain)
 
 
