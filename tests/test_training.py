@@ -292,7 +292,7 @@ def test_input_mask_corrupts_the_source_side_only(tmp_path, tiny_marian, monkeyp
 
 
 def test_checkpoint_is_cached_and_reused_without_training(tmp_path, tiny_marian, monkeypatch):
-    import harness.training as training
+    import harness.training.finetune as training  # where fine_tune looks run_loop up
 
     data = parallel_data(1)
     spec = ModelSpec(path=str(tiny_marian), local=True)
@@ -315,7 +315,7 @@ def test_checkpoint_is_cached_and_reused_without_training(tmp_path, tiny_marian,
 
 
 def test_failed_training_leaves_no_checkpoint_behind(tmp_path, tiny_marian, monkeypatch):
-    import harness.training as training
+    import harness.training.finetune as training  # where fine_tune looks run_loop up
 
     def boom(*a, **kw):
         raise RuntimeError("out of memory")

@@ -1,0 +1,127 @@
+"""The checkpoint cache: a fine-tuned model is keyed by everything that determines it, trained
+into a temporary directory and renamed into place, so it is either complete or absent."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..store import atomic_write_json, canonical_hash, model_fingerprint
+from .loop import cpu_bfloat16
+from .params import FineTuneParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..api import BenchmarkData, CellContext
+    from ..models import ModelSpec
+
+# Bump when a change to this package changes what a cached checkpoint would contain.
+TRAINING_VERSION = "3"
+META_FILE = "finetune.json"
+
+
+def data_fingerprint(data: BenchmarkData, *, with_dev: bool) -> str:
+    """Content hash of what training reads: train (and dev) examples and the label set."""
+    h = hashlib.sha256()
+    h.update(json.dumps([data.task, data.labels]).encode())
+    for split in (data.train or [], data.dev or [] if with_dev else []):
+        h.update(b"\x00split")
+        for ex in split:
+            h.update(json.dumps([ex.source, ex.source_pair, ex.reference, ex.label], ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _key_lock(path: Path):
+    """Serialise training of one checkpoint across processes sharing the cache."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
+    """The model as it enters a checkpoint's key: what training reads, not how the checkpoint is
+    decoded afterwards. Decoding-only fields (engine, compute_type, kernels) are reset; ``dtype:
+    int8`` (quantized only after a float32 training) keys as ``auto`` on the CPU; and the device
+    that int8 or oneDNN pinned to the CPU keys as the one written (``auto``) when that is the CPU
+    here. So one trained model is decoded in float32, int8, oneDNN or CTranslate2 without training
+    it again, and checkpoints keyed before these fields existed keep their keys."""
+    from ..models import resolve_device
+
+    update: dict[str, Any] = {"engine": "transformers", "compute_type": "auto", "kernels": "default"}
+    if device == "cpu":
+        if spec.dtype == "int8":
+            update["dtype"] = "auto"
+        requested = spec._requested_device or spec.device
+        if spec.device == "cpu" and requested == "auto" and resolve_device("auto") == "cpu":
+            update["device"] = "auto"
+    return spec.model_copy(update=update)
+
+
+def checkpoint_params(params: FineTuneParams) -> dict[str, Any]:
+    """The parameters as they enter a checkpoint's key. ``train_seed`` is left out: the seed it
+    sets is keyed itself, so a checkpoint trained by a cell of seed 0 and one asked for with
+    ``train_seed: 0`` are the same; with later fields at their defaults, checkpoints cached before
+    those fields existed keep their keys."""
+    d = params.model_dump(mode="json")
+    d.pop("train_seed", None)
+    # fields added after checkpoints were first cached are left out at their defaults (old keys hold)
+    for name, default in (("label_smoothing", 0.0),):
+        if d.get(name) == default:
+            d.pop(name)
+    return d
+
+
+def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
+                      params: FineTuneParams, build: Callable[[Path], dict[str, Any]], uses_dev: bool,
+                      device: str) -> ModelSpec:
+    """Return the spec of the checkpoint for these inputs, training it with ``build(tmpdir)`` on a miss.
+
+    ``build`` saves the model and tokenizer into the directory it is given and returns the
+    training record, written as ``finetune.json`` in the checkpoint and copied into the cell's
+    workdir. The directory is renamed into place only when complete.
+    """
+    # CPU bfloat16 training arrived later than the key: only its checkpoints carry the mark
+    amp = {"amp": "cpu-bfloat16"} if cpu_bfloat16(device, spec.dtype) else {}
+    key = canonical_hash({"training": TRAINING_VERSION, "model": model_fingerprint(checkpoint_model(spec, device)),
+                          "data": data_fingerprint(data, with_dev=uses_dev), "strategy": strategy,
+                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed, **amp})
+    root = Path(ctx.cache_dir) / "finetuned"
+    final = root / f"{strategy}-{key}"
+    hit = (final / META_FILE).is_file()
+    if not hit:
+        with _key_lock(root / f".{strategy}-{key}.lock"):
+            hit = (final / META_FILE).is_file()  # another process may have finished it meanwhile
+            if not hit:
+                tmp = root / f".tmp-{strategy}-{key}-{os.getpid()}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                try:
+                    record = build(tmp)
+                    record = {"strategy": strategy, "strategy_version": version, "key": key, "seed": ctx.seed,
+                              "base_model": spec.path, "params": params.model_dump(mode="json"), **record}
+                    atomic_write_json(tmp / META_FILE, record)
+                    shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover
+                    os.replace(tmp, final)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+    ctx.log.info("%s checkpoint %s: %s", strategy, "reused" if hit else "trained", final)
+    record = json.loads((final / META_FILE).read_text(encoding="utf-8"))
+    with contextlib.suppress(OSError):
+        atomic_write_json(Path(ctx.workdir) / META_FILE, {**record, "checkpoint": str(final), "cache_hit": hit})
+    # The tokenizer was saved with the checkpoint; evaluation truncates inputs as training did.
+    return spec.model_copy(update={"path": str(final), "local": True, "init": "pretrained", "revision": None,
+                                   "tokenizer": None, "label": spec.display,
+                                   "max_source_length": params.max_length})
