@@ -71,7 +71,7 @@ class Experiment(StrictModel):
     baseline: Baseline = Field(default_factory=Baseline)
     output_dir: str | None = Field(None, description="default output directory (relative to the config)")
     threads: int | None = Field(None, ge=1, description="torch threads per cell (default: free cores, see "
-                                                        "harness.runner.decide_threads); `--threads` overrides")
+                                                        "harness.threads.decide_threads); `--threads` overrides")
     data_dir: str | None = Field(None, description="where benchmark presets find local copies (relative to the "
                                                    "config; default $HARNESS_DATA_DIR); see `harness benchmarks`")
     limit: int | None = Field(None, ge=1, description="evaluate only this many test examples of every benchmark "

@@ -61,3 +61,14 @@ def unknown_choice_message(what: str, name: str, choices: Iterable[str]) -> str:
     guess = did_you_mean(name, choices)
     msg += f"; did you mean '{guess}'?" if guess else "."
     return msg + f" Allowed: {', '.join(choices) if choices else '(none registered)'}"
+
+
+def describe_exception(e: BaseException) -> str:
+    """One line a user can act on: a HarnessError's own message, else the type and message,
+    with a hint for out-of-memory errors (the most common reason a big cell fails)."""
+    if isinstance(e, HarnessError):
+        return str(e)
+    message = f"{type(e).__name__}: {e}".strip().rstrip(":")
+    if isinstance(e, MemoryError) or "OutOfMemory" in type(e).__name__ or "out of memory" in str(e).lower():
+        message += " (out of memory: lower the batch_size, max_new_tokens or num_beams of this cell, or use a smaller model)"
+    return message

@@ -121,12 +121,12 @@ def test_default_threads_follow_the_usable_cores_not_the_load(monkeypatch, proje
     import os
 
     from harness.config import load_experiment
-    from harness.runner import decide_threads
+    from harness.threads import decide_threads
 
-    import harness.runner
+    import harness.threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
-    monkeypatch.setattr(harness.runner, "CGROUP_CPU_MAX", str(project / "no-cgroup-here"))
+    monkeypatch.setattr(harness.threads, "CGROUP_CPU_MAX", str(project / "no-cgroup-here"))
     monkeypatch.setattr(os, "getloadavg", lambda: load)
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -156,12 +156,12 @@ def test_the_cli_stops_openmp_threads_from_spin_waiting(project):
 def test_a_container_cpu_quota_caps_the_default(monkeypatch, tmp_path):
     import os
 
-    import harness.runner
+    import harness.threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # the host's cores
     quota = tmp_path / "cpu.max"
-    monkeypatch.setattr(harness.runner, "CGROUP_CPU_MAX", str(quota))
+    monkeypatch.setattr(harness.threads, "CGROUP_CPU_MAX", str(quota))
     quota.write_text("200000 100000\n")  # docker run --cpus 2
-    assert harness.runner.usable_cores() == 2
+    assert harness.threads.usable_cores() == 2
     quota.write_text("max 100000\n")
-    assert harness.runner.usable_cores() == 64
+    assert harness.threads.usable_cores() == 64

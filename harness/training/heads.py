@@ -137,6 +137,7 @@ def load_mlm_model(spec: ModelSpec, *, seed: int, device: str, encoder_source=No
 
 
 
+# Architectures whose checkpoints carry a masked-LM head (BERT's BertForPreTraining has one too).
 MLM_HEAD_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")
 # The MLM loss finetune.json reports is measured with BERT's own corruption, whatever the
 # strategy's mask_prob, so that numbers from a masking-rate sweep compare.
