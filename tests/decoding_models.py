@@ -121,3 +121,37 @@ def build_gpt2_varied(path: Path, seed: int = 0) -> Path:
     calibrate_eos_causal(model, [tok(t)["input_ids"] for t in texts], eos=1, per_token=2.0, slope=1.0)
     model.save_pretrained(path)
     return path
+
+
+FAMILIES = ("bart", "mbart", "pegasus", "m2m100", "t5")
+
+
+def build_family(kind: str, path: Path, seed: int = 1) -> Path:
+    """A tiny random encoder-decoder of one of :data:`FAMILIES`, with the word tokenizer (pad 0,
+    eos 1), its config as transformers 5 writes it: no legacy fairseq keys (``normalize_before``),
+    M2M100 with ``<pad>`` = 0 (not the released checkpoints' 1), and T5 with
+    ``scale_decoder_outputs`` off while ``tie_word_embeddings`` stays on -- the points where
+    CTranslate2's converters and transformers disagree."""
+    import torch
+    import transformers as T
+
+    tok, vocab = build_word_tokenizer(path)
+    common = dict(vocab_size=len(vocab), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                  decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
+                  pad_token_id=0, eos_token_id=1, bos_token_id=3, init_std=0.1, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    if kind == "t5":
+        model = T.T5ForConditionalGeneration(T.T5Config(
+            vocab_size=len(vocab), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, pad_token_id=0,
+            eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=False))
+    else:
+        cls, cfg = {"bart": (T.BartForConditionalGeneration, T.BartConfig),
+                    "mbart": (T.MBartForConditionalGeneration, T.MBartConfig),
+                    "pegasus": (T.PegasusForConditionalGeneration, T.PegasusConfig),
+                    "m2m100": (T.M2M100ForConditionalGeneration, T.M2M100Config)}[kind]
+        start = 0 if kind == "pegasus" else 1
+        # no forced EOS at the length limit: CTranslate2 has none (tests/test_engine_ct2.py pins that apart)
+        model = cls(cfg(decoder_start_token_id=start, forced_eos_token_id=None, **common))
+    model.eval().generation_config.max_length = 64
+    model.save_pretrained(path)
+    return path

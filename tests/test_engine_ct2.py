@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from decoding_models import SOURCES, calibrate_eos
+from decoding_models import FAMILIES, SOURCES, build_family, calibrate_eos
 from harness.api import CellContext
 from harness.config import load_experiment_dict
 from harness.errors import ConfigError, ConfigErrors
@@ -324,3 +324,61 @@ def test_missing_ctranslate2_is_named_with_its_install_command(opus_marian, tran
     assert errors(config({"path": str(opus_marian), "engine": "ctranslate2"}, src, ref, ["greedy"])) == [
         "<dict>: models[0].engine: engine ctranslate2 needs the ctranslate2 package, which is not installed: "
         "pip install \"nlp-eval-harness[ct2]\""]
+
+
+# ----------------------------------------------------------------------------- other model families
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_other_families_convert_to_what_transformers_computes(kind, tmp_path):
+    """CTranslate2's converters read some of a model's computation from config keys transformers 5
+    no longer writes or no longer means (BART-family norm placement, T5's output scaling, M2M100's
+    position offset, mBART's start token); converted with those points fixed, greedy and beam give
+    the harness's tokens and scores, and the conversion records how close it came."""
+    pytest.importorskip("ctranslate2")
+    import json
+
+    path = build_family(kind, tmp_path / kind)
+    ours = load_generation_model(ModelSpec(path=str(path), local=True, device="cpu"))
+    ct2 = load_generation_model(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))
+    check = json.loads((ct2.search_engine.path / "harness-check.json").read_text())
+    assert check["max_logprob_gap"] < 1e-4
+    for name, params in [("greedy", {}), ("beam", {"num_beams": 3, "early_stopping": True})]:
+        a, b = decode(ours, name, max_new_tokens=20, **params), decode(ct2, name, max_new_tokens=20, **params)
+        assert [h[0].tokens for h in b] == [h[0].tokens for h in a]
+        for x, y in zip(a, b):
+            assert y[0].score == pytest.approx(x[0].score, abs=1e-4)
+
+
+def test_a_conversion_that_computes_something_else_is_refused_in_one_line(tmp_path, monkeypatch):
+    """With CTranslate2's own loaders, a T5 whose output scaling is off (transformers 5's switch)
+    is converted with the scaling on: the greedy tokens may even agree, every log-probability is
+    off. The conversion's own check refuses it, and nothing is cached."""
+    pytest.importorskip("ctranslate2")
+    from harness.engines import ct2_conversion
+    from harness.errors import ModelLoadError
+
+    monkeypatch.setattr(ct2_conversion, "corrected_loaders", lambda config: {})
+    path = build_family("t5", tmp_path / "t5", seed=2)  # not a model another test converted (and cached)
+    cached = set(ct2_conversion.cache_root().iterdir()) if ct2_conversion.cache_root().is_dir() else set()
+    with pytest.raises(ModelLoadError) as e:
+        load_generation_model(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))
+    message = str(e.value)
+    assert message.startswith(f"model '{path}': CTranslate2 ") and "\n" not in message
+    assert "conversion of this t5 model does not compute what transformers computes (teacher-forced " \
+           "log-probabilities differ by up to " in message
+    assert message.endswith(", allowed 0.01); use engine: transformers")
+    assert set(ct2_conversion.cache_root().iterdir()) == cached  # neither a conversion nor a temporary leftover
+
+
+def test_a_model_ctranslate2_cannot_convert_is_one_line(tmp_path, monkeypatch):
+    """CTranslate2's BART loader reads normalize_before, a key only legacy configs carry."""
+    pytest.importorskip("ctranslate2")
+    from harness.engines import ct2_conversion
+    from harness.errors import ModelLoadError
+
+    monkeypatch.setattr(ct2_conversion, "corrected_loaders", lambda config: {})
+    path = build_family("bart", tmp_path / "bart", seed=2)
+    with pytest.raises(ModelLoadError, match=r"^model '.*bart' cannot be converted for engine ctranslate2: "
+                                             r"AttributeError: .*normalize_before.*; use engine: transformers$"):
+        load_generation_model(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))

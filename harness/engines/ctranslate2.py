@@ -37,7 +37,7 @@ greedy and beam give the same tokens on tiny Marian models):
   token fewer: unless the model renormalises logits after banning <pad> (``renormalize_logits``, as
   OPUS-MT configs do) scores differ in the 3rd decimal and hypotheses that close can rank
   differently. Marian models with ``<pad>`` elsewhere (the ones this harness trains) keep every row
-  and start from the start token's embedding, as transformers does (:func:`marian_loader_for`);
+  and start from the start token's embedding, as transformers does (:mod:`harness.engines.ct2_conversion`, which also checks every conversion);
 - beam search stops a sentence once ``num_beams`` hypotheses are finished, which is generate()'s
   ``early_stopping=True``: with it the 1-best is the same; with the default ``early_stopping=False``
   the harness searches on while a running beam could still win and sometimes finds a better
@@ -50,16 +50,14 @@ Non-goals: decoder-only models (CTranslate2's Generator), CUDA graphs.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError, ModelLoadError
+from .ct2_conversion import cache_root, converted_dir, load_tokenizer_for
+
+__all__ = ["CT2Search", "cache_root", "converted_dir", "load_ct2_model"]
 
 
 @dataclass
@@ -85,113 +83,6 @@ class SampleConfig:  # the fields plugins/decoders/_sampling.SampleConfig has
     top_k: int = 0
     top_p: float = 1.0
     epsilon: float = 0.0
-
-
-def cache_root() -> Path:
-    from ..runner import default_cache_dir
-
-    return default_cache_dir() / "ctranslate2"
-
-
-def converted_dir(spec, seed: int = 0) -> Path:
-    """The converted model for ``spec`` (converting it first when not cached)."""
-    import ctranslate2
-
-    from ..store import canonical_hash, model_fingerprint
-
-    base = spec.model_copy(update={"compute_type": "auto", "device": "cpu", "label": None})
-    key = canonical_hash([model_fingerprint(base), seed if spec.init == "random" else None, ctranslate2.__version__])
-    target = cache_root() / key
-    if (target / "model.bin").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
-    try:
-        source = spec.path
-        if spec.init == "random":  # the seeded random weights the transformers engine would build
-            from ..models import load_hf_model
-
-            source = str(tmp / "hf")
-            model = load_hf_model(spec.model_copy(update={"engine": "transformers"}), "AutoModelForSeq2SeqLM",
-                                  seed=seed, device="cpu")
-            model.save_pretrained(source)
-            load_tokenizer_for(spec).save_pretrained(source)
-        converter = ctranslate2.converters.TransformersConverter(
-            source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
-        from ..models import load_config
-
-        try:
-            with marian_loader_for(load_config(spec).to_dict()):
-                converter.convert(str(tmp / "ct2"), force=True)
-        except (ValueError, NotImplementedError, KeyError) as e:
-            raise ModelLoadError(f"model '{spec.path}' cannot be converted for engine ctranslate2: {e}") from None
-        # rename is atomic: a concurrent or interrupted conversion never leaves a half model behind
-        try:
-            os.replace(tmp / "ct2", target)
-        except OSError:
-            if not (target / "model.bin").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def pad_is_last(config: dict) -> bool:
-    """Whether a Marian config has OPUS-MT's layout: ``<pad>`` is the last vocabulary entry."""
-    pad, vocab = config.get("pad_token_id"), config.get("vocab_size")
-    return not (isinstance(pad, int) and isinstance(vocab, int) and pad != vocab - 1)
-
-
-_convert_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def marian_loader_for(config: dict):
-    """Convert a Marian whose ``<pad>`` is not the last token (every model this harness trains
-    from scratch: pad is id 0) with a loader that keeps the whole vocabulary.
-
-    CTranslate2's Marian loader assumes OPUS-MT's layout: it drops the last vocabulary row as
-    ``<pad>`` and starts the decoder from a zero embedding (what a never-trained pad row gives).
-    With pad elsewhere that drops a real token, and a trained model's pad row is not zero (its
-    tied output row learns), so the start would differ too. The loader used here is CTranslate2's
-    own Marian loader minus those two steps: every row kept, and the decoder starts from the
-    embedding of ``decoder_start_token_id``, as transformers does. OPUS-MT-shaped models keep
-    CTranslate2's loader. The loader table is CTranslate2's module-level registry, swapped for
-    the conversion only, under a lock."""
-    if config.get("model_type") != "marian" or pad_is_last(config):
-        yield
-        return
-    from ctranslate2.converters import transformers as ct2t
-
-    class MarianKeepingPad(ct2t.MarianMTLoader):
-        def get_model_spec(self, model):
-            model.config.normalize_before = False
-            model.config.normalize_embedding = False
-            return ct2t.BartLoader.get_model_spec(self, model)  # no _remove_pad_weights
-
-        def set_config(self, config, model, tokenizer):
-            super().set_config(config, model, tokenizer)
-            config.decoder_start_token = tokenizer.convert_ids_to_tokens(model.config.decoder_start_token_id)
-
-        def set_decoder(self, spec, decoder):
-            ct2t.BartLoader.set_decoder(self, spec, decoder)  # no start_from_zero_embedding
-
-        def get_vocabulary(self, model, tokenizer):
-            return ct2t.BartLoader.get_vocabulary(self, model, tokenizer)  # <pad> stays
-
-    with _convert_lock:
-        before = ct2t._MODEL_LOADERS["MarianConfig"]
-        ct2t._MODEL_LOADERS["MarianConfig"] = MarianKeepingPad()
-        try:
-            yield
-        finally:
-            ct2t._MODEL_LOADERS["MarianConfig"] = before
-
-
-def load_tokenizer_for(spec):
-    from ..models import load_tokenizer
-
-    return load_tokenizer(spec)
 
 
 class _ModelFacts:
