@@ -47,7 +47,7 @@ def predict(spec, data, ctx) -> list[dict[str, Any]]:
     import torch
 
     from .errors import DataError
-    from .models import load_config, load_hf_model, load_tokenizer, resolve_device
+    from .models import load_config, load_hf_model, load_tokenizer, onednn_linear, resolve_device
     from .training import collate, encode_inputs, sorted_batches
 
     labels = [str(x) for x in (data.labels or [])]
@@ -63,6 +63,8 @@ def predict(spec, data, ctx) -> list[dict[str, Any]]:
         extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                  "label2id": {name: i for i, name in enumerate(labels)}}
     model = load_hf_model(spec, "AutoModelForSequenceClassification", seed=ctx.seed, device=device, **extra)
+    if spec.kernels == "onednn":  # prediction is inference: the packed Linear layers apply here too
+        model = onednn_linear(model, spec)
     model.eval()
     tokenizer = load_tokenizer(spec)
     limit = min(spec.max_source_length, getattr(config, "max_position_embeddings", None) or spec.max_source_length)

@@ -91,6 +91,26 @@ def test_predictions_follow_test_order_and_match_unbatched_inference(tmp_path):
     assert {p["label"] for p in preds} == {"neg", "pos"}, "the fixture head should predict both labels"
 
 
+def test_kernels_onednn_classifies_with_packed_linear_layers(tmp_path, monkeypatch):
+    """kernels: onednn is an inference setting: classification prediction runs the classifier
+    with its Linear layers prepacked (not silently with the default kernels), same probabilities."""
+    from harness import kernels
+    from harness.classification import predict
+
+    if not kernels.available():
+        pytest.skip("torch without oneDNN")
+    packed = []
+    real = kernels.pack_linear_layers
+    monkeypatch.setattr(kernels, "pack_linear_layers", lambda model: packed.append(model) or real(model))
+    path = labelled_bert(tmp_path / "m", {0: "neg", 1: "pos"})
+    preds = predict(ModelSpec(path=str(path), local=True, kernels="onednn"), data_for(["neg", "pos"]), ctx(tmp_path))
+    assert len(packed) == 1
+    assert {type(m).__name__ for m in packed[0].modules()} >= {"PackedLinear"}
+    assert "Linear" not in {type(m).__name__ for m in packed[0].modules()}
+    for p, r in zip(preds, reference_probs(path, TEXTS)):
+        assert p["probs"] == pytest.approx(r, abs=1e-5)
+
+
 def test_label_names_follow_the_models_id2label_and_probs_the_benchmarks_order(tmp_path):
     from harness.classification import predict
 
