@@ -264,6 +264,17 @@ def test_engine_mistakes_are_one_line_errors(opus_marian, translation_files):
         "int8 and leave dtype out"]
     assert errors(config({"path": str(opus_marian), "engine": "ct2"}, src, ref, ["greedy"]))[0].startswith(
         "<dict>: models[0].engine: Input should be 'transformers' or 'ctranslate2' (got 'ct2')")
+    # a compute type this machine's CTranslate2 cannot run is refused before any cell starts
+    import ctranslate2
+
+    cpu = sorted(ctranslate2.get_supported_compute_types("cpu"))
+    assert "float16" not in cpu and ctranslate2.get_cuda_device_count() == 0  # this machine: CPU only
+    assert errors(config({"path": str(opus_marian), "engine": "ctranslate2", "compute_type": "float16"}, src, ref,
+                         ["greedy"])) == [
+        f"<dict>: models[0].compute_type: float16 is not available on cpu here (CTranslate2 {ctranslate2.__version__}); "
+        f"allowed: auto, {', '.join(cpu)}"]
+    load_experiment_dict(config({"path": str(opus_marian), "engine": "ctranslate2", "compute_type": cpu[-1]}, src,
+                                ref, ["greedy"]))  # one it can run passes
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ run on it unchanged (``plugins/decoders/_common.run_search`` hands it over).
 
 An engine runs only the decoders listed in :data:`ENGINES`; any other decoder, or a decoder
 parameter it cannot honour, is refused when the config is validated (:func:`check_engines`),
-naming the decoders it does run. Torch-free: engine packages are imported only when a model
+naming the decoders it does run, as is a ``compute_type`` the engine cannot run on this
+machine. Torch-free: engine packages are imported only to check a compute type and when a model
 is loaded. Non-goals: engine plugins from third parties (an engine is a model-loading choice,
 not a pluggy hook, in this version); classification models (engines decode only).
 """
@@ -60,6 +61,10 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
         if importlib.util.find_spec(info.package) is None:
             out.add(("models", i, "engine"), f"engine {info.name} needs the {info.package} package, which is not "
                                              f"installed: {info.install}")
+        elif spec.engine == "ctranslate2" and spec.compute_type != "auto":
+            problem = ct2_compute_type_problem(spec.compute_type, spec.device)
+            if problem:
+                out.add(("models", i, "compute_type"), problem)
         if spec.device.startswith("mps"):
             out.add(("models", i, "device"), f"engine {info.name} runs on cpu or cuda, not on device '{spec.device}'")
         if spec.local and spec.engine == "ctranslate2":
@@ -92,6 +97,28 @@ def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
                                                  f"{param}={value!r}: {why}; allowed: "
                                                  f"{', '.join('null' if a is None else str(a).lower() for a in allowed)}")
     return out.errors
+
+
+def ct2_device(device: str) -> tuple[str, int]:
+    """CTranslate2's device and index for a model's ``device`` (auto: CUDA when CTranslate2 sees a GPU)."""
+    import ctranslate2
+
+    if device.startswith("cuda") or (device == "auto" and ctranslate2.get_cuda_device_count() > 0):
+        return "cuda", int(device.partition(":")[2] or 0)
+    return "cpu", 0
+
+
+def ct2_compute_type_problem(compute_type: str, device: str) -> str | None:
+    """Why CTranslate2 cannot run ``compute_type`` on ``device`` on this machine (None: it can).
+    Checked when the config is validated, so a run does not start cells that all fail."""
+    import ctranslate2
+
+    where, _ = ct2_device(device)
+    supported = sorted(ctranslate2.get_supported_compute_types(where))
+    if compute_type in supported:
+        return None
+    return (f"{compute_type} is not available on {where} here (CTranslate2 {ctranslate2.__version__}); "
+            f"allowed: auto, {', '.join(supported)}")
 
 
 def ct2_layout_problem(config: dict) -> str | None:

@@ -98,7 +98,7 @@ def load_ct2_model(spec, *, seed: int = 0):
 
     from ..models import GenerationModel, load_config
 
-    from . import ct2_layout_problem
+    from . import ct2_device, ct2_layout_problem
 
     config = load_config(spec)
     problem = ct2_layout_problem(config.to_dict())
@@ -108,9 +108,7 @@ def load_ct2_model(spec, *, seed: int = 0):
         gen = GenerationConfig.from_pretrained(spec.path, revision=spec.revision)
     except OSError:
         gen = GenerationConfig.from_model_config(config)
-    device, index = "cpu", 0
-    if spec.device.startswith("cuda") or (spec.device == "auto" and ctranslate2.get_cuda_device_count() > 0):
-        device, index = "cuda", int(spec.device.partition(":")[2] or 0)
+    device, index = ct2_device(spec.device)
     compute = spec.compute_type
     if compute == "auto":
         compute = "float16" if device == "cuda" else "float32"
