@@ -329,6 +329,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not MULTI30K.exists():
         sys.exit(f"Multi30k not found at {MULTI30K} (../shared/data beside the checkout); nothing to benchmark")
+    if args.device.startswith("cuda"):
+        import torch
+
+        index = int(args.device.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            sys.exit(f"--device {args.device}: torch sees {torch.cuda.device_count() if torch.cuda.is_available() else 'no'} "
+                     f"CUDA device(s) here{'' if torch.backends.cuda.is_built() else ' (this torch build has no CUDA)'}; "
+                     "run on a GPU machine, or use --device cpu")
     import importlib.util
 
     args.ct2 = importlib.util.find_spec("ctranslate2") is not None
