@@ -68,12 +68,13 @@ def packed_linear_class():
 
 
 def pack_linear_layers(model: Any) -> Any:
-    """Replace every float32 ``nn.Linear`` of ``model`` (in place) by a :class:`PackedLinear`;
-    returns the model, in eval mode. Linear layers whose weight another module also uses (a
+    """Replace every float32 ``nn.Linear`` of ``model`` (and every ``Conv1D``, :func:`conv1d_as_linear`)
+    (in place) by a :class:`PackedLinear`; returns the model, in eval mode. Linear layers whose weight another module also uses (a
     tied output projection) keep that dense weight as ``.weight``."""
     import torch
 
     PackedLinear = packed_linear_class()
+    conv1d_as_linear(model)
     owners: dict[int, int] = {}
     for module in model.modules():
         for p in module.parameters(recurse=False):
@@ -86,6 +87,31 @@ def pack_linear_layers(model: Any) -> Any:
                     shared = owners.get(id(child.weight), 0) > 1
                     setattr(parent, name, PackedLinear(child, shared))
         fold_final_logits_bias(model)
+    return model
+
+
+def conv1d_as_linear(model: Any) -> Any:
+    """Replace transformers' ``Conv1D`` layers (GPT-2 and its kin: ``y = x W + b`` with ``W`` stored
+    as in x out) by the equal ``nn.Linear`` (weight ``W^T``), in place. Inference-only rewrites
+    that act on Linear layers (oneDNN packing here, int8 quantization in :mod:`harness.models`)
+    then reach every block of such a model, not only its output projection."""
+    import torch
+
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - a transformers without it has no such layers either
+        return model
+    with torch.no_grad():
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, Conv1D):
+                    w = child.weight  # (in, out)
+                    linear = torch.nn.Linear(w.shape[0], w.shape[1], bias=child.bias is not None, device=w.device,
+                                             dtype=w.dtype)
+                    linear.weight.copy_(w.t())
+                    if child.bias is not None:
+                        linear.bias.copy_(child.bias)
+                    setattr(parent, name, linear)
     return model
 
 

@@ -202,8 +202,13 @@ def resolve_dtype(dtype: str, device: str):
 def quantize_int8(model):
     """torch dynamic quantization (Jacob et al. 2018 int8 scheme): the weights of every nn.Linear
     are stored as int8 with a per-tensor scale, activations are quantized on the fly per batch.
+    GPT-2-style ``Conv1D`` blocks become Linear layers first, so they are quantized too.
     Embeddings, layer norms and attention arithmetic stay float32. CPU only."""
     import torch
+
+    from .kernels import conv1d_as_linear
+
+    conv1d_as_linear(model)
 
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao at every call
         warnings.simplefilter("ignore", DeprecationWarning)

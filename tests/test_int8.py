@@ -38,6 +38,23 @@ def test_int8_model_has_quantized_linear_layers_and_decodes(tiny_marian):
     assert torch.allclose(a, b, atol=0.05), (a - b).abs().max()
 
 
+def test_int8_quantizes_gpt2s_conv1d_blocks_too(tiny_gpt2):
+    """GPT-2's attention and MLP are transformers Conv1D layers, not nn.Linear: quantizing Linear
+    layers alone would leave all of them float32 under an int8 label."""
+    import torch
+
+    plain = load_generation_model(ModelSpec(path=str(tiny_gpt2), local=True, dtype="float32"))
+    gm = load_generation_model(ModelSpec(path=str(tiny_gpt2), local=True, dtype="int8"))
+    names = {name for name, m in gm.model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized")}
+    assert {"transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj", "transformer.h.1.mlp.c_fc",
+            "transformer.h.1.mlp.c_proj", "lm_head"} <= names
+    assert not [m for m in gm.model.modules() if type(m).__name__ == "Conv1D"]
+    ids = torch.tensor([plain.encode(["the cat sat on the mat"])[0]])
+    with torch.inference_mode():
+        a, b = plain.model(input_ids=ids).logits, gm.model(input_ids=ids).logits
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.05), (a - b).abs().max()
+
+
 def test_int8_run_records_reduced_precision(tmp_path, tiny_marian, translation_files):
     src, ref = translation_files
     out = tmp_path / "out"

@@ -85,8 +85,8 @@ def test_onednn_folds_the_final_logits_bias_and_decodes_like_generate(tmp_path):
 
 
 def test_onednn_on_a_decoder_only_model_decodes_like_generate(tmp_path):
-    """GPT-2 keeps its Conv1D blocks (not nn.Linear) and gets a prepacked output projection; no
-    final_logits_bias to fold, so the step runs the model's own forward."""
+    """GPT-2's Conv1D blocks (not nn.Linear) become Linear layers and are packed with the output
+    projection; no final_logits_bias to fold, so the step runs the model's own forward."""
     from decoding_models import SOURCES, build_gpt2_varied
     from test_decoders import assert_same, ctx, decoder, generate
 
@@ -96,6 +96,9 @@ def test_onednn_on_a_decoder_only_model_decodes_like_generate(tmp_path):
     plain = load_generation_model(ModelSpec(path=str(path), device="cpu", prompt_template="{source} ="))
     fast = load_generation_model(ModelSpec(path=str(path), kernels="onednn", prompt_template="{source} ="))
     assert type(fast.model.lm_head).__name__ == "PackedLinear" and kernels.split_head(fast.model) is None
+    kinds = {name: type(m).__name__ for name, m in fast.model.named_modules()}
+    assert kinds["transformer.h.0.attn.c_attn"] == kinds["transformer.h.1.mlp.c_proj"] == "PackedLinear"
+    assert "Conv1D" not in kinds.values()
     for name, params in [("greedy", {}), ("beam", {"num_beams": 3, "num_return_sequences": 3})]:
         ours = decoder(name, max_new_tokens=16, **params).decode(fast, SOURCES, ctx(tmp_path))
         assert_same(ours, generate(plain, SOURCES, **params), plain)
