@@ -132,29 +132,27 @@ def converted_vocabulary(path: Path) -> list[str]:
 def conversion_gap(model, tokenizer, path: Path) -> float:
     """Largest difference between the log-probabilities the transformers ``model`` and the
     CTranslate2 model at ``path`` give the tokens of seeded probe pairs, teacher-forced (float32,
-    CPU). The transformers side is normalised over the tokens the converted vocabulary has (the
-    OPUS-MT conversion drops ``<pad>``), so only what the models compute is compared."""
+    CPU). The converters keep the output rows in order and may drop trailing ones (the OPUS-MT
+    conversion drops ``<pad>``, the last), so the transformers side is normalised over the rows the
+    converted vocabulary has, and only what the models compute is compared. Probe tokens are
+    those both sides spell alike."""
     import ctranslate2
     import torch
 
     vocab = converted_vocabulary(path)
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    ids = tokenizer.convert_tokens_to_ids(vocab)
-    size = model.config.vocab_size
-    # tokens the converted vocabulary shares with the model (padding entries like madeupword0 excluded)
-    shared = sorted({i for t, i in zip(vocab, ids) if isinstance(i, int) and 0 <= i < size
-                     and tokenizer.convert_ids_to_tokens(i) == t})
+    rows = min(len(vocab), model.config.vocab_size)
     special = set(tokenizer.all_special_ids)
-    words = [i for i in shared if i not in special]
-    if not words:
+    spelled = tokenizer.convert_ids_to_tokens(list(range(rows)))
+    words = [i for i in range(rows) if i not in special and spelled[i] == vocab[i]]
+    eos = tokenizer.convert_tokens_to_ids(config.get("eos_token") or tokenizer.eos_token)
+    if not words or not (isinstance(eos, int) and 0 <= eos < rows):
         return 0.0
     start = decoder_start_token_id(model)  # transformers' start; CTranslate2 uses its own (Marian: a zero vector)
     if start is None:
         start = tokenizer.convert_tokens_to_ids(config.get("decoder_start_token") or tokenizer.eos_token)
-    eos = tokenizer.convert_tokens_to_ids(config.get("eos_token") or tokenizer.eos_token)
     rng = random.Random(0)
     translator = ctranslate2.Translator(str(path), device="cpu", compute_type="float32", intra_threads=1)
-    keep = torch.tensor(shared)
     gap = 0.0
     for src_len, tgt_len in PROBE_PAIRS:
         text = tokenizer.decode([rng.choice(words) for _ in range(src_len)])
@@ -164,9 +162,8 @@ def conversion_gap(model, tokenizer, path: Path) -> float:
                                      [tokenizer.convert_ids_to_tokens(tgt)])[0].log_probs
         with torch.inference_mode():
             logits = model(input_ids=torch.tensor([src]), decoder_input_ids=torch.tensor([[start] + tgt])).logits[0]
-        logp = logits.float().index_select(-1, keep).log_softmax(-1)
-        where = {int(i): j for j, i in enumerate(shared)}
-        ours = [float(logp[t, where[tok]]) for t, tok in enumerate(tgt + [eos])]
+        logp = logits[:, :rows].float().log_softmax(-1)
+        ours = [float(logp[t, tok]) for t, tok in enumerate(tgt + [eos])]
         if len(ours) != len(ct2):
             return float("inf")
         gap = max(gap, max(abs(a - b) for a, b in zip(ours, ct2)))
