@@ -393,3 +393,32 @@ def test_a_model_ctranslate2_cannot_convert_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match=r"^model '.*bart' cannot be converted for engine ctranslate2: "
                                              r"AttributeError: .*normalize_before.*; use engine: transformers$"):
         load_generation_model(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))
+
+
+def test_the_families_validation_accepts_are_the_ones_the_installed_ctranslate2_converts():
+    pytest.importorskip("ctranslate2")
+    from ctranslate2.converters import transformers as ct2t
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES as seq2seq
+
+    from harness.engines import CT2_SEQ2SEQ_TYPES
+
+    by_class = {cls: model_type for model_type, cls in CONFIG_MAPPING_NAMES.items()}
+    converted = {by_class[name] for name in ct2t._MODEL_LOADERS if by_class.get(name) in seq2seq}
+    assert set(CT2_SEQ2SEQ_TYPES) == converted
+
+
+def test_a_family_ctranslate2_cannot_convert_is_refused_at_validation(tmp_path, translation_files):
+    pytest.importorskip("ctranslate2")  # without it, validation says to install it first
+    import json
+
+    model = tmp_path / "blender"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "blenderbot-small", "is_encoder_decoder": True,
+                                                   "architectures": ["BlenderbotSmallForConditionalGeneration"]}))
+    (model / "model.safetensors").write_bytes(b"")
+    src, ref = translation_files
+    assert errors(config({"path": str(model), "engine": "ctranslate2"}, src, ref, ["greedy"])) == [
+        "<dict>: models[0].engine: model 'blender': engine ctranslate2 cannot convert blenderbot-small models (it "
+        "converts these encoder-decoders: bart, m2m_100, marian, mbart, mt5, pegasus, t5, t5gemma, t5gemma2, umt5); "
+        "use engine: transformers"]

@@ -121,11 +121,21 @@ def ct2_compute_type_problem(compute_type: str, device: str) -> str | None:
             f"allowed: auto, {', '.join(supported)}")
 
 
+CT2_SEQ2SEQ_TYPES = ("bart", "m2m_100", "marian", "mbart", "mt5", "pegasus", "t5", "t5gemma", "t5gemma2", "umt5")
+"""model_types of the text encoder-decoders CTranslate2 4.x converts (its converters' registry,
+restricted to transformers' seq2seq LMs; tests/test_engine_ct2.py compares it with the installed
+CTranslate2). Kept here so that validating a config imports neither CTranslate2 nor torch."""
+
+
 def ct2_layout_problem(config: dict) -> str | None:
     """Why CTranslate2 cannot convert a model with this config.json, when it can tell (None: no
     known problem)."""
     if not config.get("is_encoder_decoder", False):
         return "engine ctranslate2 runs encoder-decoder models only in this version; use engine: transformers"
+    model_type = config.get("model_type")
+    if model_type and model_type not in CT2_SEQ2SEQ_TYPES:
+        return (f"engine ctranslate2 cannot convert {model_type} models (it converts these encoder-decoders: "
+                f"{', '.join(CT2_SEQ2SEQ_TYPES)}); use engine: transformers")
     return None
 
 
