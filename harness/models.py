@@ -313,6 +313,22 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
     return quantize_int8(model) if spec.dtype == "int8" else model
 
 
+def generation_setting(model, name: str):
+    """A generation setting as generate() reads it: the model's generation_config, else its config."""
+    gen = getattr(model, "generation_config", None)
+    value = getattr(gen, name, None) if gen is not None else None
+    return value if value is not None else getattr(model.config, name, None)
+
+
+def decoder_start_token_id(model) -> int | None:
+    """The token the decoder of an encoder-decoder ``model`` starts from (its BOS when no start
+    token is set); None for decoder-only models without one."""
+    start = generation_setting(model, "decoder_start_token_id")
+    if start is None and getattr(model.config, "is_encoder_decoder", False):
+        start = generation_setting(model, "bos_token_id")
+    return start
+
+
 class GenerationModel:
     """A seq2seq or decoder-only LM ready for decoding, with its tokenizer and special ids.
 
@@ -342,13 +358,10 @@ class GenerationModel:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
-        cfg = model.config
-        gen = getattr(model, "generation_config", None)
-        self.is_encoder_decoder = bool(getattr(cfg, "is_encoder_decoder", False))
+        self.is_encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
 
         def pick(name):
-            v = getattr(gen, name, None) if gen is not None else None
-            return v if v is not None else getattr(cfg, name, None)
+            return generation_setting(model, name)
 
         eos = pick("eos_token_id")
         self.eos_token_ids: list[int] = [eos] if isinstance(eos, int) else list(eos or [])
@@ -356,16 +369,14 @@ class GenerationModel:
         if self.pad_token_id is None:
             self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
                 self.eos_token_ids[0] if self.eos_token_ids else 0)
-        self.decoder_start_token_id = pick("decoder_start_token_id")
-        if self.is_encoder_decoder and self.decoder_start_token_id is None:
-            self.decoder_start_token_id = pick("bos_token_id")
+        self.decoder_start_token_id = decoder_start_token_id(model)
         self.forced_bos_token_id = pick("forced_bos_token_id")
         if spec.tgt_lang is not None:
             tid = tokenizer.convert_tokens_to_ids(spec.tgt_lang)
             if tid is None or tid == tokenizer.unk_token_id:
                 raise ModelLoadError(f"model '{spec.path}': unknown target language code '{spec.tgt_lang}'")
             self.forced_bos_token_id = tid
-        self.generation_config = gen
+        self.generation_config = getattr(model, "generation_config", None)
         # The default max_source_length (512) is cut to what the model's position table holds, so a
         # small model truncates long inputs instead of failing with IndexError; a value the user
         # set beyond it was refused by the pre-run check (harness.prechecks).
@@ -373,7 +384,7 @@ class GenerationModel:
         if "max_source_length" not in spec.model_fields_set:
             from .prechecks import model_facts
 
-            limit = model_facts(cfg.to_dict(), spec).encoder_positions
+            limit = model_facts(model.config.to_dict(), spec).encoder_positions
             if limit is not None:
                 self.max_source_length = min(self.max_source_length, limit)
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
+from ..models import decoder_start_token_id
 
 # Bump when a change here changes what a conversion contains (cached conversions are keyed by it).
 CONVERSION_VERSION = "2"
@@ -51,7 +52,9 @@ PROBE_PAIRS = ((7, 5), (12, 9), (3, 14))  # (source, target) lengths in tokens
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "nlp-eval-harness") / "ctranslate2"
+    from ..runner import default_cache_dir
+
+    return default_cache_dir() / "ctranslate2"
 
 
 def converted_dir(spec, seed: int = 0) -> Path:
@@ -71,6 +74,7 @@ def converted_dir(spec, seed: int = 0) -> Path:
     try:
         from ..models import load_config, load_hf_model
 
+        config = load_config(spec)
         hf_spec = spec.model_copy(update={"engine": "transformers", "dtype": "float32", "kernels": "default"})
         tokenizer = load_tokenizer_for(spec)
         source = spec.path
@@ -82,7 +86,7 @@ def converted_dir(spec, seed: int = 0) -> Path:
         converter = ctranslate2.converters.TransformersConverter(
             source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
         try:
-            with faithful_loaders(load_config(spec).to_dict()):
+            with faithful_loaders(config.to_dict()):
                 converter.convert(str(tmp / "ct2"), force=True)
         except (ValueError, NotImplementedError, KeyError, AttributeError) as e:
             raise ModelLoadError(f"model '{spec.path}' cannot be converted for engine ctranslate2: "
@@ -94,7 +98,7 @@ def converted_dir(spec, seed: int = 0) -> Path:
         if gap > MAX_LOGPROB_GAP:
             raise ModelLoadError(
                 f"model '{spec.path}': CTranslate2 {ctranslate2.__version__}'s conversion of this "
-                f"{load_config(spec).model_type} model does not compute what transformers computes (teacher-forced "
+                f"{config.model_type} model does not compute what transformers computes (teacher-forced "
                 f"log-probabilities differ by up to {gap:.3g}, allowed {MAX_LOGPROB_GAP:g}); use engine: transformers")
         (tmp / "ct2" / CHECK_FILE).write_text(json.dumps({
             "max_logprob_gap": gap, "allowed": MAX_LOGPROB_GAP, "probe_pairs": len(PROBE_PAIRS)}) + "\n")
@@ -232,12 +236,6 @@ def corrected_loaders(config: dict) -> dict[str, Any]:
     if config.get("model_type") == "marian" and not pad_is_last(config):
         out["MarianConfig"] = marian_keeping_pad()
     return out
-
-
-def decoder_start_token_id(model) -> int | None:
-    """The token transformers' generate() starts the decoder from."""
-    start = getattr(getattr(model, "generation_config", None), "decoder_start_token_id", None)
-    return start if start is not None else getattr(model.config, "decoder_start_token_id", None)
 
 
 def marian_keeping_pad():

@@ -37,7 +37,8 @@ greedy and beam give the same tokens on tiny Marian models):
   token fewer: unless the model renormalises logits after banning <pad> (``renormalize_logits``, as
   OPUS-MT configs do) scores differ in the 3rd decimal and hypotheses that close can rank
   differently. Marian models with ``<pad>`` elsewhere (the ones this harness trains) keep every row
-  and start from the start token's embedding, as transformers does (:mod:`harness.engines.ct2_conversion`, which also checks every conversion);
+  and start from the start token's embedding, as transformers does
+  (:mod:`harness.engines.ct2_conversion`, which also checks every conversion);
 - beam search stops a sentence once ``num_beams`` hypotheses are finished, which is generate()'s
   ``early_stopping=True``: with it the 1-best is the same; with the default ``early_stopping=False``
   the harness searches on while a running beam could still win and sometimes finds a better
@@ -55,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError, ModelLoadError
-from .ct2_conversion import cache_root, converted_dir, load_tokenizer_for
+from .ct2_conversion import cache_root, converted_dir, converted_vocabulary, load_tokenizer_for
 
 __all__ = ["CT2Search", "cache_root", "converted_dir", "load_ct2_model"]
 
@@ -141,16 +142,11 @@ class CT2Search:
         self.gm, self.new_translator, self.path = gm, new_translator, path
         self.translator = new_translator()
         self.tokenizer = gm.tokenizer
-        vocab_file = next((path / n for n in ("shared_vocabulary.json", "target_vocabulary.json",
-                                                "shared_vocabulary.txt", "target_vocabulary.txt")
-                           if (path / n).is_file()), None)
         self.vocab: set[str] | None = None
-        if vocab_file is not None and vocab_file.suffix == ".json":
-            import json
-
-            self.vocab = set(json.loads(vocab_file.read_text(encoding="utf-8")))
-        elif vocab_file is not None:
-            self.vocab = set(vocab_file.read_text(encoding="utf-8").splitlines())
+        try:
+            self.vocab = set(converted_vocabulary(path))
+        except ModelLoadError:  # no vocabulary file: suppressed tokens are passed on unfiltered
+            pass
 
     # -- rules -> translate_batch options
 
