@@ -68,9 +68,10 @@ def packed_linear_class():
 
 
 def pack_linear_layers(model: Any) -> Any:
-    """Replace every float32 ``nn.Linear`` of ``model`` (and every ``Conv1D``, :func:`conv1d_as_linear`)
-    (in place) by a :class:`PackedLinear`; returns the model, in eval mode. Linear layers whose weight another module also uses (a
-    tied output projection) keep that dense weight as ``.weight``."""
+    """Replace every float32 ``nn.Linear`` of ``model`` (GPT-2-style ``Conv1D`` layers first become
+    Linear ones, :func:`conv1d_as_linear`) by a :class:`PackedLinear`, in place; returns the model,
+    in eval mode. Linear layers whose weight another module also uses (a tied output projection)
+    keep that dense weight as ``.weight``."""
     import torch
 
     PackedLinear = packed_linear_class()

@@ -36,11 +36,16 @@ torch and transformers are imported inside functions only.
 """
 from __future__ import annotations
 
-from .checkpoints import META_FILE, TRAINING_VERSION, cached_checkpoint, checkpoint_model, checkpoint_params, data_fingerprint
-from .data import Encoded, classification_label_ids, collate, derive_seed, encode_inputs, encode_translation, length_grouped_batches, sorted_batches, subset
+from .checkpoints import (META_FILE, TRAINING_VERSION, cached_checkpoint, checkpoint_model, checkpoint_params,
+                          data_fingerprint)
+from .data import (Encoded, classification_label_ids, collate, derive_seed, encode_inputs, encode_translation,
+                   length_grouped_batches, sorted_batches, subset)
 from .finetune import fine_tune, quiet_transformers
-from .heads import MLM_HEAD_ARCHITECTURES, PROBE_EXAMPLES, PROBE_MASKING, MLMHead, float32_spec, has_pretrained_mlm_head, head_labels, load_classifier, load_mlm_model, mlm_probe_loss, prepare_mlm_head, reinit_head, start_new_mlm_head, warm_up_mlm_head
-from .loop import LoopResult, autocast_for, cpu_bfloat16, evaluate_loss, lr_lambda, make_optimizer, run_loop, uses_autocast
+from .heads import (MLM_HEAD_ARCHITECTURES, PROBE_EXAMPLES, PROBE_MASKING, MLMHead, float32_spec,
+                    has_pretrained_mlm_head, head_labels, load_classifier, load_mlm_model, mlm_probe_loss,
+                    prepare_mlm_head, reinit_head, start_new_mlm_head, warm_up_mlm_head)
+from .loop import (LoopResult, autocast_for, cpu_bfloat16, evaluate_loss, lr_lambda, make_optimizer, run_loop,
+                   uses_autocast)
 from .masking import Masking, MaskingParams, MaskVocab, mask_tokens
 from .params import FineTuneParams, MLMHeadParams, MLMStage, Objective
 
