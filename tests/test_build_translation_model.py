@@ -182,7 +182,7 @@ def test_the_committed_model_directory_is_what_the_script_builds_from_multi30k(t
     for name in ("tokenizer.json", "config.json", "generation_config.json"):
         built = (out / name).read_text(encoding="utf-8")
         committed = (MODEL_DIR / name).read_text(encoding="utf-8")
-        if name == "config.json":  # the transformers version that wrote it may differ
+        if name != "tokenizer.json":  # the transformers version that wrote them is incidental
             built, committed = (json.loads(x) for x in (built, committed))
             built.pop("transformers_version"), committed.pop("transformers_version")
         assert built == committed, name
