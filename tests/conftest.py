@@ -27,6 +27,17 @@ from harness.testing import (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Only the built-in plugins load, in this process and in every `harness` subprocess a test starts:
+# the suite must pass whatever third-party plugins are installed beside it (one that registers the
+# docs' own example names would otherwise collide with the tests' plugins). Tests that install a
+# plugin package name it with `loading()`.
+os.environ["HARNESS_LOAD_PLUGINS"] = ""
+os.environ.pop("HARNESS_BLOCK_PLUGINS", None)
+
+
+def loading(env: dict[str, str], *distributions: str) -> dict[str, str]:
+    """``env`` with these third-party plugin distributions allowed to load (besides the built-ins)."""
+    return {**env, "HARNESS_LOAD_PLUGINS": ",".join(distributions)}
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -101,6 +112,6 @@ def fixture_plugins_env(tmp_path_factory) -> dict[str, str]:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-test-plugins\nVersion: 0.0.0\n")
     (info / "entry_points.txt").write_text("[harness]\nharness_test_plugins = harness_test_plugins\n")
-    env = dict(os.environ)
+    env = loading(dict(os.environ), "harness-test-plugins")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), str(FIXTURE_PLUGINS), env.get("PYTHONPATH")) if p)
     return env

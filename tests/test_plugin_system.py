@@ -22,6 +22,8 @@ from harness.plugins import BUILTIN_DISTRIBUTION, HOOK_FOR_KIND, PluginSet, defa
 from harness.registry import Registry
 from harness.runner import run_experiment
 
+from conftest import loading
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "harness-example-plugin"
 
@@ -136,10 +138,13 @@ def test_third_party_plugin_registered_in_process_runs_from_yaml(tmp_path, trans
 
 @pytest.mark.slow
 def test_third_party_package_installed_with_pip_is_discovered_and_runs(tmp_path, translation_files, tiny_marian):
+    import shutil
+
     target = tmp_path / "site"
+    shutil.copytree(EXAMPLE, tmp_path / "src", ignore=shutil.ignore_patterns("build", "*.egg-info"))  # pip builds in place
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(target)}
+                    "--target", str(target), str(tmp_path / "src")], check=True, capture_output=True)
+    env = loading({**os.environ, "PYTHONPATH": str(target)}, "harness-example-plugin")
     out = subprocess.run([sys.executable, "-m", "harness.cli", "plugins", "--kind", "decoder"], env=env,
                          capture_output=True, text=True, check=True).stdout
     assert "copy_source  (harness-example-plugin: harness_example_plugin)" in out
@@ -191,7 +196,8 @@ def misbehaving_env(tmp_path_factory):
         sources.append(str(work / name))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(work / "site"), *sources], check=True, capture_output=True)
-    return {**os.environ, "PYTHONPATH": str(work / "site")}
+    return loading({**os.environ, "PYTHONPATH": str(work / "site")}, "harness-broken-import",
+                   "harness-misbehaving-plugins")
 
 
 def harness_run(env, *args, cwd=None):
@@ -339,3 +345,22 @@ def test_a_plugin_whose_hook_raises_is_skipped_whole_and_the_rest_loads(caplog):
     [b] = ps.broken
     assert (b.name, b.error) == ("half_plugin", "registering it failed: RuntimeError: forgot a dependency")
     assert f"warning: {b.message}" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_suite_passes_with_a_third_party_plugin_installed_that_uses_the_docs_names(tmp_path):
+    """The docs' example plugin registers `length_ratio` and `copy_source`, names the tests' own
+    plugins use too. Installed beside the harness, it must not change what the tests see."""
+    import shutil
+
+    shutil.copytree(EXAMPLE, tmp_path / "src", ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(tmp_path / "site"), str(tmp_path / "src")], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    env.pop("HARNESS_LOAD_PLUGINS", None)  # as a user's shell has it: every installed plugin loads
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "plugins"], env=env, capture_output=True, text=True)
+    assert "length_ratio  (harness-example-plugin" in listed.stdout, "the plugin really is installed"
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_metrics_plugin_api.py"), str(ROOT / "tests" / "test_example_scores.py")],
+                         env=env, capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout[-3000:]
