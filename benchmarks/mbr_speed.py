@@ -7,7 +7,7 @@ model: similar lengths, overlapping n-grams, some duplicates), or from synthetic
 pseudo-references (M = N, the usual sampling-based MBR) is computed twice:
 
 - naive: the double loop, one ``sacrebleu.sentence_chrf(c, [r])`` per pair (N x M calls);
-- ours: ``harness.mbr.expected_utilities`` with ``ChrfUtility`` (n-grams once per distinct
+- ours: ``harness.decoding.mbr.expected_utilities`` with ``ChrfUtility`` (n-grams once per distinct
   string, sparse match counts per order, vectorised F-score).
 
 It prints both times, the ratio, the largest absolute difference between the two sets of
@@ -59,7 +59,7 @@ def main() -> None:
 
     import sacrebleu
 
-    from harness.mbr import ChrfUtility, expected_utilities, naive_expected_utilities
+    from harness.decoding.mbr import ChrfUtility, expected_utilities, naive_expected_utilities
 
     refs = sentences(args.sentences)
     data = [samples(r, refs[max(0, i - 5):i + 5], args.candidates, i) for i, r in enumerate(refs)]
@@ -82,8 +82,8 @@ def main() -> None:
     diff = max(abs(a - b) for x, y in zip(ours, naive) for a, b in zip(x, y))
 
     scaled = "" if k == len(data) else f" (timed on {k} sentences, scaled)"
-    print(f"naive double loop of sentence_chrf: {t_naive:8.2f} s{scaled}")
-    print(f"harness.mbr (exact, vectorised):    {t_ours:8.2f} s")
+    print(f"naive double loop of sentence_chrf:       {t_naive:8.2f} s{scaled}")
+    print(f"harness.decoding.mbr (exact, vectorised): {t_ours:8.2f} s")
     print(f"ratio: {t_naive / t_ours:.1f}x faster; largest |difference| in expected chrF: {diff:.2e}")
     if load > (os.cpu_count() or 1):
         print("warning: the machine is loaded; ratios are noisier than usual")

@@ -349,7 +349,7 @@ def test_max_tokens_caps_batches_without_changing_outputs(models, tmp_path):
 
 
 def test_batches_are_sorted_by_length_and_capped():
-    from harness_plugins.decoders._search import plan_batches
+    from harness.decoding import plan_batches
 
     assert plan_batches([3, 9, 1, 9, 5], batch_size=2) == [[1, 3], [4, 0], [2]]
     # max_tokens: sentences x rows x longest input <= 20
@@ -374,8 +374,8 @@ def large_vocab_marian(tmp_path_factory) -> GenerationModel:
 @pytest.mark.parametrize("beams,nrs,length_penalty", [(5, 5, 1.0), (3, 2, -0.5), (8, 1, 2.0)])
 def test_a_large_vocabulary_decodes_like_generate(large_vocab_marian, beams, nrs, length_penalty, tmp_path):
     """6,000+ tokens per row: beam search picks its candidates through the chunked top-k
-    (plugins/decoders/_search.top_k), which only rows of thousands of tokens take."""
-    from plugins.decoders import _search
+    (harness/decoding/search.top_k), which only rows of thousands of tokens take."""
+    from harness.decoding import search as _search
 
     gm = large_vocab_marian
     assert gm.model.config.vocab_size * beams >= 8 * beams * _search.TOPK_CHUNK

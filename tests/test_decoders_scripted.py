@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from harness_plugins.decoders._search import BeamConfig, Rules, beam_search, greedy_search
+from harness.decoding import BeamConfig, Rules, beam_search, greedy_search
 
 WORDS = ["<pad>", "</s>", "I", "am", "happy", "sad", "tired", "today", "now", "later", "you", "are", "very"]
 ID = {w: i for i, w in enumerate(WORDS)}

@@ -115,7 +115,7 @@ def test_the_type_checking_imports_and_the_docs_list_the_same_names():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    tree = ast.parse((root / "harness" / "decoding.py").read_text())
+    tree = ast.parse((root / "harness" / "decoding" / "__init__.py").read_text())
     block = next(node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
     typed = {(node.module, a.name) for node in ast.walk(block) if isinstance(node, ast.ImportFrom)
              for a in node.names}

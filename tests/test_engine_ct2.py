@@ -87,7 +87,7 @@ def both(opus_marian, tmp_path_factory):
 @pytest.mark.parametrize("num_beams", [2, 5])
 def test_harness_beam_matches_generate_on_a_renormalising_model(opus_marian, num_beams):
     # OPUS-MT's rules (pad banned, then renormalised) let beam search skip its own log-softmax
-    # (_search._BeamChunk.renormalized_by_rules): the hypotheses and scores stay generate()'s
+    # (harness.decoding.search._BeamChunk.renormalized_by_rules): the hypotheses and scores stay generate()'s
     import torch
 
     ours = load_generation_model(ModelSpec(path=str(opus_marian), local=True, device="cpu"))

@@ -14,7 +14,7 @@ import pytest
 from decoding_models import SOURCES, build_marian_varied
 
 from harness.api import CellContext
-from harness.mbr import (BleuUtility, ChrfUtility, MetricUtility, expected_utilities, mbr_rank,
+from harness.decoding.mbr import (BleuUtility, ChrfUtility, MetricUtility, expected_utilities, mbr_rank,
                          naive_expected_utilities)
 from harness.models import ModelSpec, load_generation_model
 from harness.plugins import default_plugins
@@ -172,7 +172,8 @@ def test_mbr_reranks_the_samples_of_the_sample_decoder(marian, tmp_path):
 def test_mbr_over_the_beam_n_best_with_separate_pseudo_references(marian, tmp_path):
     import sacrebleu
 
-    from harness_plugins.decoders.sample import Sample, SampleParams
+    from harness.decoding import SampleParams
+    from harness_plugins.decoders.sample import Sample
 
     beam = {"num_beams": 4, "num_return_sequences": 4, "max_new_tokens": MAX_NEW}
     refs = {"num_samples": 6, "max_new_tokens": MAX_NEW}

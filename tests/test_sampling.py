@@ -67,8 +67,7 @@ class _Session:
 
 
 def draws(n=4000, seed=0, prompts=None, **cfg):
-    from harness_plugins.decoders._sampling import SampleConfig, sample_search, sentence_seed
-    from harness_plugins.decoders._search import Rules
+    from harness.decoding import Rules, SampleConfig, sample_search, sentence_seed
 
     prompts = prompts or [[ID["I"], ID["am"]]]
     rules = Rules(eos_token_ids=(EOS,), pad_token_id=PAD, max_new_tokens=4)
@@ -131,7 +130,7 @@ def test_truncation_never_draws_outside_the_allowed_set_and_renormalises(setting
 def test_the_inverse_cdf_never_lands_on_a_token_of_probability_zero():
     import torch
 
-    from harness_plugins.decoders._sampling import draw
+    from harness.decoding import draw
 
     inf = float("inf")
     scores = torch.tensor([[0.0, -inf, 1.0, -inf], [-inf, 2.0, -inf, -inf], [-inf, -inf, 0.0, 0.0]])
@@ -156,8 +155,7 @@ def test_scores_are_mean_log_probabilities_under_the_model():
 
 
 def test_a_sentence_draws_the_same_whoever_shares_its_batch():
-    from harness_plugins.decoders._sampling import SampleConfig, sample_search, sentence_seed
-    from harness_plugins.decoders._search import Rules
+    from harness.decoding import Rules, SampleConfig, sample_search, sentence_seed
 
     rules = Rules(eos_token_ids=(EOS,), pad_token_id=PAD, max_new_tokens=4)
     prompts = [[ID["I"], ID["am"]], [ID["I"]], [ID["I"], ID["am"]], [ID["am"]]]

@@ -1,11 +1,11 @@
-"""The chunked top-k of beam search (plugins/decoders/_search.top_k) against torch.topk itself."""
+"""The chunked top-k of beam search (harness/decoding/search.top_k) against torch.topk itself."""
 from __future__ import annotations
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from plugins.decoders import _search  # noqa: E402
+from harness.decoding import search as _search  # noqa: E402
 
 
 def assert_like_torch(x, k):

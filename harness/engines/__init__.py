@@ -1,10 +1,11 @@
 """Engines: what runs a model's decoders (``engine:`` on a model entry).
 
-``transformers`` (the default) runs the harness's own search code (plugins/decoders/_search.py)
+``transformers`` (the default) runs the harness's own search code (:mod:`harness.decoding`)
 over the Hugging Face model. Another engine takes the whole decode: it converts the model once
-into its own format and offers the searches the built-in decoders call, under the same names
-(``greedy_search``, ``beam_search``, ``sample_search``), so ``greedy``, ``beam`` and ``sample``
-run on it unchanged (``plugins/decoders/_common.run_search`` hands it over).
+into its own format and offers the searches the built-in decoders call, under the names of
+:mod:`harness.decoding.core` (``greedy_search``, ``beam_search``, ``sample_search`` and their
+``BeamConfig`` / ``SampleConfig``), so ``greedy``, ``beam`` and ``sample`` run on it unchanged
+(:func:`harness.decoding.run_search` hands it over).
 
 An engine runs only the decoders listed in :data:`ENGINES`; any other decoder, or a decoder
 parameter it cannot honour, is refused when the config is validated (:func:`check_engines`),

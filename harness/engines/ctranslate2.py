@@ -51,39 +51,14 @@ Non-goals: decoder-only models (CTranslate2's Generator), CUDA graphs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..decoding import BeamConfig, Finished, SampleConfig
 from ..errors import HarnessError, ModelLoadError
 from .ct2_conversion import cache_root, converted_dir, converted_vocabulary, load_tokenizer_for
 
 __all__ = ["CT2Search", "cache_root", "converted_dir", "load_ct2_model"]
-
-
-@dataclass
-class Finished:
-    tokens: list[int]  # generated ids, EOS included when the hypothesis ended with one
-    score: float
-
-
-@dataclass(frozen=True)
-class BeamConfig:  # the fields plugins/decoders/_search.BeamConfig has
-    num_beams: int
-    num_groups: int = 1
-    diversity_strength: float = 0.0
-    length_penalty: float = 1.0
-    early_stopping: Any = False
-    num_return_sequences: int = 1
-
-
-@dataclass(frozen=True)
-class SampleConfig:  # the fields plugins/decoders/_sampling.SampleConfig has
-    num_samples: int = 1
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    epsilon: float = 0.0
 
 
 class _ModelFacts:
@@ -132,8 +107,9 @@ def load_ct2_model(spec, *, seed: int = 0):
 
 
 class CT2Search:
-    """The search interface the built-in decoders call (``greedy_search``, ``beam_search``,
-    ``sample_search`` and their configs), run by a ``ctranslate2.Translator``."""
+    """The search interface the built-in decoders call (the names of :mod:`harness.decoding.core`:
+    ``greedy_search``, ``beam_search``, ``sample_search`` and their configs, the same classes),
+    run by a ``ctranslate2.Translator``."""
 
     BeamConfig = BeamConfig
     SampleConfig = SampleConfig

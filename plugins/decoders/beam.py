@@ -14,9 +14,8 @@ writes them as the ``nbest`` list). Non-goals: sampling, constrained beam search
 from __future__ import annotations
 
 from harness.api import Decoder
+from harness.decoding import BeamParams, resolve_beam_settings, run_search
 from harness.hookspecs import hookimpl
-
-from ._common import BeamParams, resolve_beam_settings, run_search
 
 
 class Beam(Decoder):
@@ -28,11 +27,11 @@ class Beam(Decoder):
         p = self.params
         length_penalty, early_stopping = resolve_beam_settings(p, model.generation_config)
 
-        def search(step_model, prompts, rules, _search):
-            config = _search.BeamConfig(num_beams=p.num_beams, length_penalty=length_penalty,
-                                        early_stopping=early_stopping, num_return_sequences=p.num_return_sequences)
-            return _search.beam_search(step_model, prompts, rules, config, batch_size=p.batch_size,
-                                       max_tokens=p.max_tokens, progress=ctx.progress)
+        def search(step_model, prompts, rules, core):
+            config = core.BeamConfig(num_beams=p.num_beams, length_penalty=length_penalty,
+                                     early_stopping=early_stopping, num_return_sequences=p.num_return_sequences)
+            return core.beam_search(step_model, prompts, rules, config, batch_size=p.batch_size,
+                                    max_tokens=p.max_tokens, progress=ctx.progress)
 
         return run_search(model, sources, ctx, p, search)
 

@@ -16,29 +16,9 @@ diversity functions (n-gram, neural embedding).
 """
 from __future__ import annotations
 
-from pydantic import Field, model_validator
-
 from harness.api import Decoder
+from harness.decoding import DiverseBeamParams, resolve_beam_settings, run_search
 from harness.hookspecs import hookimpl
-
-from ._common import BeamParams, resolve_beam_settings, run_search
-
-
-class DiverseBeamParams(BeamParams):
-    """:class:`BeamParams` plus beam groups and the Hamming diversity strength."""
-
-    num_beams: int = Field(6, ge=1, description="hypotheses kept per sentence, over all groups")
-    num_groups: int = Field(3, ge=1, description="groups the beams are split into; must divide num_beams")
-    diversity_strength: float = Field(
-        0.5, ge=0.0, description="lambda: penalty per earlier-group beam that chose the same token at this step")
-
-    @model_validator(mode="after")
-    def _groups_divide_beams(self):
-        if self.num_beams % self.num_groups:
-            divisors = [d for d in range(1, self.num_beams + 1) if self.num_beams % d == 0]
-            raise ValueError(f"num_groups ({self.num_groups}) must divide num_beams ({self.num_beams}); allowed "
-                             f"num_groups for num_beams={self.num_beams}: {', '.join(map(str, divisors))}")
-        return self
 
 
 class DiverseBeam(Decoder):
@@ -51,12 +31,12 @@ class DiverseBeam(Decoder):
         p = self.params
         length_penalty, early_stopping = resolve_beam_settings(p, model.generation_config)
 
-        def search(step_model, prompts, rules, _search):
-            config = _search.BeamConfig(num_beams=p.num_beams, num_groups=p.num_groups,
-                                        diversity_strength=p.diversity_strength, length_penalty=length_penalty,
-                                        early_stopping=early_stopping, num_return_sequences=p.num_return_sequences)
-            return _search.beam_search(step_model, prompts, rules, config, batch_size=p.batch_size,
-                                       max_tokens=p.max_tokens, progress=ctx.progress)
+        def search(step_model, prompts, rules, core):
+            config = core.BeamConfig(num_beams=p.num_beams, num_groups=p.num_groups,
+                                     diversity_strength=p.diversity_strength, length_penalty=length_penalty,
+                                     early_stopping=early_stopping, num_return_sequences=p.num_return_sequences)
+            return core.beam_search(step_model, prompts, rules, config, batch_size=p.batch_size,
+                                    max_tokens=p.max_tokens, progress=ctx.progress)
 
         return run_search(model, sources, ctx, p, search)
 

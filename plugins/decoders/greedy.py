@@ -1,6 +1,6 @@
 """``greedy``: the most probable token at every step.
 
-Its own batched loop over the KV cache (``_search.greedy_search``): inputs sorted by length,
+Its own batched loop over the KV cache (``harness.decoding.greedy_search``): inputs sorted by length,
 finished sentences dropped from the running batch, and the same tokens as
 ``model.generate(do_sample=False, num_beams=1)`` including the generation_config rules
 generate() applies by default (see docs/beam_search.md for the list).
@@ -11,9 +11,8 @@ greedy decoded from. Non-goals: sampling, returning more than one hypothesis.
 from __future__ import annotations
 
 from harness.api import Decoder
+from harness.decoding import SearchParams, run_search
 from harness.hookspecs import hookimpl
-
-from ._common import SearchParams, run_search
 
 
 class GreedyParams(SearchParams):
@@ -29,9 +28,9 @@ class Greedy(Decoder):
     def decode(self, model, sources, ctx):
         p = self.params
 
-        def search(step_model, prompts, rules, _search):
-            return _search.greedy_search(step_model, prompts, rules, batch_size=p.batch_size, max_tokens=p.max_tokens,
-                                         progress=ctx.progress)
+        def search(step_model, prompts, rules, core):
+            return core.greedy_search(step_model, prompts, rules, batch_size=p.batch_size, max_tokens=p.max_tokens,
+                                      progress=ctx.progress)
 
         return run_search(model, sources, ctx, p, search)
 

@@ -10,8 +10,8 @@ expected utility first, with the expected utility as the score: the output is th
 and the n-best list (what diversity and oracle metrics read) is the candidate pool.
 
 Utilities: ``chrf`` (default) and ``bleu`` equal sacrebleu's ``sentence_chrf`` /
-``sentence_bleu`` and are computed exactly and fast (:mod:`harness.mbr`: n-grams extracted once
-per distinct string, one sparse product for all pairs); ``utility_params`` takes the
+``sentence_bleu`` and are computed exactly and fast (:mod:`harness.decoding.mbr`: n-grams extracted
+once per distinct string, one sparse product for all pairs); ``utility_params`` takes the
 parameters of the ``chrf`` / ``bleu`` metric plugins. Any other translation metric plugin
 name works too, one (candidate, reference) pair per call (slow: N x M calls per sentence).
 
@@ -33,13 +33,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from harness.api import Decoder, Hypothesis
+from harness.decoding import BeamParams, DiverseBeamParams, SampleParams
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.params import Params
-
-from ._common import BeamParams
-from .diverse_beam import DiverseBeamParams
-from .sample import SampleParams
 
 
 class SampleSource(Params):
@@ -118,17 +115,17 @@ def metric_class(name: str):
 
 
 def make_utility(name: str, params: dict[str, Any]):
-    """The utility object of :mod:`harness.mbr` for a metric name and its plugin parameters."""
-    from harness import mbr
+    """The sentence utility of :mod:`harness.decoding` (MBR) for a metric name and its plugin parameters."""
+    from harness.decoding import BleuUtility, ChrfUtility, MetricUtility
 
     cls = metric_class(name)
     p = cls.Params.model_validate(params)
     if name == "chrf":
-        return mbr.ChrfUtility(char_order=p.char_order, word_order=p.word_order, beta=p.beta, lowercase=p.lowercase,
-                               whitespace=p.whitespace, eps_smoothing=p.eps_smoothing)
+        return ChrfUtility(char_order=p.char_order, word_order=p.word_order, beta=p.beta, lowercase=p.lowercase,
+                           whitespace=p.whitespace, eps_smoothing=p.eps_smoothing)
     if name == "bleu":
-        return mbr.BleuUtility(tokenize=p.tokenize, lowercase=p.lowercase, smooth_method=p.smooth_method)
-    return mbr.MetricUtility(cls(p))
+        return BleuUtility(tokenize=p.tokenize, lowercase=p.lowercase, smooth_method=p.smooth_method)
+    return MetricUtility(cls(p))
 
 
 class Mbr(Decoder):
@@ -138,7 +135,7 @@ class Mbr(Decoder):
     deterministic = False  # sampled candidates or pseudo-references depend on the seed
 
     def decode(self, model, sources, ctx):
-        from harness.mbr import mbr_rank
+        from harness.decoding import mbr_rank
 
         from .beam import Beam
         from .diverse_beam import DiverseBeam

@@ -1,4 +1,4 @@
-"""Search core of the built-in decoders: greedy, beam and diverse beam search over a step model.
+"""The searches of :mod:`harness.decoding`: greedy, beam and diverse beam search over a step model.
 
 The search talks to a model only through a small step interface (:class:`StepModel`):
 ``start(prompts)`` encodes a batch once and returns a session; ``session.step(tokens)``
@@ -37,7 +37,8 @@ decoder-only prompt is prefilled once per sentence, not once per beam.
 
 Non-goals: sampling, constrained/prefix-constrained search, speculative decoding, static
 caches, models without a transformers Cache. This module imports torch at module level, so
-it is imported only inside ``Decoder.decode`` (never at a plugin module's top level).
+``harness.decoding`` imports it on first use of a name defined here (never when a plugin
+module imports the public API at its top level).
 """
 from __future__ import annotations
 
@@ -224,7 +225,7 @@ def rules_from_model(gm, *, max_new_tokens: int, min_new_tokens: int | None = No
                      no_repeat_ngram_size: int | None = None) -> Rules:
     """The rules generate() would apply for this model's generation_config, with the decoder's
     explicit parameters taking precedence (None: the generation_config's value)."""
-    from harness.errors import HarnessError
+    from ..errors import HarnessError
 
     gc = gm.generation_config
     get = (lambda name, default=None: getattr(gc, name, default)) if gc is not None else (lambda name, default=None: default)
@@ -315,7 +316,6 @@ def left_padded(prefixes: Sequence[Sequence[int]], device) -> tuple[torch.Tensor
     return hist, torch.tensor([len(p) for p in prefixes], dtype=torch.long, device=device)
 
 
-_left_padded = left_padded  # old private name, kept for existing imports
 
 
 def run_batches(model: StepModel, prompts: Sequence[Sequence[int]], batch_size: int, max_tokens: int | None,
@@ -353,7 +353,7 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
 
     def chunk(model, prompts, emit):
         session = model.start(prompts)
-        hist, plen = _left_padded(session.prefixes, _device_of(session))
+        hist, plen = left_padded(session.prefixes, device_of(session))
         dev = hist.device
         n, T = len(prompts), rules.max_new_tokens
         eos = torch.tensor(rules.eos_token_ids, dtype=torch.long, device=dev)
@@ -389,7 +389,6 @@ def device_of(session) -> torch.device:
     return getattr(session, "device", torch.device("cpu"))  # scripted test models have none
 
 
-_device_of = device_of  # old private name, kept for existing imports
 
 
 TOPK_CHUNK = 128
@@ -486,7 +485,7 @@ class _BeamChunk:
         rules = self.rules
         session = self.model.start(self.prompts)
         n = len(self.prompts)
-        hist_s, plen_s = _left_padded(session.prefixes, _device_of(session))
+        hist_s, plen_s = left_padded(session.prefixes, device_of(session))
         self.dev = dev = hist_s.device
         self.eos = torch.tensor(rules.eos_token_ids, dtype=torch.long, device=dev)
         self.top_b = torch.arange(K, device=dev) < b
@@ -750,7 +749,7 @@ class HFStepModel:
         self.device = torch.device(gm.device) if not isinstance(gm.device, torch.device) else gm.device
         self.is_encoder_decoder = gm.is_encoder_decoder
         if gm.is_encoder_decoder and gm.decoder_start_token_id is None:
-            from harness.errors import ModelLoadError
+            from ..errors import ModelLoadError
 
             raise ModelLoadError(f"model '{gm.spec.path}' sets neither decoder_start_token_id nor bos_token_id, "
                                  f"so decoding has no first target token")
@@ -762,7 +761,7 @@ class HFStepModel:
         self.cache_name = "cache" if "cache" in params else "past_key_values"
         # kernels: onednn folds a BART-family head's final_logits_bias into the output projection;
         # calling the base model and that head directly then skips a pass over rows x vocabulary
-        from harness.kernels import split_head
+        from ..kernels import split_head
 
         self.split = split_head(self.model) if gm.is_encoder_decoder else None
         if self.split is not None:

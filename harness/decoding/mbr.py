@@ -235,7 +235,7 @@ class MetricUtility:
         return f"metric:{self.name}"
 
     def naive(self, hypothesis: str, reference: str) -> float:
-        from .api import Example
+        from ..api import Example
 
         value = self.metric.compute([hypothesis], [Example(id="mbr", source="", reference=reference)]).value
         return self.sign * float(value)

@@ -1,5 +1,11 @@
-"""The public API for writing decoders: everything the built-in ``greedy``, ``beam``,
-``diverse_beam`` and ``sample`` decoders are built from, under names without underscores.
+"""The public API for writing decoders, and the search code behind it: everything the built-in
+``greedy``, ``beam``, ``diverse_beam``, ``sample`` and ``mbr`` decoders are built from.
+
+The built-in decoders (``plugins/decoders/``) import only these names, as a third-party decoder
+does. Where the code lives: :mod:`.driver` (parameter models, :func:`run_search`, per-sentence
+seeds; torch-free), :mod:`.search` (step interface, rules, greedy and beam search),
+:mod:`.sampling` (the sampler), :mod:`.core` (what ``core`` is for the transformers engine) and
+:mod:`.mbr` (exact sentence utilities and MBR ranking).
 
 What a decoder gets and what it can build on:
 
@@ -9,8 +15,9 @@ What a decoder gets and what it can build on:
 - :func:`run_search`, the driver of the built-in decoders: it encodes the sources, builds the
   generation rules, wraps the model in a step model (:class:`HFStepModel`) and calls your
   ``search(step_model, prompts, rules, core)``; it turns the :class:`Finished` results into
-  :class:`Hypothesis` objects. ``core`` offers ``greedy_search``, ``beam_search``, ``BeamConfig``
-  under the names exported here (it is another engine when a model runs on one).
+  :class:`Hypothesis` objects. ``core`` offers ``greedy_search``, ``beam_search``,
+  ``sample_search``, ``BeamConfig`` and ``SampleConfig`` (the ones exported here, or another
+  engine's when a model runs on one: write the search against ``core`` and it runs on both).
 - The step interface (:class:`StepModel`, :class:`Session`): ``start(prompts)`` encodes a batch
   once; ``session.step(tokens)`` returns next-token logits (rows, vocab); ``session.select(rows,
   ...)`` reorders or drops rows of the KV cache.
@@ -26,9 +33,11 @@ What a decoder gets and what it can build on:
   reporting through ``ctx.progress``), :func:`device_of`, and per-sentence seeds for sampling
   decoders (:func:`sentence_seed` keyed by :func:`example_ids`), so batching never changes what
   a sentence draws.
+- Reranking: :func:`mbr_rank` over exact sentence utilities (:class:`ChrfUtility`,
+  :class:`BleuUtility`, or any metric plugin through :class:`MetricUtility`).
 
 Importing this module is cheap and torch-free: each name is imported on first use (module
-``__getattr__``), and the search core imports torch then. Use these names inside
+``__getattr__``), and :mod:`.search` and :mod:`.sampling` import torch then. Use these names inside
 ``Decoder.decode``, or import them at a plugin module's top level: the import stays light.
 
 Non-goals: a stable API for the search internals (``_BeamChunk`` and the batched beam state),
@@ -99,32 +108,34 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .api import CellContext, Decoder, Hypothesis
+from ..api import CellContext, Decoder, Hypothesis
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time __getattr__ imports
-    from harness_plugins.decoders._common import BeamParams, SearchParams, resolve_beam_settings, run_search
-    from harness_plugins.decoders._sampling import SampleConfig, draw, sample_search, sentence_seed, warp
-    from harness_plugins.decoders._search import (BeamConfig, Finished, HFStepModel, Rules, Session, StepModel,
-                                                  beam_search, device_of, greedy_search, left_padded, plan_batches,
-                                                  rules_from_model, run_batches)
-    from harness_plugins.decoders.diverse_beam import DiverseBeamParams
+    from harness.decoding.driver import (BeamParams, DiverseBeamParams, SampleParams, SearchParams, example_ids,
+                                         resolve_beam_settings, run_search, sentence_seed)
+    from harness.decoding.mbr import BleuUtility, ChrfUtility, MetricUtility, mbr_rank
+    from harness.decoding.sampling import SampleConfig, draw, sample_search, warp
+    from harness.decoding.search import (BeamConfig, Finished, HFStepModel, Rules, Session, StepModel, beam_search,
+                                         device_of, greedy_search, left_padded, plan_batches, rules_from_model,
+                                         run_batches)
     from harness.models import GenerationModel
-    from harness_plugins.decoders.sample import SampleParams, example_ids
 
-# name -> module it lives in. The built-in decoders' modules stay where they are (their users
-# import them); this table is the one public door to them.
-_COMMON = "harness_plugins.decoders._common"
-_SEARCH = "harness_plugins.decoders._search"  # imports torch
-_SAMPLING = "harness_plugins.decoders._sampling"  # imports torch
+# name -> module it lives in: imported on first use, so that only the names a decoder uses are
+# paid for (the searches import torch)
+_DRIVER = "harness.decoding.driver"
+_SEARCH = "harness.decoding.search"  # imports torch
+_SAMPLING = "harness.decoding.sampling"  # imports torch
+_MBR = "harness.decoding.mbr"
 _LOCATIONS: dict[str, str] = {
     "GenerationModel": "harness.models",
-    "run_search": _COMMON,
-    "SearchParams": _COMMON,
-    "BeamParams": _COMMON,
-    "resolve_beam_settings": _COMMON,
-    "DiverseBeamParams": "harness_plugins.decoders.diverse_beam",
-    "SampleParams": "harness_plugins.decoders.sample",
-    "example_ids": "harness_plugins.decoders.sample",
+    "run_search": _DRIVER,
+    "SearchParams": _DRIVER,
+    "BeamParams": _DRIVER,
+    "resolve_beam_settings": _DRIVER,
+    "DiverseBeamParams": _DRIVER,
+    "SampleParams": _DRIVER,
+    "example_ids": _DRIVER,
+    "sentence_seed": _DRIVER,
     "StepModel": _SEARCH,
     "Session": _SEARCH,
     "HFStepModel": _SEARCH,
@@ -142,7 +153,10 @@ _LOCATIONS: dict[str, str] = {
     "sample_search": _SAMPLING,
     "warp": _SAMPLING,
     "draw": _SAMPLING,
-    "sentence_seed": _SAMPLING,
+    "mbr_rank": _MBR,
+    "ChrfUtility": _MBR,
+    "BleuUtility": _MBR,
+    "MetricUtility": _MBR,
 }
 
 __all__ = ["CellContext", "Decoder", "Hypothesis", *_LOCATIONS]

@@ -1,13 +1,14 @@
-"""Sampling core of the ``sample`` decoder: ancestral sampling over the search core's step model.
+"""The sampler of :mod:`harness.decoding`: ancestral sampling over the step model of :mod:`.search`.
 
-Each step, for every live sample: the generation rules of ``_search.Rules`` are applied to
+Each step, for every live sample: the generation rules of ``search.Rules`` are applied to
 the logits (as greedy does, so min/max length, forced BOS/EOS, bad words, no_repeat_ngram...
 hold for samples too), then the sampling warpers in transformers' order (temperature, top-k,
 top-p, epsilon: ``TemperatureLogitsWarper``, ``TopKLogitsWarper``, ``TopPLogitsWarper``,
 ``EpsilonLogitsWarper``, each keeping at least one token), then one token is drawn.
 
 Randomness is per sentence, never per batch: sentence i gets its own ``torch.Generator``
-seeded by ``seeds[i]``, which fills a (max_new_tokens x num_samples) table of uniforms up front.
+seeded by ``seeds[i]`` (``harness.decoding.sentence_seed``), which fills a
+(max_new_tokens x num_samples) table of uniforms up front.
 Sample j of the sentence draws its token at step t by inverting the CDF of its distribution at
 ``U[t, j]``. A sentence's samples therefore do not depend on which other sentences share its
 batch, on the batch size or on the order the batches run in (up to float rounding in the
@@ -18,17 +19,16 @@ distribution after the rules (temperature 1, no truncation): the same quantity g
 reports, so sample and greedy scores are comparable.
 
 Non-goals: typical / eta / min-p sampling, contrastive search, speculative sampling. Imports
-torch at module level: imported only inside ``Decoder.decode``.
+torch at module level, as :mod:`.search` does.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ._search import Finished, Rules, StepModel, _device_of, _left_padded, plan_batches, top_k
+from .search import Finished, Rules, StepModel, device_of, left_padded, plan_batches, top_k
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,6 @@ class SampleConfig:
     top_k: int = 0  # 0: off
     top_p: float = 1.0  # 1.0: off
     epsilon: float = 0.0  # 0.0: off
-
-
-def sentence_seed(seed: int, example_id: str, stream: str = "sample") -> int:
-    """A 63-bit seed for one sentence's generator, from the cell seed, the example id and a
-    stream name (so that, e.g., MBR's candidates and pseudo-references are independent draws)."""
-    digest = hashlib.sha256(f"{stream}\x1f{seed}\x1f{example_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def warp(scores: torch.Tensor, cfg: SampleConfig) -> torch.Tensor:
@@ -108,7 +101,7 @@ def sample_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
 
 def _sample_chunk(model: StepModel, prompts, rules: Rules, cfg: SampleConfig, seeds) -> list[list[Finished]]:
     session = model.start(prompts)
-    hist_s, plen_s = _left_padded(session.prefixes, _device_of(session))
+    hist_s, plen_s = left_padded(session.prefixes, device_of(session))
     dev = hist_s.device
     n, N, T = len(prompts), cfg.num_samples, rules.max_new_tokens
     # every sentence's uniforms come from its own generator, drawn before anything else happens
