@@ -170,7 +170,7 @@ def forward_timer(model):
     """Seconds spent inside the model's forward passes: the model, its encoder, and the base model
     and head that a ``kernels: onednn`` step calls directly (harness.kernels.split_head); nested
     calls count once."""
-    from harness.kernels import split_head
+    from harness.models.kernels import split_head
 
     spent = {"s": 0.0}
     depth = [0]
@@ -193,7 +193,7 @@ def forward_timer(model):
 
 
 def model_spec(args, run: dict):
-    from harness.models import ModelSpec
+    from harness.models.spec import ModelSpec
 
     precision = run.get("precision", "float32")
     if run.get("engine") == "ctranslate2":
@@ -208,7 +208,7 @@ def child(args) -> None:
     import transformers
 
     from harness.api import CellContext
-    from harness.models import load_generation_model
+    from harness.engines import load_generation_model
     from harness.plugins import default_plugins
 
     torch.set_num_threads(args.threads)
@@ -361,7 +361,7 @@ def main() -> None:
             print(f"model built and EOS calibrated in {time.perf_counter() - t:.0f}s")
         if args.ct2:
             from harness.engines.ctranslate2 import converted_dir
-            from harness.models import ModelSpec
+            from harness.models.spec import ModelSpec
 
             t = time.perf_counter()
             converted_dir(ModelSpec(path=str(model_dir), device="cpu", engine="ctranslate2"))

@@ -54,7 +54,8 @@ def read_sst2(n: int) -> tuple[list[str], list[int]]:
 
 def run_harness(args) -> dict:
     from harness.api import Example
-    from harness.models import ModelSpec, load_tokenizer
+    from harness.models.hf import load_tokenizer
+    from harness.models.spec import ModelSpec
     from harness.training import FineTuneParams, Objective, classification_label_ids, encode_inputs, load_classifier, \
         quiet_transformers, run_loop
 

@@ -112,7 +112,7 @@ def one_run(workdir: Path, cells: int, arm: str, workload: str = "decode") -> di
     """Runs in its own process: import, optionally limit threads, time run_experiment."""
     import torch
 
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
     from harness.runner import run_experiment
 
     # the local arms name their threads: the harness's default would follow the machine's load

@@ -17,7 +17,7 @@ def load_results(outdir):
 
 
 def load_experiment(path, overrides=()):
-    from .config import load_experiment as _load
+    from .experiment.load import load_experiment as _load
 
     return _load(path, list(overrides))
 

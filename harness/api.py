@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from .params import NoParams, Params
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .models import GenerationModel, ModelSpec
+    from .models.hf import GenerationModel
+    from .models.spec import ModelSpec
     from .results import RunResults
 
 Task = Literal["translation", "classification"]

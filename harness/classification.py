@@ -47,7 +47,7 @@ def predict(spec, data, ctx) -> list[dict[str, Any]]:
     import torch
 
     from .errors import DataError
-    from .models import load_config, load_hf_model, load_tokenizer, onednn_linear, resolve_device
+    from .models.hf import load_config, load_hf_model, load_tokenizer, onednn_linear, resolve_device
     from .training import collate, encode_inputs, sorted_batches
 
     labels = [str(x) for x in (data.labels or [])]

@@ -95,7 +95,7 @@ def _experiment_options(f):
 def validate(config: Path | None, **options):
     """Check CONFIG (or the experiment the options describe) without loading any model; print
     the grid it expands to and where each benchmark preset's data comes from."""
-    from .oneliner import build
+    from .experiment.oneliner import build
 
     resolved = build(config, **options).resolved
     cells = resolved.cells()
@@ -156,7 +156,7 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
     written); 3 a result file could not be written (disk full, read-only...): the run
     stopped, finished cells are kept, run again once there is space; 130 interrupted.
     """
-    from .oneliner import build
+    from .experiment.oneliner import build
     from .runner import run_experiment
 
     if only_failed and skip_failed:
@@ -328,7 +328,7 @@ def plugins_cmd(name: str | None, kind: str | None):
 def benchmarks_cmd(name: str | None, data_dir: Path | None):
     """List the named benchmark presets (use them as `benchmarks: [NAME]` or --benchmark NAME);
     with NAME, show that preset's YAML, citation and where its data would come from."""
-    from . import presets as preset_lib
+    from .experiment import presets as preset_lib
     from .errors import unknown_choice_message
 
     found = preset_lib.presets()

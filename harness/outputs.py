@@ -23,7 +23,7 @@ from .store import (OutputWriteError, atomic_write_json, atomic_write_text, cano
                     sha256_file, slug, storage_fault)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Cell, ResolvedExperiment
+    from .experiment.config import Cell, ResolvedExperiment
     from .runner import CellJob, CellOutcome
 
 log = logging.getLogger("harness")

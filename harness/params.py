@@ -14,7 +14,7 @@ NaN and infinities are refused for float fields (``.nan`` would reach a cell as 
 as a silent no-op), a boolean is refused where a number is expected (YAML ``true`` would
 otherwise run as 1), integers must fit in 64 bits (torch and numpy overflow beyond), and a field
 named ``seed`` or ``*_seed`` must lie in 0..2**32-1, the range numpy's generators accept.
-Non-goal: checking values against a model (lengths, memory); :mod:`harness.prechecks` does that.
+Non-goal: checking values against a model (lengths, memory); :mod:`harness.experiment.checks` does that.
 """
 from __future__ import annotations
 

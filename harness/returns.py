@@ -73,7 +73,7 @@ def check_benchmark_data(component, data: Any) -> BenchmarkData:
 
 
 def check_model_spec(component, spec: Any):
-    from .models import ModelSpec
+    from .models.spec import ModelSpec
 
     if not isinstance(spec, ModelSpec):
         raise _fail(component, spec, "a ModelSpec (the input spec when nothing changes)")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import Cell, Component, ResolvedExperiment
+from .experiment.config import Cell, Component, ResolvedExperiment
 from .errors import DataError, HarnessError, describe_exception
 from .example_scores import metric_example_scores, row_scores
 from .outputs import refuse_other_config, write_results
@@ -47,17 +47,13 @@ from .returns import (check_benchmark_data, check_hypotheses, check_metric_value
                       not_finite, who)
 from .ranking import testset_of_rows
 from .store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
-                    model_fingerprint, portable_params, read_cell_record, read_jsonl, remove_temp_files,
-                    sha256_file, storage_fault)
+                    default_cache_dir, model_fingerprint, portable_params, read_cell_record, read_jsonl,
+                    remove_temp_files, sha256_file, storage_fault)
 from .threads import decide_threads, set_torch_threads, torch_threads
 
 log = logging.getLogger("harness")
 
 
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "nlp-eval-harness"))
 
 
 def _component_id(c: Component | None) -> Any:
@@ -191,7 +187,7 @@ class Worker:
         self.progress = progress or Progress()
 
     def generation_model(self, spec, seed: int):
-        from .models import load_generation_model
+        from .engines import load_generation_model
 
         key = canonical_hash([model_fingerprint(spec), seed if spec.init == "random" else None])
         if key != self._model_key:
@@ -391,7 +387,7 @@ class RunSummary:
 
 def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: Path) -> None:
     """Load each benchmark and check each local model config that ``jobs`` need, writing nothing;
-    then :func:`harness.prechecks.check_runtime` (devices as torch sees them, uncached Hub models,
+    then :func:`harness.experiment.checks.check_runtime` (devices as torch sees them, uncached Hub models,
     memory and default lengths against the loaded data).
 
     Raises one :class:`DataError` listing every problem found (each naming the config file, the
@@ -403,7 +399,7 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
 
     problems: list[str] = []
     seen: set[str] = set()
-    loaded: dict[str, Any] = {}  # benchmark label -> data, for the memory estimate of prechecks.check_runtime
+    loaded: dict[str, Any] = {}  # benchmark label -> data, for the memory estimate of checks.check_runtime
     for job in jobs:
         bench = job.cell.benchmark
         ident = canonical_hash(_component_id(bench))
@@ -423,11 +419,11 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
         if not data.test:
             problems.append(f"{resolved.source}: benchmarks: '{bench.label}': the test split has no examples")
         loaded[bench.label] = data
-    from .prechecks import check_runtime
+    from .experiment.checks import check_runtime
 
     problems += check_runtime(resolved, jobs, loaded)
     for spec in {job.cell.model.path: job.cell.model for job in jobs if job.cell.model.local}.values():
-        from .models import load_config
+        from .models.hf import load_config
 
         try:
             load_config(spec)

@@ -27,7 +27,8 @@ Files get the permissions of an ordinary ``open()`` (``0o666`` minus the umask),
 be shared or served; a failed write raises :class:`OutputWriteError` naming the path and errno.
 
 Local models and data files are identified by their content (:func:`content_digest`), not their
-absolute path, so moving a checkout or a model directory keeps every cached cell valid.
+absolute path, so moving a checkout or a model directory keeps every cached cell valid. What
+runs share beyond one run directory lives in :func:`default_cache_dir` (``$HARNESS_CACHE``).
 """
 from __future__ import annotations
 
@@ -197,6 +198,12 @@ def read_cell_record(celldir: Path) -> dict[str, Any] | None:
         if not ok:
             record = {**record, "status": "incomplete"}
     return record
+
+
+def default_cache_dir() -> Path:
+    """The cache shared by runs (fine-tuned checkpoints, converted engine models, content
+    digests): ``$HARNESS_CACHE``, else ``~/.cache/nlp-eval-harness``."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "nlp-eval-harness"))
 
 
 def canonical_hash(obj: Any, n: int = 16) -> str:

@@ -140,9 +140,9 @@ def run_config(config: dict[str, Any] | str | Path, outdir: str | Path, *, overr
     """
     import copy
 
-    from .config import load_experiment, resolve
+    from .experiment.load import load_experiment, resolve_and_check
     from .errors import HarnessError
-    from .overrides import apply_all, attribute, parse_set
+    from .experiment.overrides import apply_all, attribute, parse_set
     from .plugins import PluginSet
     from .results import load_run
     from .runner import run_experiment
@@ -153,7 +153,7 @@ def run_config(config: dict[str, Any] | str | Path, outdir: str | Path, *, overr
         raw = copy.deepcopy(config)
         trail = apply_all(raw, [parse_set(o) for o in overrides])
         try:
-            resolved = resolve(raw, "<dict>", Path(base_dir or ".").resolve(), plugins=plugin_set)
+            resolved = resolve_and_check(raw, "<dict>", Path(base_dir or ".").resolve(), plugins=plugin_set)
         except HarnessError as e:
             raise attribute(e, trail) from None
     else:

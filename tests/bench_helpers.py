@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.api import CellContext
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.errors import ConfigError, ConfigErrors
 from harness.plugins import default_plugins
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import ModelSpec, load_hf_model, load_tokenizer
+from harness.models.hf import load_hf_model, load_tokenizer
+from harness.models.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "build_translation_model.py"
@@ -111,7 +112,7 @@ MODEL_DIR = ROOT / "configs" / "models" / "multi30k-marian"
 
 def test_multi30k_scratch_config_trains_the_built_model_two_ways_and_decodes_three_ways():
     from conftest import shared_data
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
 
     shared_data("multi30k", "train.en")
     resolved = load_experiment(CONFIG)
@@ -143,7 +144,7 @@ def test_studies_of_the_trained_model_reuse_its_checkpoint_and_seeds_only_where_
     studies decode the cached model; deterministic decoders give one cell over all seeds."""
     from conftest import shared_data
 
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
     from harness.runner import cell_key
     from harness.store import model_fingerprint
     from harness.training import checkpoint_model, checkpoint_params

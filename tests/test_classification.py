@@ -13,7 +13,7 @@ import pytest
 
 from harness.api import BenchmarkData, CellContext, Example
 from harness.errors import HarnessError
-from harness.models import ModelSpec
+from harness.models.spec import ModelSpec
 
 TEXTS = ["the movie is good", "bad", "a house was awful and the dog ran to the big red house", "great fine",
          "the cat sat on the mat", "one two three four five six seven eight nine ten", "is", "blue green"]
@@ -94,7 +94,7 @@ def test_predictions_follow_test_order_and_match_unbatched_inference(tmp_path):
 def test_kernels_onednn_classifies_with_packed_linear_layers(tmp_path, monkeypatch):
     """kernels: onednn is an inference setting: classification prediction runs the classifier
     with its Linear layers prepacked (not silently with the default kernels), same probabilities."""
-    from harness import kernels
+    from harness.models import kernels
     from harness.classification import predict
 
     if not kernels.available():
@@ -204,7 +204,7 @@ def test_fine_tuning_keeps_a_head_that_already_predicts_the_labels(tmp_path):
 def test_classification_cells_run_end_to_end(tmp_path, tiny_bert):
     import pandas as pd
 
-    from harness.config import load_experiment_dict
+    from harness.experiment.load import load_experiment_dict
     from harness.runner import run_experiment
 
     from test_strategies import sentiment

@@ -5,9 +5,10 @@ import textwrap
 
 import pytest
 
-from harness.config import apply_override, load_experiment
+from harness.experiment.config import apply_override
+from harness.experiment.load import load_experiment
 from harness.errors import ConfigError, ConfigErrors
-from harness.yamlio import load_yaml_text
+from harness.experiment.yamlio import load_yaml_text
 
 
 @pytest.fixture

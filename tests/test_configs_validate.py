@@ -51,7 +51,7 @@ def test_real_benchmark_configs_expand_to_greedy_and_beam():
 def test_validating_the_translation_configs_imports_no_torch():
     """`harness validate` must stay light: no torch, transformers or datasets for these configs."""
     names = ["wmt14-opus-mt.yaml"] + (["multi30k-opus-mt.yaml"] if SHARED_DATA.exists() else [])
-    code = ("import sys; from harness.config import load_experiment\n"
+    code = ("import sys; from harness.experiment.load import load_experiment\n"
             f"for p in {[str(CONFIGS[0].parent / n) for n in names]!r}: load_experiment(p)\n"
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.runner import run_experiment
 
 CONFIG = """\

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.api import CellContext
-from harness.models import ModelSpec, load_generation_model
+from harness.engines import load_generation_model
+from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "diverse_beam"

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from harness.api import Example
-from harness.config import DEFAULT_METRICS
+from harness.experiment.config import DEFAULT_METRICS
 from harness.plugins import default_plugins
 
 NAMES = ["distinct_1", "distinct_2", "nbest_distinct_1", "nbest_distinct_2", "self_bleu", "oracle_bleu", "oracle_chrf"]

@@ -8,7 +8,7 @@ import pytest
 import sacrebleu
 
 from harness.api import Example, Metric, MetricValue
-from harness.config import load_experiment_dict
+from harness.experiment.load import load_experiment_dict
 from harness.example_scores import metric_example_scores
 from harness.runner import run_experiment
 

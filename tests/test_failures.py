@@ -11,9 +11,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import harness.config
+import harness.experiment.config
 from harness.cli import main
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.runner import run_experiment
 
 GRID = """\
@@ -35,7 +35,7 @@ reporters: [html]
 def plugins(fixture_plugin_set, monkeypatch):
     ps = fixture_plugin_set
     # the CLI resolves configs with the default plugin set; give it one that has the test plugins
-    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    monkeypatch.setattr(harness.experiment.config, "default_plugins", lambda: ps)
     return ps
 
 
@@ -269,7 +269,7 @@ def test_a_benchmark_whose_fingerprint_raises_stops_the_run_with_one_line(projec
     module = types.ModuleType("unhashable")
     module.register_benchmarks = hookimpl(lambda register: register(Unhashable))
     ps = PluginSet(extra=[fixture_plugins, module])
-    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    monkeypatch.setattr(harness.experiment.config, "default_plugins", lambda: ps)
     res = cli("run", "exp.yaml", "-o", "out", "--set", "decoders=[greedy]", "--set", "benchmarks.0.name=test_unhashable")
     assert res.exit_code == 2
     assert res.stderr == ("error: benchmark 'test_unhashable' (module test_failures): fingerprint() failed: "

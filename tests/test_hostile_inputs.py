@@ -407,7 +407,7 @@ def test_plain_tensor_pickles_are_not_refused(tmp_path, tiny_marian):
     """A .bin holding only tensors (what torch.save of a state dict writes) passes the static check."""
     import torch
 
-    from harness.prechecks import pickled_weights_problem, unsafe_pickle_globals
+    from harness.models.facts import pickled_weights_problem, unsafe_pickle_globals
 
     from safetensors.torch import load_file
 

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from harness.config import load_experiment_dict
+from harness.experiment.load import load_experiment_dict
 from harness.errors import ConfigError, ConfigErrors
-from harness.models import ModelSpec, load_generation_model
+from harness.engines import load_generation_model
+from harness.models.spec import ModelSpec
 from harness.store import canonical_hash, model_fingerprint
 from harness.testing import run_config
 

@@ -97,7 +97,7 @@ def test_runner_writes_the_same_bleu(multi30k, tmp_path, tiny_marian):
     """Through a whole run (config -> cells -> metrics.csv) the copy-source BLEU is unchanged."""
     import sacrebleu
 
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
     from harness.plugins import PluginSet
     from harness.results import load_results
     from harness.runner import run_experiment

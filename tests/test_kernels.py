@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.models import ModelSpec, load_generation_model
+from harness.engines import load_generation_model
+from harness.models.spec import ModelSpec
 from harness.testing import run_config
 from test_int8 import assert_one_line_error, config  # the one-model translation experiment
 
@@ -48,7 +49,7 @@ def test_cpu_decoding_keeps_freed_memory_for_reuse(tiny_marian):
     page faults for the per-step logits); it is process-wide and happens once."""
     import sys
 
-    from harness import kernels
+    from harness.models import kernels
 
     load_generation_model(ModelSpec(path=str(tiny_marian), local=True, device="cpu"))
     if not sys.platform.startswith("linux"):
@@ -66,7 +67,7 @@ def test_onednn_folds_the_final_logits_bias_and_decodes_like_generate(tmp_path):
     from decoding_models import SOURCES, build_marian_varied
     from test_decoders import assert_same, assert_varied, ctx, decoder, generate
 
-    from harness import kernels
+    from harness.models import kernels
 
     path = build_marian_varied(tmp_path / "m", extra_words=6000)
     plain = load_generation_model(ModelSpec(path=str(path), device="cpu"))
@@ -90,7 +91,7 @@ def test_onednn_on_a_decoder_only_model_decodes_like_generate(tmp_path):
     from decoding_models import SOURCES, build_gpt2_varied
     from test_decoders import assert_same, ctx, decoder, generate
 
-    from harness import kernels
+    from harness.models import kernels
 
     path = build_gpt2_varied(tmp_path / "g")
     plain = load_generation_model(ModelSpec(path=str(path), device="cpu", prompt_template="{source} ="))

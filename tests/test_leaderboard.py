@@ -161,7 +161,7 @@ def test_a_run_stores_the_test_set_fingerprint_per_cell(tmp_path, translation_fi
     import hashlib
     import json
 
-    from harness.config import load_experiment_dict
+    from harness.experiment.load import load_experiment_dict
     from harness.runner import run_experiment
 
     resolved = load_experiment_dict({

@@ -16,7 +16,8 @@ from decoding_models import SOURCES, build_marian_varied
 from harness.api import CellContext
 from harness.decoding.mbr import (BleuUtility, ChrfUtility, MetricUtility, expected_utilities, mbr_rank,
                          naive_expected_utilities)
-from harness.models import ModelSpec, load_generation_model
+from harness.engines import load_generation_model
+from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 
 WORDS = "der die das Hund Katze läuft, schnell. (rot) grün! a b c Mann-Frau ! . , der der 汉字 ñ".split()
@@ -230,7 +231,7 @@ def test_bad_mbr_parameters_are_config_errors(tmp_path, translation_files, maria
 def test_the_decoders_study_config_compares_six_arms_with_seeds_only_where_they_matter():
     from conftest import SHARED_DATA
 
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
     from harness.runner import cell_key
 
     if not SHARED_DATA.exists():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.api import Example, reference_streams
-from harness.config import load_experiment_dict
+from harness.experiment.load import load_experiment_dict
 from harness.errors import DataError, HarnessError
 from harness.plugins import default_plugins
 

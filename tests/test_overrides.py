@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.errors import ConfigError, ConfigErrors
-from harness.overrides import apply_all, parse_set, parse_unset
-from harness.yamlio import load_yaml_text
+from harness.experiment.overrides import apply_all, parse_set, parse_unset
+from harness.experiment.yamlio import load_yaml_text
 
 CONFIG = """\
 name: t

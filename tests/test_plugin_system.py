@@ -15,7 +15,7 @@ import pytest
 
 from harness import hookspecs
 from harness.api import BASES, Decoder
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.errors import HarnessError, UnknownPluginError
 from harness.params import Params
 from harness.plugins import BUILTIN_DISTRIBUTION, HOOK_FOR_KIND, PluginSet, default_plugins

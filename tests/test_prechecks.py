@@ -1,4 +1,5 @@
-"""harness.prechecks: what a model config and this machine allow, decided before any cell runs.
+"""What a model config and this machine allow (harness.models.facts and .machine), and the checks
+of harness.experiment.checks built on them, decided before any cell runs.
 
 The catalogue in tests/test_hostile_inputs.py runs the user-visible cases through the CLI; these
 tests pin the rules behind them (position limits per architecture, device detection, the memory
@@ -12,10 +13,12 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from harness import prechecks
 from harness.cli import main
-from harness.models import ModelSpec
-from harness.prechecks import device_problem, json_too_deep, model_facts
+from harness.experiment import checks
+from harness.models import facts, machine
+from harness.models.facts import json_too_deep, model_facts
+from harness.models.machine import device_problem
+from harness.models.spec import ModelSpec
 
 SPEC = ModelSpec.model_validate({"path": "x/y"}, context={"check_files": False})
 
@@ -49,14 +52,14 @@ def test_json_depth_counts_brackets_outside_strings_only():
 
 
 def test_device_rules_without_importing_torch(monkeypatch):
-    monkeypatch.setattr(prechecks, "_torch_build", lambda: ("2.13.0+cpu", False))
+    monkeypatch.setattr(machine, "_torch_build", lambda: ("2.13.0+cpu", False))
     assert device_problem("cuda") == "this torch build (2.13.0+cpu) has no CUDA support; allowed here: auto, cpu"
     assert device_problem("cpu") is None and device_problem("auto") is None
-    monkeypatch.setattr(prechecks, "_torch_build", lambda: ("2.13.0+cu128", True))
+    monkeypatch.setattr(machine, "_torch_build", lambda: ("2.13.0+cu128", True))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     assert device_problem("cuda:1") is None
     assert device_problem("cuda:3") == "this machine has 2 CUDA device(s); allowed: cuda:0..cuda:1, auto, cpu"
-    monkeypatch.setattr(prechecks.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(machine.platform, "system", lambda: "Linux")
     assert device_problem("mps").startswith("mps is Apple silicon's GPU and this is not an Apple silicon Mac")
 
 
@@ -65,9 +68,9 @@ def test_decode_memory_estimate_is_a_lower_bound_from_the_config():
                      "decoder_layers": 6, "max_position_embeddings": 512}, SPEC)
     # opus-mt-en-de: float32 logits + log-probs (2 x 4 x 58,101) + one K/V position of self- and
     # cross-attention in 6 layers (2 x 6 x 512 x 4 x 2)
-    assert prechecks.decode_row_bytes(f, SPEC) == 2 * 4 * 58101 + 2 * 6 * 512 * 4 * 2
+    assert facts.decode_row_bytes(f, SPEC) == 2 * 4 * 58101 + 2 * 6 * 512 * 4 * 2
     # beam 5 x batch 16 needs ~40 MB: far from refused on any machine
-    assert 5 * 16 * prechecks.decode_row_bytes(f, SPEC) < 50e6
+    assert 5 * 16 * facts.decode_row_bytes(f, SPEC) < 50e6
 
 
 def _experiment(d, model, strategy_params: str, train_lines: int = 20, words: int = 3):
@@ -83,7 +86,7 @@ def _experiment(d, model, strategy_params: str, train_lines: int = 20, words: in
 
 def test_training_batch_beyond_ram_is_refused_by_run_with_the_batch_that_fits(tmp_path, tiny_bert, monkeypatch):
     """The training batch is min(batch_size, training examples) at the longest example's length."""
-    monkeypatch.setattr(prechecks, "ram_bytes", lambda: 2_000_000)  # a 2 MB machine
+    monkeypatch.setattr(checks, "ram_bytes", lambda: 2_000_000)  # a 2 MB machine
     cfg = _experiment(tmp_path, tiny_bert, "{batch_size: 64, max_length: 64}", words=40)
     assert CliRunner().invoke(main, ["validate", str(cfg)]).exit_code == 0  # the data decides: run's check
     res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
@@ -132,7 +135,7 @@ def test_config_file_that_is_a_device_or_fifo_is_refused_without_reading_it(tmp_
 def test_decoder_batch_beyond_ram_names_batch_size_at_run(tmp_path, tiny_marian, monkeypatch):
     """Validate knows one sentence's beams fit; run knows the batch holds min(batch_size, 3) sentences."""
     row = 2 * 4 * 61 + 2 * 2 * 32 * 4 * 2  # tiny Marian: vocabulary 61, 2 decoder layers, d_model 32
-    monkeypatch.setattr(prechecks, "ram_bytes", lambda: 10_000)
+    monkeypatch.setattr(checks, "ram_bytes", lambda: 10_000)
     (tmp_path / "s.txt").write_text("the cat\nthe dog\na cat\n")
     (tmp_path / "r.txt").write_text("die katze\nder hund\neine katze\n")
     cfg = tmp_path / "exp.yaml"
@@ -156,7 +159,7 @@ def test_only_the_weight_files_transformers_loads_are_read(tmp_path):
     import os
     import pickle
 
-    from harness.prechecks import pickled_weights_problem
+    from harness.models.facts import pickled_weights_problem
 
     class Payload:
         def __reduce__(self):
@@ -177,7 +180,7 @@ def test_only_the_weight_files_transformers_loads_are_read(tmp_path):
 
 def test_default_source_length_is_cut_to_the_position_table(tiny_marian):
     """512 (the default) on a 128-position model truncates long inputs instead of an IndexError."""
-    from harness.models import load_generation_model
+    from harness.engines import load_generation_model
 
     spec = ModelSpec.model_validate({"path": str(tiny_marian)})
     model = load_generation_model(spec)

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import shared_data
-from harness import presets
+from harness.experiment import presets
 from harness.api import CellContext
 from harness.cli import main
-from harness.config import load_experiment_dict
+from harness.experiment.load import load_experiment_dict
 from harness.errors import ConfigErrors
 from harness.plugins import default_plugins
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import harness.progress as progress_mod
 from harness.cli import main
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.progress import LineProgress, Progress, RichProgress, format_eta, make_progress
 from harness.runner import CellOutcome, run_experiment
 
@@ -185,7 +185,7 @@ import sys  # noqa: E402
 import types  # noqa: E402
 import warnings  # noqa: E402
 
-import harness.config  # noqa: E402
+import harness.experiment.config  # noqa: E402
 from harness.api import Decoder  # noqa: E402
 from harness.hookspecs import hookimpl  # noqa: E402
 from harness.plugins import PluginSet  # noqa: E402
@@ -221,7 +221,7 @@ def test_in_pipes_third_party_bars_warnings_and_logs_go_to_the_cells_log(tmp_pat
     module = types.ModuleType("chatty_plugin")
     module.register_decoders = register_decoders
     ps = PluginSet(extra=[module])
-    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    monkeypatch.setattr(harness.experiment.config, "default_plugins", lambda: ps)
     monkeypatch.setattr(logging.root, "handlers", [])  # as in `harness run`: logging not configured (no pytest)
     library = logging.getLogger("some_library")  # a library that set up its own console handler
     handler = logging.StreamHandler(sys.stderr)
@@ -271,7 +271,7 @@ def test_in_pipes_what_libraries_print_while_inputs_are_checked_goes_to_the_runs
     module = types.ModuleType("noisy_plugin")
     module.register_benchmarks = hookimpl(lambda register: register(Noisy))
     ps = PluginSet(extra=[module])
-    monkeypatch.setattr(harness.config, "default_plugins", lambda: ps)
+    monkeypatch.setattr(harness.experiment.config, "default_plugins", lambda: ps)
     (tmp_path / "model").symlink_to(tiny_marian)
     (tmp_path / "exp.yaml").write_text(GRID.replace("{name: parallel_text, label: toy, params: {source: test.en, "
                                                     "reference: test.de}}", "{name: noisy_text, label: toy}")

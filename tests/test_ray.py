@@ -8,7 +8,7 @@ import os
 import pytest
 
 from conftest import FIXTURE_PLUGINS
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.runner import run_experiment
 
 ray = pytest.importorskip("ray", reason="the ray executor is an optional extra: pip install 'nlp-eval-harness[ray]'")

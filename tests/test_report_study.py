@@ -383,7 +383,7 @@ def test_a_real_run_gets_its_study_factors_and_mlm_head_losses_from_what_harness
     """Two tiny-BERT datasets at budget 40, unmasked vs input_mask (0.1, 0.3) vs aux_mlm, two seeds:
     the factors come from the labels and the recorded strategy parameters, the MLM losses from
     each aux_mlm cell's finetune.json."""
-    from harness.config import load_experiment_dict
+    from harness.experiment.load import load_experiment_dict
     from harness.runner import run_experiment
     from test_strategies import sentiment
 

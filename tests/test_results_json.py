@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from harness.config import load_experiment_dict
+from harness.experiment.load import load_experiment_dict
 from harness.runner import run_experiment
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 from harness.runner import run_experiment
 from harness.store import TMP_SUFFIX, read_cell_record, sha256_file
 

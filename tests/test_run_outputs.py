@@ -120,7 +120,7 @@ def test_threads_setting_is_applied_and_recorded(project):
 def test_default_threads_follow_the_usable_cores_not_the_load(monkeypatch, project, cores, load, omp, want):
     import os
 
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
     from harness.threads import decide_threads
 
     import harness.threads

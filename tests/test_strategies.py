@@ -13,7 +13,7 @@ import pytest
 
 from harness.api import BenchmarkData, CellContext, Example
 from harness.errors import DataError
-from harness.models import ModelSpec
+from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 
 LABELS = ["neg", "pos"]
@@ -304,7 +304,7 @@ def test_mlm_head_reuses_a_pretrained_head_and_ties_it_to_the_shared_encoder(tmp
 def test_early_stopping_restores_the_best_dev_checkpoint(tmp_path, tiny_bert, metric):
     from transformers import AutoTokenizer
 
-    from harness.models import load_hf_model
+    from harness.models.hf import load_hf_model
     from harness.training import classification_label_ids, encode_inputs, evaluate_loss
 
     data = sentiment_data(120)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_data
-from harness.config import load_experiment
+from harness.experiment.load import load_experiment
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "bert-mask-study.yaml"
 

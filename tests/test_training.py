@@ -13,7 +13,7 @@ import pytest
 
 from harness.api import BenchmarkData, CellContext, Example
 from harness.errors import ConfigErrors, DataError, HarnessError
-from harness.models import ModelSpec
+from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 
 PAIRS = [("the cat sat on the mat", "die katze sass auf der matte"),
@@ -135,7 +135,7 @@ def test_mask_vocab_falls_back_to_unk_without_a_mask_token(tiny_marian, tiny_ber
     ({"mask_prop": 0.2}, "unknown key 'mask_prop'; did you mean 'mask_prob'?"),
 ])
 def test_bad_strategy_params_are_config_errors(tmp_path, params, message):
-    from harness.config import load_experiment
+    from harness.experiment.load import load_experiment
 
     cfg = tmp_path / "exp.yaml"
     cfg.write_text("name: t\nmodels:\n  - path: bert-base-uncased\nbenchmarks:\n"
@@ -236,7 +236,7 @@ def _seq2seq_loss(model_dir: str, data: BenchmarkData, *, init: str = "pretraine
     """Mean token cross-entropy of a seq2seq checkpoint on the training pairs (teacher forcing)."""
     import torch
 
-    from harness.models import load_hf_model, load_tokenizer
+    from harness.models.hf import load_hf_model, load_tokenizer
 
     spec = ModelSpec(path=model_dir, local=True, init=init)
     model = load_hf_model(spec, "AutoModelForSeq2SeqLM", seed=seed, device="cpu")
@@ -496,7 +496,7 @@ def test_one_trained_checkpoint_serves_every_cpu_decoding_variant(tmp_path, tiny
 
 
 def test_train_seed_gives_deterministic_decoders_one_cell_for_all_seeds(tmp_path, tiny_marian, translation_files):
-    from harness.config import load_experiment_dict
+    from harness.experiment.load import load_experiment_dict
     from harness.runner import cell_key
 
     src, ref = translation_files

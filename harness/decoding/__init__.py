@@ -118,7 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; at run time 
     from harness.decoding.search import (BeamConfig, Finished, HFStepModel, Rules, Session, StepModel, beam_search,
                                          device_of, greedy_search, left_padded, plan_batches, rules_from_model,
                                          run_batches)
-    from harness.models import GenerationModel
+    from harness.models.hf import GenerationModel
 
 # name -> module it lives in: imported on first use, so that only the names a decoder uses are
 # paid for (the searches import torch)
@@ -127,7 +127,7 @@ _SEARCH = "harness.decoding.search"  # imports torch
 _SAMPLING = "harness.decoding.sampling"  # imports torch
 _MBR = "harness.decoding.mbr"
 _LOCATIONS: dict[str, str] = {
-    "GenerationModel": "harness.models",
+    "GenerationModel": "harness.models.hf",
     "run_search": _DRIVER,
     "SearchParams": _DRIVER,
     "BeamParams": _DRIVER,

@@ -735,7 +735,7 @@ class _BeamChunk:
 
 
 class HFStepModel:
-    """:class:`StepModel` for a :class:`harness.models.GenerationModel` (seq2seq or decoder-only),
+    """:class:`StepModel` for a :class:`harness.models.hf.GenerationModel` (seq2seq or decoder-only),
     feeding the model exactly what generate() feeds it: encoder outputs + attention mask and a
     fresh ``EncoderDecoderCache(DynamicCache, DynamicCache)`` for encoder-decoder models; left
     padding, an attention mask only when there is padding, and position ids from the mask for
@@ -761,7 +761,7 @@ class HFStepModel:
         self.cache_name = "cache" if "cache" in params else "past_key_values"
         # kernels: onednn folds a BART-family head's final_logits_bias into the output projection;
         # calling the base model and that head directly then skips a pass over rows x vocabulary
-        from ..kernels import split_head
+        from ..models.kernels import split_head
 
         self.split = split_head(self.model) if gm.is_encoder_decoder else None
         if self.split is not None:

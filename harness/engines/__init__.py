@@ -7,23 +7,23 @@ into its own format and offers the searches the built-in decoders call, under th
 ``BeamConfig`` / ``SampleConfig``), so ``greedy``, ``beam`` and ``sample`` run on it unchanged
 (:func:`harness.decoding.run_search` hands it over).
 
-An engine runs only the decoders listed in :data:`ENGINES`; any other decoder, or a decoder
-parameter it cannot honour, is refused when the config is validated (:func:`check_engines`),
-naming the decoders it does run, as is a ``compute_type`` the engine cannot run on this
-machine. Torch-free: engine packages are imported only to check a compute type and when a model
-is loaded. Non-goals: engine plugins from third parties (an engine is a model-loading choice,
-not a pluggy hook, in this version); classification models (engines decode only).
+:func:`load_generation_model` loads a model for the engine its spec names: the decoders' view
+of it, whatever runs it. An engine runs only the decoders listed in :data:`ENGINES`; any other
+decoder, or a decoder parameter it cannot honour, is refused when the config is validated
+(:func:`harness.experiment.checks.check_engines` reads this table), naming the decoders it does
+run, as is a ``compute_type`` the engine cannot run on this machine. Torch-free: engine packages
+are imported only to check a compute type and when a model is loaded. Non-goals: engine plugins
+from third parties (an engine is a model-loading choice, not a pluggy hook, in this version);
+classification models (engines decode only).
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import ResolvedExperiment
-    from ..errors import ConfigError
-    from ..models import GenerationModel, ModelSpec
+    from ..models.hf import GenerationModel
+    from ..models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -46,58 +46,6 @@ ENGINES: dict[str, EngineInfo] = {
                                                           "are finished (early_stopping: true)")}},
         no_diverse="CTranslate2 has no diverse (group) beam search"),
 }
-
-
-def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
-    """One error per model whose engine is not installed, and per decoder (or decoder parameter)
-    that meets a model whose engine cannot run it in some cell of the grid."""
-    from ..prechecks import _Collector, _places
-
-    out = _Collector(resolved)
-    models = resolved.experiment.models
-    for i, spec in enumerate(models):
-        info = ENGINES.get(spec.engine)
-        if info is None:
-            continue
-        if importlib.util.find_spec(info.package) is None:
-            out.add(("models", i, "engine"), f"engine {info.name} needs the {info.package} package, which is not "
-                                             f"installed: {info.install}")
-        elif spec.engine == "ctranslate2" and spec.compute_type != "auto":
-            problem = ct2_compute_type_problem(spec.compute_type, spec.device)
-            if problem:
-                out.add(("models", i, "compute_type"), problem)
-        if spec.device.startswith("mps"):
-            out.add(("models", i, "device"), f"engine {info.name} runs on cpu or cuda, not on device '{spec.device}'")
-        if spec.local and spec.engine == "ctranslate2":
-            from ..errors import HarnessError
-            from ..prechecks import read_config_json
-
-            try:
-                problem = ct2_layout_problem(read_config_json(spec.path))
-            except HarnessError:
-                problem = None  # an unreadable config.json is reported by prechecks.check_models
-            if problem:
-                out.add(("models", i, "engine"), f"model '{spec.display}': {problem}")
-    places = _places(resolved)
-    for cell in resolved.cells():
-        info = ENGINES.get(cell.model.engine)
-        if info is None or cell.decoder is None:
-            continue
-        where = places.get(id(cell.decoder))
-        loc = ("decoders", where.index) if where is not None else ("decoders",)
-        dec = cell.decoder
-        if dec.name not in info.decoders:
-            why = f": {info.no_diverse}" if dec.name == "diverse_beam" and info.no_diverse else ""
-            out.add(loc + ("name",), f"decoder '{dec.name}' cannot run on model '{cell.model.display}' "
-                                     f"(engine {info.name}{why}); engine {info.name} runs: {', '.join(info.decoders)}")
-            continue
-        for param, (allowed, why) in info.params.get(dec.name, {}).items():
-            value = getattr(dec.params, param)
-            if not any(value is a or (value == a and type(value) is type(a)) for a in allowed):
-                out.add(loc + ("params", param), f"model '{cell.model.display}' (engine {info.name}) cannot honour "
-                                                 f"{param}={value!r}: {why}; allowed: "
-                                                 f"{', '.join('null' if a is None else str(a).lower() for a in allowed)}")
-    return out.errors
 
 
 def ct2_device(device: str) -> tuple[str, int]:
@@ -140,8 +88,13 @@ def ct2_layout_problem(config: dict) -> str | None:
     return None
 
 
-def load_engine_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
-    """Load ``spec`` for its engine (converting and caching it on first use)."""
+def load_generation_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
+    """Load ``spec`` for the engine it names: transformers (:mod:`harness.models.hf`) or another
+    engine (converting and caching the model on first use)."""
+    if spec.engine == "transformers":
+        from ..models.hf import load_transformers_model
+
+        return load_transformers_model(spec, seed=seed)
     if spec.engine == "ctranslate2":
         from .ctranslate2 import load_ct2_model
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from ..models import decoder_start_token_id
+from ..models.hf import decoder_start_token_id
 
 # Bump when a change here changes what a conversion contains (cached conversions are keyed by it).
 CONVERSION_VERSION = "2"
@@ -52,7 +52,7 @@ PROBE_PAIRS = ((7, 5), (12, 9), (3, 14))  # (source, target) lengths in tokens
 
 
 def cache_root() -> Path:
-    from ..runner import default_cache_dir
+    from ..store import default_cache_dir
 
     return default_cache_dir() / "ctranslate2"
 
@@ -72,7 +72,7 @@ def converted_dir(spec, seed: int = 0) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
-        from ..models import load_config, load_hf_model
+        from ..models.hf import load_config, load_hf_model
 
         config = load_config(spec)
         hf_spec = spec.model_copy(update={"engine": "transformers", "dtype": "float32", "kernels": "default"})
@@ -114,7 +114,7 @@ def converted_dir(spec, seed: int = 0) -> Path:
 
 
 def load_tokenizer_for(spec):
-    from ..models import load_tokenizer
+    from ..models.hf import load_tokenizer
 
     return load_tokenizer(spec)
 

@@ -72,7 +72,7 @@ def load_ct2_model(spec, *, seed: int = 0):
     import ctranslate2
     from transformers import GenerationConfig
 
-    from ..models import GenerationModel, load_config
+    from ..models.hf import GenerationModel, load_config
 
     from . import ct2_device, ct2_layout_problem
 

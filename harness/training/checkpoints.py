@@ -17,7 +17,7 @@ from .params import FineTuneParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import BenchmarkData, CellContext
-    from ..models import ModelSpec
+    from ..models.spec import ModelSpec
 
 # Bump when a change to this package changes what a cached checkpoint would contain.
 TRAINING_VERSION = "3"
@@ -57,7 +57,7 @@ def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
     that int8 or oneDNN pinned to the CPU keys as the one written (``auto``) when that is the CPU
     here. So one trained model is decoded in float32, int8, oneDNN or CTranslate2 without training
     it again, and checkpoints keyed before these fields existed keep their keys."""
-    from ..models import resolve_device
+    from ..models.hf import resolve_device
 
     update: dict[str, Any] = {"engine": "transformers", "compute_type": "auto", "kernels": "default"}
     if device == "cpu":

@@ -18,7 +18,7 @@ from .params import FineTuneParams, MLMHeadParams, MLMStage, Objective
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import BenchmarkData, CellContext, Example
-    from ..models import ModelSpec
+    from ..models.spec import ModelSpec
 
 
 def _train_split(data: BenchmarkData, strategy: str) -> list[Example]:
@@ -72,7 +72,7 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
     (:func:`start_new_mlm_head`) and, with ``mlm_head_params.mlm_head_warmup_steps``, trained
     alone first; ``finetune.json``'s ``mlm_head`` records its MLM loss at each stage.
     """
-    from ..models import load_tokenizer, resolve_device
+    from ..models.hf import load_tokenizer, resolve_device
 
     if params.train_seed is not None:
         ctx = dataclasses.replace(ctx, seed=params.train_seed)
@@ -153,7 +153,7 @@ def _task_model(base, task, data, train_examples, dev_examples, tokenizer, param
             dev_enc.targets = classification_label_ids(dev_examples, label2id, f"{where}, dev split")
         return model, enc, dev_enc
     if task == "translation":
-        from ..models import load_config, load_hf_model
+        from ..models.hf import load_config, load_hf_model
 
         if not getattr(load_config(base), "is_encoder_decoder", False):
             raise HarnessError(f"{where}: translation fine-tuning needs an encoder-decoder (seq2seq) model; "

@@ -13,7 +13,7 @@ from .masking import Masking, MaskVocab, mask_tokens
 from .params import FineTuneParams, Objective
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models import ModelSpec
+    from ..models.spec import ModelSpec
 
 
 def head_labels(config) -> list[str] | None:
@@ -39,7 +39,7 @@ def load_classifier(spec: ModelSpec, labels: list[str], *, seed: int, device: st
     """
     import torch
 
-    from ..models import load_config, load_hf_model
+    from ..models.hf import load_config, load_hf_model
 
     config = load_config(spec)
     existing = head_labels(config) if spec.init == "pretrained" else None
@@ -113,7 +113,7 @@ def load_mlm_model(spec: ModelSpec, *, seed: int, device: str, encoder_source=No
     shared, and only the MLM head is its own (the pretrained one if the checkpoint has it)."""
     import torch
 
-    from ..models import load_hf_model
+    from ..models.hf import load_hf_model
 
     torch.manual_seed(derive_seed(seed, "mlm-head-init"))
     try:
@@ -147,7 +147,7 @@ PROBE_EXAMPLES = 256
 
 def has_pretrained_mlm_head(spec: ModelSpec) -> bool:
     """Whether the checkpoint was saved with a masked-LM head (by its config's architectures)."""
-    from ..models import load_config
+    from ..models.hf import load_config
 
     if spec.init != "pretrained":
         return False

@@ -1,6 +1,6 @@
 """Named benchmark presets: ready-made test sets a config names in one word.
 
-A preset is a small YAML file in ``harness/presets/`` (listed by ``harness benchmarks``) that says
+A preset is a small YAML file in ``harness/experiment/presets/`` (listed by ``harness benchmarks``) that says
 which benchmark plugin reads the set and with which parameters, plus what a paper needs: the
 language pair or columns, the split, the size and the citation. A config uses it like a plugin::
 
@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError, HarnessError
+from ...errors import ConfigError, HarnessError
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
+PRESET_DIR = Path(__file__).resolve().parent  # the YAML files live beside this module
 
 
 class PresetSource(BaseModel):
@@ -105,7 +105,7 @@ def _remote_origin(src: PresetSource) -> str:
 
 @lru_cache(maxsize=1)
 def _load_all() -> tuple[Preset, ...]:
-    from .yamlio import load_yaml_file
+    from ..yamlio import load_yaml_file
 
     out = []
     for f in sorted(PRESET_DIR.glob("*.yaml")):

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import SECTION_KIND, ResolvedExperiment, plain_data, resolve
-from .errors import ConfigError, HarnessError
+from ..errors import ConfigError, HarnessError
+from .config import SECTION_KIND, ResolvedExperiment, plain_data
+from .load import resolve_and_check
 from .overrides import Override, apply_all, attribute, parse_set, parse_unset
 from .yamlio import LineDict, load_yaml_file, load_yaml_text
 
@@ -87,8 +88,8 @@ def _absolute_if_local(value: Any, cwd: Path) -> Any:
 def _absolute_paths(kind: str, item: Any, cwd: Path, plugins) -> Any:
     """Make the plugin's file parameters (InputPath) absolute; other values are left alone, even
     when a file of that name happens to exist (``split=test`` next to a directory ``test``)."""
-    from .params import describe
-    from .plugins import default_plugins
+    from ..params import describe
+    from ..plugins import default_plugins
 
     if not isinstance(item, dict):
         return item
@@ -113,7 +114,7 @@ class Built:
     def write_config(self, outdir: Path) -> Path:
         import yaml
 
-        from .store import atomic_write_text
+        from ..store import atomic_write_text
 
         text = ("# Written by `harness run` from its command-line options; this file reproduces the run:\n"
                 "#   harness run config.yaml -o <output directory>\n"
@@ -144,7 +145,8 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
         name = exp_name or (re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(outdir).resolve().name) if outdir else "run")
         raw, source, base_dir = LineDict(name=name), COMMAND_LINE, cwd
     if not isinstance(raw, dict):
-        return Built(resolve(raw, source, base_dir, plugins=plugins), None)  # raises the "must be a mapping" error
+        # raises the "must be a mapping" error
+        return Built(resolve_and_check(raw, source, base_dir, plugins=plugins), None)
 
     trail: list[tuple[tuple, Override]] = []
     for section, specs in sections.items():
@@ -169,7 +171,7 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
     edits += [parse_unset(u) for u in unsets] + [parse_set(o) for o in overrides]
     trail += apply_all(raw, edits)
     try:
-        resolved = resolve(raw, source, base_dir, plugins=plugins)
+        resolved = resolve_and_check(raw, source, base_dir, plugins=plugins)
     except HarnessError as e:
         raise attribute(e, trail) from None
     return Built(resolved, plain_data(raw) if config is None else None)

@@ -1,9 +1,14 @@
-"""Checks of an experiment against its models and this machine, before anything runs.
+"""Checks of an experiment against its models, their engines and this machine, before anything runs.
 
-``harness validate`` and ``harness run`` call :func:`check_models` after the config itself is
-valid; ``run`` also calls :func:`check_runtime` (with the loaded data) before it touches the
-output directory. Each problem becomes one :class:`~harness.errors.ConfigError` naming the file,
+:func:`harness.experiment.load.resolve_and_check` (``harness validate`` and ``harness run``)
+calls :func:`check_engines` and :func:`check_models` after the config itself is valid; ``run``
+also calls :func:`check_runtime` (with the loaded data) before it touches the output directory.
+The facts they judge come from :mod:`harness.models.facts` (config.json, weights, sizes) and
+:mod:`harness.models.machine` (devices, RAM); what each engine runs from :mod:`harness.engines`. Each problem becomes one :class:`~harness.errors.ConfigError` naming the file,
 line, key and what is allowed, so a mistake that would fail every cell is found once:
+
+- a model whose ``engine`` is not installed or cannot run one of the decoders (or decoder
+  parameters) it meets in the grid, or a ``compute_type`` the engine cannot run here;
 
 - a local model's ``config.json`` that is not a regular file, is nested absurdly deep (JSON
   nested thousands of levels makes Python's parser raise RecursionError) or is not JSON;
@@ -27,294 +32,27 @@ merely might not. Non-goals: GPU memory, models whose config lacks the sizes, re
 """
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
-import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ModelLoadError
-from .params import not_a_regular_file
+from ..engines import ENGINES, ct2_compute_type_problem, ct2_layout_problem
+from ..errors import ConfigError, HarnessError, ModelLoadError
+from ..models.facts import (MAX_JSON_DEPTH, ModelFacts, decode_row_bytes, hub_config_path, json_too_deep,
+                            model_facts, offline, pickled_weights_problem, read_config_json, train_example_bytes)
+from ..models.machine import device_problem, ram_bytes, torch_device_problem
+from ..params import not_a_regular_file
 from .yamlio import line_of
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..models.spec import ModelSpec
     from .config import Component, ResolvedExperiment
-    from .models import ModelSpec
 
-MAX_JSON_DEPTH = 100
-MAX_CONFIG_BYTES = 50_000_000  # config.json files are a few KB; a huge one is not a model config
-
-# position schemes with no hard table: rotary, relative buckets, ALiBi, tables that grow on demand
-UNBOUNDED_KEYS = ("rope_theta", "rope_scaling", "rotary_dim", "rotary_pct", "rotary_emb_base",
-                  "relative_attention_num_buckets", "alibi", "use_alibi")
-UNBOUNDED_TYPES = {"t5", "mt5", "umt5", "longt5", "bloom", "m2m_100", "nllb-moe", "llama", "mistral", "mixtral",
-                   "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3", "gpt_neox", "falcon", "mpt", "olmo", "stablelm"}
-# RoBERTa-style tables reserve padding_idx + 1 rows before the first position
-OFFSET_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text",
-                "longformer", "luke", "ibert", "markuplm"}
 LENGTH_PARAM = re.compile(r"^max_(\w+_)?length$|^max_new_tokens$")
 ROW_PARAMS = ("num_beams", "num_samples", "num_return_sequences")  # decoder rows per sentence
-
-
-# ----------------------------------------------------------------------------- config.json
-
-
-def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> int | None:
-    """The 1-based line where JSON nesting first exceeds ``limit`` levels, or None (strings are skipped)."""
-    depth = 0
-    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        tok = m.group()
-        if tok in "[{":
-            depth += 1
-            if depth > limit:
-                return text.count("\n", 0, m.start()) + 1
-        elif tok in "]}":
-            depth -= 1
-    return None
-
-
-def read_config_json(model_dir: str | Path) -> dict[str, Any]:
-    """A model directory's config.json as a dict; ModelLoadError (``file:line: ...``) when it cannot be."""
-    path = Path(model_dir) / "config.json"
-    problem = not_a_regular_file(path)
-    if problem:
-        raise ModelLoadError(problem)
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelLoadError(f"{path}: {path.stat().st_size:,} bytes; a model config is a few KB (allowed: at most "
-                             f"{MAX_CONFIG_BYTES:,})")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    line = json_too_deep(text)
-    if line is not None:
-        raise ModelLoadError(f"{path}:{line}: JSON nested more than {MAX_JSON_DEPTH} levels deep; allowed: at most "
-                             f"{MAX_JSON_DEPTH}")
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{path}:1: expected a JSON object of model settings, got {type(cfg).__name__}")
-    return cfg
-
-
-def hub_config_path(spec: ModelSpec) -> str | None:
-    """The cached config.json of a Hub model, or None when it is not in the local cache."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - transformers depends on it
-        return None
-    try:
-        found = try_to_load_from_cache(spec.path, "config.json", revision=spec.revision)
-    except Exception:  # noqa: BLE001 - a malformed id is reported by the loader itself
-        return None
-    return found if isinstance(found, str) else None
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-# ----------------------------------------------------------------------------- pickled weights
-
-# the pickled weight files transformers loads (training_args.bin, optimizer.pt... it never opens)
-PICKLE_WEIGHTS = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin$")
-# what torch.save puts in a checkpoint of plain tensors (torch.load(weights_only=True) allows these)
-SAFE_GLOBALS = re.compile(r"^(torch\._utils\._rebuild_\w+|torch\.\w+Storage|torch\.(float|bfloat|int|uint|bool|complex)"
-                          r"\w*|torch\.(Size|device|dtype)|collections\.OrderedDict|_codecs\.encode"
-                          r"|torch\.serialization\._get_layout|torch\.storage\.UntypedStorage)$")
-
-
-def _pickle_globals(stream, found: list[str]) -> None:
-    """Append the globals one pickle on ``stream`` imports (GLOBAL, INST, STACK_GLOBAL) to ``found``."""
-    import pickletools
-
-    strings: list[str] = []
-    for op, arg, _ in pickletools.genops(stream):
-        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-            strings.append(arg)
-        elif op.name in ("GLOBAL", "INST"):
-            found.append(str(arg).replace(" ", "."))
-        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-            found.append(f"{strings[-2]}.{strings[-1]}")
-
-
-def unsafe_pickle_globals(path: Path) -> list[str]:
-    """Globals a torch checkpoint's pickles would import beyond plain tensors, read statically
-    (parsed, never executed): the ``data.pkl`` of a zip checkpoint, or the leading pickles of
-    the legacy format (magic number, protocol, system info, the object, storage keys)."""
-    import io
-    import zipfile
-
-    found: list[str] = []
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-                if not names:
-                    return ["(a zip archive without data.pkl: not a torch checkpoint)"]
-                _pickle_globals(io.BytesIO(z.read(names[0])), found)
-        else:
-            with open(path, "rb") as f:
-                for _ in range(5):
-                    if not f.peek(1):
-                        break
-                    _pickle_globals(f, found)
-    except Exception:  # noqa: BLE001 - not a pickle torch can read either
-        return ["(unreadable pickle)"]
-    return sorted({g for g in found if not SAFE_GLOBALS.match(g)})
-
-
-def pickled_weights_problem(model_dir: Path) -> str | None:
-    """A directory with no weights transformers can load, or whose only weights are pickles that
-    would run code (torch refuses them)."""
-    files = [p for p in model_dir.iterdir() if p.is_file()]
-    if any(p.suffix == ".safetensors" for p in files):
-        return None  # transformers loads these and ignores the pickles
-    if not any(PICKLE_WEIGHTS.match(p.name) for p in files):
-        return (f"{model_dir} holds no weights (model.safetensors, model-*-of-*.safetensors or pytorch_model.bin); "
-                "set init: random to build the architecture from config.json with seeded random weights, or point "
-                "path: at a directory with weights")
-    for p in sorted(f for f in files if PICKLE_WEIGHTS.match(f.name)):
-        bad = unsafe_pickle_globals(p)
-        if bad:
-            return (f"{p}: its weights hold pickled objects that are not plain tensors ({', '.join(bad[:3])}), "
-                    "refused for safety (convert it to safetensors from a trusted source)")
-    return None
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-def _torch_build() -> tuple[str, bool]:
-    """(torch version, has CUDA or ROCm) from torch/version.py, without importing torch."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("torch")
-        text = (Path(list(spec.submodule_search_locations)[0]) / "version.py").read_text()
-    except (AttributeError, ImportError, OSError, TypeError, IndexError):
-        return "?", True  # unknown: let run's check decide
-    version = re.search(r"^__version__\s*=\s*'([^']*)'", text, re.M)
-    gpu = re.search(r"^(cuda|hip)\s*(:[^=]*)?=\s*'", text, re.M)
-    return (version.group(1) if version else "?"), gpu is not None
-
-
-def _nvidia_build() -> bool:
-    """ROCm builds also answer to "cuda" but expose /dev/kfd, not /dev/nvidiaN: count only for CUDA."""
-    version, _ = _torch_build()
-    return "rocm" not in version
-
-
-def _visible_cuda_devices() -> int | None:
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return len([x for x in env.split(",") if x.strip() and not x.strip().startswith("-")])
-    if not Path("/dev").is_dir():
-        return None
-    return len([p for p in Path("/dev").iterdir() if re.fullmatch(r"nvidia\d+", p.name)])
-
-
-def device_problem(device: str) -> str | None:
-    """Why ``device`` is unavailable here, judged without importing torch (validate), or None."""
-    if device.startswith("cuda"):
-        version, gpu_build = _torch_build()
-        if not gpu_build:
-            return f"this torch build ({version}) has no CUDA support; allowed here: auto, cpu"
-        count = _visible_cuda_devices() if _nvidia_build() else None
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if count is not None and count == 0 and Path("/dev").is_dir() and not Path("/dev/dxg").exists():
-            return "this machine has no CUDA device; allowed here: auto, cpu"
-        if count is not None and index >= count > 0:
-            return f"this machine has {count} CUDA device(s); allowed: cuda:0..cuda:{count - 1}, auto, cpu"
-    if device == "mps" and not (platform.system() == "Darwin" and platform.machine() == "arm64"):
-        return "mps is Apple silicon's GPU and this is not an Apple silicon Mac; allowed here: auto, cpu"
-    return None
-
-
-def torch_device_problem(device: str) -> str | None:
-    """The same question asked of torch itself (run imports torch anyway)."""
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            return f"torch {torch.__version__} reports no usable CUDA device; allowed here: auto, cpu"
-        index = int(device.split(":")[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            n = torch.cuda.device_count()
-            return f"this machine has {n} CUDA device(s); allowed: cuda:0..cuda:{n - 1}, auto, cpu"
-    if device == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            return f"torch {torch.__version__} reports MPS unavailable; allowed here: auto, cpu"
-    return None
-
-
-# ----------------------------------------------------------------------------- model sizes
-
-
-@dataclass
-class ModelFacts:
-    """What the checks need from a model config."""
-
-    kind: str  # seq2seq | causal | classifier
-    encoder_positions: int | None  # longest input (None: no fixed table)
-    decoder_positions: int | None  # longest generated/target sequence (seq2seq) or whole sequence (causal)
-    vocab: int | None
-    hidden: int | None
-    layers: int  # all layers a training step goes through
-    decoder_layers: int  # layers holding a key/value cache while decoding
-    heads: int
-
-
-def _first(cfg: dict, *keys: str) -> Any:
-    for k in keys:
-        v = cfg.get(k)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-    return None
-
-
-def model_facts(cfg: dict, spec: ModelSpec) -> ModelFacts:
-    text_cfg = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
-    archs = " ".join(cfg.get("architectures") or [])
-    kind = spec.kind
-    if kind == "auto":
-        kind = "seq2seq" if cfg.get("is_encoder_decoder") else \
-            "causal" if ("CausalLM" in archs or "LMHead" in archs) else "classifier" if archs else "causal"
-    mtype = str(cfg.get("model_type", ""))
-    bounded = mtype not in UNBOUNDED_TYPES and not any(k in text_cfg for k in UNBOUNDED_KEYS) and \
-        text_cfg.get("position_embedding_type", "absolute") == "absolute"
-    pos = _first(text_cfg, "max_position_embeddings", "n_positions", "max_positions", "n_ctx") if bounded else None
-    if pos is not None and mtype in OFFSET_TYPES:
-        pad = text_cfg.get("pad_token_id")
-        pos -= (pad if isinstance(pad, int) else 1) + 1
-    enc_pos = _first(text_cfg, "max_source_positions") or pos if bounded else None
-    dec_pos = _first(text_cfg, "max_target_positions") or pos if bounded else None
-    layers_total = (_first(text_cfg, "encoder_layers") or 0) + (_first(text_cfg, "decoder_layers") or 0) \
-        or _first(text_cfg, "num_hidden_layers", "n_layer", "num_layers") or 1
-    dec_layers = _first(text_cfg, "decoder_layers", "num_decoder_layers", "num_hidden_layers", "n_layer",
-                        "num_layers") or 1
-    return ModelFacts(kind=kind, encoder_positions=enc_pos, decoder_positions=dec_pos,
-                      vocab=_first(text_cfg, "decoder_vocab_size", "vocab_size"),
-                      hidden=_first(text_cfg, "d_model", "hidden_size", "n_embd", "dim"),
-                      layers=layers_total, decoder_layers=dec_layers,
-                      heads=_first(text_cfg, "decoder_attention_heads", "num_attention_heads", "n_head") or 1)
-
-
-def ram_bytes() -> int | None:
-    """Physical memory (MemTotal): an estimate above it cannot fit, whatever else is running."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _gb(n: float) -> str:
@@ -322,28 +60,6 @@ def _gb(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} bytes"
-
-
-def dtype_bytes(spec: ModelSpec) -> int:
-    return 2 if spec.dtype in ("float16", "bfloat16") else 4
-
-
-def decode_row_bytes(facts: ModelFacts, spec: ModelSpec) -> int:
-    """Bytes one hypothesis (one beam of one sentence) needs at a decoder step, at least: its
-    vocabulary logits and log-probabilities in float32, plus one position of key/value cache
-    (self-attention, and cross-attention for encoder-decoders) in every decoder layer."""
-    kv = 2 * facts.decoder_layers * (facts.hidden or 0) * dtype_bytes(spec) * (2 if facts.kind == "seq2seq" else 1)
-    return 2 * 4 * (facts.vocab or 0) + kv
-
-
-def train_example_bytes(facts: ModelFacts, spec: ModelSpec, length: int, vocab_logits: bool) -> int:
-    """Activation bytes of one training example of ``length`` tokens (forward kept for backward):
-    per layer s*h*(34 + 5*a*s/h) bytes at 16-bit (Korthikanti et al. 2022, eq. 1), scaled to the
-    dtype; plus float32 logits and their gradient when the loss is over the vocabulary."""
-    h = facts.hidden or 0
-    per_layer = length * h * (34 + 5 * facts.heads * length / max(h, 1)) * dtype_bytes(spec) / 2
-    logits = 2 * 4 * length * (facts.vocab or 0) if vocab_logits else 0
-    return int(facts.layers * per_layer + logits)
 
 
 # ----------------------------------------------------------------------------- the checks
@@ -628,3 +344,50 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:
+    """One error per model whose engine is not installed, and per decoder (or decoder parameter)
+    that meets a model whose engine cannot run it in some cell of the grid."""
+    out = _Collector(resolved)
+    models = resolved.experiment.models
+    for i, spec in enumerate(models):
+        info = ENGINES.get(spec.engine)
+        if info is None:
+            continue
+        if importlib.util.find_spec(info.package) is None:
+            out.add(("models", i, "engine"), f"engine {info.name} needs the {info.package} package, which is not "
+                                             f"installed: {info.install}")
+        elif spec.engine == "ctranslate2" and spec.compute_type != "auto":
+            problem = ct2_compute_type_problem(spec.compute_type, spec.device)
+            if problem:
+                out.add(("models", i, "compute_type"), problem)
+        if spec.device.startswith("mps"):
+            out.add(("models", i, "device"), f"engine {info.name} runs on cpu or cuda, not on device '{spec.device}'")
+        if spec.local and spec.engine == "ctranslate2":
+            try:
+                problem = ct2_layout_problem(read_config_json(spec.path))
+            except HarnessError:
+                problem = None  # an unreadable config.json is reported by check_models
+            if problem:
+                out.add(("models", i, "engine"), f"model '{spec.display}': {problem}")
+    places = _places(resolved)
+    for cell in resolved.cells():
+        info = ENGINES.get(cell.model.engine)
+        if info is None or cell.decoder is None:
+            continue
+        where = places.get(id(cell.decoder))
+        loc = ("decoders", where.index) if where is not None else ("decoders",)
+        dec = cell.decoder
+        if dec.name not in info.decoders:
+            why = f": {info.no_diverse}" if dec.name == "diverse_beam" and info.no_diverse else ""
+            out.add(loc + ("name",), f"decoder '{dec.name}' cannot run on model '{cell.model.display}' "
+                                     f"(engine {info.name}{why}); engine {info.name} runs: {', '.join(info.decoders)}")
+            continue
+        for param, (allowed, why) in info.params.get(dec.name, {}).items():
+            value = getattr(dec.params, param)
+            if not any(value is a or (value == a and type(value) is type(a)) for a in allowed):
+                out.add(loc + ("params", param), f"model '{cell.model.display}' (engine {info.name}) cannot honour "
+                                                 f"{param}={value!r}: {why}; allowed: "
+                                                 f"{', '.join('null' if a is None else str(a).lower() for a in allowed)}")
+    return out.errors

@@ -94,7 +94,7 @@ def pack_linear_layers(model: Any) -> Any:
 def conv1d_as_linear(model: Any) -> Any:
     """Replace transformers' ``Conv1D`` layers (GPT-2 and its kin: ``y = x W + b`` with ``W`` stored
     as in x out) by the equal ``nn.Linear`` (weight ``W^T``), in place. Inference-only rewrites
-    that act on Linear layers (oneDNN packing here, int8 quantization in :mod:`harness.models`)
+    that act on Linear layers (oneDNN packing here, int8 quantization in :mod:`harness.models.hf`)
     then reach every block of such a model, not only its output projection."""
     import torch
 

@@ -1,9 +1,11 @@
-"""Experiment configs: YAML → validated :class:`Experiment` → grid of :class:`Cell`.
+"""Experiment configs: YAML data → validated :class:`Experiment` → grid of :class:`Cell`.
 
-Validation happens here, once, without loading any model: schema (pydantic), plugin names
-(with did-you-mean), plugin parameters (each plugin's ``Params``), files that must exist,
-task compatibility and label uniqueness. Every problem becomes a :class:`ConfigError` that
-names the file, line, key path and allowed values.
+:func:`resolve` validates a config once, without loading any model or reading a model's files
+beyond "is this a model directory": schema (pydantic), plugin names (with did-you-mean), plugin
+parameters (each plugin's ``Params``), files that must exist, task compatibility and label
+uniqueness. Every problem becomes a :class:`ConfigError` that names the file, line, key path and
+allowed values. It checks nothing against the models and this machine: that is
+:mod:`harness.experiment.checks`, which :mod:`harness.experiment.load` runs after it.
 
 Sweeps: a list given for a scalar parameter expands into one entry per value (the cartesian
 product over all swept keys of an entry). The grid is models × benchmarks × strategies ×
@@ -11,7 +13,6 @@ decoders × seeds, restricted to compatible combinations (decoders apply to gene
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import types
 import typing
@@ -21,11 +22,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
-from .models import ModelSpec
-from .params import Params, Seed, StrictModel, allowed_range, is_sweep
-from .plugins import PluginSet, default_plugins
-from .yamlio import line_of, load_yaml_file
+from ..errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError, unknown_choice_message
+from ..models.spec import ModelSpec
+from ..params import Params, Seed, StrictModel, allowed_range, is_sweep
+from ..plugins import PluginSet, default_plugins
+from .yamlio import line_of
 
 GENERATION_TASKS = ("translation",)
 DEFAULT_METRICS = {"translation": ["bleu", "chrf", "ter"], "classification": ["accuracy", "macro_f1", "mcc"]}
@@ -71,7 +72,7 @@ class Experiment(StrictModel):
     baseline: Baseline = Field(default_factory=Baseline)
     output_dir: str | None = Field(None, description="default output directory (relative to the config)")
     threads: int | None = Field(None, ge=1, description="torch threads per cell (default: free cores, see "
-                                                        "harness.threads.decide_threads); `--threads` overrides")
+                                                        "harness.run.threads.decide_threads); `--threads` overrides")
     data_dir: str | None = Field(None, description="where benchmark presets find local copies (relative to the "
                                                    "config; default $HARNESS_DATA_DIR); see `harness benchmarks`")
     limit: int | None = Field(None, ge=1, description="evaluate only this many test examples of every benchmark "
@@ -192,11 +193,11 @@ def model_tasks(spec: ModelSpec) -> tuple[str, ...]:
     ``kind: auto`` is assumed to fit every task."""
     kind = spec.kind
     if kind == "auto" and spec.local:
-        from .prechecks import read_config_json
+        from ..models.facts import read_config_json
 
         try:
             cfg = read_config_json(spec.path)
-        except HarnessError:  # reported by prechecks.check_models
+        except HarnessError:  # reported by harness.experiment.checks.check_models
             cfg = {}
         archs = " ".join(cfg.get("architectures") or [])
         if cfg.get("is_encoder_decoder"):
@@ -319,7 +320,7 @@ def plain_data(x: Any) -> Any:
 
 
 def apply_override(raw: Any, assignment: str) -> None:
-    """Apply one ``--set key.path=value`` (value parsed as YAML) in place (see harness.overrides)."""
+    """Apply one ``--set key.path=value`` (value parsed as YAML) in place (see harness.experiment.overrides)."""
     from .overrides import apply, parse_set
 
     apply(raw, parse_set(assignment))
@@ -486,40 +487,4 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
                           "(translation needs a seq2seq or causal model, classification an encoder)")
-    from .engines import check_engines  # engine: ctranslate2 runs only some decoders; say so now
-
-    problems = check_engines(resolved)
-    if problems:
-        raise ConfigErrors(problems)
-    if check_files:  # models against their config.json and this machine: cheap reads, no torch
-        from .prechecks import check_models
-
-        problems = check_models(resolved)
-        if problems:
-            raise ConfigErrors(problems)
     return resolved
-
-
-def load_experiment(path: str | Path, overrides: list[str] = (), *, plugins: PluginSet | None = None,
-                    check_files: bool = True) -> ResolvedExperiment:
-    """Read, edit (``overrides``: ``--set`` strings or :class:`harness.overrides.Override`) and
-    resolve a config; errors in an edited value name the edit, not a line of the file."""
-    from .overrides import apply_all, attribute, parse_set
-
-    path = Path(path)
-    raw = load_yaml_file(path)
-    if isinstance(raw, dict) and overrides:
-        raw = copy.deepcopy(raw)
-    edits = [parse_set(o) if isinstance(o, str) else o for o in overrides]
-    trail = apply_all(raw, edits) if isinstance(raw, dict) else []
-    try:
-        return resolve(raw, str(path), path.parent.resolve(), plugins=plugins, check_files=check_files)
-    except HarnessError as e:
-        raise attribute(e, trail) from None
-
-
-def load_experiment_dict(data: dict, *, base_dir: str | Path = ".", source: str = "<dict>",
-                         plugins: PluginSet | None = None) -> ResolvedExperiment:
-    """Programmatic use and tests: resolve a config given as a Python dict."""
-    return resolve(copy.deepcopy(data), source, Path(base_dir).resolve(), plugins=plugins)
-

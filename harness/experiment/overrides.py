@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, ConfigErrors, HarnessError
+from ..errors import ConfigError, ConfigErrors, HarnessError
 from .yamlio import LineDict, load_yaml_text
 
 WILDCARD = "*"

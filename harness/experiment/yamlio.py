@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .params import path_kind
+from ..errors import ConfigError
+from ..params import path_kind
 
 
 class LineDict(dict):
