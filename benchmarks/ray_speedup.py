@@ -113,7 +113,7 @@ def one_run(workdir: Path, cells: int, arm: str, workload: str = "decode") -> di
     import torch
 
     from harness.experiment.load import load_experiment
-    from harness.runner import run_experiment
+    from harness.run.runner import run_experiment
 
     # the local arms name their threads: the harness's default would follow the machine's load
     threads = {"local-1t": 1, "local-2t": 2}.get(arm)

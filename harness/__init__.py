@@ -6,7 +6,7 @@ Public API: :func:`load_results` (a run's metrics as a DataFrame), :func:`load_e
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def load_results(outdir):
@@ -23,7 +23,7 @@ def load_experiment(path, overrides=()):
 
 
 def run_experiment(resolved, outdir, **kw):
-    from .runner import run_experiment as _run
+    from .run.runner import run_experiment as _run
 
     return _run(resolved, outdir, **kw)
 

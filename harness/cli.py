@@ -157,7 +157,7 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
     stopped, finished cells are kept, run again once there is space; 130 interrupted.
     """
     from .experiment.oneliner import build
-    from .runner import run_experiment
+    from .run.runner import run_experiment
 
     if only_failed and skip_failed:
         raise HarnessError("--retry-failed and --skip-failed contradict each other; give one of them")

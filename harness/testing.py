@@ -145,7 +145,7 @@ def run_config(config: dict[str, Any] | str | Path, outdir: str | Path, *, overr
     from .experiment.overrides import apply_all, attribute, parse_set
     from .plugins import PluginSet
     from .results import load_run
-    from .runner import run_experiment
+    from .run.runner import run_experiment
 
     plugin_set = PluginSet(extra=list(plugins)) if plugins else None
     outdir = Path(outdir)

@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from harness.outputs import METRIC_COLUMNS
+from harness.run.outputs import METRIC_COLUMNS
 from harness.store import atomic_write_json, canonical_hash, write_jsonl
 
 TRANSLATION_METRICS = ("bleu", "chrf", "ter")

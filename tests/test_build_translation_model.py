@@ -145,7 +145,7 @@ def test_studies_of_the_trained_model_reuse_its_checkpoint_and_seeds_only_where_
     from conftest import shared_data
 
     from harness.experiment.load import load_experiment
-    from harness.runner import cell_key
+    from harness.run.runner import cell_key
     from harness.store import model_fingerprint
     from harness.training import checkpoint_model, checkpoint_params
 

@@ -1,4 +1,4 @@
-"""Classification evaluation (harness.classification.predict) and classification cells end to end.
+"""Classification evaluation (harness.run.classify.predict) and classification cells end to end.
 
 Predictions come back in test order with probabilities in the benchmark's label order, from
 clean inputs batched longest-first; label names follow the model's id2label; a model whose head
@@ -79,7 +79,7 @@ def reference_probs(path: Path, texts) -> list[list[float]]:
 
 
 def test_predictions_follow_test_order_and_match_unbatched_inference(tmp_path):
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     path = labelled_bert(tmp_path / "m", {0: "neg", 1: "pos"})
     preds = predict(ModelSpec(path=str(path), local=True), data_for(["neg", "pos"]), ctx(tmp_path))
@@ -95,7 +95,7 @@ def test_kernels_onednn_classifies_with_packed_linear_layers(tmp_path, monkeypat
     """kernels: onednn is an inference setting: classification prediction runs the classifier
     with its Linear layers prepacked (not silently with the default kernels), same probabilities."""
     from harness.models import kernels
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     if not kernels.available():
         pytest.skip("torch without oneDNN")
@@ -112,7 +112,7 @@ def test_kernels_onednn_classifies_with_packed_linear_layers(tmp_path, monkeypat
 
 
 def test_label_names_follow_the_models_id2label_and_probs_the_benchmarks_order(tmp_path):
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     path = labelled_bert(tmp_path / "m", {0: "pos", 1: "neg"})  # ids in the opposite order
     preds = predict(ModelSpec(path=str(path), local=True), data_for(["neg", "pos"]), ctx(tmp_path))
@@ -125,7 +125,7 @@ def test_evaluation_inputs_are_clean_sorted_by_length_and_padded_per_batch(tmp_p
     import transformers
     from transformers import AutoTokenizer
 
-    import harness.classification as classification
+    import harness.run.classify as classification
 
     path = labelled_bert(tmp_path / "m", {0: "neg", 1: "pos"})
     seen = []
@@ -148,7 +148,7 @@ def test_evaluation_inputs_are_clean_sorted_by_length_and_padded_per_batch(tmp_p
 
 
 def test_none_strategy_on_a_head_with_other_labels_is_a_clear_error(tmp_path, tiny_bert):
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     with pytest.raises(HarnessError) as info:
         predict(ModelSpec(path=str(tiny_bert), local=True), data_for(["negative", "positive"]), ctx(tmp_path))
@@ -161,7 +161,7 @@ def test_none_strategy_on_a_head_with_other_labels_is_a_clear_error(tmp_path, ti
 def test_a_model_without_classification_head_is_a_clear_error(tmp_path, tiny_bert):
     from transformers import BertModel
 
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     BertModel.from_pretrained(tiny_bert).save_pretrained(tmp_path / "enc")
     with pytest.raises(HarnessError, match=r"has no sequence-classification head \(architectures: BertModel\); "
@@ -170,7 +170,7 @@ def test_a_model_without_classification_head_is_a_clear_error(tmp_path, tiny_ber
 
 
 def test_random_init_classifier_is_seeded_and_uses_the_benchmark_labels(tmp_path, tiny_bert):
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     spec = ModelSpec(path=str(tiny_bert), local=True, init="random")
     data = data_for(["x", "y", "z"])
@@ -205,7 +205,7 @@ def test_classification_cells_run_end_to_end(tmp_path, tiny_bert):
     import pandas as pd
 
     from harness.experiment.load import load_experiment_dict
-    from harness.runner import run_experiment
+    from harness.run.runner import run_experiment
 
     from test_strategies import sentiment
 
@@ -244,7 +244,7 @@ def test_minilm_encoder_gets_a_labelled_head_on_sst2(tmp_path):
     import importlib.util
 
     from conftest import shared_data
-    from harness.classification import predict
+    from harness.run.classify import predict
     from harness.plugins import default_plugins
 
     sst2 = shared_data("sst2")

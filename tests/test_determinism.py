@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from harness.experiment.load import load_experiment
-from harness.runner import run_experiment
+from harness.run.runner import run_experiment
 
 CONFIG = """\
 name: determinism

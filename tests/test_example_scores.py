@@ -9,8 +9,8 @@ import sacrebleu
 
 from harness.api import Example, Metric, MetricValue
 from harness.experiment.load import load_experiment_dict
-from harness.example_scores import metric_example_scores
-from harness.runner import run_experiment
+from harness.run.example_scores import metric_example_scores
+from harness.run.runner import run_experiment
 
 
 def rows_of(path):

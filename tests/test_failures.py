@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import harness.experiment.config
 from harness.cli import main
 from harness.experiment.load import load_experiment
-from harness.runner import run_experiment
+from harness.run.runner import run_experiment
 
 GRID = """\
 name: failures

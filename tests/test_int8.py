@@ -76,7 +76,7 @@ def test_float32_and_int8_cells_have_different_keys(tmp_path, tiny_marian, trans
     src, ref = translation_files
     r32 = load_experiment_dict(config({"path": str(tiny_marian), "dtype": "float32"}, src, ref))
     r8 = load_experiment_dict(config({"path": str(tiny_marian), "dtype": "int8"}, src, ref))
-    from harness.runner import cell_key
+    from harness.run.runner import cell_key
 
     assert cell_key(r32.cells()[0]) != cell_key(r8.cells()[0])
     assert r32.cells()[0].model.precision == "float32"

@@ -100,7 +100,7 @@ def test_runner_writes_the_same_bleu(multi30k, tmp_path, tiny_marian):
     from harness.experiment.load import load_experiment
     from harness.plugins import PluginSet
     from harness.results import load_results
-    from harness.runner import run_experiment
+    from harness.run.runner import run_experiment
 
     (tmp_path / "model").symlink_to(tiny_marian, target_is_directory=True)
     (tmp_path / "exp.yaml").write_text(textwrap.dedent(f"""\

@@ -162,7 +162,7 @@ def test_a_run_stores_the_test_set_fingerprint_per_cell(tmp_path, translation_fi
     import json
 
     from harness.experiment.load import load_experiment_dict
-    from harness.runner import run_experiment
+    from harness.run.runner import run_experiment
 
     resolved = load_experiment_dict({
         "name": "fp", "seeds": [0], "models": [{"path": str(tiny_marian), "label": "tiny"}],

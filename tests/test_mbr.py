@@ -232,7 +232,7 @@ def test_the_decoders_study_config_compares_six_arms_with_seeds_only_where_they_
     from conftest import SHARED_DATA
 
     from harness.experiment.load import load_experiment
-    from harness.runner import cell_key
+    from harness.run.runner import cell_key
 
     if not SHARED_DATA.exists():
         pytest.skip(f"configs/decoders-study.yaml reads ../shared/data, absent at {SHARED_DATA}")

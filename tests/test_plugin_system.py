@@ -20,7 +20,7 @@ from harness.errors import HarnessError, UnknownPluginError
 from harness.params import Params
 from harness.plugins import BUILTIN_DISTRIBUTION, HOOK_FOR_KIND, PluginSet, default_plugins
 from harness.registry import Registry
-from harness.runner import run_experiment
+from harness.run.runner import run_experiment
 
 from conftest import loading
 

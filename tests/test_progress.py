@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-import harness.progress as progress_mod
+import harness.run.progress as progress_mod
 from harness.cli import main
 from harness.experiment.load import load_experiment
-from harness.progress import LineProgress, Progress, RichProgress, format_eta, make_progress
-from harness.runner import CellOutcome, run_experiment
+from harness.run.progress import LineProgress, Progress, RichProgress, format_eta, make_progress
+from harness.run.jobs import CellOutcome
+from harness.run.runner import run_experiment
 
 
 class Clock:

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FIXTURE_PLUGINS
 from harness.experiment.load import load_experiment
-from harness.runner import run_experiment
+from harness.run.runner import run_experiment
 
 ray = pytest.importorskip("ray", reason="the ray executor is an optional extra: pip install 'nlp-eval-harness[ray]'")
 

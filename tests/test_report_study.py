@@ -384,7 +384,7 @@ def test_a_real_run_gets_its_study_factors_and_mlm_head_losses_from_what_harness
     the factors come from the labels and the recorded strategy parameters, the MLM losses from
     each aux_mlm cell's finetune.json."""
     from harness.experiment.load import load_experiment_dict
-    from harness.runner import run_experiment
+    from harness.run.runner import run_experiment
     from test_strategies import sentiment
 
     for name, n, seed, prefix in (("train.tsv", 80, 0, "a"), ("test.tsv", 30, 2, "c"), ("train2.tsv", 80, 5, "b"),

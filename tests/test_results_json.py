@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.experiment.load import load_experiment_dict
-from harness.runner import run_experiment
+from harness.run.runner import run_experiment
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_manifest_records_the_sha256_of_every_data_file_read(run_dir):
 def test_hub_revisions_come_from_the_local_cache_and_are_null_when_unknown(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from harness.provenance import cached_commit
+    from harness.run.provenance import cached_commit
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     ref = tmp_path / "models--Helsinki-NLP--opus-mt-en-de" / "refs" / "main"
@@ -124,7 +124,7 @@ def test_data_files_follow_globs_and_directories(tmp_path):
     """hf_* benchmarks' data_files may be glob patterns, text benchmarks may name a directory."""
     import hashlib
 
-    from harness.provenance import data_files
+    from harness.run.provenance import data_files
 
     (tmp_path / "d").mkdir()
     for name in ("a.jsonl", "b.jsonl", "c.txt"):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.experiment.load import load_experiment
-from harness.runner import run_experiment
+from harness.run.runner import run_experiment
 from harness.store import TMP_SUFFIX, read_cell_record, sha256_file
 
 # delay: a cell takes about 1 s, so after the condition that triggers Ctrl-C (one cell done, one
@@ -481,12 +481,12 @@ def test_digests_of_big_weight_files_are_hashed_once_across_runs(tmp_path, monke
 
 def test_a_full_temp_directory_is_one_line_too(small, monkeypatch):
     cfg, out, before, keys = small
-    import harness.runner
+    import harness.run.runner
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/tmp/harness-check-x1")
 
-    monkeypatch.setattr(harness.runner.tempfile, "TemporaryDirectory", full)
+    monkeypatch.setattr(harness.run.runner.tempfile, "TemporaryDirectory", full)
     res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(out), "--cache-dir", str(cfg.parent / "cache")])
     assert res.exit_code == 3
     assert res.stderr == "error: cannot write /tmp/harness-check-x1: [Errno 28] No space left on device\n"

@@ -121,12 +121,12 @@ def test_default_threads_follow_the_usable_cores_not_the_load(monkeypatch, proje
     import os
 
     from harness.experiment.load import load_experiment
-    from harness.threads import decide_threads
+    from harness.run.threads import decide_threads
 
-    import harness.threads
+    import harness.run.threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
-    monkeypatch.setattr(harness.threads, "CGROUP_CPU_MAX", str(project / "no-cgroup-here"))
+    monkeypatch.setattr(harness.run.threads, "CGROUP_CPU_MAX", str(project / "no-cgroup-here"))
     monkeypatch.setattr(os, "getloadavg", lambda: load)
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -156,12 +156,12 @@ def test_the_cli_stops_openmp_threads_from_spin_waiting(project):
 def test_a_container_cpu_quota_caps_the_default(monkeypatch, tmp_path):
     import os
 
-    import harness.threads
+    import harness.run.threads
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))  # the host's cores
     quota = tmp_path / "cpu.max"
-    monkeypatch.setattr(harness.threads, "CGROUP_CPU_MAX", str(quota))
+    monkeypatch.setattr(harness.run.threads, "CGROUP_CPU_MAX", str(quota))
     quota.write_text("200000 100000\n")  # docker run --cpus 2
-    assert harness.threads.usable_cores() == 2
+    assert harness.run.threads.usable_cores() == 2
     quota.write_text("max 100000\n")
-    assert harness.threads.usable_cores() == 64
+    assert harness.run.threads.usable_cores() == 64

@@ -96,7 +96,7 @@ def test_every_fine_tuning_strategy_is_covered():
 
 @pytest.mark.parametrize("name", FINE_TUNING)
 def test_strategy_learns_the_task_and_writes_a_labelled_checkpoint(tmp_path, tiny_bert, name):
-    from harness.classification import predict
+    from harness.run.classify import predict
 
     data = sentiment_data(200)
     ctx = ctx_for(tmp_path)

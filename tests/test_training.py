@@ -497,7 +497,7 @@ def test_one_trained_checkpoint_serves_every_cpu_decoding_variant(tmp_path, tiny
 
 def test_train_seed_gives_deterministic_decoders_one_cell_for_all_seeds(tmp_path, tiny_marian, translation_files):
     from harness.experiment.load import load_experiment_dict
-    from harness.runner import cell_key
+    from harness.run.runner import cell_key
 
     src, ref = translation_files
     cfg = {"name": "pinned", "seeds": [0, 1, 2], "models": [{"path": str(tiny_marian), "init": "random"}],

@@ -2,7 +2,7 @@
 
 Every cell becomes one task with the resources the executor params ask for (``num_cpus``,
 ``num_gpus``, ``memory``), so Ray packs as many cells onto the machines as fit. A task runs the
-same :class:`harness.runner.Worker` as the local executor: it writes the cell's
+same :class:`harness.run.runner.Worker` as the local executor: it writes the cell's
 ``cells/<key>/`` files itself, atomically, so results land in the same run directory and cache,
 and a resumed run (with either executor) reuses them. A cell that raises is recorded as failed
 by its task; a task whose worker process dies (killed, segfault, Ray's out-of-memory killer) is
@@ -80,7 +80,7 @@ def run_cell(job, torch_threads: int):
     global _PROCESS_WORKER
     import torch
 
-    from harness.runner import Worker
+    from harness.run.runner import Worker
 
     if torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
@@ -99,7 +99,7 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             raise HarnessError("executor 'ray' needs Ray: pip install 'nlp-eval-harness[ray]' (or pip install ray)") from None
-        from harness.runner import record_failure
+        from harness.run.runner import record_failure
         from harness.store import storage_fault
 
         p = self.params

@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .api import Example, Metric
+from ..api import Example, Metric
 
 
 def sacrebleu_scorer(metric: Metric) -> Any:

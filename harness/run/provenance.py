@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .store import content_digest
+from ..store import content_digest
 
 MAX_DIR_FILES = 1000  # a directory with more files is recorded by its listing digest only
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")

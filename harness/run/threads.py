@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .experiment.config import ResolvedExperiment
+    from ..experiment.config import ResolvedExperiment
 
 
 def set_torch_threads(n: int | None) -> None:

@@ -1,5 +1,6 @@
 """Running an experiment: cells → executor → cached cell results → metrics.csv, predictions, reports
-(what the run directory receives is :mod:`harness.outputs`; threads per cell, :mod:`harness.threads`).
+(what the run directory receives is :mod:`harness.run.outputs`; threads per cell, :mod:`harness.run.threads`;
+the data passed around, :mod:`harness.run.jobs`).
 
 A cell runs in four steps: load the benchmark data, let the strategy prepare the model
 (e.g. fine-tune it), produce predictions (a decoder for generation tasks, the classifier for
@@ -37,18 +38,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .experiment.config import Cell, Component, ResolvedExperiment
-from .errors import DataError, HarnessError, describe_exception
+from .._version import __version__
+from ..errors import DataError, HarnessError, describe_exception
+from ..experiment.config import Cell, Component, ResolvedExperiment
+from ..ranking import testset_of_rows
+from ..store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
+                     default_cache_dir, model_fingerprint, portable_params, read_cell_record, read_jsonl,
+                     remove_temp_files, sha256_file, storage_fault)
 from .example_scores import metric_example_scores, row_scores
+from .jobs import CellJob, CellOutcome, RunSummary
 from .outputs import refuse_other_config, write_results
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec, describe_value,
                       not_finite, who)
-from .ranking import testset_of_rows
-from .store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
-                    default_cache_dir, model_fingerprint, portable_params, read_cell_record, read_jsonl,
-                    remove_temp_files, sha256_file, storage_fault)
 from .threads import decide_threads, set_torch_threads, torch_threads
 
 log = logging.getLogger("harness")
@@ -92,40 +94,6 @@ def cell_key(cell: Cell) -> str:
         "decoder": _key_id(cell.decoder),
         "seed": cell.seed if seed_matters else None,
     })
-
-
-@dataclass
-class CellJob:
-    """Everything needed to run one cell anywhere (picklable, for remote executors)."""
-
-    key: str
-    cell: Cell
-    metrics: list[Component]
-    outdir: str
-    cache_dir: str
-    index: int = 0
-    total: int = 0
-    threads: int | None = None  # torch threads for this cell (None: leave the process's setting)
-
-    @property
-    def celldir(self) -> Path:
-        return Path(self.outdir) / "cells" / self.key
-
-
-@dataclass
-class CellOutcome:
-    key: str
-    labels: dict[str, Any]
-    status: str  # "done" | "cached" | "failed" | "skipped"
-    seconds: float = 0.0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    index: int = 0
-    traceback: str | None = None
-    metric_errors: list[str] = field(default_factory=list)  # metrics that failed or gave NaN (cell kept)
-    # per row of predictions.jsonl: its ``scores`` object (harness.example_scores), published in predictions/
-    row_scores: list[dict[str, Any]] | None = None
-    score_signatures: dict[str, str] = field(default_factory=dict)  # metric label -> how its row scores were made
 
 
 def seed_everything(seed: int) -> None:
@@ -187,7 +155,7 @@ class Worker:
         self.progress = progress or Progress()
 
     def generation_model(self, spec, seed: int):
-        from .engines import load_generation_model
+        from ..engines import load_generation_model
 
         key = canonical_hash([model_fingerprint(spec), seed if spec.init == "random" else None])
         if key != self._model_key:
@@ -241,7 +209,7 @@ class Worker:
         return self.score(job, rows, "done", seconds)
 
     def _execute(self, job: CellJob) -> tuple[list[dict], dict[str, float]]:
-        from .api import CellContext
+        from ..api import CellContext
 
         cell = job.cell
         job.celldir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +227,7 @@ class Worker:
         seed_everything(cell.seed)
         t = time.perf_counter()
         if cell.task == "classification":
-            from .classification import predict
+            from .classify import predict
 
             preds = predict(spec, data, ctx)
             rows = [{"id": ex.id, "source": ex.source, **({"source_pair": ex.source_pair} if ex.source_pair else {}),
@@ -296,7 +264,7 @@ class Worker:
                                traceback=traceback.format_exc())
 
     def _finish(self, job: CellJob, rows: list[dict], status: str, seconds: float) -> CellOutcome:
-        from .api import Example
+        from ..api import Example
 
         cell = job.cell
         examples = [Example(id=r["id"], source=r["source"], reference=r.get("reference") if cell.task != "classification" else None,
@@ -364,24 +332,6 @@ def _json(d: Any) -> str:
     return json.dumps(d, sort_keys=True, ensure_ascii=False)
 
 
-@dataclass
-class RunSummary:
-    outdir: Path
-    outcomes: list[CellOutcome]
-    files: list[Path]
-    report_errors: list[str] = field(default_factory=list)
-    # files that could not be written (disk full, read-only...): the run stopped at the first
-    write_errors: list[str] = field(default_factory=list)
-    threads: int | None = None
-
-    @property
-    def failed(self) -> list[CellOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
-
-    def count(self, status: str) -> int:
-        return sum(o.status == status for o in self.outcomes)
-
-
 # ----------------------------------------------------------------------------- before any cell runs
 
 
@@ -395,7 +345,7 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
     :class:`HarnessError` stop the run: any other exception is a plugin bug, which the affected
     cells record as their failure while the other cells still run.
     """
-    from .api import CellContext
+    from ..api import CellContext
 
     problems: list[str] = []
     seen: set[str] = set()
@@ -419,11 +369,11 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
         if not data.test:
             problems.append(f"{resolved.source}: benchmarks: '{bench.label}': the test split has no examples")
         loaded[bench.label] = data
-    from .experiment.checks import check_runtime
+    from ..experiment.checks import check_runtime
 
     problems += check_runtime(resolved, jobs, loaded)
     for spec in {job.cell.model.path: job.cell.model for job in jobs if job.cell.model.local}.values():
-        from .models.hf import load_config
+        from ..models.hf import load_config
 
         try:
             load_config(spec)

@@ -72,8 +72,8 @@ class _CellLog(io.TextIOBase):
                 self._file = open(self.path, "a", encoding="utf-8", errors="replace")
             n = self._file.write(text)
             self._file.flush()
-        except OSError as e:  # a full disk: name the file (the run stops, see harness.runner)
-            from .store import OutputWriteError
+        except OSError as e:  # a full disk: name the file (the run stops, see harness.run.runner)
+            from ..store import OutputWriteError
 
             raise OutputWriteError(self.path, e) from e
         return n
@@ -92,7 +92,7 @@ class _CellLog(io.TextIOBase):
 def _our_dirs() -> tuple[str, ...]:
     import importlib.util
 
-    dirs = [Path(__file__).resolve().parent]
+    dirs = [Path(__file__).resolve().parent.parent]  # the harness package (this file is in harness/run/)
     with contextlib.suppress(ImportError, ValueError):
         spec = importlib.util.find_spec("harness_plugins")
         dirs += [Path(d).resolve() for d in (spec.submodule_search_locations or [])] if spec else []

@@ -16,7 +16,7 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from .api import BenchmarkData, Example, Hypothesis, MetricValue
+from ..api import BenchmarkData, Example, Hypothesis, MetricValue
 
 
 class PluginReturnError(TypeError):
@@ -37,7 +37,7 @@ def describe_value(value: Any, depth: int = 0) -> str:
 
 def who(component) -> str:
     """``decoder 'name' (package)`` for a config component or a plugin class."""
-    from .registry import distribution_of
+    from ..registry import distribution_of
 
     cls = getattr(component, "cls", component)
     package = distribution_of(cls.__module__)
@@ -73,7 +73,7 @@ def check_benchmark_data(component, data: Any) -> BenchmarkData:
 
 
 def check_model_spec(component, spec: Any):
-    from .models.spec import ModelSpec
+    from ..models.spec import ModelSpec
 
     if not isinstance(spec, ModelSpec):
         raise _fail(component, spec, "a ModelSpec (the input spec when nothing changes)")

@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import HarnessError, describe_exception
+from .._version import __version__
+from ..errors import HarnessError, describe_exception
+from ..store import (OutputWriteError, atomic_write_json, atomic_write_text, canonical_hash, read_jsonl, safe_child,
+                     sha256_file, slug, storage_fault)
 from .example_scores import with_scores
 from .provenance import data_files, hub_revisions
 from .returns import check_written_files
-from .store import (OutputWriteError, atomic_write_json, atomic_write_text, canonical_hash, read_jsonl, safe_child,
-                    sha256_file, slug, storage_fault)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .experiment.config import Cell, ResolvedExperiment
-    from .runner import CellJob, CellOutcome
+    from ..experiment.config import Cell, ResolvedExperiment
+    from .jobs import CellJob, CellOutcome
 
 log = logging.getLogger("harness")
 
@@ -293,7 +293,7 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
         write_errors.append(str(e))
     if outdir / "metrics.csv" not in files or outdir / "manifest.json" not in files:
         return files  # reports of a half-written result set would contradict it
-    from .results import load_run
+    from ..results import load_run
 
     results = load_run(outdir)
     for comp in resolved.reporters:
@@ -306,7 +306,7 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
                 write_errors.append(str(fault))
             else:
                 report_errors.append(f"reporter '{comp.label}' failed: {describe_exception(e)}")
-    from . import results_json
+    from .. import results_json
 
     try:  # after the reporters: it reuses their analysis (same settings), so its p-values are theirs
         files.append(results_json.write(results, outdir))

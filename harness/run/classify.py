@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 BATCH_SIZE = 64  # test examples per forward pass; inputs are short, so this fits any device
 
 
 def check_head(spec, config, labels: list[str]) -> None:
     """Refuse a pretrained model whose head does not predict exactly the benchmark's labels."""
-    from .training import head_labels
+    from ..training import head_labels
 
     if spec.init == "random":
         return  # a random model gets a head built for the benchmark's labels
@@ -46,9 +46,9 @@ def predict(spec, data, ctx) -> list[dict[str, Any]]:
     ``{"label": predicted label name, "probs": [p(label) for label in data.labels]}``."""
     import torch
 
-    from .errors import DataError
-    from .models.hf import load_config, load_hf_model, load_tokenizer, onednn_linear, resolve_device
-    from .training import collate, encode_inputs, sorted_batches
+    from ..errors import DataError
+    from ..models.hf import load_config, load_hf_model, load_tokenizer, onednn_linear, resolve_device
+    from ..training import collate, encode_inputs, sorted_batches
 
     labels = [str(x) for x in (data.labels or [])]
     if not labels:
