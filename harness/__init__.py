@@ -31,8 +31,8 @@ def run_experiment(resolved, outdir, **kw):
 def leaderboard(run_dirs, **kw):
     """Merge run directories into one leaderboard DataFrame (a row per benchmark, metric,
     configuration and run; identical cells counted once; ``table``/``group``/``note`` say which
-    scores are comparable: same signature and test set). See :mod:`harness.leaderboards`."""
-    from .leaderboards import leaderboard as _lb
+    scores are comparable: same signature and test set). See :mod:`harness.report.leaderboards`."""
+    from .report.leaderboards import leaderboard as _lb
 
     return _lb(run_dirs, **kw)
 

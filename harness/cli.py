@@ -227,7 +227,7 @@ def report(outdir: Path, reporters: tuple[str, ...], baselines: tuple[str, ...],
         cls = plugins.get("reporter", name)
         for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, target):
             click.echo(f"wrote {f}")
-    from .results_json import write as write_results_json
+    from .report.results_json import write as write_results_json
 
     click.echo(f"wrote {write_results_json(results, target)}")  # regenerated from the saved results
 
@@ -379,7 +379,7 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
     run given; each row says which run it came from. Scores with another metric signature
     (e.g. tokenizer) or test set go into a separate table with a note saying why.
     """
-    from .leaderboards import FORMATS, export, leaderboard
+    from .report.leaderboards import FORMATS, export, leaderboard
 
     targets = [(p, None) for p in outputs]
     targets += [(p, f) for p, f in ((csv_path, "csv"), (parquet_path, "parquet"), (md_path, "markdown"),

@@ -1,5 +1,9 @@
-"""Compatibility name of :mod:`harness.analysis` (the report analysis, now a package)."""
+"""Old name of :mod:`harness.report.analysis` (the report analysis), kept for one release.
+
+Import :mod:`harness.report` (``from harness.report import analyze, AnalysisParams``) instead;
+this alias will be removed in the next release.
+"""
 from __future__ import annotations
 
-from .analysis import *  # noqa: F401,F403
-from .analysis import __all__  # noqa: F401
+from .report.analysis import *  # noqa: F401,F403
+from .report.analysis import __all__  # noqa: F401

@@ -117,7 +117,7 @@ def test_report_in_headless_chromium(browser_page, tmp_path):
 
 def test_leaderboard_page_in_headless_chromium(browser_page, tmp_path):
     import harness
-    from harness.leaderboards import export
+    from harness.report.leaderboards import export
 
     page, log = browser_page
     out = build_demo_run(tmp_path / "run")

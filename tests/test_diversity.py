@@ -64,7 +64,7 @@ def test_the_report_says_n_a_for_list_metrics_of_one_hypothesis_decoders_and_nev
     sys.path.insert(0, str(Path(__file__).parent))
     from report_helpers import degrade, translation_benchmark, write_run
 
-    from harness.analysis import analyze
+    from harness.report import analyze
     from harness.results import load_run
 
     tb = translation_benchmark(8)

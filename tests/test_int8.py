@@ -136,13 +136,13 @@ def test_report_marks_reduced_precision_configurations(tmp_path, tiny_marian, tr
 @pytest.mark.parametrize("precision, mark", [("float32", None), ("ct2:float32", None), (None, None), ("int8", "int8"),
                                              ("bfloat16", "bfloat16"), ("ct2:int8_float32", "ct2:int8_float32")])
 def test_which_precisions_are_marked_as_reduced(precision, mark):
-    from harness.analysis.pairing import reduced_precision
+    from harness.report.analysis.pairing import reduced_precision
 
     assert reduced_precision(precision) == mark
 
 
 def test_a_baseline_model_pairs_each_model_with_it_at_the_same_decoder(tmp_path, tiny_marian, translation_files):
-    from harness.analysis import analyze
+    from harness.report import analyze
     from harness.results import load_run
 
     src, ref = translation_files

@@ -79,7 +79,7 @@ def test_filters(runs):
 
 
 def test_exports_round_trip(runs, tmp_path):
-    from harness.leaderboards import export
+    from harness.report.leaderboards import export
 
     df = harness.leaderboard(list(runs))
     export(df, tmp_path / "lb.csv")
@@ -239,7 +239,7 @@ def test_other_tokenizer_and_other_test_set_land_in_separate_tables(incomparable
 
 
 def test_separate_tables_and_notes_in_every_format(incomparable, tmp_path):
-    from harness.leaderboards import export
+    from harness.report.leaderboards import export
 
     a, c, s = incomparable
     df = harness.leaderboard([a, c, s])
@@ -301,7 +301,7 @@ def test_rows_are_labelled_by_the_parameters_that_differ(tmp_path):
     assert df["group"].tolist() == [1, 1, 1, 1]
     assert sorted(df["label"]) == ["beam[num_beams=4] @ r1", "beam[num_beams=4] @ r3", "greedy (max_new_tokens=3)",
                                    "greedy (max_new_tokens=6)"]
-    from harness.leaderboards import to_markdown
+    from harness.report.leaderboards import to_markdown
 
     md = to_markdown(df)
     decoders = [line.split("|")[2].strip() for line in md.splitlines() if line.startswith("|") and "Decoder" not in line
@@ -356,7 +356,7 @@ def test_classification_signature_n_is_reported_as_a_test_set_difference(tmp_pat
 def test_old_runs_without_fingerprints(tmp_path):
     """metrics.csv from before the testset column: the fingerprint comes from the cells' predictions;
     without those the run is its own table, and the note says the test set is unknown."""
-    from harness.ranking import testset_fingerprint
+    from harness.stats.ranking import testset_fingerprint
 
     tb = translation_benchmark(20)
     refs = tb["references"]
@@ -376,13 +376,13 @@ def test_old_runs_without_fingerprints(tmp_path):
     assert df.loc["new", "group"] == 1 and df.loc["old", "group"] == 2 and df.loc["old", "testset"] == ""
     assert df.loc["old", "note"] == ("not ranked with table 1: test set unknown (run old stores no test-set "
                                      "fingerprint and its cells' predictions are missing): not ranked with other runs")
-    from harness.leaderboards import to_html
+    from harness.report.leaderboards import to_html
 
     assert "test set: unknown" in to_html(df.reset_index())
 
 
 def test_signature_differences_name_each_field():
-    from harness.leaderboards import signature_differences
+    from harness.report.leaderboards import signature_differences
 
     assert signature_differences("nrefs:1|case:lc|eff:no|tok:13a|smooth:floor|version:2.4.0",
                                  "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0") == [
@@ -394,7 +394,7 @@ def test_signature_differences_name_each_field():
 
 
 def test_metric_plugins_direction_target_title_and_decimals_are_respected(tmp_path):
-    """A metric judged by closeness to a target ranks as the reports rank it (harness.ranking)."""
+    """A metric judged by closeness to a target ranks as the reports rank it (harness.stats.ranking)."""
     tb = translation_benchmark(10)
     refs = tb["references"]
     run = write_run(tmp_path / "r", benchmarks={"mt": tb}, extra_metric_plugins={"len_ratio": "len_ratio"}, cells=[
@@ -419,7 +419,7 @@ def test_metric_plugins_direction_target_title_and_decimals_are_respected(tmp_pa
     # to one decimal: 1.0 (beam4), 0.9 and 1.1 tie at distance 0.1
     assert df.set_index("decoder")["rank"].to_dict() == {"beam[num_beams=4]": 1, "greedy": 2, "beam[num_beams=2]": 2}
     assert set(df["direction"]) == {"target"} and set(df["target"]) == {1.0}
-    from harness.leaderboards import to_latex, to_markdown
+    from harness.report.leaderboards import to_latex, to_markdown
 
     md = to_markdown(df)
     assert "## mt: length ratio (closer to 1 is better)" in md
@@ -450,7 +450,7 @@ def test_a_missing_score_is_unranked_and_listed_last(tmp_path):
     df = harness.leaderboard([run], metrics=["self_bleu"])
     assert df["decoder"].tolist() == ["beam[num_beams=8]", "beam[num_beams=4]", "greedy"]  # lower is better
     assert df["rank"].tolist()[:2] == [1, 2] and pd.isna(df["rank"].iloc[2])
-    from harness.leaderboards import to_latex, to_markdown
+    from harness.report.leaderboards import to_latex, to_markdown
 
     assert re.search(r"\|\s+– \| greedy\s+\|\s+– \|", to_markdown(df))
     assert "– & greedy & – &" in to_latex(df) and "\\textbf{30.00}" in to_latex(df)

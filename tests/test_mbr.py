@@ -251,7 +251,7 @@ def test_the_report_places_mbr_in_the_diversity_plot_with_its_expected_utility_a
 
     from report_helpers import translation_benchmark, write_run
 
-    from harness.report_data import analyze
+    from harness.report import analyze
     from harness.results import load_run
     from harness_plugins.reporters._plots import diversity_plot
 

@@ -1,11 +1,11 @@
-"""harness.meta_analysis: DerSimonian-Laird pooling against a hand computation and statsmodels."""
+"""harness.stats.meta_analysis: DerSimonian-Laird pooling against a hand computation and statsmodels."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from harness.meta_analysis import paired_effect, pool_effects, pool_paired_differences
+from harness.stats.meta_analysis import paired_effect, pool_effects, pool_paired_differences
 
 # Three datasets: effects y and within-dataset variances v.
 Y = [1.0, 3.0, -0.5]
@@ -119,7 +119,7 @@ def test_masking_study_pairs_by_dataset_budget_and_seed_and_pools_across_dataset
 
     import pandas as pd
 
-    from harness.meta_analysis import masking_study
+    from harness.stats.meta_analysis import masking_study
 
     rows = []
     # accuracy = 70 + budget/100 + rate effect that differs by dataset, + a seed wobble

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.analysis import analyze
+from harness.report import analyze
 from harness.api import Metric, MetricValue
 from harness.hookspecs import hookimpl
 from harness.plugins import PluginSet
 from harness.results import load_run
-from harness import stats
+from harness.stats import significance as stats
 from report_helpers import degrade, translation_benchmark, write_run
 
 

@@ -135,7 +135,7 @@ def test_oracle_metrics_use_every_reference(files):
 def test_paired_bootstrap_with_several_references_equals_sacrebleu_cli(files):
     from sacrebleu.metrics import BLEU, CHRF, TER
 
-    from harness import stats
+    from harness.stats import significance as stats
 
     text = sacrebleu_cli(files, "-m", "bleu", "chrf", "ter", "--no-color", "-f", "text", "--paired-bs",
                          "--paired-bs-n", "1000", system=("base.de", "hyp.de"))
@@ -203,7 +203,7 @@ reporters: []
     assert value["bleu"] == pytest.approx(cli[0]["score"], abs=1e-6)
 
     # the report's paired bootstrap (sample vs greedy) against every reference = sacrebleu --paired-bs
-    from harness.report_data import analyze
+    from harness.report import analyze
     from harness.results import load_run
 
     (files / "sample.de").write_text("\n".join(r["output"] for r in by_decoder["sample"]) + "\n", encoding="utf-8")

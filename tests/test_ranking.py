@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from harness import ranking
-from harness.ranking import competition_ranks
+from harness.stats import ranking
+from harness.stats.ranking import competition_ranks
 
 
 def test_higher_is_better_ties_share_and_skip():
@@ -40,7 +40,7 @@ def test_bad_direction_and_missing_target_are_refused():
 
 
 def test_testset_fingerprint_depends_on_references_order_and_n():
-    from harness.ranking import testset_fingerprint
+    from harness.stats.ranking import testset_fingerprint
 
     fp = testset_fingerprint(["a b", "c d"])
     assert len(fp) == 64 and fp == testset_fingerprint(("a b", "c d"))

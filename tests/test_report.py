@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.report_data import analyze
+from harness.report import analyze
 from harness.results import load_run
-from harness.stats import format_p
+from harness.stats.significance import format_p
 from report_helpers import (SEEDS, XSS_ERR, XSS_NAME, XSS_OUT, XSS_TEXT, build_demo_run, degrade, translation_benchmark,
                             write_run)
 
@@ -348,7 +348,7 @@ def test_per_cell_statistics_are_cached_between_renderings(demo, monkeypatch):
     out, results, _ = demo
     assert len(list((out / ".report-cache" / "stats").glob("*.npy"))) == 3 * 4  # 3 metrics x 4 cells
     first = analyze(results).frame()
-    from harness import stats
+    from harness.stats import significance as stats
 
     def boom(self, hyps):
         raise AssertionError("recomputed sentence statistics despite the cache")
@@ -544,7 +544,7 @@ def test_identical_outputs_get_no_test_and_are_said_to_be_identical(tmp_path):
 def test_holm_adjusted_p_decides_when_asked(demo):
     from statsmodels.stats.multitest import multipletests
 
-    from harness.analysis import AnalysisParams
+    from harness.report import AnalysisParams
 
     _, results, _ = demo
     raw = analyze(results)
@@ -586,7 +586,7 @@ def test_seed_intervals_stay_in_range_and_name_their_kind(tmp_path):
 def test_seeds_needed_for_the_observed_and_the_configured_difference(demo):
     from statsmodels.stats.power import TTestPower
 
-    from harness.analysis import AnalysisParams
+    from harness.report import AnalysisParams
 
     _, results, _ = demo
     data = analyze(results, AnalysisParams(min_effect={"accuracy": 2.0}))

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.meta_analysis import masking_study, pool_paired_differences
-from harness.report_data import analyze
+from harness.stats.meta_analysis import masking_study, pool_paired_differences
+from harness.report import analyze
 from harness.results import load_run
 from report_helpers import write_run
 
@@ -140,7 +140,7 @@ def test_study_rows_are_the_grid_with_exact_differences_and_t_intervals(study_ru
     assert half == pytest.approx(0.024841, abs=1e-6)
     assert (s.t_low, s.t_high) == (pytest.approx(0.04 - half), pytest.approx(0.04 + half))
     assert s.seed_sd == pytest.approx(0.01)
-    # the same numbers as harness.meta_analysis.masking_study on the run's metrics
+    # the same numbers as harness.stats.meta_analysis.masking_study on the run's metrics
     deltas, _ = masking_study(results.metrics, metric="accuracy", baseline="unmasked")
     by_key = {(d.dataset, d.budget, d.rate): d for d in deltas}
     assert set(by_key) == {(s.dataset, s.budget, s.rate) for s in st.rows}
@@ -151,9 +151,9 @@ def test_study_rows_are_the_grid_with_exact_differences_and_t_intervals(study_ru
 
 
 def test_bootstrap_interval_is_the_two_level_bootstrap_over_seeds_and_examples(study_run):
-    """Recomputed here from the predictions with harness.stats.two_level_bootstrap and a plain
+    """Recomputed here from the predictions with harness.stats.significance.two_level_bootstrap and a plain
     "correct" statistic per example: the same draws give the same interval as the report's."""
-    from harness.stats import DEFAULT_BOOTSTRAP, DEFAULT_SEED, two_level_bootstrap
+    from harness.stats.significance import DEFAULT_BOOTSTRAP, DEFAULT_SEED, two_level_bootstrap
 
     out, results, data = study_run
     cells = {(c["benchmark"], c["strategy"], c["seed"]): c["key"] for c in results.manifest["cells"]}

@@ -2,7 +2,7 @@
 
 One real run (tiny Marian fine-tuned with dev evaluations, decoded by greedy and beam) checks the
 table against the cells' finetune.json; hand-written finetune.json files check what
-:func:`harness.analysis.training.training_runs` makes of partial, corrupt and shared records.
+:func:`harness.report.analysis.training.training_runs` makes of partial, corrupt and shared records.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness.analysis.model import CellInfo
-from harness.analysis.training import PLOT_LIMIT, training_plot_data, training_runs
+from harness.report.analysis.model import CellInfo
+from harness.report.analysis.training import PLOT_LIMIT, training_plot_data, training_runs
 from harness.testing import REFERENCES, SOURCES, run_config, write_translation_files
 
 
@@ -228,7 +228,7 @@ def test_early_stopping_accuracy_smoothing_and_the_plot_limit_are_rendered(tmp_p
     re-rendered with hand-written records (early stopping, dev accuracy, label smoothing, 14 curves)."""
     import dataclasses
 
-    from harness.analysis import analyze
+    from harness.report import analyze
     from harness_plugins.reporters.html import render
     from harness_plugins.reporters.markdown import render_markdown
 

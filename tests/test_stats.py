@@ -1,4 +1,4 @@
-"""harness.stats against the references a reviewer would check: the sacrebleu CLI's
+"""harness.stats.significance against the references a reviewer would check: the sacrebleu CLI's
 --paired-bs / --paired-ar output on the same files, sacrebleu's PairedTest API, scipy,
 statsmodels and scikit-learn."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.stats import significance as stats
 
 WORDS = ("ein mann eine frau hund katze sitzt steht auf der dem im park strasse wasser ball spielt "
          "rot blau kleine grosse zwei drei kinder laufen vor einem haus").split()

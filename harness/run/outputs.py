@@ -306,7 +306,7 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
                 write_errors.append(str(fault))
             else:
                 report_errors.append(f"reporter '{comp.label}' failed: {describe_exception(e)}")
-    from .. import results_json
+    from ..report import results_json
 
     try:  # after the reporters: it reuses their analysis (same settings), so its p-values are theirs
         files.append(results_json.write(results, outdir))

@@ -41,7 +41,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import DataError, HarnessError, describe_exception
 from ..experiment.config import Cell, Component, ResolvedExperiment
-from ..ranking import testset_of_rows
+from ..stats.ranking import testset_of_rows
 from ..store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_text, canonical_hash,
                      default_cache_dir, model_fingerprint, portable_params, read_cell_record, read_jsonl,
                      remove_temp_files, sha256_file, storage_fault)
@@ -275,7 +275,7 @@ class Worker:
         nbest = [[h["text"] for h in r.get("nbest", [{"text": r["output"]}])] for r in rows] \
             if any("nbest" in r for r in rows) else None
         labels = cell.labels()
-        # testset: leaderboards only rank scores of the same test set together (harness.ranking)
+        # testset: leaderboards only rank scores of the same test set together (harness.stats.ranking)
         common = {"task": cell.task, "n": len(rows), "cell": job.key, "model_path": cell.model.path,
                   "testset": testset_of_rows(rows),
                   "precision": cell.model.precision,

@@ -1,17 +1,17 @@
 """Inline SVG plots for the HTML report, drawn with matplotlib's Agg/SVG backend.
 
-Each function takes the data :func:`harness.report_data._plot_data` prepared and returns an
+Each function takes the data :func:`harness.report.analysis.plots.plot_data` prepared and returns an
 ``<svg>`` string (no XML prolog, no external references, glyphs drawn as paths so the page
 looks the same without fonts and no text from the data becomes markup). A plot whose data is
 absent is never called. The study section's two plots (Δ vs training budget, Δ vs masking rate)
-take :func:`harness.analysis.study.study_plot_data`'s numbers and name their intervals in the
+take :func:`harness.report.analysis.study.study_plot_data`'s numbers and name their intervals in the
 figure; the Training section's learning curves take
-:func:`harness.analysis.training.training_plot_data`'s.
+:func:`harness.report.analysis.training.training_plot_data`'s.
 
 Texts never overlap: scatter points are labelled by :func:`place_labels` (greedy, nearest free
 spot, a leader line when moved away, a legend beside the plot for points that find none), and
 the seeds plot stands its tick labels vertical when side by side they would touch. The names
-come from :func:`harness.analysis.plots.legend_names` (only what differs between the plotted
+come from :func:`harness.report.analysis.plots.legend_names` (only what differs between the plotted
 configurations). Non-goals: interactivity, styling beyond a readable default.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ Holm-adjusted deciding one, the deciding test and whether it is significant, how
 differ, the seeds needed, the rank (``kind`` leaderboard). A run with a study adds ``kind`` study
 (Δ per dataset, budget and rate with its intervals), pooled (the DerSimonian-Laird effect across
 datasets, or ``note`` saying why not) and mlm_head rows; see
-:data:`harness.analysis.model.RECORD_COLUMNS`. Non-goals: per-example data (predictions.jsonl
+:data:`harness.report.analysis.model.RECORD_COLUMNS`. Non-goals: per-example data (predictions.jsonl
 already holds it).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import Field
 from harness.api import Reporter
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.report_data import AnalysisParams, analyze
+from harness.report import AnalysisParams, analyze
 from harness.store import atomic_write_bytes, atomic_write_text, safe_child
 
 

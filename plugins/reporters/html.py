@@ -6,16 +6,12 @@ the embedded JSON escapes ``<``, ``>``, ``&`` and line separators, so an output 
 ``</script>`` cannot close its script element; and a Content-Security-Policy allows only the
 report's own script (by hash), as a second line of defence.
 
-What it shows is computed by :func:`harness.report_data.analyze`. Non-goals: interactive
+What it shows is computed by :func:`harness.report.analyze`. Non-goals: interactive
 charts, server-side features, pages per cell.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import math
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,56 +19,18 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.analysis import AnalysisParams, ReportData, analyze, by_rank, fmt
-from harness.analysis.verdicts import decimals_of
-from harness.stats import p_number
+from harness.report import AnalysisParams, ReportData, analyze, by_rank, fmt
+from harness.report.analysis.verdicts import decimals_of
+from harness.report.page import asset, csp_for, environment, json_for_script, json_safe
+from harness.stats.significance import p_number
 from harness.store import atomic_write_text, safe_child
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent / "templates"  # report.html.j2 (harness.report.page has the shared assets)
 
 
 class HtmlParams(AnalysisParams):
     filename: str = Field("report.html", description="file name inside the run directory")
     plots: bool = Field(True, description="draw plots (needs matplotlib)")
-
-
-@cache
-def environment():
-    import jinja2
-
-    # autoescape everything: model outputs and config values are untrusted text
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-
-
-def asset(name: str) -> str:
-    return (TEMPLATES / name).read_text(encoding="utf-8")
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return _clean(obj.item())
-    return obj
-
-
-def json_for_script(obj: Any) -> str:
-    """JSON that is safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``,
-    no raw U+2028/2029. The escapes are valid JSON, so ``JSON.parse`` returns the original text."""
-    s = json.dumps(_clean(obj), ensure_ascii=False, default=str)
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def csp_for(script: str) -> str:
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
-    return ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-            f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
 
 
 def dv(v: Any) -> str:
@@ -136,7 +94,7 @@ def shown(text: Any):
 def _yaml(obj: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(_clean(obj), sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml.safe_dump(json_safe(obj), sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def render(data: ReportData, *, plots: bool = True) -> str:
@@ -167,8 +125,8 @@ def render(data: ReportData, *, plots: bool = True) -> str:
             from ._plots import STUDY_PLOTS, render_all
 
             study_plots = render_all(data.study.plots, prefix="study", plots=STUDY_PLOTS)
-    from harness.analysis.study import mlm_head_summary
-    from harness.analysis.training import training_plot_data
+    from harness.report.analysis.study import mlm_head_summary
+    from harness.report.analysis.training import training_plot_data
 
     training_data = training_plot_data(data.training) if data.training else None
     training_plots = []
@@ -182,7 +140,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     n_tests = sum(1 for _, _, r in data.verdicts() if r.p is not None)
     n_identical = sum(1 for _, _, r in data.verdicts() if r.identical)
     payload = {"experiment": data.experiment, "alpha": data.params.alpha, "results": data.records()}
-    page = environment().get_template("report.html.j2").render(
+    page = environment(TEMPLATES).get_template("report.html.j2").render(
         d=data, m=_Attr(m), css=asset("report.css"), script=script, csp=csp_for(script),
         data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, by_rank=by_rank, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed, shown=shown,
         n_identical=n_identical, decs=decs, row_of=row_of,

@@ -1,10 +1,10 @@
 """``leaderboard``: a run's leaderboard, optionally merged with earlier runs, in several formats.
 
 Writes ``leaderboard.<ext>`` into the run directory for each of ``formats``, built by
-:func:`harness.leaderboards.leaderboard` from this run plus the ``include`` run directories
+:func:`harness.report.leaderboards.leaderboard` from this run plus the ``include`` run directories
 (relative to the config file), so a series of experiments keeps one up-to-date leaderboard.
 Scores with another metric signature or test set than the rest go into separate tables with a
-note saying why (see :mod:`harness.leaderboards`). The same merge is available as
+note saying why (see :mod:`harness.report.leaderboards`). The same merge is available as
 ``harness leaderboard RUN_DIR...``. Non-goals: significance tests (see the html reporter).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ class LeaderboardReport(Reporter):
     Params = LeaderboardParams
 
     def write(self, results, outdir):
-        from harness.leaderboards import export, leaderboard
+        from harness.report.leaderboards import export, leaderboard
 
         p = self.params
         df = leaderboard([Path(results.outdir), *map(Path, p.include)])

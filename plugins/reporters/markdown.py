@@ -1,6 +1,6 @@
 """``markdown``: report.md, the report's text for a README, a pull request or a paper draft.
 
-The same analysis as the HTML report (:func:`harness.report_data.analyze`): best configuration
+The same analysis as the HTML report (:func:`harness.report.analyze`): best configuration
 per benchmark and metric, the significance verdicts, and one table per benchmark and metric
 with 95% intervals and p-values, and the study section (Δ vs the baseline strategy per dataset
 with its intervals, the effect pooled across datasets, the MLM-head losses), and the Training
@@ -21,9 +21,9 @@ from pydantic import Field
 
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
-from harness.analysis import AnalysisParams, analyze, by_rank, fmt
-from harness.analysis.verdicts import decimals_of
-from harness.stats import p_number
+from harness.report import AnalysisParams, analyze, by_rank, fmt
+from harness.report.analysis.verdicts import decimals_of
+from harness.stats.significance import p_number
 from harness.store import atomic_write_text, safe_child
 
 
@@ -152,7 +152,7 @@ def render_markdown(data) -> str:
 def verdicts_markdown(data) -> list[str]:
     """The significance verdicts, grouped: one heading per benchmark and baseline naming the
     deciding test(s) once, a bullet per metric, a sub-bullet per configuration in rank order."""
-    from harness.stats import format_p
+    from harness.stats.significance import format_p
 
     out = ["## Significance against the baseline", ""]
     p = data.params
@@ -214,7 +214,7 @@ def _iv(lo, hi, dec: int) -> str:
 
 def study_markdown(data) -> list[str]:
     """The study section (Δ per dataset, pooled effects) and the MLM-head losses, as Markdown lines."""
-    from harness.analysis.study import mlm_head_summary
+    from harness.report.analysis.study import mlm_head_summary
 
     out: list[str] = []
     st = data.study

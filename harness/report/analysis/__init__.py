@@ -21,7 +21,7 @@ Per-cell sufficient statistics are cached in ``OUTDIR/.report-cache`` (content-a
 metric parameters, references and outputs), so re-rendering a report recomputes no TER.
 
 Non-goals: comparing configurations that differ in several factors at once, and cross-run
-comparisons (see :mod:`harness.leaderboards`).
+comparisons (see :mod:`harness.report.leaderboards`).
 
 Modules, in the order the analysis runs:
 

@@ -12,9 +12,9 @@ statistics come from:
 - any metric plugin implementing ``example_scores``: (score, 1) per example, the value being their
   mean, used only if that mean reproduces the recorded value.
 
-Which of these tests decides is chosen in :mod:`harness.analysis.verdicts`. Also recorded per pair:
+Which of these tests decides is chosen in :mod:`harness.report.analysis.verdicts`. Also recorded per pair:
 on how many examples the two outputs differ (identical outputs get no test at all).
-Non-goals: tests over seeds (see :mod:`harness.analysis.verdicts`).
+Non-goals: tests over seeds (see :mod:`harness.report.analysis.verdicts`).
 """
 from __future__ import annotations
 
@@ -85,9 +85,9 @@ def example_tests(br: BenchmarkReport, preds: Predictions, cache: StatsCache, pa
 def _translation_stats(br, rows, aligned, cache: StatsCache, out: ExampleTests) -> None:
     import sacrebleu
 
-    from ..api import reference_streams
-    from ..stats import SegmentStats
-    from ..store import canonical_hash
+    from ...api import reference_streams
+    from ...stats.significance import SegmentStats
+    from ...store import canonical_hash
 
     refs = reference_streams(rows[aligned[0]])  # one stream per reference position
     refs_hash = canonical_hash(refs)
@@ -150,7 +150,7 @@ def _classification_stats(br, rows, aligned, cell_of, out: ExampleTests) -> None
 
 
 def _examples_of(rows: list[dict], task: str):
-    from ..api import Example
+    from ...api import Example
 
     exs = [Example(id=str(r.get("id")), source=str(r.get("source") or ""),
                    reference=r.get("reference") if task != "classification" else None,
@@ -166,7 +166,7 @@ def _plugin_stats(br, rows, aligned, cell_of, cache: StatsCache, out: ExampleTes
     """(score, 1) per example from a metric plugin's ``example_scores``, if their mean is its value."""
     import numpy as np
 
-    from ..store import canonical_hash
+    from ...store import canonical_hash
 
     for m in br.metrics:
         if m.example_scores is None or m.label in out.scorers:
@@ -210,7 +210,7 @@ def _run_tests(br, aligned, pairs, cell_of, params: AnalysisParams, out: Example
     """Intervals for every cell and p-values for every pair, for each metric with statistics."""
     import numpy as np
 
-    from ..stats import (PairedTranslationTests, approximate_randomization_many, ar_mask, bootstrap_counts,
+    from ...stats.significance import (PairedTranslationTests, approximate_randomization_many, ar_mask, bootstrap_counts,
                          bootstrap_difference_p, bootstrap_scores_many, corpus_score, improvement, mcnemar_exact,
                          sacrebleu_ci)
 

@@ -16,7 +16,7 @@ What the numbers are, so that a curve is not over-read:
 - units: nats per target token for translation, nats per example for classification.
 
 Missing, unreadable or malformed ``finetune.json`` files are skipped silently, as
-:func:`harness.analysis.study.mlm_heads` does: an old run or a hand-made one still gets its report.
+:func:`harness.report.analysis.study.mlm_heads` does: an old run or a hand-made one still gets its report.
 
 Non-goals: TAPT's MLM-stage curve and the MLM head's losses (the MLM head section shows those),
 comparing curves statistically, smoothing them, and results.json (its schema is unchanged).

@@ -17,11 +17,11 @@ The other tests on the same data are printed beside the deciding one; when one o
 the other side of alpha, the verdict says that the tests disagree. With
 ``multiple_comparisons: holm`` the Holm-adjusted p-value (over every comparison of the report)
 decides; the adjusted values are shown either way. Non-goals: the tests themselves (see
-:mod:`harness.stats` and :mod:`harness.analysis.examples`).
+:mod:`harness.stats.significance` and :mod:`harness.report.analysis.examples`).
 """
 from __future__ import annotations
 
-from ..stats import format_p, min_ar_p, p_number
+from ...stats.significance import format_p, min_ar_p, p_number
 from .examples import ExampleTests
 from .model import NO_DECODER, TESTS, AnalysisParams, BenchmarkReport, Config, Row, finite, metric_decimals
 from .pairing import pair_baseline
@@ -38,7 +38,7 @@ def decimals_of(br: BenchmarkReport, label: str) -> int:
 def fill_rows(br: BenchmarkReport, configs: dict[tuple, Config], base_dec, base_strat, ex: ExampleTests,
               params: AnalysisParams) -> None:
     """Rows, intervals, tests and ranks of one benchmark (verdict sentences: :func:`finalize`)."""
-    from ..ranking import competition_ranks
+    from ...stats.ranking import competition_ranks
 
     for m in br.metrics:
         dec = decimals_of(br, m.label)
@@ -54,7 +54,7 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
          base_model: str | None = None) -> Row:
     import numpy as np
 
-    from ..stats import clip_interval, seed_tests, seeds_needed, t_interval, two_level_bootstrap
+    from ...stats.significance import clip_interval, seed_tests, seeds_needed, t_interval, two_level_bootstrap
 
     row = Row(cfg, m)
     vals_by_key = {c.key: c.values.get(m.label) for c in cfg.cells if finite(c.values.get(m.label))}
@@ -130,7 +130,7 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
         scorer = ex.scorers.get(m.label)
         keys = [(c.key, b.key) for c, b in paired]
         if scorer is not None and all((m.label, k) in ex.stats for pair in keys for k in pair):
-            from ..stats import scores_from_sums
+            from ...stats.significance import scores_from_sums
 
             tl = two_level_bootstrap([ex.stats[(m.label, s)] for s, _ in keys], [ex.stats[(m.label, b)] for _, b in keys],
                                      lambda S: scores_from_sums(scorer, S), n_samples=params.bootstrap_samples,
@@ -158,7 +158,7 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
 
 def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> None:
     """Holm-adjust every deciding p-value of the report, decide, and write each verdict."""
-    from ..stats import holm
+    from ...stats.significance import holm
 
     rows = [r for b in benchmarks for m in b.metrics for r in b.rows.get(m.label, [])]
     tested = [r for r in rows if r.p is not None]

@@ -4,7 +4,7 @@ It holds the resolved config, package versions, git commit, the limit banner, ev
 (status, key, seed, timings), every aggregate (value, interval with its kind, n, signature) and
 every comparison (delta, deciding test, p, Holm p, verdict text, identical-output flag). Nothing
 is recomputed here: aggregates and comparisons are the report's own numbers
-(:func:`harness.analysis.analyze`, with the analysis settings of the run's first reporter that
+(:func:`harness.report.analysis.analyze`, with the analysis settings of the run's first reporter that
 has them, so the p-values equal the report's), the rest comes from the manifest and cell records.
 
 Keys are written in a fixed order (not sorted) and the file is byte-stable for the same results,
@@ -123,7 +123,7 @@ def build(results, params=None) -> dict[str, Any]:
 
 def write(results, outdir: str | Path | None = None, params=None) -> Path:
     """Write ``results.json`` into ``outdir`` (default: the run's directory) atomically."""
-    from .store import atomic_write_text
+    from ..store import atomic_write_text
 
     path = Path(outdir if outdir is not None else results.outdir) / FILENAME
     atomic_write_text(path, json.dumps(build(results, params), indent=2, ensure_ascii=False) + "\n")

@@ -9,13 +9,13 @@ the number of seeds, the run the row came from and every run that holds the same
 
 Only comparable scores share a table. A table holds the rows of one benchmark label and metric
 that have the same metric signature (sacrebleu's tokenizer, smoothing, version...; the
-classification metrics' n and scale) and the same test set (:func:`harness.ranking.testset_fingerprint`
+classification metrics' n and scale) and the same test set (:func:`harness.stats.ranking.testset_fingerprint`
 over the ordered references or gold labels and n, stored per cell by the runner). The largest
 such table of a (benchmark, metric) is table 1 and keeps the plain title; every other one is a
 separate table whose ``note`` says why, e.g. ``tokenizer differs: tok:char vs tok:13a`` or
 ``different test set (n=5 vs n=30)``. Runs written before fingerprints were stored get theirs
 from the references in their cells' predictions; a run that has neither gets a table of its own
-("test set unknown"). Ranks (:func:`harness.ranking.competition_ranks`: best first, equal
+("test set unknown"). Ranks (:func:`harness.stats.ranking.competition_ranks`: best first, equal
 printed scores share a rank) are within a table.
 
 Rows are labelled (``label``) by the configuration parameters that differ within their table
@@ -45,8 +45,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
-from .ranking import competition_ranks, testset_of_rows
+from ..errors import HarnessError
+from ..stats.ranking import competition_ranks, testset_of_rows
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".md": "markdown", ".markdown": "markdown", ".tex": "latex",
            ".html": "html", ".htm": "html"}
@@ -76,7 +76,7 @@ def run_names(paths: Sequence[Path]) -> list[str]:
 def _metric_infos(results_list, plugins=None) -> dict[str, dict[str, Any]]:
     """Per metric label, from each run's resolved metric plugins: how to rank it (``direction``,
     ``target``) and show it (``title``, ``decimals``), as the run reports do."""
-    from .report_data import LOWER_IS_BETTER, METRIC_TITLES
+    from .analysis import LOWER_IS_BETTER, METRIC_TITLES
 
     out: dict[str, dict[str, Any]] = {}
     registry = plugins
@@ -88,7 +88,7 @@ def _metric_infos(results_list, plugins=None) -> dict[str, dict[str, Any]]:
             cls = None
             try:
                 if registry is None:
-                    from .plugins import default_plugins
+                    from ..plugins import default_plugins
 
                     registry = default_plugins()
                 cls = registry.get("metric", plugin)
@@ -109,7 +109,7 @@ def _metric_infos(results_list, plugins=None) -> dict[str, dict[str, Any]]:
 
 
 def _default_info(label: str, plugin: str | None = None) -> dict[str, Any]:
-    from .report_data import LOWER_IS_BETTER, METRIC_TITLES
+    from .analysis import LOWER_IS_BETTER, METRIC_TITLES
 
     plugin = plugin or label
     return {"direction": "lower" if plugin in LOWER_IS_BETTER else "higher", "target": None,
@@ -119,7 +119,7 @@ def _default_info(label: str, plugin: str | None = None) -> dict[str, Any]:
 def _cell_testset(outdir: Path, key: str) -> str:
     """The fingerprint of a cell written before metrics.csv stored one: from cell.json, else
     recomputed from the references in its predictions (what the runner hashes); "" if neither."""
-    from .store import read_jsonl
+    from ..store import read_jsonl
 
     celldir = outdir / "cells" / key
     try:
@@ -153,7 +153,7 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
     """One leaderboard row per (benchmark, metric, configuration, run); see the module docstring."""
     import pandas as pd
 
-    from .results import load_run
+    from ..results import load_run
 
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
@@ -438,7 +438,7 @@ def _best(g) -> list[bool]:
 
 
 def _decimals(g, fixed: int | None = None) -> int:
-    from .report_data import metric_decimals
+    from .analysis import metric_decimals
 
     return int(fixed) if fixed is not None else metric_decimals(list(g["value"]))
 
@@ -462,7 +462,7 @@ def _direction_text(g) -> str:
 
 
 def _title(metric: str, df=None) -> str:
-    from .report_data import METRIC_TITLES
+    from .analysis import METRIC_TITLES
 
     shown = (getattr(df, "attrs", None) or {}).get("metrics", {}).get(metric, {})
     return shown.get("title") or METRIC_TITLES.get(metric, metric)
@@ -541,7 +541,7 @@ def to_latex(df) -> str:
 
 
 def to_html(df, title: str = "Leaderboard") -> str:
-    from harness_plugins.reporters.html import asset, csp_for, environment, json_for_script
+    from .page import asset, csp_for, environment, json_for_script
 
     groups = []
     for t in _tables(df):
@@ -562,7 +562,7 @@ def to_html(df, title: str = "Leaderboard") -> str:
 
 def export(df, path: str | Path, fmt: str | None = None) -> Path:
     """Write ``df`` to ``path`` in ``fmt`` (default: from the extension)."""
-    from .store import atomic_write_bytes, atomic_write_text
+    from ..store import atomic_write_bytes, atomic_write_text
 
     path = Path(path)
     fmt = fmt or FORMATS.get(path.suffix.lower())

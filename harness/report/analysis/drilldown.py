@@ -13,8 +13,8 @@ def translation_drilldown(br: BenchmarkReport, preds: Predictions, cache: StatsC
                            ex: ExampleTests) -> DrillDown:
     import numpy as np
 
-    from ..api import reference_streams
-    from ..stats import SegmentStats, scores_from_sums
+    from ...api import reference_streams
+    from ...stats.significance import SegmentStats, scores_from_sums
 
     dd = DrillDown(task="translation")
     if params.drilldown_examples == 0:

@@ -29,7 +29,7 @@ def metric_infos(results, plugins=None) -> dict[str, MetricInfo]:
         cls = None
         try:
             if registry is None:
-                from ..plugins import default_plugins
+                from ...plugins import default_plugins
 
                 registry = plugins or default_plugins()
             cls = registry.get("metric", plugin)
@@ -57,7 +57,7 @@ def metric_infos(results, plugins=None) -> dict[str, MetricInfo]:
 
                 if isinstance(scorer, _SacreMetric):
                     info.scorer = scorer
-                from ..api import Metric
+                from ...api import Metric
 
                 # only a plugin that overrides the base method has per-example scores
                 if getattr(cls, "example_scores", None) is not getattr(Metric, "example_scores", None):
@@ -65,7 +65,7 @@ def metric_infos(results, plugins=None) -> dict[str, MetricInfo]:
             except Exception:  # noqa: BLE001 - params from an older plugin version, etc.
                 info.scorer = None
         if task == "classification":
-            from ..stats import CONFUSION_METRICS
+            from ...stats.significance import CONFUSION_METRICS
 
             info.confusion = CONFUSION_METRICS.get(plugin) or CONFUSION_METRICS.get(label)
         out[label] = info
@@ -181,7 +181,7 @@ class StatsCache:
 
         import numpy as np
 
-        from ..store import atomic_write_bytes
+        from ...store import atomic_write_bytes
 
         self.misses += 1
         if not self.enabled:

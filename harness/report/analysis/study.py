@@ -19,11 +19,11 @@ How a row's factors are recovered (documented in docs/statistics.md, "The study 
 
 What each row shows, all reused from the report's comparison rows (nothing re-tested here): the
 mean over seeds of the paired differences, the two-level seeds × examples bootstrap 95% interval
-(:func:`harness.stats.two_level_bootstrap`, computed in :mod:`.verdicts`), the 95% t interval of
-the mean difference over seeds (:func:`harness.stats.t_interval`) and the sign-flip permutation p.
+(:func:`harness.stats.significance.two_level_bootstrap`, computed in :mod:`.verdicts`), the 95% t interval of
+the mean difference over seeds (:func:`harness.stats.significance.t_interval`) and the sign-flip permutation p.
 
 Pooling: per (model, budget, arm), the datasets' per-seed differences are pooled with
-:func:`harness.meta_analysis.pool_paired_differences` (DerSimonian-Laird random effects, tau^2,
+:func:`harness.stats.meta_analysis.pool_paired_differences` (DerSimonian-Laird random effects, tau^2,
 I^2, Cochran's Q, a normal 95% interval). With fewer than two datasets nothing is pooled and the
 row says why. A pooled effect describes these datasets; it is not a test of the family of
 comparisons (the per-dataset verdicts, Holm-adjusted, are).
@@ -49,9 +49,6 @@ BUDGET_LABEL = re.compile(r"^(?P<dataset>.+)-b(?P<budget>\d+)$")
 """``<dataset>-b<budget>``: how a benchmark label names its dataset and training budget."""
 RATE_PARAM = "mask_prob"
 BUDGET_PARAM = "train_limit"
-BOOTSTRAP_INTERVAL = "two-level bootstrap over seeds x examples, 95%"
-T_INTERVAL = "t over seeds, 95%"
-POOLED_INTERVAL = "DerSimonian-Laird random effects, normal 95%"
 
 
 @dataclass
@@ -90,7 +87,7 @@ class StudyPool:
     arm: str
     rate: float | None
     datasets: tuple[str, ...]
-    pooled: Any = None            # harness.meta_analysis.PooledEffect, None when not pooled
+    pooled: Any = None            # harness.stats.meta_analysis.PooledEffect, None when not pooled
     reason: str = ""              # "not pooled: ..." when pooled is None or has no estimate
 
     @property
@@ -146,8 +143,8 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
     plugin_of = strategy_plugins or {}
     import numpy as np
 
-    from ..meta_analysis import pool_paired_differences
-    from ..stats import t_interval
+    from ...stats.meta_analysis import pool_paired_differences
+    from ...stats.significance import t_interval
 
     cls = [b for b in benchmarks if b.task == "classification" and b.base_strategy and b.metrics]
     metric: MetricInfo | None = None

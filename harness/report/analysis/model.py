@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..params import Params
-from ..stats import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from ...params import Params
+from ...stats.significance import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 NO_DECODER = "-"
 LOWER_IS_BETTER = {"ter", "self_bleu", "wer", "cer", "loss", "perplexity", "ppl"}
@@ -234,6 +234,10 @@ TESTS = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "
 TESTS_SHORT = {"mcnemar": "McNemar", "ar": "AR", "bootstrap": "bootstrap", "seeds": "permutation (seeds)",
                "identical": "none (identical)"}
 """The same, for table cells."""
+# the intervals of the study section, as its export rows name them (harness.report.analysis.study)
+BOOTSTRAP_INTERVAL = "two-level bootstrap over seeds x examples, 95%"
+T_INTERVAL = "t over seeds, 95%"
+POOLED_INTERVAL = "DerSimonian-Laird random effects, normal 95%"
 
 
 @dataclass
@@ -277,9 +281,9 @@ class ReportData:
     benchmarks: list[BenchmarkReport]
     cells: list[CellInfo]
     seconds: float = 0.0  # time the analysis took
-    study: Any = None  # harness.analysis.study.Study when the run compares strategies over seeds
-    mlm_heads: list[Any] = field(default_factory=list)  # harness.analysis.study.MlmHeadRow per cell with one
-    training: list[Any] = field(default_factory=list)  # harness.analysis.training.TrainingRun per checkpoint
+    study: Any = None  # harness.report.analysis.study.Study when the run compares strategies over seeds
+    mlm_heads: list[Any] = field(default_factory=list)  # harness.report.analysis.study.MlmHeadRow per cell with one
+    training: list[Any] = field(default_factory=list)  # harness.report.analysis.training.TrainingRun per checkpoint
 
     @property
     def failed(self) -> list[CellInfo]:
@@ -331,8 +335,6 @@ class ReportData:
     def study_records(self) -> list[dict[str, Any]]:
         """The study section as export rows: ``kind`` study (one per dataset × budget × arm),
         pooled (one per budget × arm) and mlm_head (one per cell with an MLM head record)."""
-        from .study import BOOTSTRAP_INTERVAL, POOLED_INTERVAL
-
         out: list[dict[str, Any]] = []
         st = self.study
         if st is not None:
