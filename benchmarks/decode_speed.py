@@ -208,7 +208,7 @@ def child(args) -> None:
     import transformers
 
     from harness.api import CellContext
-    from harness.engines import load_generation_model
+    from harness.engines.load import load_generation_model
     from harness.plugins import default_plugins
 
     torch.set_num_threads(args.threads)

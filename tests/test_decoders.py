@@ -19,7 +19,7 @@ from decoding_models import SOURCES, build_gpt2_varied, build_marian_varied
 
 from harness.api import CellContext, Hypothesis
 from harness.errors import HarnessError
-from harness.engines import load_generation_model
+from harness.engines.load import load_generation_model
 from harness.models.hf import GenerationModel
 from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins

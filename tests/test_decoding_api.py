@@ -72,7 +72,7 @@ def test_example_decoder_at_top_k_1_gives_greedys_outputs_and_scores(kind, tmp_p
 
     # the token ids too (min_new_tokens: the tiny GPT-2 would end every sentence at once)
     from harness.api import CellContext
-    from harness.engines import load_generation_model
+    from harness.engines.load import load_generation_model
     from harness.models.spec import ModelSpec
     from harness_plugins.decoders.greedy import Greedy
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.api import CellContext
-from harness.engines import load_generation_model
+from harness.engines.load import load_generation_model
 from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 

@@ -17,7 +17,7 @@ from decoding_models import FAMILIES, SOURCES, build_family, calibrate_eos
 from harness.api import CellContext
 from harness.experiment.load import load_experiment_dict
 from harness.errors import ConfigError, ConfigErrors
-from harness.engines import load_generation_model
+from harness.engines.load import load_generation_model
 from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 from harness.testing import WORDS, run_config

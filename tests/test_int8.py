@@ -7,7 +7,7 @@ import pytest
 
 from harness.experiment.load import load_experiment_dict
 from harness.errors import ConfigError, ConfigErrors
-from harness.engines import load_generation_model
+from harness.engines.load import load_generation_model
 from harness.models.spec import ModelSpec
 from harness.store import canonical_hash, model_fingerprint
 from harness.testing import run_config

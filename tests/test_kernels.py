@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.engines import load_generation_model
+from harness.engines.load import load_generation_model
 from harness.models.spec import ModelSpec
 from harness.testing import run_config
 from test_int8 import assert_one_line_error, config  # the one-model translation experiment

@@ -16,7 +16,7 @@ from decoding_models import SOURCES, build_marian_varied
 from harness.api import CellContext
 from harness.decoding.mbr import (BleuUtility, ChrfUtility, MetricUtility, expected_utilities, mbr_rank,
                          naive_expected_utilities)
-from harness.engines import load_generation_model
+from harness.engines.load import load_generation_model
 from harness.models.spec import ModelSpec
 from harness.plugins import default_plugins
 

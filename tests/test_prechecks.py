@@ -180,7 +180,7 @@ def test_only_the_weight_files_transformers_loads_are_read(tmp_path):
 
 def test_default_source_length_is_cut_to_the_position_table(tiny_marian):
     """512 (the default) on a 128-position model truncates long inputs instead of an IndexError."""
-    from harness.engines import load_generation_model
+    from harness.engines.load import load_generation_model
 
     spec = ModelSpec.model_validate({"path": str(tiny_marian)})
     model = load_generation_model(spec)

@@ -7,8 +7,9 @@ into its own format and offers the searches the built-in decoders call, under th
 ``BeamConfig`` / ``SampleConfig``), so ``greedy``, ``beam`` and ``sample`` run on it unchanged
 (:func:`harness.decoding.run_search` hands it over).
 
-:func:`load_generation_model` loads a model for the engine its spec names: the decoders' view
-of it, whatever runs it. An engine runs only the decoders listed in :data:`ENGINES`; any other
+This module is the table of engines and what validating a config needs to know about them
+(torch-free); :func:`harness.engines.load.load_generation_model` loads a model for the engine its
+spec names. An engine runs only the decoders listed in :data:`ENGINES`; any other
 decoder, or a decoder parameter it cannot honour, is refused when the config is validated
 (:func:`harness.experiment.checks.check_engines` reads this table), naming the decoders it does
 run, as is a ``compute_type`` the engine cannot run on this machine. Torch-free: engine packages
@@ -19,12 +20,6 @@ classification models (engines decode only).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models.hf import GenerationModel
-    from ..models.spec import ModelSpec
-
 
 @dataclass(frozen=True)
 class EngineInfo:
@@ -86,17 +81,3 @@ def ct2_layout_problem(config: dict) -> str | None:
         return (f"engine ctranslate2 cannot convert {model_type} models (it converts these encoder-decoders: "
                 f"{', '.join(CT2_SEQ2SEQ_TYPES)}); use engine: transformers")
     return None
-
-
-def load_generation_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
-    """Load ``spec`` for the engine it names: transformers (:mod:`harness.models.hf`) or another
-    engine (converting and caching the model on first use)."""
-    if spec.engine == "transformers":
-        from ..models.hf import load_transformers_model
-
-        return load_transformers_model(spec, seed=seed)
-    if spec.engine == "ctranslate2":
-        from .ctranslate2 import load_ct2_model
-
-        return load_ct2_model(spec, seed=seed)
-    raise ValueError(f"unknown engine {spec.engine!r}")  # ModelSpec allows only the engines above

@@ -248,7 +248,7 @@ class GenerationModel:
 
 def load_transformers_model(spec: ModelSpec, *, seed: int = 0) -> GenerationModel:
     """``spec`` loaded for engine ``transformers``: the harness's own searches will run it
-    (:func:`harness.engines.load_generation_model` picks the engine a spec names)."""
+    (:func:`harness.engines.load.load_generation_model` picks the engine a spec names)."""
     config = load_config(spec)
     kind = spec.kind
     if kind == "auto":

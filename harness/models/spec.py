@@ -3,9 +3,9 @@
 A :class:`ModelSpec` names a model by Hub id, local directory or ``pkg://`` path, plus how to run
 it (device, dtype, engine, prompt template for decoder-only LMs, language codes for mBART/NLLB).
 Validating one reads only the file system (is the path a model directory?), never the weights.
-Loading it is :mod:`harness.models.hf` (transformers) or :func:`harness.engines.load_generation_model`
-(any engine). Non-goals: checks against the model's config.json and this machine (see
-:mod:`harness.experiment.checks`).
+Loading it is :mod:`harness.models.hf` (transformers) or
+:func:`harness.engines.load.load_generation_model` (any engine). Non-goals: checks against the
+model's config.json and this machine (see :mod:`harness.experiment.checks`).
 """
 from __future__ import annotations
 

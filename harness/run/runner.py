@@ -155,7 +155,7 @@ class Worker:
         self.progress = progress or Progress()
 
     def generation_model(self, spec, seed: int):
-        from ..engines import load_generation_model
+        from ..engines.load import load_generation_model
 
         key = canonical_hash([model_fingerprint(spec), seed if spec.init == "random" else None])
         if key != self._model_key:
