@@ -28,6 +28,7 @@ Where things are (``from harness.training import ...`` reaches all of them):
 - ``masking``: MaskingParams, Masking, MaskVocab, mask_tokens -- BERT-style corruption;
 - ``data``: seeds and subsets, tokenised splits, length-grouped batches, collate;
 - ``heads``: the classifier and its task head, the masked-LM head (build, warm-up, probe);
+- ``mlm_head``: MLMHead, the masked-LM head the loop trains beside (or instead of) the task head;
 - ``loop``: run_loop, evaluate_loss, optimizer, schedule, mixed precision;
 - ``checkpoints``: the checkpoint cache and its key;
 - ``finetune``: fine_tune, which strategies call.
@@ -41,12 +42,13 @@ from .checkpoints import (META_FILE, TRAINING_VERSION, cached_checkpoint, checkp
 from .data import (Encoded, classification_label_ids, collate, derive_seed, encode_inputs, encode_translation,
                    length_grouped_batches, sorted_batches, subset)
 from .finetune import fine_tune, quiet_transformers
-from .heads import (MLM_HEAD_ARCHITECTURES, PROBE_EXAMPLES, PROBE_MASKING, MLMHead, float32_spec,
-                    has_pretrained_mlm_head, head_labels, load_classifier, load_mlm_model, mlm_probe_loss,
-                    prepare_mlm_head, reinit_head, start_new_mlm_head, warm_up_mlm_head)
+from .heads import (MLM_HEAD_ARCHITECTURES, PROBE_EXAMPLES, PROBE_MASKING, float32_spec, has_pretrained_mlm_head,
+                    head_labels, load_classifier, load_mlm_model, mlm_probe_loss, prepare_mlm_head, reinit_head,
+                    start_new_mlm_head, warm_up_mlm_head)
 from .loop import (LoopResult, autocast_for, cpu_bfloat16, evaluate_loss, lr_lambda, make_optimizer, run_loop,
                    uses_autocast)
 from .masking import Masking, MaskingParams, MaskVocab, mask_tokens
+from .mlm_head import MLMHead
 from .params import FineTuneParams, MLMHeadParams, MLMStage, Objective
 
 __all__ = [

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DataError, HarnessError
 from .checkpoints import cached_checkpoint
 from .data import classification_label_ids, derive_seed, encode_inputs, encode_translation, subset
-from .heads import (PROBE_MASKING, MLMHead, float32_spec, has_pretrained_mlm_head, load_classifier, load_mlm_model,
+from .heads import (PROBE_MASKING, float32_spec, has_pretrained_mlm_head, load_classifier, load_mlm_model,
                     mlm_probe_loss, prepare_mlm_head)
 from .loop import run_loop, uses_autocast
 from .masking import MaskVocab
+from .mlm_head import MLMHead
 from .params import FineTuneParams, MLMHeadParams, MLMStage, Objective
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,5 +1,6 @@
 """The models a strategy trains: a classifier with its task head, and a masked-LM head sharing
-its encoder (aux_mlm, TAPT) -- built as BERT's, warmed up alone, and probed for its MLM loss."""
+its encoder (aux_mlm, TAPT) -- built as BERT's, warmed up alone, and probed for its MLM loss
+(the head itself, which the training loop also drives, is :mod:`.mlm_head`)."""
 from __future__ import annotations
 
 import random
@@ -10,6 +11,7 @@ from ..errors import HarnessError
 from .data import Encoded, collate, derive_seed, sorted_batches
 from .loop import LoopResult, run_loop
 from .masking import Masking, MaskVocab, mask_tokens
+from .mlm_head import MLMHead
 from .params import FineTuneParams, Objective
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,36 +78,6 @@ def reinit_head(model) -> None:
                 if getattr(t, "_is_hf_initialized", False):
                     t._is_hf_initialized = False
             module.apply(model._init_weights)
-
-
-class MLMHead:
-    """A masked-LM head sharing the encoder of a classifier (aux_mlm) or of itself (TAPT).
-
-    ``model`` is a transformers ``...ForMaskedLM`` whose base model is the shared encoder. When it
-    has one head module taking hidden states (BERT's ``cls``, RoBERTa's ``lm_head``), the loss
-    runs the head only on the selected positions, which saves the vocabulary projection on the
-    other ~85% of tokens; otherwise it falls back to the model's full forward.
-    """
-
-    def __init__(self, mlm_model):
-        self.model = mlm_model
-        prefix = mlm_model.base_model_prefix
-        heads = [m for n, m in mlm_model.named_children() if n != prefix and any(True for _ in m.parameters())]
-        self.head = heads[0] if len(heads) == 1 else None
-
-    def loss(self, encoder, batch_inputs: dict, selected):
-        import torch.nn.functional as F
-
-        labels = batch_inputs["input_ids_clean"]
-        inputs = {k: v for k, v in batch_inputs.items() if k != "input_ids_clean"}
-        if not selected.any():
-            return None
-        if self.head is not None:
-            hidden = encoder(**inputs).last_hidden_state
-            logits = self.head(hidden[selected])
-            return F.cross_entropy(logits.float(), labels[selected])
-        target = labels.masked_fill(~selected, -100)
-        return self.model(**inputs, labels=target).loss
 
 
 def load_mlm_model(spec: ModelSpec, *, seed: int, device: str, encoder_source=None):

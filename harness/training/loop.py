@@ -15,7 +15,7 @@ from .masking import MaskVocab, mask_tokens
 from .params import FineTuneParams, Objective
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .heads import MLMHead
+    from .mlm_head import MLMHead
 
 
 @dataclass
