@@ -6,17 +6,20 @@ group of its distribution (``[project.entry-points.harness]`` in pyproject.toml)
 - ``HARNESS_BLOCK_PLUGINS=a,b``: do not load these entry points or distributions;
 - ``HARNESS_LOAD_PLUGINS=a,b``: load only these third-party distributions (built-ins always load).
 
-A plugin that misbehaves while loading (its module fails to import, its hook raises, it
-registers a class the registry refuses, e.g. a ``Params`` default that breaks its own
-constraint) is skipped with one warning naming its package and how to block it, and listed in
-:attr:`PluginSet.broken` (``harness plugins`` shows it); everything else keeps working. Each
-plugin's registration is all or nothing, so a half-registered plugin never lingers.
+A plugin that misbehaves while loading (its module fails to import, it implements a hook that
+does not exist, e.g. ``register_decoder`` for ``register_decoders``, which pluggy's
+``check_pending()`` finds, its hook raises, it registers a class the registry refuses, e.g. a
+``Params`` default that breaks its own constraint) is skipped with one warning naming its package
+and how to block it, and listed in :attr:`PluginSet.broken` (``harness plugins`` shows it);
+everything else keeps working. Each plugin's registration is all or nothing, so a
+half-registered plugin never lingers.
 
 There is no hidden global state to reset: :func:`default_plugins` caches one :class:`PluginSet`
 built from the environment; tests and embedders construct their own with ``extra=``.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import logging
@@ -95,6 +98,7 @@ class PluginSet:
         for plugin in extra:
             if not self.pm.is_registered(plugin):  # a package under test may also be installed (entry point)
                 self.pm.register(plugin)
+        self._refuse_unknown_hooks()
         self.registries = {kind: Registry(kind) for kind in BASES}
         self._register_all()
         if warn:
@@ -126,6 +130,30 @@ class PluginSet:
                 except (pluggy.PluginValidationError, ValueError) as e:
                     self._skip(ep.name, self._packages[ep.name], f"pluggy refused it: {_one_line(e)}")
 
+    def _package_of(self, plugin_name: str, plugin: object) -> str:
+        module = getattr(plugin, "__name__", None) or type(plugin).__module__
+        return self._packages.get(plugin_name) or distribution_of(module)
+
+    def _refuse_unknown_hooks(self) -> None:
+        """pluggy's ``check_pending()`` raises for a ``@hookimpl`` that matches no hook spec, which
+        would otherwise be ignored without a word (``register_decoder`` registers nothing). The
+        plugin it names is skipped as broken, as a whole, and the check runs again on the rest."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as err:
+                plugin, e = err.plugin, _one_line(err)
+            name = self.pm.get_name(plugin) or repr(plugin)
+            hooks = list(HOOK_FOR_KIND.values())
+            what = []
+            for hook in sorted({c.name for c in self.pm.get_hookcallers(plugin) or [] if not c.has_spec()}):
+                close = difflib.get_close_matches(hook, hooks, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
+                what.append(f"its @hookimpl {hook} is not a harness hook ({hint})")
+            self._skip(name, self._package_of(name, plugin), "; ".join(what) or f"pluggy refused it: {e}")
+            self.pm.unregister(plugin)
+
     def _register_all(self) -> None:
         """Call every plugin's registration hooks, one plugin at a time (in registration order),
         so that a plugin that raises or registers something invalid is skipped as a whole."""
@@ -143,9 +171,7 @@ class PluginSet:
                 for kind, reg in self.registries.items():  # all or nothing
                     for name in set(reg.names()) - before[kind]:
                         reg.discard(name)
-                module = getattr(plugin, "__name__", None) or type(plugin).__module__
-                package = self._packages.get(plugin_name) or distribution_of(module)
-                self._skip(plugin_name, package, f"registering it failed: {_one_line(e)}")
+                self._skip(plugin_name, self._package_of(plugin_name, plugin), f"registering it failed: {_one_line(e)}")
                 self.pm.unregister(plugin)
 
     def registry(self, kind: str) -> Registry:

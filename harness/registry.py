@@ -1,16 +1,22 @@
 """Typed registries answering "which plugin is called X?".
 
 pluggy discovers plugins; these registries hold what they registered, one per kind, refuse
-duplicate names, and answer unknown names with a did-you-mean and the valid choices.
+duplicate names, and answer unknown names with a did-you-mean and the valid choices. A
+registry is also the ``register`` object a registration hook receives: ``register(MyDecoder)``
+(or ``register.register(MyDecoder)``) adds a class, and ``Registry[Decoder]`` is its type in
+:mod:`harness.hookspecs`, so a type checker sees which base class each hook's classes must have.
 """
 from __future__ import annotations
 
 import functools
 import importlib.metadata
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .api import BASES, Plugin
 from .errors import HarnessError, UnknownPluginError
+
+P = TypeVar("P", bound=Plugin)
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,17 @@ def check_params_defaults(kind: str, cls: type[Plugin]) -> None:
                                f"{defaults[field]!r}, breaks its own constraint: {err['msg']}") from None
 
 
-class Registry:
+class Registry(Generic[P]):
+    """The plugins of one kind (``decoder``, ``metric``...), by name; the ``register`` of its hook."""
+
     def __init__(self, kind: str):
         self.kind = kind
         self.base = BASES[kind]
         self._items: dict[str, PluginInfo] = {}
 
-    def register(self, cls: type[Plugin]) -> type[Plugin]:
+    def register(self, cls: type[P]) -> type[P]:
+        """Add ``cls`` (a subclass of this kind's base class, with a ``name``); returns it, so it
+        also works as a class decorator. Refuses another class under a name already taken."""
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise HarnessError(f"{cls!r} registered as a {self.kind} is not a subclass of {self.base.__name__}")
         if not cls.name:
@@ -84,7 +94,7 @@ class Registry:
         """Forget a plugin (used to undo a plugin whose registration failed half-way)."""
         self._items.pop(name, None)
 
-    def get(self, name: str) -> type[Plugin]:
+    def get(self, name: str) -> type[P]:
         try:
             return self._items[name].cls
         except KeyError:

@@ -347,6 +347,71 @@ def test_a_plugin_whose_hook_raises_is_skipped_whole_and_the_rest_loads(caplog):
     assert f"warning: {b.message}" in caplog.text
 
 
+def test_a_misspelled_hook_skips_its_plugin_whole_with_one_warning_naming_it(caplog):
+    """pluggy's check_pending(): a @hookimpl that is no hook would register nothing, silently."""
+    import types
+
+    from harness.api import Metric
+
+    class Fine(Metric):
+        name = "fine_metric"
+
+    class Lost(Decoder):
+        name = "lost_decoder"
+
+    mod = types.ModuleType("misspelled_plugin")
+
+    def register_metrics(register):
+        register(Fine)
+
+    def register_decoder(register):  # the hook is register_decoders
+        register(Lost)
+
+    mod.register_metrics = hookspecs.hookimpl(register_metrics)
+    mod.register_decoder = hookspecs.hookimpl(register_decoder)
+    ps = PluginSet(extra=[mod])
+    [b] = ps.broken
+    assert (b.name, b.error) == ("misspelled_plugin", "its @hookimpl register_decoder is not a harness hook "
+                                                      "(did you mean register_decoders?)")
+    # skipped as a whole, like a plugin whose registration fails: its valid hook registered nothing
+    assert "fine_metric" not in ps.registry("metric") and "lost_decoder" not in ps.registry("decoder")
+    assert "bleu" in ps.registry("metric") and "greedy" in ps.registry("decoder")
+    assert [r.getMessage() for r in caplog.records] == [f"warning: {b.message}"]
+    assert b.message.startswith("skipping plugin 'misspelled_plugin' from package (module misspelled_plugin): its "
+                                "@hookimpl register_decoder is not a harness hook")
+
+
+def test_a_hook_name_far_from_every_hook_is_answered_with_the_list_of_hooks():
+    import types
+
+    mod = types.ModuleType("odd_plugin")
+    mod.provide_everything = hookspecs.hookimpl(lambda register: None)
+    [b] = PluginSet(extra=[mod], warn=False).broken
+    assert b.error == ("its @hookimpl provide_everything is not a harness hook (the hooks are "
+                       + ", ".join(HOOK_FOR_KIND.values()) + ")")
+
+
+@pytest.mark.parametrize("kind, hook", sorted(HOOK_FOR_KIND.items()))
+def test_every_hook_spec_types_its_register_as_the_registry_of_its_kind(kind, hook):
+    import typing
+
+    hints = typing.get_type_hints(getattr(hookspecs, hook))
+    assert hints == {"register": Registry[BASES[kind]], "return": type(None)}
+    # what the plugin gets is that registry: register(cls) and register.register(cls) both add a class
+    ps = PluginSet(use_entry_points=False, warn=False)
+    assert isinstance(ps.registry(kind), Registry) and ps.registry(kind).base is BASES[kind]
+
+
+def test_register_refuses_a_class_of_another_kind_naming_the_base():
+    from harness.api import Metric
+
+    class NotADecoder(Metric):
+        name = "not_a_decoder"
+
+    with pytest.raises(HarnessError, match="registered as a decoder is not a subclass of Decoder"):
+        Registry("decoder").register(NotADecoder)
+
+
 @pytest.mark.slow
 def test_the_suite_passes_with_a_third_party_plugin_installed_that_uses_the_docs_names(tmp_path):
     """The docs' example plugin registers `length_ratio` and `copy_source`, names the tests' own
