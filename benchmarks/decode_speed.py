@@ -168,7 +168,7 @@ class PeakRSS:
 
 def forward_timer(model):
     """Seconds spent inside the model's forward passes: the model, its encoder, and the base model
-    and head that a ``kernels: onednn`` step calls directly (harness.kernels.split_head); nested
+    and head that a ``kernels: onednn`` step calls directly (harness.models.kernels.split_head); nested
     calls count once."""
     from harness.models.kernels import split_head
 
