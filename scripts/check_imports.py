@@ -42,7 +42,7 @@ LAYERS: list[list[str]] = [
     ["harness.registry"],
     ["harness.hookspecs"],
     ["harness.plugins"],
-    ["harness.decoding", "harness.training", "harness.report"],
+    ["harness.decoding", "harness.training", "harness.report", "harness.comet"],
     ["harness.engines", "harness.report_data"],
     ["harness.experiment"],
     ["harness.run"],
