@@ -137,7 +137,8 @@ def test_builtin_decoders_are_built_on_the_public_decoding_api():
         if e.source.startswith("harness_plugins.decoders."):
             by_module.setdefault(e.source, set()).add(e.target)
     decoders = {m for m in checker().module_files(ROOT) if m.startswith("harness_plugins.decoders.")}
-    assert decoders == {f"harness_plugins.decoders.{n}" for n in ("beam", "diverse_beam", "greedy", "mbr", "sample")}
+    assert decoders == {f"harness_plugins.decoders.{n}" for n in ("beam", "diverse_beam", "greedy", "mbr", "qe_rerank",
+                                                                  "sample")}
     for module in sorted(decoders):
         targets = by_module.get(module, set())
         assert "harness.decoding" in targets, f"{module} does not import harness.decoding"

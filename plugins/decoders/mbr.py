@@ -12,8 +12,12 @@ and the n-best list (what diversity and oracle metrics read) is the candidate po
 Utilities: ``chrf`` (default) and ``bleu`` equal sacrebleu's ``sentence_chrf`` /
 ``sentence_bleu`` and are computed exactly and fast (:mod:`harness.decoding.mbr`: n-grams extracted
 once per distinct string, one sparse product for all pairs); ``utility_params`` takes the
-parameters of the ``chrf`` / ``bleu`` metric plugins. Any other translation metric plugin
-name works too, one (candidate, reference) pair per call (slow: N x M calls per sentence).
+parameters of the ``chrf`` / ``bleu`` metric plugins. ``comet`` takes the ``comet`` metric's
+(``checkpoint``...): a metric plugin with an ``mbr_utility()`` supplies its own pairwise form, here
+each candidate and pseudo-reference encoded once (Freitag et al. 2022's MBR with a neural utility;
+the trick of ZurichNLP/mbr and mbrs), the source bound per sentence (``for_source``). Any other
+translation metric plugin name works too, one (candidate, reference) pair per call (slow: N x M
+calls per sentence).
 
 Randomness: sampled candidates use the ``sample`` decoder's stream, so with the same seed and
 sampling parameters MBR reranks exactly the samples a ``sample`` cell draws; pseudo-references
@@ -22,15 +26,14 @@ among its own pseudo-references (null ``references``) adds the same 100/M chrF t
 candidate, which does not change the choice.
 
 Non-goals: third-party decoders as candidate sources (the choice is validated against the
-built-ins' parameters at config time), approximations (reference aggregation, DeMBR), neural
-utilities.
+built-ins' parameters at config time), approximations (reference aggregation, DeMBR).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, model_validator
 
 from harness.api import Decoder, Hypothesis
 from harness.decoding import BeamParams, DiverseBeamParams, SampleParams
@@ -78,12 +81,13 @@ class MbrParams(Params):
         description="{decoder: sample | beam | diverse_beam, params: {...}}: where the candidates come from")
     references: SampleSource | None = Field(
         None, description="{decoder: sample, params: {...}}: pseudo-references drawn apart; null: the candidates")
-    utility: str = Field("chrf", description="chrf | bleu (exact and fast) | any translation metric plugin's name")
+    utility: str = Field("chrf", description="chrf | bleu (exact and fast) | comet (a COMET checkpoint, each text "
+                                             "encoded once) | any translation metric plugin's name")
     utility_params: dict[str, Any] = Field(default_factory=dict,
                                            description="parameters of the utility's metric plugin, e.g. {word_order: 2}")
 
     @model_validator(mode="after")
-    def _known_utility(self):
+    def _known_utility(self, info: ValidationInfo):
         from pydantic import ValidationError
 
         try:
@@ -93,12 +97,21 @@ class MbrParams(Params):
         if getattr(cls, "task", "translation") != "translation":
             raise ValueError(f"utility: metric '{self.utility}' scores {cls.task}, not translations")
         try:
-            cls.Params.model_validate(self.utility_params)
+            # the config's context: paths among the utility's parameters are relative to the config file
+            validated = cls.Params.model_validate(self.utility_params, context=info.context)
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
-            raise ValueError(f"utility_params.{where}: {err['msg']} (parameters of metric '{self.utility}': "
+            raise ValueError(f"utility_params{'.' + where if where else ''}: {err['msg'].removeprefix('Value error, ')} "
+                             f"(parameters of metric '{self.utility}': "
                              f"{', '.join(cls.Params.model_fields) or 'none'})") from None
+        check = getattr(cls, "utility_problem", None)  # a metric that cannot always be a utility says why
+        problem = check(validated) if callable(check) and (info.context or {}).get("check_files", True) else None
+        if problem:
+            raise ValueError(f"utility {self.utility}: {problem}")
+        # the keys as given, with their validated values (relative paths made absolute)
+        dumped = validated.model_dump(mode="json")
+        object.__setattr__(self, "utility_params", {k: dumped[k] for k in self.utility_params})
         return self
 
 
@@ -125,7 +138,9 @@ def make_utility(name: str, params: dict[str, Any]):
                            whitespace=p.whitespace, eps_smoothing=p.eps_smoothing)
     if name == "bleu":
         return BleuUtility(tokenize=p.tokenize, lowercase=p.lowercase, smooth_method=p.smooth_method)
-    return MetricUtility(cls(p))
+    metric = cls(p)
+    own = getattr(metric, "mbr_utility", None)  # a metric with its own pairwise form (comet)
+    return own() if callable(own) else MetricUtility(metric)
 
 
 class Mbr(Decoder):
@@ -159,9 +174,13 @@ class Mbr(Decoder):
         else:
             refs = cands
         utility = make_utility(p.utility, p.utility_params)
+        if hasattr(utility, "prepare"):  # a neural utility encodes every distinct text at once
+            utility.prepare(sources, [h.text for hyps in (*cands, *refs) for h in hyps])
         out = []
         for i, (hyps, pseudo) in enumerate(zip(cands, refs)):
-            ranked = mbr_rank([h.text for h in hyps], [h.text for h in pseudo], utility)
+            # a utility that reads the source (comet) is bound to this sentence's
+            u = utility.for_source(sources[i]) if hasattr(utility, "for_source") else utility
+            ranked = mbr_rank([h.text for h in hyps], [h.text for h in pseudo], u)
             out.append([Hypothesis(r.text, r.expected_utility, hyps[r.index].tokens) for r in ranked])
             ctx.progress((phases - 1) * n + i + 1, phases * n)
         return out
