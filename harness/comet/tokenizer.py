@@ -59,7 +59,7 @@ class CometTokenizer:
         self.clean_up = files.clean_up_tokenization_spaces
 
     def __call__(self, texts: Sequence[str]) -> list[Piece]:
-        return [Piece(tuple(e.ids), tuple(tuple(o) for o in e.offsets))
+        return [Piece(tuple(e.ids), tuple(e.offsets))
                 for e in self._tok.encode_batch([str(t) for t in texts], add_special_tokens=True)]
 
     def decode(self, ids: Sequence[int]) -> str:
