@@ -409,3 +409,42 @@ def test_a_truncated_checkpoint(workdir):
     line = one_error(validate(workdir, "{name: comet, params: {checkpoint: models/cut}}"))
     assert f"{p.resolve()} is not a torch checkpoint that can be read" in line or \
            f"{p} is not a torch checkpoint that can be read" in line
+
+
+# ----------------------------------------------------------------------------- caches and tokenizers
+
+
+def test_a_cache_smaller_than_the_work_forgets_old_embeddings_and_changes_no_score():
+    from harness.comet import inspect_checkpoint
+    from harness.comet.scoring import Scorer
+
+    srcs, mt, refs = sentences(20, 40, "cs"), sentences(20, 41, "cm"), sentences(20, 42, "cr")
+    small = Scorer(inspect_checkpoint(REGRESSION), "cpu", "float32", cache_bytes=10 * 32 * 4)  # ten embeddings
+    assert small.score(srcs, mt, refs).scores == direct_scores(REGRESSION, srcs, mt, refs)
+    assert len(small._embeddings) == 10
+    small.score(srcs, mt, refs)
+    assert small.stats["texts_encoded"] == 110  # the ten kept (the last references) are reused, 50 encoded again
+
+
+def test_an_encoder_with_only_a_sentencepiece_model_is_converted_as_transformers_does(tmp_path):
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    from harness.comet import inspect_checkpoint
+    from harness.comet.tokenizer import CometTokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(sentences(400, 50, "") + ["Der Hund läuft schnell!"]), encoding="utf-8")
+    enc = tmp_path / "spm-encoder"
+    enc.mkdir()
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(enc / "sentencepiece.bpe"), vocab_size=120,
+                                   model_type="unigram", character_coverage=1.0, hard_vocab_limit=False)
+    shutil.copy(FIXTURE / "encoder-xlmr" / "config.json", enc / "config.json")
+    (enc / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "XLMRobertaTokenizer"}))
+    info = inspect_checkpoint(REGRESSION, enc)
+    assert info.encoder.tokenizer_json is None
+    ours = CometTokenizer(info.encoder, max_positions=80)
+    texts = sentences(10, 51, "") + ["Der Hund läuft schnell!", "", " ".join(["Hund"] * 100)]
+    theirs = AutoTokenizer.from_pretrained(str(enc))(texts, truncation=True, max_length=78)["input_ids"]
+    assert [list(p.ids) for p in ours(texts)] == theirs
+    assert (ours.cls_id, ours.sep_id, ours.pad_id) == (0, 2, 1)

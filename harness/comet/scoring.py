@@ -156,38 +156,36 @@ class Scorer:
             torch.cuda.empty_cache()
 
     def _remember(self, cache: OrderedDict, key, value, nbytes: int) -> None:
+        """Keep ``value``, forgetting the least recently used entries beyond the byte budget."""
         cache[key] = value
         self._used += nbytes
         while self._used > self._cache_bytes and len(cache) > 1:
             _, old = cache.popitem(last=False)
-            self._used -= _nbytes(old)
+            self._used -= _nbytes(old[1] if isinstance(old, tuple) else old) + (64 if isinstance(old, tuple) else 0)
 
     # ------------------------------------------------------------------ regression classes
 
     def embeddings(self, texts: Sequence[str]) -> list:
         """Sentence embeddings of ``texts`` (regression classes), each distinct text encoded once."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._embeddings]
+        found = self._cached(self._embeddings, texts)
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
         if todo:
-            pieces = self._pieces_of(todo)
-            rows = self._run([p.ids for p in pieces], lambda ids, mask: self.net.sentence_embeddings(ids, mask),
-                             "segment")
+            rows = self._run([p.ids for p in self._pieces_of(todo)],
+                             lambda ids, mask: self.net.sentence_embeddings(ids, mask), "segment")
             for t, row in zip(todo, rows):
-                row = row.clone()  # a view would keep its whole batch alive in the cache
+                found[t] = row = row.clone()  # a view would keep its whole batch alive in the cache
                 self._remember(self._embeddings, t, row, _nbytes(row))
             self.stats["texts_encoded"] += len(todo)
-        found = [self._embeddings.get(t) for t in texts]
-        if any(f is None for f in found):  # evicted while adding: recompute without caching
-            return self._uncached_embeddings(texts)
-        for t in dict.fromkeys(texts):
-            self._embeddings.move_to_end(t)
-        return found
+        return [found[t] for t in texts]
 
-    def _uncached_embeddings(self, texts: Sequence[str]) -> list:
-        uniq = list(dict.fromkeys(texts))
-        rows = self._run([p.ids for p in self._pieces_of(uniq)],
-                         lambda ids, mask: self.net.sentence_embeddings(ids, mask), "segment")
-        by_text = dict(zip(uniq, rows))
-        return [by_text[t] for t in texts]
+    def _cached(self, cache: OrderedDict, keys) -> dict:
+        """The entries of ``cache`` among ``keys``, marked as recently used."""
+        found = {}
+        for k in dict.fromkeys(keys):
+            if k in cache:
+                cache.move_to_end(k)
+                found[k] = cache[k]
+        return found
 
     def _estimate(self, src: list, mt: list, ref: list | None, chunk: int = 4096) -> list[float]:
         import torch
@@ -204,24 +202,22 @@ class Scorer:
 
     def _joint_outputs(self, seqs: list[tuple[int, ...]], mt_lengths: list[int]) -> list[tuple[float, Any]]:
         """(score, tag probabilities of the translation's subwords or None) per joint input."""
-        todo = [s for s in dict.fromkeys(seqs) if s not in self._joint]
+        found = self._cached(self._joint, seqs)
+        todo = [s for s in dict.fromkeys(seqs) if s not in found]
         if todo:
-            keep = {s: n for s, n in zip(seqs, mt_lengths)}
+            keep = dict(zip(seqs, mt_lengths))
 
             def forward(ids, mask):
                 scores, probs = self.net.joint(ids, mask)
                 return list(zip(scores.float().tolist(), [None] * len(scores) if probs is None else probs))
 
-            for s, (score, probs) in zip(todo, self._run(list(todo), forward, "joint input")):
-                if probs is not None:
+            for s, (score, probs) in zip(todo, self._run(todo, forward, "joint input")):
+                if probs is not None:  # only the translation's subwords are read, copied out of the batch
                     probs = probs[:keep[s]].float().clone()
-                self._remember(self._joint, s, (score, probs), _nbytes(probs) + 64)
+                found[s] = (score, probs)
+                self._remember(self._joint, s, found[s], _nbytes(probs) + 64)
             self.stats["joint_inputs_encoded"] += len(todo)
-        found = [self._joint.get(s) for s in seqs]
-        if any(f is None for f in found):  # pragma: no cover - a cache smaller than one batch
-            self._cache_bytes *= 2
-            return self._joint_outputs(seqs, mt_lengths)
-        return found
+        return [found[s] for s in seqs]
 
     def _decode_spans(self, probs, piece: Piece) -> list[dict[str, Any]]:
         """COMET's ``UnifiedMetric.decode`` for one translation (see the module docstring)."""
