@@ -115,7 +115,8 @@ def comet_arm(python: str, model: Path, src, ref, outs, batch_size: int, repeats
         path.write_text(json.dumps(job))
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
-        res = subprocess.run([python, "-c", COMET_ARM, str(path)], capture_output=True, text=True, env=env, timeout=3600)
+        res = subprocess.run([python, "-c", COMET_ARM, str(path)], capture_output=True, text=True, env=env,
+                             timeout=3600)
     line = next((x for x in res.stdout.splitlines() if x.startswith("RESULT ")), None)
     if res.returncode != 0 or line is None:
         tail = "\n".join((res.stdout + res.stderr).splitlines()[-15:])
@@ -132,7 +133,8 @@ def load() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="regression", choices=["regression", "referenceless", "kiwi", "unified", "xcomet"],
+    ap.add_argument("--model", default="regression",
+                    choices=["regression", "referenceless", "kiwi", "unified", "xcomet"],
                     help="which fixture checkpoint (tests/fixtures/comet)")
     ap.add_argument("--segments", type=int, default=1000)
     ap.add_argument("--systems", type=int, default=10, help="systems of the ten-systems workload")

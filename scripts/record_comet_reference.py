@@ -102,7 +102,8 @@ def triples() -> list[dict[str, str]]:
     out += [
         {"src": out[2]["src"], "mt": "", "ref": out[2]["ref"]},                        # empty output
         {"src": out[3]["src"], "mt": out[3]["src"], "ref": out[3]["ref"]},             # copy of the source
-        {"src": "Ein Hund 🐕 läuft — schnell!", "mt": "Ein Hund 🐕 läuft — schnell!", "ref": "A dog runs fast!"},
+        {"src": "Ein Hund 🐕 läuft — schnell!", "mt": "Ein Hund 🐕 läuft — schnell!",
+         "ref": "A dog runs fast!"},
         {"src": "  two   people  ", "mt": "zwei  Leute", "ref": "Zwei Menschen."},       # odd spacing
         {"src": long_src, "mt": perturb(random.Random(8), long_ref), "ref": long_ref},   # joint input truncated
         {"src": long_src + " " + long_src, "mt": long_ref + " " + long_ref, "ref": long_ref},  # each truncated

@@ -64,7 +64,8 @@ def run(tmp_path_factory, tiny_marian):
     config = {
         "name": "comet-run",
         "models": [{"path": str(tiny_marian), "label": "tiny", "device": "cpu"}],
-        "benchmarks": [{"name": "parallel_text", "label": "toy", "params": {"source": str(src), "reference": str(ref)}}],
+        "benchmarks": [{"name": "parallel_text", "label": "toy",
+                        "params": {"source": str(src), "reference": str(ref)}}],
         "decoders": [{"name": "greedy", "params": {"max_new_tokens": 6}},
                      {"name": "beam", "params": {"num_beams": 3, "max_new_tokens": 6}},
                      {"name": "sample", "params": {"max_new_tokens": 6}}],
@@ -212,8 +213,6 @@ def test_an_out_of_memory_batch_is_split_and_scores_do_not_change(monkeypatch):
 
 
 def test_a_segment_that_never_fits_fails_the_metric_alone_with_one_line(monkeypatch, tmp_path, tiny_marian):
-    import torch
-
     from harness.comet.encoder import Encoder
 
     def never(self, ids, mask):
@@ -235,7 +234,6 @@ def test_a_segment_that_never_fits_fails_the_metric_alone_with_one_line(monkeypa
                                                      "segment of ")
     assert "on cpu (float32): use a device with more memory" in errors[0] and "\n" not in errors[0]
     assert (tmp_path / "out" / "predictions").is_dir()
-    del torch
 
 
 # ----------------------------------------------------------------------------- bad input, at validation
@@ -311,7 +309,8 @@ def test_a_mismatched_encoder_vocabulary(workdir):
     data = json.loads((enc / "tokenizer.json").read_text())
     data["model"]["vocab"] += [[f"▁extra{i}", -12.0] for i in range(200)]
     (enc / "tokenizer.json").write_text(json.dumps(data))
-    line = one_error(validate(workdir, f"{{name: comet, params: {{checkpoint: {REGRESSION}, encoder: other-encoder}}}}"))
+    line = one_error(validate(workdir, f"{{name: comet, params: {{checkpoint: {REGRESSION}, "
+                                       f"encoder: other-encoder}}}}"))
     assert "the tokenizer has 510 pieces but the checkpoint's embedding has 311 rows: the encoder vocabulary " \
            "does not match the checkpoint" in line
 
@@ -448,3 +447,13 @@ def test_an_encoder_with_only_a_sentencepiece_model_is_converted_as_transformers
     theirs = AutoTokenizer.from_pretrained(str(enc))(texts, truncation=True, max_length=78)["input_ids"]
     assert [list(p.ids) for p in ours(texts)] == theirs
     assert (ours.cls_id, ours.sep_id, ours.pad_id) == (0, 2, 1)
+
+
+def test_16_bit_scores_are_close_and_signed_as_such():
+    srcs, mt, refs = sentences(8, 60, "bs"), sentences(8, 61, "bm"), sentences(8, 62, "br")
+    examples = [Example(id=str(i), source=s, reference=r) for i, (s, r) in enumerate(zip(srcs, refs))]
+    half = comet(checkpoint=str(REGRESSION), device="cpu", dtype="bfloat16")
+    got = half.example_scores(mt, examples)
+    assert got == pytest.approx(direct_scores(REGRESSION, srcs, mt, refs), abs=1e-2)
+    assert got != direct_scores(REGRESSION, srcs, mt, refs)
+    assert half.compute(mt, examples).signature.endswith("|dtype:bfloat16")

@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
 IMPLEMENTATION_VERSION = "1"
 """Bumped whenever a change can alter a score; part of every COMET signature."""
 
-__all__ = ["IMPLEMENTATION_VERSION", "CheckpointInfo", "CometCheckpointError", "CometResult", "Scorer",
-           "checkpoint_digest", "inspect_checkpoint", "load_scorer", "resolve_device"]
+__all__ = ["IMPLEMENTATION_VERSION", "CheckpointInfo", "CometCheckpointError", "CometMemoryError", "CometResult",
+           "Scorer", "checkpoint_digest", "inspect_checkpoint", "load_scorer", "resolve_device"]
 
 _LOADED: dict[tuple, Scorer] = {}  # (digest, device, dtype) -> scorer, the two most recent
 _KEEP = 2

@@ -496,7 +496,8 @@ def _check_heads(info: CheckpointInfo, hp_file: Path) -> None:
         if n != info.num_layers:
             raise CometCheckpointError(f"{ckpt}: {n} layer-mixing weights for {info.num_layers} encoder layers")
     elif not (isinstance(layer, int) and 0 <= layer < info.num_layers):
-        raise CometCheckpointError(f"{hp_file}: layer {layer!r} is not 'mix' or an encoder layer 0..{info.num_layers - 1}")
+        raise CometCheckpointError(f"{hp_file}: layer {layer!r} is not 'mix' or an encoder layer "
+                                   f"0..{info.num_layers - 1}")
     widths = {"regression_metric": 6, "referenceless_regression_metric": 4}.get(info.class_identifier, 1)
     sizes = [int(s) for s in hp["hidden_sizes"]]
     want = [widths * info.hidden_size, *sizes]

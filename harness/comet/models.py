@@ -58,8 +58,9 @@ class CometNet:
         self.device, self.dtype = device, dtype
         self.encoder = Encoder(state, info.encoder.config, xl=info.xl, device=device, dtype=dtype)
         layer = hp.get("sent_layer" if info.unified else "layer", "mix")
-        self.mix = LayerMix(state, self.encoder.num_layers, transformation=str(hp.get("layer_transformation")),
-                            layer_norm=bool(hp.get("layer_norm")), device=device, dtype=dtype) if layer == "mix" else None
+        self.mix = None if layer != "mix" else LayerMix(
+            state, self.encoder.num_layers, transformation=str(hp.get("layer_transformation")),
+            layer_norm=bool(hp.get("layer_norm")), device=device, dtype=dtype)
         self.layer = None if layer == "mix" else int(layer)
         self.pool_kind = str(hp.get("pool", "avg"))
         self.estimator = FeedForward(state, "estimator.ff", len(hp["hidden_sizes"]) + 1, str(hp["activations"]),
@@ -88,6 +89,7 @@ class CometNet:
         many others are scored with it."""
         import torch
 
+        x = x.to(self.dtype)  # mean pooling divides by a float32 count: 16-bit embeddings come back float32
         n = x.shape[0]
         m = -(-n // 8) * 8
         if m != n:

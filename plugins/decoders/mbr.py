@@ -102,7 +102,8 @@ class MbrParams(Params):
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
-            raise ValueError(f"utility_params{'.' + where if where else ''}: {err['msg'].removeprefix('Value error, ')} "
+            msg = err["msg"].removeprefix("Value error, ")
+            raise ValueError(f"utility_params{'.' + where if where else ''}: {msg} "
                              f"(parameters of metric '{self.utility}': "
                              f"{', '.join(cls.Params.model_fields) or 'none'})") from None
         check = getattr(cls, "utility_problem", None)  # a metric that cannot always be a utility says why
