@@ -79,7 +79,7 @@ def test_mbr_with_comet_equals_the_double_loop_and_encodes_each_candidate_once(m
 
 
 def test_qe_rerank_orders_the_nbest_list_by_the_reference_free_score(marian, tmp_path):
-    out = decoder("qe_rerank", checkpoint=str(KIWI), device="cpu",
+    out = decoder("qe_rerank", metric_params={"checkpoint": str(KIWI), "device": "cpu"},
                   candidates={"decoder": "beam", "params": BEAM}).decode(marian, SOURCES, ctx(tmp_path))
     nbest = decoder("beam", **BEAM).decode(marian, SOURCES, ctx(tmp_path))
     moved = 0
@@ -94,8 +94,8 @@ def test_qe_rerank_orders_the_nbest_list_by_the_reference_free_score(marian, tmp
 
 
 def test_qe_rerank_with_xcomet_uses_it_without_its_reference(marian, tmp_path):
-    out = decoder("qe_rerank", checkpoint=str(XCOMET), device="cpu", candidates={"decoder": "beam", "params": BEAM}
-                  ).decode(marian, SOURCES[:3], ctx(tmp_path))
+    out = decoder("qe_rerank", metric_params={"checkpoint": str(XCOMET), "device": "cpu"},
+                  candidates={"decoder": "beam", "params": BEAM}).decode(marian, SOURCES[:3], ctx(tmp_path))
     for src, hyps in zip(SOURCES, out):
         assert [h.score for h in hyps] == [one_at_a_time(XCOMET, src, h.text, None).scores[0] for h in hyps]
 
@@ -118,7 +118,7 @@ decoders:
     params: {{candidates: {{decoder: beam, params: {BEAM}}}, utility: comet,
               utility_params: {{checkpoint: comet/regression, device: cpu}}}}
   - name: qe_rerank
-    params: {{checkpoint: comet/kiwi, device: cpu, candidates: {{decoder: beam, params: {BEAM}}}}}
+    params: {{metric_params: {{checkpoint: comet/kiwi, device: cpu}}, candidates: {{decoder: beam, params: {BEAM}}}}}
 metrics: [bleu, {{name: comet, label: kiwi, params: {{checkpoint: comet/kiwi, device: cpu}}}}]
 reporters: []
 """)

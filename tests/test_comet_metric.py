@@ -352,9 +352,14 @@ def test_a_reference_free_model_given_references_and_the_reverse(workdir):
 
 
 def test_qe_reranking_with_a_reference_based_model_and_mbr_with_a_reference_free_one(workdir):
-    line = one_error(validate(workdir, decoder=f"{{name: qe_rerank, params: {{checkpoint: {REGRESSION}}}}}"))
-    assert "decoders[0].params" in line and "is a reference-based COMET model (regression_metric" in line
+    line = one_error(validate(workdir, decoder=f"{{name: qe_rerank, params: {{metric_params: "
+                                               f"{{checkpoint: {REGRESSION}}}}}}}"))
+    assert "decoders[0].params: metric comet:" in line and "is a reference-based COMET model (regression_metric" in line
     assert "qe_rerank scores without references" in line
+    line = one_error(validate(workdir, decoder="{name: qe_rerank, params: {metric: bleu}}"))
+    assert "metric: 'bleu' gives no reference-free scores (no qe_scores); allowed: comet" in line
+    line = one_error(validate(workdir, decoder="{name: qe_rerank, params: {metric_params: {checkpoint: nowhere}}}"))
+    assert "metric_params.checkpoint: directory not found" in line
     line = one_error(validate(workdir, decoder=f"{{name: mbr, params: {{utility: comet, utility_params: "
                                                f"{{checkpoint: {KIWI}}}}}}}"))
     assert "utility comet:" in line and "scores without references, and MBR scores candidates against " \

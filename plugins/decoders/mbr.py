@@ -117,12 +117,16 @@ class MbrParams(Params):
 
 
 def metric_class(name: str):
-    """The metric plugin class behind a utility name. chrf and bleu are the built-ins, imported
+    """The metric plugin class behind a utility name. chrf, bleu and comet are built-ins, imported
     directly (validating these params must not need the plugin registry, which may be building)."""
     if name in FAST_UTILITIES:
         from harness_plugins.metrics.sacrebleu_metrics import Bleu, Chrf
 
         return Chrf if name == "chrf" else Bleu
+    if name == "comet":
+        from harness_plugins.metrics.comet import Comet
+
+        return Comet
     from harness.plugins import default_plugins
 
     return default_plugins().get("metric", name)

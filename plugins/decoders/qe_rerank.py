@@ -1,47 +1,72 @@
-"""``qe_rerank``: rerank another decoder's n-best list with a reference-free COMET model.
+"""``qe_rerank``: rerank another decoder's n-best list with a reference-free metric (CometKiwi).
 
 For each sentence the ``candidates`` decoder (``beam``, ``diverse_beam`` or ``sample``, with its own
 parameters; the same choice as ``mbr``'s) gives a list of hypotheses; each distinct one is scored
-by a quality-estimation checkpoint (CometKiwi, COMET-QE, or XCOMET without its reference) against
-the source alone, and the list is returned best score first, the score being the QE score: the
-output is the candidate the QE model prefers (QE reranking, e.g. Fernandes et al. 2022), the
-n-best list the whole pool. Ties keep the candidates' order.
+against the source alone by a quality-estimation metric, and the list is returned best score first,
+the score being the QE score: the output is the candidate the QE model prefers (QE reranking, e.g.
+Fernandes et al. 2022), the n-best list the whole pool. Ties keep the candidates' order.
 
-The checkpoint parameters are the ``comet`` metric's (``checkpoint``, ``encoder``, ``batch_size``,
-``max_tokens``, ``device``, ``dtype``); a reference-based checkpoint is refused at validation, as
-it cannot score without a reference. All candidates of all sentences are scored in one batched,
-length-sorted pass. Non-goals: combining the QE score with the decoder's own score, reranking with
-references (that is ``mbr`` with ``utility: comet``).
+The metric is a metric plugin offering ``qe_scores(sources, outputs)``: ``comet`` with a
+reference-free checkpoint (``metric_params: {checkpoint: DIR}``: Unbabel/wmt22-cometkiwi-da,
+COMET-QE, or XCOMET without its reference). Its parameters are validated at the config edge, with
+the config's directory as the base of relative paths, and a checkpoint that needs references is
+refused there. All candidates of all sentences are scored in one batched, length-sorted pass.
+Non-goals: combining the QE score with the decoder's own score, reranking with references (that is
+``mbr`` with ``utility: comet``).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
 
-from harness.api import Decoder, Hypothesis
-from harness.comet.params import ScorerParams
+from harness.decoding import Decoder, Hypothesis
+from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
+from harness.params import Params
 
-from .mbr import BeamSource, CandidateSource
+from .mbr import BeamSource, CandidateSource, metric_class
 
 
-class QeRerankParams(ScorerParams):
+class QeRerankParams(Params):
     candidates: CandidateSource = Field(
         default_factory=lambda: BeamSource(decoder="beam"),
         description="{decoder: beam | diverse_beam | sample, params: {...}}: the n-best list to rerank")
+    metric: str = Field("comet", description="the metric plugin whose reference-free score reranks (qe_scores): comet")
+    metric_params: dict[str, Any] = Field(
+        default_factory=dict, description="its parameters, e.g. {checkpoint: DIR} of a CometKiwi checkpoint")
 
-    def problem(self, info):
-        if info.references == "required":
-            return (f"{info.directory} is a reference-based COMET model ({info.class_identifier}, inputs "
-                    f"[{', '.join(info.input_segments)}]); qe_rerank scores without references: use a reference-free "
-                    f"checkpoint (e.g. Unbabel/wmt22-cometkiwi-da) or XCOMET")
-        return None
+    @model_validator(mode="after")
+    def _qe_metric(self, info: ValidationInfo):
+        from pydantic import ValidationError
+
+        try:
+            cls = metric_class(self.metric)
+        except HarnessError as e:
+            raise ValueError(f"metric: {e}") from None
+        if not callable(getattr(cls, "qe_scores", None)):
+            raise ValueError(f"metric: '{self.metric}' gives no reference-free scores (no qe_scores); allowed: comet")
+        try:
+            validated = cls.Params.model_validate(self.metric_params, context=info.context)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            raise ValueError(f"metric_params{'.' + where if where else ''}: {msg} (parameters of metric "
+                             f"'{self.metric}': {', '.join(cls.Params.model_fields)})") from None
+        check = getattr(cls, "qe_problem", None)
+        problem = check(validated) if callable(check) and (info.context or {}).get("check_files", True) else None
+        if problem:
+            raise ValueError(f"metric {self.metric}: {problem}")
+        dumped = validated.model_dump(mode="json")  # the keys as given, relative paths made absolute
+        object.__setattr__(self, "metric_params", {k: dumped[k] for k in self.metric_params})
+        return self
 
 
 class QeRerank(Decoder):
     name = "qe_rerank"
-    description = "Rerank a decoder's n-best list by a reference-free COMET (CometKiwi) score of each candidate."
+    description = "Rerank a decoder's n-best list by a reference-free metric of each candidate (CometKiwi)."
     Params = QeRerankParams
     deterministic = False  # sampled candidates depend on the seed
 
@@ -65,9 +90,10 @@ class QeRerank(Decoder):
             for h in hyps:
                 seen.setdefault(h.text, h)
             distinct.append(list(seen.values()))
-        flat_src = [s for s, hyps in zip(sources, distinct) for _ in hyps]
-        flat_mt = [h.text for hyps in distinct for h in hyps]
-        scores = p.scorer().score(flat_src, flat_mt, None).scores
+        metric = metric_class(p.metric)
+        scorer = metric(metric.Params.model_validate(p.metric_params))
+        scores = scorer.qe_scores([s for s, hyps in zip(sources, distinct) for _ in hyps],
+                                  [h.text for hyps in distinct for h in hyps])
         out, k = [], 0
         for i, hyps in enumerate(distinct):
             mine = scores[k:k + len(hyps)]

@@ -15,7 +15,8 @@ checkpoint with its encoder files, the implementation version, whether reference
 batch settings and the dtype: scores of different checkpoints or versions never share a table.
 
 Also an MBR utility (``mbr`` decoder, ``utility: comet``): :meth:`Comet.mbr_utility`, each
-candidate and pseudo-reference encoded once per sentence. Non-goals: Monte Carlo dropout, error
+candidate and pseudo-reference encoded once per sentence; and the ``qe_rerank`` decoder's scorer
+(:meth:`Comet.qe_scores`, reference-free checkpoints). Non-goals: Monte Carlo dropout, error
 spans in the predictions (the counts are in the details), COMET's ranking models.
 """
 from __future__ import annotations
@@ -108,6 +109,24 @@ class Comet(Metric):
 
     def mbr_utility(self):
         return CometUtility(self)
+
+    # ------------------------------------------------------------------ QE reranking (qe_rerank)
+
+    @classmethod
+    def qe_problem(cls, params: CometParams) -> str | None:
+        """Why this checkpoint cannot score a translation against its source alone."""
+        info = params.checkpoint_info()
+        if info.references == "required":
+            return (f"{info.directory} is a reference-based COMET model ({info.class_identifier}, inputs "
+                    f"[{', '.join(info.input_segments)}]); qe_rerank scores without references: use a "
+                    f"reference-free checkpoint (e.g. Unbabel/wmt22-cometkiwi-da) or XCOMET")
+        if params.use_references:
+            return "use_references: true, but qe_rerank scores without references; remove it"
+        return None
+
+    def qe_scores(self, sources, outputs) -> list[float]:
+        """COMET's reference-free score of each output against its source, in one batched pass."""
+        return self.params.scorer().score(list(sources), list(outputs), None).scores
 
 
 class CometUtility:
