@@ -128,3 +128,8 @@ reporters: []
     # reranking by the very QE model the metric uses picks, per sentence, its best candidate
     assert m["qe_rerank", "kiwi"] >= m["beam", "kiwi"] and m["qe_rerank", "kiwi"] >= m["mbr_comet", "kiwi"]
     assert m["qe_rerank", "kiwi"] > m["beam", "kiwi"]
+    from harness.report import analyze
+    from harness.results import load_run
+
+    # a labelled metric is told apart from its plugin's title in the reports
+    assert [x.title for x in analyze(load_run(tmp_path / "out")).benchmarks[0].metrics] == ["BLEU", "COMET (kiwi)"]

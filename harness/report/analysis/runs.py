@@ -44,6 +44,8 @@ def metric_infos(results, plugins=None) -> dict[str, MetricInfo]:
             info.higher_is_better = info.direction == "higher"
             info.target = getattr(cls, "target", None)
             info.display = getattr(cls, "title", "") or ""
+            if info.display and label != plugin:  # one plugin under two labels (chrf, chrf++): tell them apart
+                info.display = f"{info.display} ({label})"
             info.decimals = getattr(cls, "decimals", None)
             info.value_range = tuple(getattr(cls, "value_range", (None, None)) or (None, None))
             info.scope = getattr(cls, "scope", "outputs") or "outputs"
