@@ -462,3 +462,33 @@ def test_16_bit_scores_are_close_and_signed_as_such():
     assert got == pytest.approx(direct_scores(REGRESSION, srcs, mt, refs), abs=1e-2)
     assert got != direct_scores(REGRESSION, srcs, mt, refs)
     assert half.compute(mt, examples).signature.endswith("|dtype:bfloat16")
+
+
+def test_a_checkpoint_in_torchs_legacy_format_is_read_and_scores_the_same(tmp_path):
+    import torch
+
+    from harness.comet import inspect_checkpoint
+    from harness.comet.scoring import Scorer
+
+    model = copy_model(REGRESSION, tmp_path / "models" / "legacy")
+    ckpt = torch.load(model / "checkpoints" / "model.ckpt", weights_only=True)
+    torch.save(ckpt, model / "checkpoints" / "model.ckpt", _use_new_zipfile_serialization=False)
+    info = inspect_checkpoint(model)
+    assert not __import__("zipfile").is_zipfile(info.ckpt) and info.hparams_source == "checkpoint"
+    srcs, mt, refs = sentences(5, 70, "ls"), sentences(5, 71, "lm"), sentences(5, 72, "lr")
+    assert Scorer(info, "cpu", "float32").score(srcs, mt, refs).scores == direct_scores(REGRESSION, srcs, mt, refs)
+
+
+def test_without_hyper_parameters_in_the_checkpoint_hparams_yaml_stands_in(tmp_path):
+    import torch
+
+    from harness.comet import inspect_checkpoint
+    from harness.comet.scoring import Scorer
+
+    model = copy_model(REGRESSION, tmp_path / "models" / "stripped")
+    ckpt = torch.load(model / "checkpoints" / "model.ckpt", weights_only=True)
+    torch.save({"state_dict": ckpt["state_dict"]}, model / "checkpoints" / "model.ckpt")
+    info = inspect_checkpoint(model)
+    assert info.hparams_source == "hparams.yaml" and info.hparams["layer_transformation"] == "sparsemax"
+    srcs, mt, refs = sentences(4, 73, "hs"), sentences(4, 74, "hm"), sentences(4, 75, "hr")
+    assert Scorer(info, "cpu", "float32").score(srcs, mt, refs).scores == direct_scores(REGRESSION, srcs, mt, refs)

@@ -325,6 +325,7 @@ class CheckpointInfo:
     num_layers: int = 0  # hidden states the encoder gives: embeddings + one per transformer layer
     hidden_size: int = 0
     vocab_rows: int = 0
+    hparams_source: str = "checkpoint"  # where the hyper-parameters came from: checkpoint | hparams.yaml
 
     @property
     def xl(self) -> bool:
@@ -454,7 +455,8 @@ def _inspect(d: Path, encoder: str | Path | None) -> CheckpointInfo:
     t = content.tensors
     rows, width = _shape(t, PREFIX + "embeddings.word_embeddings.weight", ckpt)
     layers = 1 + len({k.split(".")[4] for k in t if k.startswith(PREFIX + "encoder.layer.")})
-    info = CheckpointInfo(d, ckpt, cls, hp, enc, t, num_layers=layers, hidden_size=width, vocab_rows=rows)
+    info = CheckpointInfo(d, ckpt, cls, hp, enc, t, num_layers=layers, hidden_size=width, vocab_rows=rows,
+                          hparams_source="checkpoint" if content.hyper_parameters is not None else "hparams.yaml")
     _check_encoder(info)
     _check_heads(info, hp_file)
     return info

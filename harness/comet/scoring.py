@@ -133,6 +133,8 @@ class Scorer:
                 except Exception as e:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
                     if not _is_oom(e):
                         raise
+                    rows = None
+                if rows is None:  # out of memory (memory is freed here, once the exception is gone)
                     self._release()
                     if len(part) == 1:
                         raise CometMemoryError(
