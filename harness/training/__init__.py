@@ -26,6 +26,10 @@ Where things are (``from harness.training import ...`` reaches all of them):
 
 - ``params``: FineTuneParams, MLMHeadParams, Objective, MLMStage -- what a strategy asks for;
 - ``masking``: MaskingParams, Masking, MaskVocab, mask_tokens -- BERT-style corruption;
+- ``corruption``: Cutoff (token and span erasure, Shen et al. 2020) and the seeded corruption of
+  test inputs a strategy can ask for (corrupt_test_inputs);
+- ``consistency``: js_divergence, symmetric_kl -- consistency terms between two views' predictions;
+- ``views``: SecondView -- a corrupted copy of each batch trained beside the clean one;
 - ``data``: seeds and subsets, tokenised splits, length-grouped batches, collate;
 - ``heads``: the classifier and its task head, the masked-LM head (build, warm-up, probe);
 - ``mlm_head``: MLMHead, the masked-LM head the loop trains beside (or instead of) the task head;
@@ -39,6 +43,8 @@ from __future__ import annotations
 
 from .checkpoints import (META_FILE, TRAINING_VERSION, cached_checkpoint, checkpoint_model, checkpoint_params,
                           data_fingerprint)
+from .consistency import CONSISTENCY, js_divergence, symmetric_kl
+from .corruption import TEST_CORRUPTION_FILE, Cutoff, corrupt_test_inputs, cutoff_count, cutoff_positions, erase
 from .data import (Encoded, classification_label_ids, collate, derive_seed, encode_inputs, encode_translation,
                    length_grouped_batches, sorted_batches, subset)
 from .finetune import fine_tune, quiet_transformers
@@ -50,8 +56,11 @@ from .loop import (LoopResult, autocast_for, cpu_bfloat16, evaluate_loss, lr_lam
 from .masking import Masking, MaskingParams, MaskVocab, mask_tokens
 from .mlm_head import MLMHead
 from .params import FineTuneParams, MLMHeadParams, MLMStage, Objective
+from .views import SecondView, second_view_loss
 
 __all__ = [
+    "CONSISTENCY", "Cutoff", "SecondView", "TEST_CORRUPTION_FILE", "corrupt_test_inputs", "cutoff_count",
+    "cutoff_positions", "erase", "js_divergence", "second_view_loss", "symmetric_kl",
     "Encoded", "FineTuneParams", "LoopResult", "META_FILE", "MLMHead", "MLMHeadParams", "MLMStage",
     "MLM_HEAD_ARCHITECTURES", "MaskVocab", "Masking", "MaskingParams", "Objective", "PROBE_EXAMPLES",
     "PROBE_MASKING", "TRAINING_VERSION", "autocast_for", "cached_checkpoint", "checkpoint_model",

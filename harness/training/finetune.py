@@ -102,7 +102,7 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
             mlm_head = MLMHead(load_mlm_model(spec, seed=ctx.seed, device=device, encoder_source=model)) \
                 if objective.kind == "aux_mlm" or mlm_stage is not None else None
         vocab = None
-        if mlm_head is not None or objective.input_masking is not None:
+        if mlm_head is not None or objective.input_masking is not None or objective.second_view is not None:
             vocab = MaskVocab.from_tokenizer(tokenizer, model.config.vocab_size, where=where)
 
         def probe(head: MLMHead) -> float | None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .data import Encoded, collate, derive_seed, length_grouped_batches, sorted_batches
 from .masking import MaskVocab, mask_tokens
 from .params import FineTuneParams, Objective
+from .views import second_view_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mlm_head import MLMHead
@@ -35,7 +36,8 @@ class LoopResult:
 
     def as_record(self, n_train: int) -> dict[str, Any]:
         """The run as finetune.json records it."""
-        return {"train_examples": n_train, "steps": self.steps, "epochs": self.epochs_run,
+        return {"train_examples": n_train, "steps": self.steps, "examples_seen": self.examples_seen,
+                "epochs": self.epochs_run,
                 "seconds": round(self.seconds, 3), "examples_per_second": round(self.examples_per_second, 3),
                 "stopped_early": self.stopped_early, "best_dev": self.best, "history": self.history,
                 "dev_evals": self.evals}
@@ -171,6 +173,12 @@ def run_loop(model, train: Encoded, *, task: str, params: FineTuneParams, object
                 logits = model(**to_dev(model_in)).logits
                 loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=smoothing)
         parts = {"task_loss": loss.item()}
+        if objective.second_view is not None:
+            view, view_parts = second_view_loss(model, batch, special, logits, labels, objective.second_view,
+                                                mask_vocab, mask_gen, to_dev=to_dev, autocast=autocast,
+                                                smoothing=smoothing)
+            loss = loss + view
+            parts.update(view_parts)
         if objective.kind == "aux_mlm" and objective.mlm_weight > 0:
             # Skipped at weight 0 (no gradient to gain), which keeps lambda=0 identical to unmasked.
             corrupted, selected = mask_tokens(batch["input_ids"], special, objective.mlm_masking, mask_vocab, mask_gen)

@@ -6,12 +6,15 @@ as their YAML parameters and hand the loop an :class:`Objective`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from ..params import Params
 from .masking import Masking
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .views import SecondView
 
 
 class FineTuneParams(Params):
@@ -72,12 +75,14 @@ class Objective:
     (classification + mlm_weight x masked-LM) or ``mlm`` (masked-LM only, TAPT's first stage).
     input_masking: corrupt the inputs the supervised loss sees (the ``input_mask`` strategy).
     mlm_masking: how the masked-LM inputs are corrupted.
+    second_view: a corrupted copy of each batch trained beside it (:mod:`.views`; classification).
     """
 
     kind: Literal["supervised", "aux_mlm", "mlm"] = "supervised"
     input_masking: Masking | None = None
     mlm_masking: Masking | None = None
     mlm_weight: float = 0.0
+    second_view: SecondView | None = None
 
 
 @dataclass(frozen=True)
