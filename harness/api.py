@@ -145,6 +145,13 @@ class Strategy(Plugin):
         """Return the spec of the model to evaluate (the input spec if nothing changes)."""
         raise NotImplementedError
 
+    def test_time_corruption(self) -> Any:
+        """Corruption of the test inputs at prediction (classification), or None (the default):
+        the classifier sees the test text as it is. A :class:`harness.training.Masking` is drawn
+        per example, seeded by the cell's seed and the example's id, and recorded in the cell's
+        ``test_corruption.json`` (:func:`harness.training.corrupt_test_inputs`)."""
+        return None
+
 
 class Benchmark(Plugin):
     """Loads the examples of one task from somewhere."""

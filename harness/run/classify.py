@@ -1,9 +1,11 @@
-"""Classification evaluation: clean (never masked) inputs, batched, sorted by length.
+"""Classification evaluation: clean inputs (unless the strategy asks for test-time corruption),
+batched, sorted by length.
 
 :func:`predict` loads a sequence classifier (usually the checkpoint a fine-tuning strategy
-produced), runs it on the benchmark's test split exactly as tokenised text (no masking, no
-dropout), longest inputs first so each batch is padded only to its own longest member, and
-returns one prediction per test example in the test split's order.
+produced), runs it on the benchmark's test split exactly as tokenised text (no dropout, and no
+masking unless the strategy's ``test_time_corruption()`` asks for it), longest inputs first so
+each batch is padded only to its own longest member, and returns one prediction per test
+example in the test split's order.
 
 Label names come from the model's own ``id2label``, so a head whose ids are ordered
 differently from the benchmark's label list still predicts the right names; the returned
@@ -15,6 +17,7 @@ multi-label or regression heads.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError
@@ -41,9 +44,14 @@ def check_head(spec, config, labels: list[str]) -> None:
             "trained with these label names")
 
 
-def predict(spec, data, ctx) -> list[dict[str, Any]]:
+def predict(spec, data, ctx, *, corruption=None) -> list[dict[str, Any]]:
     """Return one dict per test example, in ``data.test`` order:
-    ``{"label": predicted label name, "probs": [p(label) for label in data.labels]}``."""
+    ``{"label": predicted label name, "probs": [p(label) for label in data.labels]}``.
+
+    ``corruption`` (a :class:`harness.training.Masking`, from the strategy's
+    ``test_time_corruption()``): the test inputs are corrupted BERT-style first, each example
+    seeded by ``ctx.seed`` and its id, and the draw is written to ``ctx.workdir /
+    test_corruption.json`` (:func:`harness.training.corrupt_test_inputs`)."""
     import torch
 
     from ..errors import DataError
@@ -69,6 +77,13 @@ def predict(spec, data, ctx) -> list[dict[str, Any]]:
     tokenizer = load_tokenizer(spec)
     limit = min(spec.max_source_length, getattr(config, "max_position_embeddings", None) or spec.max_source_length)
     enc = encode_inputs(tokenizer, data.test, limit, "test split")
+    if corruption is not None:
+        from ..store import atomic_write_json
+        from ..training import TEST_CORRUPTION_FILE, MaskVocab, corrupt_test_inputs
+
+        vocab = MaskVocab.from_tokenizer(tokenizer, model.config.vocab_size, where="test-time corruption")
+        enc, record = corrupt_test_inputs(enc, [ex.id for ex in data.test], corruption, vocab, ctx.seed)
+        atomic_write_json(Path(ctx.workdir) / TEST_CORRUPTION_FILE, record)
     id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
     # column j of the model's output is label id2label[j]; report probabilities in data.labels order
     columns = [next(j for j, name in id2label.items() if name == lab) for lab in labels]

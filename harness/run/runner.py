@@ -222,14 +222,15 @@ class Worker:
         timings["load_data"] = time.perf_counter() - t
         seed_everything(cell.seed)
         t = time.perf_counter()
-        spec = check_model_spec(cell.strategy, cell.strategy.instantiate().prepare(cell.model, data, ctx))
+        strategy = cell.strategy.instantiate()
+        spec = check_model_spec(cell.strategy, strategy.prepare(cell.model, data, ctx))
         timings["strategy"] = time.perf_counter() - t
         seed_everything(cell.seed)
         t = time.perf_counter()
         if cell.task == "classification":
             from .classify import predict
 
-            preds = predict(spec, data, ctx)
+            preds = predict(spec, data, ctx, corruption=strategy.test_time_corruption())
             rows = [{"id": ex.id, "source": ex.source, **({"source_pair": ex.source_pair} if ex.source_pair else {}),
                      "reference": ex.label, "output": p["label"], **({"probs": p["probs"]} if "probs" in p else {})}
                     for ex, p in zip(data.test, preds)]
