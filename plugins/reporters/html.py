@@ -125,6 +125,10 @@ def render(data: ReportData, *, plots: bool = True) -> str:
             from ._plots import STUDY_PLOTS, render_all
 
             study_plots = render_all(data.study.plots, prefix="study", plots=STUDY_PLOTS)
+    arguments_dec = 4
+    if data.arguments is not None and data.arguments.rows and data.arguments.rows[0].datasets:
+        first = next((b for b in data.benchmarks if b.name == data.arguments.rows[0].datasets[0].benchmark), None)
+        arguments_dec = decimals_of(first, data.arguments.metric.label) if first is not None else 4
     from harness.report.analysis.study import mlm_head_summary
     from harness.report.analysis.training import training_plot_data
 
@@ -145,7 +149,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
         data_json=json_for_script(payload), fmt=fmt, fp=fp, dv=dv, by_rank=by_rank, ci=ci, ci_header=ci_header, best_first=best_first, signed=signed, shown=shown,
         n_identical=n_identical, decs=decs, row_of=row_of,
         is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests, study_plots=study_plots,
-        study_dec=study_dec, mlm_summary=mlm_head_summary(data.mlm_heads),
+        study_dec=study_dec, arguments_dec=arguments_dec, mlm_summary=mlm_head_summary(data.mlm_heads),
         training_plots=training_plots, training_data=training_data,
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
         git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",

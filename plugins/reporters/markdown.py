@@ -3,8 +3,9 @@
 The same analysis as the HTML report (:func:`harness.report.analyze`): best configuration
 per benchmark and metric, the significance verdicts, and one table per benchmark and metric
 with 95% intervals and p-values, and the study section (Δ vs the baseline strategy per dataset
-with its intervals, the effect pooled across datasets, the MLM-head losses), and the Training
-table (one row per fine-tuned checkpoint).
+with its intervals, the effect pooled across datasets, the MLM-head losses), the note's arguments
+(one row per argument of the study note: its two arms, the pooled Δ and the verdict), and the
+Training table (one row per fine-tuned checkpoint).
 
 Written to be read raw as well as rendered: text from the data is escaped only where Markdown
 would act on it (:func:`md_text`: a backslash before what could start markup, never an HTML
@@ -93,6 +94,7 @@ def render_markdown(data) -> str:
         out += [_table(best), ""]
     out += verdicts_markdown(data)
     out += study_markdown(data)
+    out += arguments_markdown(data)
     out += training_markdown(data)
     for b in data.benchmarks:
         out += [f"## {md_text(b.name)} ({b.task})", "", f"Baseline: {md_text(b.baseline_label)}.", ""]
@@ -270,6 +272,47 @@ def study_markdown(data) -> list[str]:
                          "After MLM stage": fmt(h["loss_after_mlm_stage"], 3),
                          "After training": fmt(h["loss_after_training"], 3)}
                         for h in mlm_head_summary(data.mlm_heads)]), ""]
+    return out
+
+
+PREDICTS = {"higher": ">", "lower": "<", "not higher": "≤"}
+
+
+def arguments_markdown(data) -> list[str]:
+    """The note's arguments: one row per argument and budget (pooled Δ, its interval, the verdict),
+    then each row's per-dataset verdicts and the comparisons left out; none without the arms."""
+    na = data.arguments
+    if na is None:
+        return []
+    first = na.rows[0].datasets[0].benchmark if na.rows and na.rows[0].datasets else None
+    bench = next((b for b in data.benchmarks if b.name == first), None)
+    dec = decimals_of(bench, na.metric.label) if bench is not None else 4
+    out = ["## The note's arguments", "",
+           f"Each argument of the study note against masking while fine-tuning, tested by two arms that differ in "
+           f"what it is about (docs/note-arguments.md). Δ = first arm minus second, {md_text(na.metric.title)} "
+           f"({na.metric.direction_text}), per dataset paired by seed as in the benchmark sections, pooled across "
+           f"datasets ({md_text(na.interval)}).", ""]
+    rows = []
+    for r in na.rows:
+        e = r.pooled
+        ok = e is not None and e.estimate is not None
+        rows.append({**({"Model": r.model} if na.multi_model else {}), "#": r.test.key, "Argument": r.test.argument,
+                     "Arms": f"{r.treatment} vs {r.reference}",
+                     "If the note is right": f"{r.treatment} {PREDICTS[r.test.predicts]} {r.reference}",
+                     "Budget": "–" if r.budget is None else r.budget,
+                     "Datasets": len(r.datasets), "Pooled Δ": _signed(e.estimate, dec) if ok else "not pooled",
+                     f"95% CI ({na.interval})": _iv(e.ci_low, e.ci_high, dec) if ok else "–",
+                     "p": _p(e.p) if ok else "–",
+                     "Verdict": r.row.verdict if r.row is not None and r.row.verdict else r.reason})
+    out += [_table(rows), ""]
+    for r in na.rows:
+        out += [f"**({md_text(r.test.key)}) {md_text(r.treatment)} vs {md_text(r.reference)}"
+                + (f", budget {r.budget}" if r.budget is not None else "") + f"** (held equal: {md_text(r.test.holds_equal)})",
+                ""]
+        out += [f"- {md_text(d.dataset)}: {md_text(d.row.verdict)}" for d in r.datasets]
+        out.append("")
+    if na.notes:
+        out += ["Left out:", ""] + [f"- {md_text(n)}" for n in na.notes] + [""]
     return out
 
 

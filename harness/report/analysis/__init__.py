@@ -33,6 +33,8 @@ Modules, in the order the analysis runs:
 - :mod:`.drilldown` and :mod:`.plots`: examples to read and the numbers behind each plot
 - :mod:`.study`     strategy comparisons across datasets, budgets and masking rates, pooled
   (DerSimonian-Laird); the MLM-head losses of finetune.json
+- :mod:`.arguments` the note's arguments: each argument of the study note as two arms compared,
+  pooled across datasets (reuses the rows, tests, verdicts and pooling above)
 - :mod:`.training`  the Training section: one row and learning curve per fine-tuned checkpoint
   (finetune.json's history and dev evaluations)
 - :mod:`.pipeline`  :func:`analyze`, which runs them all

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ...params import Params
+from ...stats.meta_analysis import METHOD as POOLING_METHOD
 from ...stats.significance import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 NO_DECODER = "-"
@@ -229,10 +230,11 @@ def by_rank(rows: list[Row]) -> list[Row]:
 
 
 TESTS = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "bootstrap": "paired bootstrap",
-         "seeds": "sign-flip permutation over seeds", "identical": "identical outputs"}
+         "seeds": "sign-flip permutation over seeds", "identical": "identical outputs",
+         "pooled": f"{POOLING_METHOD} pooling across datasets"}
 """The deciding test of a row, by key (Row.test), as the reports name it."""
 TESTS_SHORT = {"mcnemar": "McNemar", "ar": "AR", "bootstrap": "bootstrap", "seeds": "permutation (seeds)",
-               "identical": "none (identical)"}
+               "identical": "none (identical)", "pooled": "pooled across datasets"}
 """The same, for table cells."""
 # the intervals of the study section, as its export rows name them (harness.report.analysis.study)
 BOOTSTRAP_INTERVAL = "two-level bootstrap over seeds x examples, 95%"
@@ -282,6 +284,7 @@ class ReportData:
     cells: list[CellInfo]
     seconds: float = 0.0  # time the analysis took
     study: Any = None  # harness.report.analysis.study.Study when the run compares strategies over seeds
+    arguments: Any = None  # harness.report.analysis.arguments.NoteArguments when the run has the arms of one
     mlm_heads: list[Any] = field(default_factory=list)  # harness.report.analysis.study.MlmHeadRow per cell with one
     training: list[Any] = field(default_factory=list)  # harness.report.analysis.training.TrainingRun per checkpoint
 

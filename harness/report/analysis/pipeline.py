@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .arguments import note_arguments
 from .drilldown import classification_drilldown, translation_drilldown
 from .examples import example_tests
 from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, ReportData
@@ -87,8 +88,9 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
     finalize(benches, params)
     data = ReportData(experiment=str(manifest.get("experiment", "")), description=str(manifest.get("description") or ""),
                       manifest=manifest, params=params, benchmarks=benches, cells=cells)
-    data.study = build_study(benches, strategy_plugins={s.get("label"): s.get("plugin")
-                                                        for s in resolved.get("strategies", []) if s.get("label")})
+    strategy_plugins = {s.get("label"): s.get("plugin") for s in resolved.get("strategies", []) if s.get("label")}
+    data.study = build_study(benches, strategy_plugins=strategy_plugins)
+    data.arguments = note_arguments(benches, preds, cache, params, strategy_plugins)
     data.mlm_heads = mlm_heads(Path(results.outdir), cells)
     data.training = training_runs(Path(results.outdir), cells)
     data.seconds = time.perf_counter() - t0

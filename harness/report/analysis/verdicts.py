@@ -237,6 +237,8 @@ def describe_tests(row: Row, params: AnalysisParams, family: int = 0, decimals: 
         lead = f"McNemar's exact test {format_p(row.p_mcnemar)}, {c} examples fixed and {b} broken"
     elif row.test == "ar":
         lead = f"approximate randomisation {format_p(row.p_ar)}"
+    elif row.test == "pooled":  # the note's arguments (harness.report.analysis.arguments): pooled across datasets
+        lead = f"{TESTS['pooled']} {format_p(row.p)}"
     else:
         lead = f"{_bootstrap_name(row).removeprefix('the ')} {format_p(row.p_bootstrap)}"
     if family > 1 and row.p_holm is not None:
