@@ -523,3 +523,16 @@ def test_existing_strategies_keep_their_checkpoint_keys():
     for name, key in EXISTING_KEYS.items():
         cls = default_plugins().get("strategy", name)
         assert canonical_hash([TRAINING_VERSION, name, cls.version, checkpoint_params(cls.Params())]) == key, name
+
+
+def test_a_second_view_is_refused_for_translation(tmp_path, tiny_marian):
+    from harness.api import BenchmarkData, Example
+    from harness.errors import HarnessError
+    from harness.training import FineTuneParams, Masking, Objective, SecondView, fine_tune
+
+    train = [Example(id=f"t{i}", source="the cat sat", reference="die katze sass") for i in range(4)]
+    data = BenchmarkData(task="translation", test=train, train=train)
+    with pytest.raises(HarnessError, match="strategy 'x': a second \\(corrupted\\) view of each batch is for "
+                                           "classification, not translation"):
+        fine_tune(ModelSpec(path=str(tiny_marian), local=True), data, ctx_for(tmp_path), strategy="x", version="1",
+                  params=FineTuneParams(), objective=Objective(second_view=SecondView(Masking(0.15, 0.8, 0.1))))

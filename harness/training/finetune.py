@@ -85,6 +85,8 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
                         f"{data.labels or 'none'}")
     device = resolve_device(ctx.device if ctx.device != "auto" else spec.device)
     where = f"strategy '{strategy}'"
+    if objective.second_view is not None and task != "classification":
+        raise HarnessError(f"{where}: a second (corrupted) view of each batch is for classification, not {task}")
 
     head_params = mlm_head_params or MLMHeadParams()
     head_masking = objective.mlm_masking or (mlm_stage.masking if mlm_stage is not None else PROBE_MASKING)

@@ -275,9 +275,6 @@ def study_markdown(data) -> list[str]:
     return out
 
 
-PREDICTS = {"higher": ">", "lower": "<", "not higher": "≤"}
-
-
 def arguments_markdown(data) -> list[str]:
     """The note's arguments: one row per argument and budget (pooled Δ, its interval, the verdict),
     then each row's per-dataset verdicts and the comparisons left out; none without the arms."""
@@ -298,7 +295,7 @@ def arguments_markdown(data) -> list[str]:
         ok = e is not None and e.estimate is not None
         rows.append({**({"Model": r.model} if na.multi_model else {}), "#": r.test.key, "Argument": r.test.argument,
                      "Arms": f"{r.treatment} vs {r.reference}",
-                     "If the note is right": f"{r.treatment} {PREDICTS[r.test.predicts]} {r.reference}",
+                     "If the note is right": f"{r.treatment} {r.test.relation} {r.reference}",
                      "Budget": "–" if r.budget is None else r.budget,
                      "Datasets": len(r.datasets), "Pooled Δ": _signed(e.estimate, dec) if ok else "not pooled",
                      f"95% CI ({na.interval})": _iv(e.ci_low, e.ci_high, dec) if ok else "–",

@@ -8,7 +8,8 @@ argument is tested by a pair of arms that differ in what the argument is about a
 else the harness controls (equal steps; see docs/note-arguments.md for what each pair holds
 equal): :data:`ARGUMENTS` is the one table of them, an arm being a strategy plugin and the
 parameter values that make it that arm. ``tests/test_note_arguments.py`` checks that every
-plugin named here is registered and that ``configs/note-arguments.yaml`` runs every arm.
+plugin named here is registered, ``tests/test_note_arguments_config.py`` that
+``configs/note-arguments.yaml`` runs every arm and no other.
 
 When a row appears. For an argument, a benchmark contributes when it has exactly one
 configuration of each arm per model (and decoder); the two must agree on the parameters that
@@ -69,6 +70,11 @@ class ArgumentTest:
     predicts: Literal["higher", "lower", "not higher"]  # the treatment's score if the note's argument holds
     holds_equal: str                           # what the pair holds equal, for the report
     same: tuple[str, ...] = ()                 # parameters both arms must share besides STEP_PARAMS
+
+    @property
+    def relation(self) -> str:
+        """``predicts`` as the sign between the arms: treatment > reference, <, or ≤."""
+        return {"higher": ">", "lower": "<", "not higher": "≤"}[self.predicts]
 
 
 STEP_PARAMS = ("train_limit", "epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "learning_rate",
