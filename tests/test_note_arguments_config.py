@@ -111,30 +111,55 @@ def test_the_presets_read_the_examples_mask_study_reads():
 
 
 # the smoke run's measurements the header quotes (sst2-b200, seed 0)
-TRAIN_200 = {"unmasked": 13.6, "input_mask": 12.6, "input_noise": 13.8, "matched_mask": 15.1, "mask_augment": 34.3,
+TRAIN_200 = {"unmasked": 13.6, "input_mask": 12.6, "input_noise": 13.8, "mask_augment": 34.3,
              "aux_mlm": 31.6, "tapt": 33.2, "cutoff-token": 26.1, "cutoff-span": 24.7}
-OTHER = {"aux_mlm": 12.0, "tapt": 12.0}  # the MLM head's warm-up and probes; every other arm 3.4 s
+REUSED = {"matched_mask": "input_mask"}  # arms that train nothing: they decode that arm's checkpoint
+OTHER = {"aux_mlm": 12.0, "tapt": 12.0, "matched_mask": 1.8}  # every other arm 3.4 s
 SCORED = {"sst2": 872, "rt-polarity": 600, "mpqa": 600}
+
+
+def test_matched_mask_trains_nothing_of_its_own():
+    """Its cells share input_mask's checkpoints: the grid trains 36 models fewer than it has cells."""
+    from harness.plugins import default_plugins
+
+    _, rows = _cells()
+    matched = default_plugins().get("strategy", "matched_mask")
+    assert issubclass(matched, default_plugins().get("strategy", "input_mask"))
+    assert matched.prepare is default_plugins().get("strategy", "input_mask").prepare
+    by_arm = {}
+    for r in rows:
+        by_arm.setdefault(r["arm"], []).append((r["benchmark"].label, r["seed"], r["params"]))
+    assert sorted(by_arm["matched_mask"], key=str) == sorted(by_arm["input_mask"], key=str)
+    trained = [r for r in rows if r["arm"] not in REUSED]
+    assert (len(rows), len(trained), len(rows) - len(trained)) == (324, 288, 36)
+    header = " ".join(" ".join(ln.lstrip("#") for ln in CONFIG.read_text(encoding="utf-8").splitlines()).split())
+    assert "288 models trained: matched_mask's 36 cells decode input_mask's checkpoints" in header
+    assert "36 fewer models to train (252)" in header
 
 
 def test_time_estimate_in_the_header_matches_the_grid():
     _, rows = _cells()
     header = " ".join(" ".join(ln.lstrip("#") for ln in CONFIG.read_text(encoding="utf-8").splitlines()).split())
-    assert {r["arm"] for r in rows} == set(TRAIN_200)
+    assert {r["arm"] for r in rows} == set(TRAIN_200) | set(REUSED)
     for arm, s in TRAIN_200.items():
         assert f"{arm} {s}" in header, arm
+    assert "matched_mask none (input_mask's checkpoint" in header and "matched_mask 1.8 s" in header
     passes = {200: 200 * 3, 800: 800 * 2}
-    training = sum(TRAIN_200[r["arm"]] * passes[r["budget"]] / passes[200] for r in rows)
+    train_200 = {**TRAIN_200, **{arm: 0.0 for arm in REUSED}}
+    training = sum(train_200[r["arm"]] * passes[r["budget"]] / passes[200] for r in rows)
     other = sum(OTHER.get(r["arm"], 3.4) for r in rows)
     scoring = sum(SCORED[r["dataset"]] for r in rows) / 125
-    assert round(training) == 13530 and "= 13,530 s" in header
-    assert round(other) == 1721 and "= 1,721 s" in header
+    assert round(sum(TRAIN_200.values()), 1) == 189.9 and "sum 189.9" in header
+    assert round(training) == 12533 and "= 12,533 s" in header
+    assert round(other) == 1663 and "= 1,663 s" in header
     assert round(scoring) == 1790 and "= 1,790 s" in header
     total = training + other + scoring
-    assert round(total) == 17041 and round(total / 2 / 3600, 1) == 2.4
-    assert "= 17,041 worker-seconds / 2 workers = 2.4 hours" in header
+    assert round(total) == 15987 and round(total / 2 / 3600, 1) == 2.2
+    assert "= 15,987 worker-seconds / 2 workers = 2.2 hours" in header
+    assert round(1.6 * total / 2 / 3600 * 2) / 2 == 3.5 and "plan for about 3.5 hours" in header
     per_cell = {b: [OTHER.get(a, 3.4) + TRAIN_200[a] * passes[b] / passes[200] + SCORED["sst2"] / 125
                     for a in TRAIN_200] for b in passes}
     assert [round(min(per_cell[200])), round(max(per_cell[200]))] == [23, 52]
     assert [round(min(per_cell[800])), round(max(per_cell[800]))] == [44, 108]
-    assert "per cell 23-52 s at budget 200 and 44-108 s at budget 800" in header
+    assert round(OTHER["matched_mask"] + SCORED["sst2"] / 125) == 9
+    assert "per training cell 23-52 s at budget 200 and 44-108 s at budget 800, per matched_mask cell 9 s" in header

@@ -381,10 +381,21 @@ def test_encoder_sequences_per_step_say_which_arms_have_equal_compute(note_arms)
 # ----------------------------------------------------------------------------- test-time masking
 
 
-def test_matched_mask_trains_exactly_like_input_mask_in_its_own_checkpoint(note_arms):
+def test_matched_mask_trains_exactly_like_input_mask_and_shares_its_checkpoint(note_arms, tmp_path, tiny_bert):
     specs = note_arms["specs"]
-    assert specs["matched_mask"].path != specs["input_mask"].path, "arms never share a checkpoint"
+    # trained apart (each arm has its own cache here): the same key, the same weights bit for bit
+    assert Path(specs["matched_mask"].path).name == Path(specs["input_mask"].path).name
+    assert Path(specs["input_mask"].path).name.startswith("input_mask-")
     assert same_weights(weights(specs["matched_mask"].path), weights(specs["input_mask"].path))
+    # in one cache, whichever arm comes first trains it and the other reuses it
+    data, spec = sentiment_data(40), ModelSpec(path=str(tiny_bert), local=True)
+    first = strategy("matched_mask", **FAST, mask_prob=0.3).prepare(spec, data, ctx_for(tmp_path))
+    second = strategy("input_mask", **FAST, mask_prob=0.3).prepare(spec, data, ctx_for(tmp_path, cache="cache"))
+    assert first.path == second.path
+    assert [p.name for p in (tmp_path / "cache" / "finetuned").iterdir() if not p.name.startswith(".")] == \
+        [Path(first.path).name]
+    other = strategy("matched_mask", **FAST, mask_prob=0.2).prepare(spec, data, ctx_for(tmp_path))
+    assert other.path != first.path, "its parameters still key the checkpoint"
     assert strategy("input_mask").test_time_corruption() is None
     masking = strategy("matched_mask", mask_prob=0.3).test_time_corruption()
     assert (masking.prob, masking.mask_ratio, masking.random_ratio) == (0.3, 0.8, 0.1)
@@ -450,7 +461,7 @@ def test_test_time_masking_is_applied_at_prediction_seeded_by_example_and_record
     assert other != record["per_example"], "another seed, other masks"
 
 
-def test_runner_asks_the_strategy_for_test_time_corruption(tmp_path, tiny_bert):
+def test_runner_asks_the_strategy_for_test_time_corruption(tmp_path, tiny_bert, monkeypatch):
     """End to end: the matched_mask cell's test inputs are masked and its cell directory records it."""
     from harness.testing import run_config
     from harness.training import TEST_CORRUPTION_FILE
@@ -464,6 +475,16 @@ def test_runner_asks_the_strategy_for_test_time_corruption(tmp_path, tiny_bert):
     write("train.tsv", sentiment(60, 0, "a"))
     write("test.tsv", sentiment(30, 2, "c"))
     shared = {"learning_rate": 3e-3, "epochs": 2, "batch_size": 16, "mask_prob": 0.3}
+    import harness.training.finetune as finetune
+
+    trainings = []
+    run_loop = finetune.run_loop
+
+    def counting(*a, **kw):
+        trainings.append(kw["objective"])
+        return run_loop(*a, **kw)
+
+    monkeypatch.setattr(finetune, "run_loop", counting)
     results = run_config({
         "name": "matched", "seeds": [0],
         "models": [{"path": str(tiny_bert), "label": "tiny"}],
@@ -478,6 +499,14 @@ def test_runner_asks_the_strategy_for_test_time_corruption(tmp_path, tiny_bert):
     record = json.loads((cells["matched_mask"] / TEST_CORRUPTION_FILE).read_text())
     assert record["examples"] == 30 and record["tokens_selected"] > 0 and record["seed"] == 0
     assert set(results.metrics["strategy"]) == {"input_mask", "matched_mask"}
+    # one training, one checkpoint: matched_mask's cell decodes input_mask's (its test inputs masked)
+    assert len(trainings) == 1
+    checkpoints = [p for p in (tmp_path / "out" / ".cache" / "finetuned").iterdir() if not p.name.startswith(".")]
+    assert len(checkpoints) == 1 and checkpoints[0].name.startswith("input_mask-")
+    used = {arm: json.loads((cell / "finetune.json").read_text()) for arm, cell in cells.items()}
+    assert used["input_mask"]["checkpoint"] == used["matched_mask"]["checkpoint"] == str(checkpoints[0])
+    assert (used["input_mask"]["cache_hit"], used["matched_mask"]["cache_hit"]) == (False, True)
+    assert len({p.name for p in cells.values()}) == 2, "two cells, each with its own key"
 
 
 # ----------------------------------------------------------------------------- config edge and cache keys

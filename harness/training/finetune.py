@@ -64,7 +64,7 @@ def quiet_transformers():
 
 def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strategy: str, version: str,
               params: FineTuneParams, objective: Objective, mlm_stage: MLMStage | None = None,
-              mlm_head_params: MLMHeadParams | None = None) -> ModelSpec:
+              mlm_head_params: MLMHeadParams | None = None, trains_as: tuple[str, str] | None = None) -> ModelSpec:
     """Fine-tune ``spec`` on ``data.train`` (cached); return the spec of the fine-tuned checkpoint.
 
     With ``mlm_stage``, masked-LM training on the training texts runs first (TAPT) and the
@@ -72,6 +72,11 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
     (aux_mlm, TAPT) and the checkpoint has none, a new one is built as BERT's
     (:func:`start_new_mlm_head`) and, with ``mlm_head_params.mlm_head_warmup_steps``, trained
     alone first; ``finetune.json``'s ``mlm_head`` records its MLM loss at each stage.
+
+    ``trains_as``: ``(name, version)`` of the strategy whose training this is, for a strategy that
+    trains exactly as another and differs only at test time (``matched_mask`` runs ``input_mask``'s
+    training): the checkpoint is keyed, named and recorded as that strategy's, so the two share
+    one; messages still name ``strategy``. Default: ``(strategy, version)``.
     """
     from ..models.hf import load_tokenizer, resolve_device
 
@@ -138,8 +143,10 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
         record.update(res.as_record(len(enc)))
         return record
 
-    return cached_checkpoint(spec, data, ctx, strategy=strategy, version=version, params=params, build=build,
-                             uses_dev=dev_examples is not None, device=device)
+    # the checkpoint's identity is what training does, not what the cell does with it afterwards
+    trained_by, trained_version = trains_as or (strategy, version)
+    return cached_checkpoint(spec, data, ctx, strategy=trained_by, version=trained_version, params=params,
+                             build=build, uses_dev=dev_examples is not None, device=device)
 
 
 def _task_model(base, task, data, train_examples, dev_examples, tokenizer, params, ctx, device, where):

@@ -28,8 +28,11 @@ class InputMask(Strategy):
     tasks = ("classification", "translation")
 
     def prepare(self, model, data, ctx):
+        # keyed as input_mask's in a subclass too: matched_mask inherits this training (and only
+        # masks the test inputs besides), so the two share every checkpoint
         return fine_tune(model, data, ctx, strategy=self.name, version=self.version, params=self.params,
-                         objective=Objective("supervised", input_masking=Masking.from_params(self.params)))
+                         objective=Objective("supervised", input_masking=Masking.from_params(self.params)),
+                         trains_as=(InputMask.name, InputMask.version))
 
 
 @hookimpl
