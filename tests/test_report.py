@@ -129,9 +129,9 @@ def test_translation_leaderboard_tests_against_sacrebleu(demo):
         table = table_by_metric(html, label)
         row = next(r for r in table[1:] if r[1] == "beam[num_beams=4]")
         p = bs[key][1].p_value
-        assert row[table[0].index("p (bootstrap)")] == ("< 0.001" if p < 0.001 else f"{p:.3f}")
+        assert row[table[0].index("p (sacrebleu bootstrap)")] == ("< 0.001" if p < 0.001 else f"{p:.3f}")
         assert row[table[0].index("Baseline")] == "greedy"
-        assert row[table[0].index("Significant?")] == "yes"
+        assert row[table[0].index("Verdict")] == "better (significant)"
     # TER is lower-is-better: the best (rank 1) has the lowest TER
     ter = table_by_metric(html, "ter")
     scores = {r[1].replace(" 1 failed", ""): r[2] for r in ter[1:]}
@@ -160,56 +160,69 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
              for c in results.cells if c["status"] != "failed"}
     refs = [r["reference"] for r in results.predictions(results.cells[0]["key"])]
     g = preds[("multi30k", "none", "greedy", 0)]
-    # approximate randomisation decides (sacrebleu's bootstrap is beside it); beam2 changes 5 of 64 sentences:
-    # sacrebleu's bootstrap alone would call its BLEU gain significant, and the verdict says the tests disagree
-    for dec, metric, name, sig, differ, tail in (
-            ("beam[num_beams=4]", BLEU(), "BLEU", "significant", "62 of 64", ""),
-            ("beam[num_beams=2]", BLEU(), "BLEU", "not significant", "5 of 64",
-             " The tests disagree: sacrebleu's paired bootstrap gives p = {bs}, below 0.05."),
-            ("beam[num_beams=2]", CHRF(), "chrF", "not significant", "5 of 64", "")):
+    # approximate randomisation decides (sacrebleu's bootstrap is beside it, for comparison only); beam2 changes 5
+    # of 64 sentences: no randomisation can go below 2/2^5, so the data cannot decide, whatever sacrebleu's
+    # bootstrap (whose size is above alpha) says
+    few_text = ("the data cannot decide: only 5 of 64 examples differ in their {name} statistics, so approximate "
+                "randomisation cannot give p below 0.0625; at least 6 differing examples (a test set of about 77 "
+                "examples at this rate) or several seeds would.")
+    for dec, metric, name, phrase, differ in (
+            ("beam[num_beams=4]", BLEU(), "BLEU", "better (significant at 0.05).", "62 of 64"),
+            ("beam[num_beams=2]", BLEU(), "BLEU", few_text, "5 of 64"),
+            ("beam[num_beams=2]", CHRF(), "chrF", few_text, "5 of 64")):
         sys_ = preds[("multi30k", "none", dec, 0)]
         _, bs = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="bs", n_samples=1000)()
         _, ar = PairedTest([("g", g), ("b", sys_)], {name: metric}, [refs], test_type="ar", n_samples=10000)()
         key = next(k for k in bs if k != "System")
         delta = metric.corpus_score(sys_, [refs]).score - metric.corpus_score(g, [refs]).score
-        head = f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher (better) than greedy "
+        head = f"multi30k: {dec} scores {delta:.{1 if abs(delta) >= 0.1 else 2}f} {name} higher than greedy "
         sentence = next(v for v in verdicts if v.startswith(head))
         found = re.search(r"\(approximate randomisation (p = [\d.]+|p < 0.001) decides", sentence)
         assert found, sentence
         few = differ == "5 of 64"
         if few:
-            # sacrebleu counts only swaps strictly beyond the observed gap; the harness also counts
-            # the 2 in 2^5 that give it back (stats.ar_p_value), so its p is higher by about 1/16
+            # sacrebleu counts only swaps strictly beyond the observed gap, by random trials; the harness
+            # enumerates all 2^5 swaps of the 5 differing sentences and counts the 2 that give the gap back
             ar_p = float(found.group(1).removeprefix("p = "))
             assert ar_p >= 0.0625 and 0.04 < ar_p - ar[key][1].p_value < 0.09
         else:
             assert found.group(1) == format_p(ar[key][1].p_value)
-        assert (f"sacrebleu's paired bootstrap {format_p(bs[key][1].p_value)}; outputs differ on {differ} segments): "
-                f"{sig} at 0.05." + tail.format(bs=format_p(bs[key][1].p_value).removeprefix("p = "))) in sentence
-        assert sentence.endswith("Only 5 of 64 outputs differ, so no randomisation can give p below 0.0625 (2 of the "
-                                 "2^5 swaps reproduce the observed gap): the data cannot decide.") == few
+        assert (f"sacrebleu's paired bootstrap (--paired-bs, shown for comparison: it does not decide) "
+                f"{format_p(bs[key][1].p_value)}; outputs differ on {differ} segments): "
+                + phrase.format(name=name)) in sentence
+        assert "The tests disagree" not in sentence  # a test with excess size does not contradict
     assert 0.05 < bs[key][1].p_value < 1 and 0.05 < ar[key][1].p_value < 1  # a real p-value, not a floor
-    # classification: accuracy per seed on the 0-100 scale, paired by seed, tested over seeds
+    # classification: accuracy per seed on the 0-100 scale, paired by seed, tested over seeds and examples
     gold = [r["reference"] for r in results.predictions(next(c["key"] for c in results.cells if c["benchmark"] == "sst2"))]
     acc = {st: [100 * np.mean(np.array(preds[("sst2", st, "-", s)]) == np.array(gold)) for s in SEEDS]
            for st in ("unmasked", "input_mask")}
     d = np.array(acc["input_mask"]) - np.array(acc["unmasked"])
     perm = permutation_test((acc["input_mask"], acc["unmasked"]), lambda x, y: np.mean(x - y),
                             permutation_type="samples", n_resamples=np.inf).pvalue
+    from harness.crossed import crossed_test
+
+    per_example = np.array([100.0 * ((np.array(preds[("sst2", "input_mask", "-", s)]) == np.array(gold)).astype(float)
+                                     - (np.array(preds[("sst2", "unmasked", "-", s)]) == np.array(gold)))
+                            for s in SEEDS])
+    c = crossed_test(per_example)
+    assert c.estimate == pytest.approx(d.mean())
     sentence = next(v for v in verdicts if v.startswith("sst2: input_mask"))
-    assert sentence.startswith(f"sst2: input_mask scores {abs(d.mean()):.1f} accuracy higher (better) than unmasked "
-                               f"(sign-flip permutation over 5 seeds p = 0.0625 decides; Holm-adjusted p = ")
-    assert perm == 0.0625  # printed with the digits that keep it at the floor the sentence states
-    assert "paired t-test over seeds p = " in sentence and "two-level bootstrap 95% CI of the difference [" in sentence
-    assert "not significant at 0.05." in sentence and "cannot go below 0.0625 with 5 seeds" in sentence
-    assert " seeds would detect the observed difference (" in sentence
+    assert sentence.startswith(f"sst2: input_mask scores {abs(d.mean()):.1f} accuracy higher than unmasked "
+                               f"(seeds × examples t-test (5 seeds, 300 examples, df {c.df:.1f}) {format_p(c.p)} "
+                               "decides; Holm-adjusted p = ")
+    assert perm == 0.0625  # printed with the digits that keep it at the floor the sign-flip test has
+    assert "sign-flip permutation over 5 seeds p = 0.0625 (over seeds only: they take the test set as fixed)" in sentence
+    assert f"95% CI of the difference [{c.low:.2f}, {c.high:.2f}] (seeds × examples)" in sentence
+    assert c.p < 0.05 and "): better (significant at 0.05)." in sentence
+    assert " Per seed, over its own examples: McNemar " in sentence and "(each seed tested alone, never pooled)" in sentence
     # the per-seed McNemar p-values are in the accuracy table's details
     a0, u0 = np.array(preds[("sst2", "input_mask", "-", 0)]) == gold, np.array(preds[("sst2", "unmasked", "-", 0)]) == gold
     p0 = mcnemar([[np.sum(u0 & a0), np.sum(u0 & ~a0)], [np.sum(~u0 & a0), np.sum(~u0 & ~a0)]], exact=True).pvalue
     data = analyze(results)
     row = next(r for r in data.benchmarks[1].rows["accuracy"] if r.config.label == "input_mask")
     assert row.per_seed[0]["seed"] == 0 and row.per_seed[0]["p_mcnemar"] == pytest.approx(p0)
-    assert row.test == "seeds" and row.p_seeds_perm == pytest.approx(perm) and row.significant is False
+    assert row.test == "crossed" and row.p_seeds_perm == pytest.approx(perm) and row.significant is True
+    assert row.p == pytest.approx(c.p) and row.decision.kind == "better"
     per_seed = Tables(html).tables["seeds-2-accuracy"]
     assert per_seed[0] == ["Configuration", "Seed", "Score", "Baseline", "Outputs differ", "p (bootstrap)", "p (AR)",
                            "p (McNemar)"]
@@ -384,7 +397,9 @@ def test_markdown_report(demo):
     assert "## Significance against the baseline" in md
     assert "### BLEU (higher is better)" in md and "### TER (lower is better)" in md
     assert re.search(r"\|\s+Rank \| Configuration", md)
-    assert "## Methods" in md and "the exact sign-flip permutation test over seeds decides" in md
+    assert "## Methods" in md and "the seeds × examples t-test decides" in md
+    assert "Holm's family: the 12 tested comparisons of this report (multi30k, sst2; every metric; each configuration " \
+           "against its baseline: greedy, unmasked)." in md
     assert "| p (Holm)" in md and "| Decided by" in md
 
 
@@ -400,7 +415,7 @@ def test_markdown_reads_well_raw_numbers_right_aligned_ranked_verdicts_grouped(d
                             for c in rule.strip("|").split("|")]))
     assert {c for c, a in align.items() if a == "right"} == {"Rank", "BLEU", "95% CI (bootstrap over examples)", "Δ",
                                                             "p", "p (Holm)"}
-    assert align["Configuration"] == align["Decided by"] == align["Significant"] == "left"
+    assert align["Configuration"] == align["Decided by"] == align["Verdict"] == "left"
     cells = [[c.strip() for c in r.strip("|").split("|")] for r in body]
     assert [c[1] for c in cells] == ["beam[num_beams=4]", "diverse_beam[num_beam_groups=2]", "beam[num_beams=2]",
                                      "greedy", "beam[num_beams=8]"]
@@ -410,18 +425,21 @@ def test_markdown_reads_well_raw_numbers_right_aligned_ranked_verdicts_grouped(d
     sig = md[md.index("## Significance against the baseline"):md.index("## Study")]
     assert sig.count("### ") == 2 and "### multi30k: against greedy" in sig and "### sst2: against unmasked" in sig
     assert sig.count("Decided by approximate randomisation.") == 1
-    assert sig.count("Decided by sign-flip permutation over seeds.") == 1
+    assert sig.count("Decided by seeds × examples t-test.") == 1
     assert "than greedy" not in sig and "scores" not in sig  # no sentence repeated per comparison
     bleu = sig[sig.index("- **BLEU**"):sig.index("- **chrF**")].splitlines()
     assert bleu[1:] == [
-        "  - beam[num_beams=4]: +64.0 (better), p < 0.001, Holm 0.001: **significant**",
-        "  - diverse_beam[num_beam_groups=2]: +44.8 (better), p < 0.001, Holm 0.001: **significant**",
-        # 5 outputs differ: 2 of the 2^5 swap patterns give the gap back and count (stats.ar_p_value)
-        "  - beam[num_beams=2]: +9.4 (better), p = 0.251, Holm 0.754: **not significant**. The tests disagree: "
-        "sacrebleu's paired bootstrap gives p = 0.015, below 0.05. Only 5 of 64 outputs differ, so no randomisation "
-        "can give p below 0.0625 (2 of the 2^5 swaps reproduce the observed gap): the data cannot decide"]
-    assert "  - input_mask: +4.3 (better), p = 0.0625, Holm 0.375: **not significant**. About 8 seeds would " \
-           "detect it (80% power)" in sig
+        "  - beam[num_beams=4]: +64.0, p < 0.001, Holm 0.001: **better (significant)**",
+        "  - diverse_beam[num_beam_groups=2]: +44.8, p < 0.001, Holm 0.001: **better (significant)**",
+        # 5 outputs differ: all 2^5 swaps are enumerated, and 2 of them give the gap back (stats.ar_p_value)
+        "  - beam[num_beams=2]: +9.4, p = 0.250, Holm 0.750: **the data cannot decide**: only 5 of 64 examples differ "
+        "in their BLEU statistics, so approximate randomisation cannot give p below 0.0625; at least 6 differing "
+        "examples (a test set of about 77 examples at this rate) or several seeds would"]
+    assert "  - input_mask: +4.3, p = 0.049, Holm 0.296: **better (significant)**" in sig
+    # macro-F1 just misses alpha: no significant difference, with what the test could see and the seeds it needs
+    assert re.search(r"  - input_mask: \+4\.3, p = 0\.050, Holm 0\.296: \*\*no significant difference\*\* \(80% "
+                     r"power to see 5\.\d\d or more\)\. About \d+ seeds would detect it \(80% power, \d+–\d+ over the "
+                     r"seed variance's range\)", sig)
 
 
 def test_md_text_escapes_only_what_markdown_would_act_on():
@@ -506,8 +524,11 @@ def test_an_observed_gap_of_zero_is_never_significant(tmp_path):
     row = {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"]
     assert row.value == 0 and row.delta == 0 and row.p is not None
     assert row.significant is False
+    # every output differs, but not one in its BLEU statistics: no test over examples can tell them apart
+    assert row.differ == (3, 3) and row.differ_stats == 0 and row.decision.kind == "cannot_decide"
     assert row.verdict.startswith("beam scores the same BLEU as greedy") and row.verdict.endswith(
-        "not significant at 0.05.")
+        "the data cannot decide: no example differs in its BLEU statistics, so no test over examples can tell the "
+        "systems apart; only another metric, one that sees what differs, could tell them apart.")
 
 
 def test_identical_outputs_get_no_test_and_are_said_to_be_identical(tmp_path):
@@ -537,7 +558,7 @@ def test_identical_outputs_get_no_test_and_are_said_to_be_identical(tmp_path):
     assert row.identical and row.p is None and row.p_ar is None and row.significant is False
     assert row.verdict == "beam produces identical outputs to greedy on all 16 examples: no test, not a difference."
     html = HtmlReport().write(results, out)[0].read_text(encoding="utf-8")
-    assert "identical outputs" in col(table_by_metric(html, "bleu"), "Significant?")
+    assert "identical outputs" in col(table_by_metric(html, "bleu"), "Verdict")
     assert "significant at" not in row.verdict and "beam produces identical outputs to greedy on all 16 examples" in html
 
 
@@ -558,11 +579,21 @@ def test_holm_adjusted_p_decides_when_asked(demo):
             assert h.significant == (h.p_holm < 0.05 and h.delta != 0)
     # beam4 vs greedy on BLEU survives the adjustment; its verdict says the adjusted p decides
     v = rows[("multi30k", "bleu", "beam[num_beams=4]")].verdict
-    assert f"Holm-adjusted p = 0.001 over {len(tested)} comparisons, decides" in v and v.endswith("significant at 0.05.")
-    # beam2's BLEU: AR says 0.251 and sacrebleu's bootstrap 0.015 in both modes: the same disagreement sentence
+    # ... and names the family it adjusts over: another baseline would make another family
+    assert (f"Holm-adjusted p = 0.001 over the {len(tested)} comparisons of this report (against greedy, unmasked), "
+            "decides") in v and v.endswith("better (significant at 0.05).")
+    assert holm.holm_family == raw.holm_family == (
+        f"the {len(tested)} tested comparisons of this report (multi30k, sst2; every metric; each configuration "
+        "against its baseline: greedy, unmasked)")
+    # the accuracy gain (p = 0.049) does not survive the adjustment
+    acc = rows[("sst2", "accuracy", "input_mask")]
+    assert acc.p < 0.05 < acc.p_holm and acc.decision.kind == "no_difference" and acc.significant is False
+    # beam2's BLEU: sacrebleu's bootstrap says 0.015 in both modes, but its size is above alpha: shown, and it
+    # does not contradict the deciding test
     for data in (raw, holm):
         b2 = next(r for b, m, r in data.verdicts() if m == "bleu" and r.config.label == "beam[num_beams=2]")
-        assert b2.disagreement.startswith("The tests disagree: sacrebleu's paired bootstrap gives p = 0.015, below")
+        assert b2.disagreement == "" and "sacrebleu's paired bootstrap (--paired-bs, shown for comparison: it does " \
+                                         "not decide) p = 0.015" in b2.verdict
 
 
 def test_seed_intervals_stay_in_range_and_name_their_kind(tmp_path):
@@ -584,22 +615,32 @@ def test_seed_intervals_stay_in_range_and_name_their_kind(tmp_path):
 
 
 def test_seeds_needed_for_the_observed_and_the_configured_difference(demo):
-    from statsmodels.stats.power import TTestPower
-
+    from harness.crossed import Components, crossed_power
     from harness.report import AnalysisParams
 
     _, results, _ = demo
-    data = analyze(results, AnalysisParams(min_effect={"accuracy": 2.0}))
+    data = analyze(results, AnalysisParams(min_effect={"accuracy": 2.0, "macro_f1": 2.0}))
     row = next(r for r in data.benchmarks[1].rows["accuracy"] if r.config.label == "input_mask")
-    d = np.array([s["value"] - s["baseline"] for s in row.per_seed])
-    sd = d.std(ddof=1)
-    for delta, n in ((d.mean(), row.seeds_needed), (2.0, row.seeds_needed_min_effect)):
-        solved = TTestPower().solve_power(effect_size=abs(delta) / sd, alpha=0.05, power=0.8)
-        assert n == max(int(np.ceil(solved)), 6)
-    assert (f"About {row.seeds_needed} seeds would detect the observed difference ({abs(d.mean()):.2f}) and "
-            f"about {row.seeds_needed_min_effect} the configured difference (2.00) at 0.05 with 80% power (paired "
-            f"t-test over seeds, seed-to-seed sd of the difference {sd:.2f}).") in row.verdict
-    # the two-level bootstrap interval of the difference is in the row and the table
+    comp = Components.of(row.crossed)
+    need = row.seeds_need_min_effect
+    # sized for the deciding test (seeds × examples), not for a t-test over seeds: the smallest count with the power
+    assert crossed_power(2.0, comp, need.estimate) >= 0.8 > crossed_power(2.0, comp, need.estimate - 1)
+    assert row.seeds_needed_min_effect == need.estimate
+    # ...and with the range the data allow: 5 seeds pin the seed-to-seed variance only within a factor of ~6
+    assert need.low <= need.estimate <= need.high and need.low < need.high
+    assert (f"About {need.estimate} seeds (between {need.low} and {need.high} over the 90% range of the seed-to-seed "
+            "variance) would detect the configured difference (2.00) with 80% power (at 0.05, by the deciding "
+            "test).") in row.verdict
+    # significant: no seeds-needed sentence for the observed difference
+    assert row.significant and "the observed one" not in row.verdict
+    # macro-F1 is not significant: how many seeds the observed difference would need, with its range
+    f1 = next(r for r in data.benchmarks[1].rows["macro_f1"] if r.config.label == "input_mask")
+    obs = f1.seeds_need
+    assert not f1.significant and obs.low <= obs.estimate <= obs.high
+    assert (f"About {obs.estimate} seeds (between {obs.low} and {obs.high} over the 90% range of the seed-to-seed "
+            f"variance) would detect a true difference of {abs(f1.delta):.2f} (the observed one) with 80% power") \
+        in f1.verdict
+    # the seeds × examples interval of the difference is in the row and the table
     assert row.delta_ci_low < row.delta < row.delta_ci_high
 
 
@@ -634,10 +675,13 @@ def test_three_differing_outputs_cannot_be_significant_and_the_verdict_says_so(t
         dict(benchmark="t", decoder="beam", outputs=better)])
     rows = {r.config.label: r for r in analyze(load_run(out)).benchmarks[0].rows["bleu"]}
     beam = rows["beam"]
-    assert beam.test == "ar" and beam.differ == (3, 200) and beam.delta > 0
-    assert beam.p >= 0.2 and beam.significant is False
-    assert beam.verdict.endswith("Only 3 of 200 outputs differ, so no randomisation can give p below 0.250 "
-                                 "(2 of the 2^3 swaps reproduce the observed gap): the data cannot decide.")
+    assert beam.test == "ar" and beam.differ == (3, 200) and beam.differ_stats == 3 and beam.delta > 0
+    # all 2^3 swaps are enumerated: exactly the floor, never below it
+    assert beam.p == 0.25 and beam.significant is False and beam.decision.kind == "cannot_decide"
+    assert beam.verdict.endswith("the data cannot decide: only 3 of 200 examples differ in their BLEU statistics, so "
+                                 "approximate randomisation cannot give p below 0.250; at least 6 differing examples "
+                                 "(a test set of about 400 examples at this rate) or several seeds would.")
+    assert "not significant" not in beam.verdict and "no significant difference" not in beam.verdict
 
 
 def test_equal_1_best_outputs_with_different_n_best_lists_are_not_identical(tmp_path):
@@ -653,22 +697,25 @@ def test_equal_1_best_outputs_with_different_n_best_lists_are_not_identical(tmp_
     assert not rows["beam"].identical and "identical" not in rows["beam"].verdict
     # BLEU reads only the 1-best outputs: for BLEU the two are identical
     assert {r.config.label: r for r in data.benchmarks[0].rows["bleu"]}["beam"].identical
-    assert rows["beam"].verdict.startswith("beam scores 50.0 oracle BLEU higher (better) than greedy; no paired test")
+    assert rows["beam"].verdict == ("beam scores 50.0 oracle BLEU higher than greedy; the data cannot decide: no paired "
+                                    "test was possible: oracle BLEU has no per-example statistics and there is one "
+                                    "evaluation per arm; several seeds per arm would.")
 
 
 def test_every_verdict_and_the_methods_name_the_deciding_test(demo):
     out, results, _ = demo
     data = analyze(results)
-    names = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "seeds": "sign-flip permutation over"}
+    names = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "crossed": "seeds × examples t-test"}
     tested = [r for _, _, r in data.verdicts() if r.p is not None]
-    assert tested and {r.test for r in tested} == {"ar", "seeds"}
+    assert tested and {r.test for r in tested} == {"ar", "crossed"}
     for r in tested:
         assert f"{names[r.test]}" in r.verdict.split(" decides")[0] and " decides" in r.verdict
     methods = " ".join(html_lib.unescape(re.sub("<[^>]+>", " ", (out / "report.html").read_text(encoding="utf-8")
                                               .split('<section id="methods">')[1])).split())
-    for phrase in ("Which test decides", "Identical outputs.", "sign-flip permutation test over seeds",
-                   "McNemar's exact test for accuracy", "paired approximate randomisation",
-                   "two-level paired bootstrap", "never pooled", "Holm-adjusted",
-                   "percentile of the bootstrap over examples",
-                   "cut to the metric's range"):
+    for phrase in ("Which test decides", "Identical outputs.", "seeds × examples t-test", "exact sign-flip permutation",
+                   "McNemar's exact test for accuracy", "paired approximate randomisation", "exact over all 2 k swaps",
+                   "never pooled", "Holm-adjusted", "percentile of the bootstrap over examples",
+                   "it never decides or contradicts the deciding test", "better or worse",
+                   "the data cannot decide", "no significant difference", "the 12 tested comparisons of this report",
+                   "cut to the metric's range", "A deterministic decoder over one checkpoint is one evaluation"):
         assert phrase in methods, phrase

@@ -1,6 +1,7 @@
 """The report's study section (issue #13): Δ vs unmasked per dataset, budget and masking rate with
-the two-level seeds × examples bootstrap interval and the t interval over seeds, the plots of Δ vs
-budget and vs rate, the DerSimonian-Laird effect pooled across datasets, and the MLM-head losses.
+the seeds × examples interval and the t interval over seeds, the plots of Δ vs budget and vs rate,
+the effect pooled across datasets (t over datasets; DerSimonian-Laird's heterogeneity beside it),
+and the MLM-head losses.
 
 The run is written directly (tests/report_helpers.py) as configs/mask-study.yaml lays out its grid:
 3 datasets × 2 budgets × 2 masking rates (+ the unmasked baseline) × 3 seeds, benchmarks labelled
@@ -17,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.stats.meta_analysis import masking_study, pool_paired_differences
 from harness.report import analyze
+from harness.stats.meta_analysis import masking_study, pool_effects, pool_paired_differences
 from harness.results import load_run
 from report_helpers import write_run
 
@@ -150,55 +151,59 @@ def test_study_rows_are_the_grid_with_exact_differences_and_t_intervals(study_ru
                                                  pytest.approx(d.ci_high))
 
 
-def test_bootstrap_interval_is_the_two_level_bootstrap_over_seeds_and_examples(study_run):
-    """Recomputed here from the predictions with harness.stats.significance.two_level_bootstrap and a plain
-    "correct" statistic per example: the same draws give the same interval as the report's."""
-    from harness.stats.significance import DEFAULT_BOOTSTRAP, DEFAULT_SEED, two_level_bootstrap
+def correct_matrix(results, cells, benchmark, strategy):
+    """seeds × examples: 1 where the cell's prediction is right."""
+    return np.array([[float(r["output"] == r["reference"]) for r in results.predictions(cells[(benchmark, strategy, s)])]
+                     for s in SEEDS])
+
+
+def test_study_interval_is_the_seeds_by_examples_interval(study_run):
+    """Recomputed here from the predictions with harness.crossed.crossed_test on the per-example
+    differences of correctness: the same interval and p as the report's."""
+    from harness.crossed import crossed_test
 
     out, results, data = study_run
     cells = {(c["benchmark"], c["strategy"], c["seed"]): c["key"] for c in results.manifest["cells"]}
-
-    def correct(key):
-        return np.array([[float(r["output"] == r["reference"])] for r in results.predictions(key)])
-
     for s in data.study.rows[:4]:
-        tl = two_level_bootstrap([correct(cells[(s.benchmark, s.arm, seed)]) for seed in SEEDS],
-                                 [correct(cells[(s.benchmark, "unmasked", seed)]) for seed in SEEDS],
-                                 lambda S: S[:, 0] / N, n_samples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED)
-        assert (s.boot_low, s.boot_high) == (pytest.approx(tl.low, abs=1e-9), pytest.approx(tl.high, abs=1e-9))
-        assert tl.mean == pytest.approx(s.delta)
-        assert s.boot_low < s.delta < s.boot_high
+        c = crossed_test(correct_matrix(results, cells, s.benchmark, s.arm)
+                         - correct_matrix(results, cells, s.benchmark, "unmasked"))
+        assert (s.ci_low, s.ci_high) == (pytest.approx(c.low, abs=1e-7), pytest.approx(c.high, abs=1e-7))
+        assert c.estimate == pytest.approx(s.delta) and s.p == pytest.approx(c.p, rel=1e-6)
+        assert s.ci_low < s.delta < s.ci_high and s.test == "crossed"
     # and it is the interval the benchmark's own table shows for that comparison
     row = next(r for r in data.benchmarks[0].rows["accuracy"] if r.config.strategy == ARM[0.05])
-    assert (row.delta_ci_low, row.delta_ci_high) == (data.study.rows[0].boot_low, data.study.rows[0].boot_high)
+    assert (row.delta_ci_low, row.delta_ci_high) == (data.study.rows[0].ci_low, data.study.rows[0].ci_high)
 
 
 def test_pooled_effect_by_hand_and_against_meta_analysis(study_run):
-    """Budget 50, rate 0.05; per-dataset mean differences 0.04, 0, 0.04 with variances of the mean
-    s²/n = 1/30000, 1/30000, 1/7500. By hand: w = (30000, 30000, 7500), fixed = 1500/67500 = 1/45;
-    Q = (19200 + 30000 + 4800)/2025 = 80/3; C = 67500 − 1.85625e9/67500 = 40000;
-    τ² = (80/3 − 2)/40000 = 74/120000; I² = (Q − 2)/Q = 92.5%; random-effects weights 20000/13,
-    20000/13, 4000/3; pooled = 0.04 · 112000/172000 = 0.0260465; SE = sqrt(39/172000)."""
+    """Budget 50, rate 0.05: per-dataset effects 0.04, 0, 0.04. By hand: mean 0.08/3 = 0.026667,
+    deviations +1/75, −2/75, +1/75, sd = sqrt((6/5625)/2) = 0.023094, SE = sd/√3 = 0.013333,
+    t = 2, p = 2·t.sf(2, df 2) = 0.183503; 95% CI 0.026667 ± 4.302653·0.013333 = [−0.030702, 0.084036]."""
     _, results, data = study_run
     pools = {(p.budget, p.rate): p for p in data.study.pools}
     assert list(pools) == [(50, 0.05), (50, 0.3), (200, 0.05), (200, 0.3)]
     e = pools[(50, 0.05)].pooled
     assert pools[(50, 0.05)].datasets == DATASETS and pools[(50, 0.05)].reason == ""
-    assert e.k == 3 and e.fixed_estimate == pytest.approx(1 / 45)
-    assert e.q == pytest.approx(80 / 3) and e.tau2 == pytest.approx(74 / 120000) and e.i2 == pytest.approx(92.5)
-    assert e.estimate == pytest.approx(0.04 * 112000 / 172000) and e.estimate == pytest.approx(0.0260465, abs=1e-7)
-    assert e.se == pytest.approx(math.sqrt(39 / 172000))
-    assert (e.ci_low, e.ci_high) == (pytest.approx(e.estimate - 1.959964 * e.se), pytest.approx(e.estimate + 1.959964 * e.se))
-    # every pool equals meta_analysis's own functions on the per-seed differences
+    assert e.k == 3 and e.estimate == pytest.approx(0.08 / 3) and e.se == pytest.approx(0.04 / 3)
+    assert e.t == pytest.approx(2.0) and e.p == pytest.approx(0.183503, abs=1e-6)
+    assert (e.ci_low, e.ci_high) == (pytest.approx(-0.030702, abs=1e-6), pytest.approx(0.084036, abs=1e-6))
+    assert pools[(50, 0.05)].decision.kind == "no_difference"
+    # every pool's heterogeneity is DerSimonian-Laird with each dataset's seeds × examples variance
+    rows = {(s.dataset, s.budget, s.rate): s for s in data.study.rows}
+    for p in data.study.pools:
+        members = [rows[(ds, p.budget, p.rate)] for ds in DATASETS]
+        ref = pool_effects([m.delta for m in members], [m.se ** 2 for m in members])
+        assert (p.heterogeneity.tau2, p.heterogeneity.i2, p.heterogeneity.q) == (
+            pytest.approx(ref.tau2, abs=1e-12), pytest.approx(ref.i2, abs=1e-9), pytest.approx(ref.q))
+    # the old rule, kept in meta_analysis and checked by hand: per-seed variances s²/n only, w = (30000, 30000,
+    # 7500), fixed = 1/45, Q = 80/3, τ² = 74/120000, I² = 92.5%, pooled 0.0260465, SE sqrt(39/172000)
+    old = pool_paired_differences({ds: [x / 100 for x in DIFFS[(ds, 50, 0.05)]] for ds in DATASETS})
+    assert old.fixed_estimate == pytest.approx(1 / 45) and old.q == pytest.approx(80 / 3)
+    assert old.tau2 == pytest.approx(74 / 120000) and old.i2 == pytest.approx(92.5)
+    assert old.estimate == pytest.approx(0.0260465, abs=1e-7) and old.se == pytest.approx(math.sqrt(39 / 172000))
     _, ms_pooled = masking_study(results.metrics, metric="accuracy", baseline="unmasked")
     assert [(b, r) for b, r, _ in ms_pooled] == list(pools)
-    for (budget, rate, ref), p in zip(ms_pooled, data.study.pools):
-        direct = pool_paired_differences({ds: [x / 100 for x in DIFFS[(ds, budget, rate)]] for ds in DATASETS})
-        for mine in (ref, direct):
-            assert p.pooled.estimate == pytest.approx(mine.estimate)
-            assert (p.pooled.ci_low, p.pooled.ci_high) == (pytest.approx(mine.ci_low), pytest.approx(mine.ci_high))
-            assert (p.pooled.tau2, p.pooled.i2, p.pooled.q) == (pytest.approx(mine.tau2, abs=1e-12),
-                                                                pytest.approx(mine.i2, abs=1e-9), pytest.approx(mine.q))
+    assert ms_pooled[0][2].estimate == pytest.approx(old.estimate)
 
 
 # ----------------------------------------------------------------------------- what the reader sees
@@ -211,22 +216,22 @@ def test_html_study_tables(study_run):
     sec = section(html, "study")
     assert "<h2>Study: Δ accuracy vs unmasked</h2>" in sec
     rows = table(html, "study-table")
-    assert rows[0] == ["Dataset", "Budget", "Arm", "Rate", "Seeds", "Δ vs unmasked",
-                       "Δ 95% CI (bootstrap, seeds × examples)", "Δ 95% CI (t over seeds)", "p (seeds, perm.)",
-                       "p (Holm)", "Significant"]
+    assert rows[0] == ["Dataset", "Budget", "Arm", "Rate", "Seeds", "Δ vs unmasked", "Δ 95% CI (seeds × examples)",
+                       "Δ 95% CI (t over seeds)", "p", "p (Holm)", "Verdict"]
     assert len(rows) == 1 + 12
     first = rows[1]
+    s = study_run[2].study.rows[0]
     assert first[:6] == ["sst2", "50", "input_mask[mask_prob=0.05]", "0.05", "3", "+0.0400"]
     assert first[7] == "[+0.0152, +0.0648]"  # the hand-checked t interval
-    assert first[8] == "0.250"  # three seeds all positive: the sign-flip floor 2/2^3
-    assert re.fullmatch(r"\[[−+]0\.\d{4}, \+0\.\d{4}\]", first[6])
+    assert first[6] == f"[{s.ci_low:+.4f}, {s.ci_high:+.4f}]".replace("-", "−")
+    assert first[8] == f"{s.p:.3f}" and first[10] == {"better": "better (significant)",
+                                                      "no_difference": "no significant difference"}[s.decision]
     pooled = table(html, "study-pooled")
-    assert pooled[0][:8] == ["Budget", "Arm", "Rate", "Datasets", "Pooled Δ", "95% CI (DerSimonian–Laird)", "p", "τ²"]
-    assert pooled[1][:5] == ["50", "input_mask[mask_prob=0.05]", "0.05", "3", "+0.0260"]
-    lo, hi = 0.0260465 - 1.959964 * math.sqrt(39 / 172000), 0.0260465 + 1.959964 * math.sqrt(39 / 172000)
-    assert pooled[1][5] == f"[{lo:+.4f}, {hi:+.4f}]".replace("-", "−")
-    assert pooled[1][6:10] == ["0.084", "0.00062", "92.5%", "26.67 (2, p < 0.001)"]
-    assert "only 3 datasets: the DerSimonian-Laird tau^2 is imprecise" in pooled[1][10]
+    assert pooled[0][:9] == ["Budget", "Arm", "Rate", "Datasets", "Pooled Δ", "95% CI (t over datasets)", "p",
+                             "Verdict", "τ²"]
+    assert pooled[1][:8] == ["50", "input_mask[mask_prob=0.05]", "0.05", "3", "+0.0267", "[−0.0307, +0.0840]", "0.184",
+                             "no significant difference"]
+    assert pooled[1][11].startswith("no significant difference at 0.05 (the test had 80% power to see a difference")
 
 
 def test_html_study_plots_have_labelled_axes_and_intervals(study_run):
@@ -239,9 +244,9 @@ def test_html_study_plots_have_labelled_axes_and_intervals(study_run):
         texts = re.findall(r"<!-- (.*?) -->", fig)
         x_label = "training budget (sentences)" if name == "study-budget" else "masking rate (mask_prob)"
         assert x_label in texts and "Δ accuracy vs unmasked" in texts
-        assert "error bars: 95% two-level bootstrap (seeds × examples); pooled: DerSimonian–Laird 95% CI" in texts
-        assert {"sst2", "rt-polarity", "mpqa", "pooled (DerSimonian-Laird)", "no difference (unmasked)"} <= set(texts)
-        assert "two-level bootstrap 95% CI (seeds × examples)" in fig  # the caption names the intervals too
+        assert "error bars: 95% CI, seeds × examples; pooled: t over datasets, 95% CI" in texts
+        assert {"sst2", "rt-polarity", "mpqa", "pooled (t over datasets)", "no difference (unmasked)"} <= set(texts)
+        assert "seeds × examples 95% CI" in fig and "t-over-datasets 95% CI" in fig  # the caption names the intervals
     budget_texts = re.findall(r"<!-- (.*?) -->", figs["study-budget"])
     assert {"mask_prob 0.05", "mask_prob 0.3", "50", "200"} <= set(budget_texts)
     assert {"budget 50", "budget 200"} <= set(re.findall(r"<!-- (.*?) -->", figs["study-rate"]))
@@ -251,13 +256,13 @@ def test_markdown_study_rows(study_run):
     out, _, _ = study_run
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "## Study: Δ accuracy vs unmasked" in md
-    assert "### Pooled across datasets (DerSimonian–Laird random effects)" in md
+    assert "### Pooled across datasets (t over datasets, equal weights)" in md
     lines = [re.sub(r"\s+", " ", x) for x in md.splitlines()]
+    s = study_run[2].study.rows[0]
     assert ("| sst2 | 50 | input_mask[mask_prob=0.05] | 0.05 | 3 | +0.0400 | "
-            in " ".join(lines)) and "| [+0.0152, +0.0648] | 0.250 |" in " ".join(lines)
+            in " ".join(lines)) and f"| [+0.0152, +0.0648] | {s.p:.3f} |" in " ".join(lines)
     pooled = next(x for x in lines if x.startswith("| 50 | input_mask[mask_prob=0.05] | 0.05 | sst2, rt-polarity, mpqa |"))
-    lo, hi = 0.0260465 - 1.959964 * math.sqrt(39 / 172000), 0.0260465 + 1.959964 * math.sqrt(39 / 172000)
-    assert f"| +0.0260 | [{lo:+.4f}, {hi:+.4f}] | 0.084 | 0.00062 | 92.5% | 26.67 (2, p < 0.001) |" in pooled
+    assert "| +0.0267 | [-0.0307, +0.0840] | 0.184 | no significant difference |" in pooled
 
 
 def test_summary_csv_study_rows(study_run):
@@ -268,14 +273,15 @@ def test_summary_csv_study_rows(study_run):
     r = study[(study.dataset == "sst2") & (study.budget == 50) & (study.rate == 0.05)].iloc[0]
     assert r["benchmark"] == "sst2-b50" and r["strategy"] == "input_mask[mask_prob=0.05]" and r["baseline"] == "unmasked"
     assert r["metric"] == "accuracy" and r["seeds"] == 3 and r["delta"] == pytest.approx(0.04)
-    assert r["interval"] == "two-level bootstrap over seeds x examples, 95%"
+    assert r["interval"] == "seeds x examples t, 95%" and r["test"] == "crossed"
     assert r["ci_low"] < 0.04 < r["ci_high"] and r["ci_low"] == r["delta_ci_low"]
     assert (r["t_ci_low"], r["t_ci_high"]) == (pytest.approx(0.015159, abs=1e-6), pytest.approx(0.064841, abs=1e-6))
     p = csv[(csv.kind == "pooled") & (csv.budget == 50) & (csv.rate == 0.05)].iloc[0]
     assert p["dataset"] == "pooled" and p["pooled_datasets"] == "sst2, rt-polarity, mpqa" and p["pooled_k"] == 3
-    assert p["delta"] == pytest.approx(0.0260465, abs=1e-7) and p["interval"] == "DerSimonian-Laird random effects, normal 95%"
-    assert p["pooled_i2"] == pytest.approx(92.5) and p["pooled_tau2"] == pytest.approx(74 / 120000)
-    assert p["pooled_se"] == pytest.approx(math.sqrt(39 / 172000)) and p["pooled_q"] == pytest.approx(80 / 3)
+    assert p["delta"] == pytest.approx(0.08 / 3) and p["interval"] == "t over datasets (equal weights), 95%"
+    assert p["p"] == pytest.approx(0.183503, abs=1e-6) and p["test"] == "datasets_t"
+    assert p["decision"] == "no_difference" and p["pooled_se"] == pytest.approx(0.04 / 3)
+    assert p["pooled_i2"] >= 0 and p["pooled_q"] > 0
 
 
 # ----------------------------------------------------------------------------- one dataset, MLM heads, no study
@@ -343,7 +349,9 @@ def test_one_dataset_is_not_pooled_and_mlm_head_losses_are_reported(tmp_path):
     assert p["note"] == pool.reason and math.isnan(p["delta"])
 
 
-def test_a_dataset_whose_seeds_agree_exactly_is_not_pooled_and_the_row_says_why(tmp_path):
+def test_a_dataset_whose_seeds_agree_exactly_is_pooled_with_its_test_set_variance(tmp_path):
+    # subj's three seeds give the same difference: its variance over seeds is 0, but its examples still vary,
+    # so the seeds × examples variance is positive and the dataset is pooled like any other
     gold = ["pos" if i % 3 else "neg" for i in range(N)]
     bench = {f"{ds}-b100": {"task": "classification", "sources": [f"s {i}" for i in range(N)], "references": gold}
              for ds in ("subj", "cr")}
@@ -355,11 +363,17 @@ def test_a_dataset_whose_seeds_agree_exactly_is_not_pooled_and_the_row_says_why(
             cells.append(dict(benchmark=f"{ds}-b100", strategy="input_mask", seed=seed,
                               outputs=wrong_at(gold, range(30, 50 - diffs[ds][seed]))))
     out = write_run(tmp_path / "run", benchmarks=bench, cells=cells, baseline={"strategy": "unmasked"})
-    [pool] = analyze(write_reports(out, ("html",))).study.pools
-    assert pool.datasets == ("subj", "cr") and pool.estimate is None
-    assert pool.reason == ("not pooled: inverse-variance weights need a positive variance per dataset; subj: "
-                           "variance 0 (every seed gives the same difference)")
-    assert table((out / "report.html").read_text(encoding="utf-8"), "study-pooled")[1][-1] == pool.reason
+    data = analyze(write_reports(out, ("html",)))
+    [pool] = data.study.pools
+    subj = next(s for s in data.study.rows if s.dataset == "subj")
+    assert subj.seed_sd == 0 and subj.se > 0
+    assert pool.datasets == ("subj", "cr") and pool.estimate == pytest.approx(0.02) and pool.reason == ""
+    # two datasets giving the same effect: the spread between them, the only variance the t-test over datasets
+    # uses, is 0; that is no certainty, so there is no pooled p, and the verdict says why
+    assert pool.pooled.p is None and pool.decision.kind == "cannot_decide"
+    assert pool.decision.why == ("every dataset gives the same effect, so the spread between datasets, the only "
+                                 "variance this test uses, is 0: no p-value")
+    assert pool.heterogeneity.tau2 == 0 and pool.heterogeneity.estimate == pytest.approx(0.02)
 
 
 def test_no_study_without_a_strategy_comparison_over_seeds(tmp_path):

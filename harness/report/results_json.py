@@ -2,7 +2,9 @@
 
 It holds the resolved config, package versions, git commit, the limit banner, every cell
 (status, key, seed, timings), every aggregate (value, interval with its kind, n, signature) and
-every comparison (delta, deciding test, p, Holm p, verdict text, identical-output flag). Nothing
+every comparison (delta, deciding test, p, Holm p, decision in the fixed vocabulary of
+:data:`harness.decide.VERDICTS`, the difference the test could see, verdict text, identical-output
+flag). Nothing
 is recomputed here: aggregates and comparisons are the report's own numbers
 (:func:`harness.report.analysis.analyze`, with the analysis settings of the run's first reporter that
 has them, so the p-values equal the report's), the rest comes from the manifest and cell records.
@@ -25,8 +27,8 @@ FILENAME = "results.json"
 AGGREGATE_KEYS = ("benchmark", "task", "metric", "model", "strategy", "decoder", "label", "seeds", "value", "std",
                   "ci_low", "ci_high", "ci_method", "direction", "signature", "signature_source", "rank", "na_reason")
 COMPARISON_KEYS = ("benchmark", "metric", "label", "baseline", "delta", "delta_ci_low", "delta_ci_high", "test",
-                   "p", "p_holm", "significant", "p_bootstrap", "p_ar", "p_mcnemar", "p_seeds_permutation",
-                   "p_seeds_t", "outputs_differ", "identical_outputs", "verdict")
+                   "p", "p_holm", "significant", "decision", "mde", "p_bootstrap", "p_ar", "p_mcnemar",
+                   "p_seeds_permutation", "p_seeds_t", "outputs_differ", "identical_outputs", "verdict")
 
 
 def analysis_params(manifest: dict[str, Any]):
@@ -112,6 +114,7 @@ def build(results, params=None) -> dict[str, Any]:
         "data_files": manifest.get("data_files"),
         "hub_revisions": manifest.get("hub_revisions"),
         "analysis": params.model_dump(mode="json"),
+        "holm_family": data.holm_family,
         "cells": _cells(results),
         "aggregates": aggregates,
         "comparisons": comparisons,

@@ -218,12 +218,12 @@ def seeds_plot(data: dict[str, Any]) -> str:
     return _svg(fig)
 
 
-STUDY_BARS = "error bars: 95% two-level bootstrap (seeds × examples); pooled: DerSimonian–Laird 95% CI"
+STUDY_BARS = "error bars: 95% CI, seeds × examples; pooled: t over datasets, 95% CI"
 
 
 def _study_plot(data: dict[str, Any], *, logx: bool, title: str) -> str:
     """Δ against the baseline (y) along one study factor (x), one panel per value of the other:
-    a line per dataset with its bootstrap interval, the pooled effect in black with its DL interval."""
+    a line per dataset with its seeds × examples interval, the pooled effect in black with its t interval."""
     plt = _pyplot()
     panels = data["panels"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False, sharey=True)

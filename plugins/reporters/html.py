@@ -102,6 +102,8 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     import sacrebleu
 
     from harness import __version__
+    from harness.crossed import SEED_RANGE_LEVEL
+    from harness.decide import VERDICTS
 
     m = data.manifest
     decs, row_of, is_base, cached, rendered_plots = {}, {}, {}, {}, {}
@@ -154,7 +156,8 @@ def render(data: ReportData, *, plots: bool = True) -> str:
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
         git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",
         config_yaml=_yaml(m.get("config") or {}), resolved_yaml=_yaml(m.get("resolved") or {}),
-        sacrebleu_version=sacrebleu.__version__, harness_version=__version__)
+        sacrebleu_version=sacrebleu.__version__, harness_version=__version__, verdicts=VERDICTS,
+        seed_range_level=SEED_RANGE_LEVEL)
     return page
 
 

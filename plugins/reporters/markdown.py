@@ -24,6 +24,7 @@ from harness.api import Reporter
 from harness.hookspecs import hookimpl
 from harness.report import AnalysisParams, analyze, by_rank, fmt
 from harness.report.analysis.verdicts import decimals_of
+from harness.decide import VERDICTS
 from harness.stats.significance import p_number
 from harness.store import atomic_write_text, safe_child
 
@@ -88,8 +89,8 @@ def render_markdown(data) -> str:
     out += ["## Best configuration per benchmark and metric", ""]
     best = [{"Benchmark": b.name, "Metric": f"{mt.title} {mt.arrow}", "Best": r.config.label,
              "Score": fmt(r.value, decimals_of(b, mt.label)),
-             "Significant vs baseline": "baseline" if r.is_baseline else "identical outputs" if r.identical else
-             ("yes" if r.significant else ("no" if r.significant is not None else "–"))} for b, mt, r in data.best()]
+             "Verdict vs baseline": "baseline" if r.is_baseline else "identical outputs" if r.identical else
+             (r.verdict_label or "–")} for b, mt, r in data.best()]
     if best:
         out += [_table(best), ""]
     out += verdicts_markdown(data)
@@ -112,9 +113,9 @@ def render_markdown(data) -> str:
                                                            + (" cut" if r.ci_clipped else "")),
                       "Δ": "–" if r.delta is None else f"{r.delta:+.{dec}f}",
                       "Baseline": r.baseline.label if r.baseline else ("(baseline)" if r.is_baseline else ""),
-                      "p": _p(r.p, r.min_p_perm), "p (Holm)": _p(r.p_holm), "Decided by": r.test_name or "–",
-                      "Significant": "identical outputs" if r.identical else
-                      ("yes" if r.significant else ("no" if r.significant is not None else "–"))}
+                      "p": _p(r.p, r.decision.floor if r.decision is not None else None), "p (Holm)": _p(r.p_holm),
+                      "Decided by": r.test_name or "–",
+                      "Verdict": "identical outputs" if r.identical else (r.verdict_label or "–")}
                      for r in by_rank(rows)]
             out += [f"### {md_text(mt.title)} ({mt.direction_text})", "",
                     _table(table), ""]
@@ -123,21 +124,25 @@ def render_markdown(data) -> str:
     git = (m.get("git") or {}).get("harness") or {}
     out += ["## Methods", "",
             "- Outputs identical to the baseline's on every example: no test (\"identical outputs\").",
-            "- Two or more paired seeds with different predictions: the exact sign-flip permutation test over seeds "
-            "decides (it cannot go below p = 2/2^n with n seeds); beside it the paired t-test, a two-level "
-            "(seeds × examples) bootstrap 95% interval of the difference and the seeds a paired t-test would need "
-            f"for {data.params.power:.0%} power. Per-seed tests over examples are never pooled.",
+            "- Two or more paired evaluations (seeds) with different predictions: the seeds × examples t-test decides "
+            "(seed-to-seed and test-set variance, conservative Satterthwaite df; its 95% interval of the difference "
+            "is shown); beside it the paired t-test and the sign-flip permutation test over seeds (which take the "
+            "test set as fixed), each seed's own test over its examples (never pooled), and the seeds the deciding "
+            f"test would need for {data.params.power:.0%} power over the range of seed variance the data allow.",
             "- One evaluation per arm: McNemar's exact test (accuracy) or paired approximate randomisation (other "
-            "metrics with per-example statistics) decides; the paired bootstrap is shown beside it (sacrebleu's "
-            "rule for translation metrics, two-sided otherwise). Randomisation trials that tie the observed gap "
-            "count as extreme, so with k differing outputs p cannot fall below 2/2^k; a verdict says when that floor "
-            "is above alpha.",
+            "metrics with per-example statistics; exact over all 2^k swaps when k <= 16 examples differ) decides. "
+            "With k examples that differ in the metric's statistics p cannot fall below 2/2^k; when that is at "
+            "least alpha the data cannot decide. sacrebleu's paired bootstrap is shown for comparison (its size is "
+            "above alpha) and never decides.",
+            "- Verdicts: better / worse (significant), no significant difference (with the difference the test had "
+            f"{data.params.power:.0%} power to see), the data cannot decide (why; what would), identical outputs. "
+            f"Holm's family: {md_text(data.holm_family or 'none')}.",
             "- 95% CI: t over seeds with several seeds, percentile bootstrap over examples with one; cut to the "
             "metric's range. Ranks: best first, equal scores share a rank. See docs/statistics.md."]
     if data.study is not None:
-        out.append("- Study: Δ per dataset with the two-level (seeds × examples) bootstrap and the t interval over "
-                   "seeds; pooled across datasets by DerSimonian–Laird random effects (normal 95% interval, τ², I², "
-                   "Q); fewer than two datasets, or a dataset whose seeds agree exactly, are not pooled.")
+        out.append("- Study: Δ per dataset with the seeds × examples interval and the t interval over seeds; pooled "
+                   "across datasets by a t-test over the datasets' effects (equal weights, t(k−1)), with "
+                   "DerSimonian–Laird's τ², I² and Q describing the heterogeneity; one dataset is not pooled.")
     out.append("")
     out += ["## Provenance", "",
             f"- config: `{str(m.get('config_file') or '?').replace('`', '')}`; seeds: {md_text(m.get('seeds'))}",
@@ -184,23 +189,31 @@ def verdicts_markdown(data) -> list[str]:
             dec = decimals_of(b, mt.label)
             d = r.delta
             digits = 3 if dec > 2 else (1 if abs(d) >= 0.1 else 2)
-            better = (mt.better(r.value, r.value - d) if mt.direction == "target" else (d > 0) == mt.higher_is_better)
-            head = f"{md_text(r.config.label)}: {d:+.{digits}f}" + ("" if d == 0 else f" ({'better' if better else 'worse'})")
+            head = f"{md_text(r.config.label)}: {d:+.{digits}f}"
+            dcs = r.decision
             if r.identical:
                 line = f"{md_text(r.config.label)}: identical outputs to the baseline: no test, not a difference"
             elif r.p is None:
-                line = f"{head}: no paired test possible ({md_text(r.test or 'no per-example statistics')})"
+                line = f"{head}: **{dcs.label if dcs is not None else 'the data cannot decide'}**" + (
+                    f" ({md_text(dcs.why)}; {md_text(dcs.would)})" if dcs is not None and dcs.why else "")
             else:
-                ps = format_p(r.p, r.min_p_perm) + (f", Holm {p_number(r.p_holm)}" if r.p_holm is not None else "")
+                ps = format_p(r.p, dcs.floor if dcs is not None else None) + (
+                    f", Holm {p_number(r.p_holm)}" if r.p_holm is not None else "")
                 if len(tests) > 1:
                     ps = f"{md_text(r.test_name)} {ps}"
-                line = f"{head}, {ps}: **{'significant' if r.significant else 'not significant'}**"
+                line = f"{head}, {ps}: **{dcs.label}**"
+                if dcs.kind == "no_difference" and dcs.mde is not None:
+                    line += f" ({dcs.power:.0%} power to see {dcs.mde:.{max(digits, 2) if dec <= 2 else dec}f} or more)"
+                elif dcs.kind == "cannot_decide":
+                    line += f": {md_text(dcs.why)}" + (f"; {md_text(dcs.would)}" if dcs.would else "")
                 if r.disagreement:
                     line += f". {md_text(r.disagreement.rstrip('.'))}"
-                if r.undecidable:
-                    line += f". {md_text(r.undecidable.rstrip('.'))}"
-                if r.test == "seeds" and r.seeds_needed is not None and not r.significant and d != 0:
-                    line += f". About {r.seeds_needed} seeds would detect it ({p.power:.0%} power)"
+                need = r.seeds_need if r.test == "crossed" else None
+                if need is not None and need.estimate is not None and not r.significant and d != 0:
+                    rng = "" if need.low == need.high == need.estimate else (
+                        f", {need.low if need.low is not None else '–'}–"
+                        f"{need.high if need.high is not None else '>10,000'} over the seed variance's range")
+                    line += f". About {need.estimate} seeds would detect it ({p.power:.0%} power{rng})"
             out.append(f"  - {line}")
         out.append("")
     return out
@@ -227,38 +240,41 @@ def study_markdown(data) -> list[str]:
         out += [f"## Study: Δ {md_text(st.metric.title)} vs {base}", "",
                 f"{len(st.rows)} comparisons with the baseline strategy {base} over {len(st.datasets)} dataset(s), "
                 f"paired by seed ({md_text(st.grouping)}). Δ = arm minus {base}, mean over seeds "
-                f"({st.metric.direction_text}). The sign-flip permutation test over seeds decides significance.", ""]
+                f"({st.metric.direction_text}). The seeds × examples t-test decides, as in the benchmark sections.", ""]
         model = [{"Model": s.model} for s in st.rows] if st.multi_model else [{} for _ in st.rows]
         out += [_table([{**mcol, "Dataset": s.dataset, "Budget": "–" if s.budget is None else s.budget, "Arm": s.arm,
                          "Rate": "–" if s.rate is None else f"{s.rate:g}", "Seeds": s.n,
                          f"Δ vs {st.baseline}": _signed(s.delta, dec),
-                         "Δ 95% CI (two-level bootstrap, seeds × examples)": _iv(s.boot_low, s.boot_high, dec),
+                         "Δ 95% CI (seeds × examples)": _iv(s.ci_low, s.ci_high, dec),
                          "Δ 95% CI (t over seeds)": _iv(s.t_low, s.t_high, dec),
-                         "p (seeds, perm.)": _p(s.p), "p (Holm)": _p(s.p_holm),
-                         "Significant": "identical outputs" if s.identical else
-                         ("yes" if s.significant else ("no" if s.significant is not None else "–"))}
+                         "p": _p(s.p), "p (Holm)": _p(s.p_holm),
+                         "Verdict": "identical outputs" if s.identical else (VERDICTS.get(s.decision) or "–")}
                         for mcol, s in zip(model, st.rows)]), ""]
-        out += ["### Pooled across datasets (DerSimonian–Laird random effects)", ""]
+        out += ["### Pooled across datasets (t over datasets, equal weights)", ""]
         prow = []
         for p in st.pools:
-            e = p.pooled
+            e, h = p.pooled, p.heterogeneity
             ok = e is not None and e.estimate is not None
+            hk = h is not None and h.estimate is not None
             prow.append({**({"Model": p.model} if st.multi_model else {}),
                          "Budget": "–" if p.budget is None else p.budget, "Arm": p.arm,
                          "Rate": "–" if p.rate is None else f"{p.rate:g}", "Datasets": ", ".join(p.datasets),
                          "Pooled Δ": _signed(e.estimate, dec) if ok else "not pooled",
-                         "95% CI (DerSimonian–Laird, normal)": _iv(e.ci_low, e.ci_high, dec) if ok else "–",
+                         "95% CI (t over datasets)": _iv(e.ci_low, e.ci_high, dec) if ok else "–",
                          "p": _p(e.p) if ok else "–",
-                         "τ²": f"{e.tau2:.2g}" if ok and e.tau2 is not None else "–",
-                         "I²": f"{e.i2:.1f}%" if ok and e.i2 is not None else "–",
-                         "Q (df, p)": f"{e.q:.2f} ({e.q_df}, p {_p(e.q_p)})" if ok and e.q is not None else "–",
-                         "Note": p.reason or (e.note if e is not None and e.note else "")})
+                         "Verdict": p.decision.label if ok and p.decision is not None else "–",
+                         "τ²": f"{h.tau2:.2g}" if hk and h.tau2 is not None else "–",
+                         "I²": f"{h.i2:.1f}%" if hk and h.i2 is not None else "–",
+                         "Q (df, p)": f"{h.q:.2f} ({h.q_df}, p {_p(h.q_p)})" if hk and h.q is not None else "–",
+                         "Note": p.reason or "; ".join(x for x in (p.decision.phrase(dec) if ok and p.decision else "",
+                                                                   e.note if e is not None and e.note else "") if x)})
         out += [_table(prow), "",
-                "Pooled: each dataset's mean per-seed difference weighted by 1/(s²/n + τ²) (DerSimonian & Laird "
-                "1986), normal 95% interval; I² is the share of the between-dataset variation beyond chance "
-                "(Higgins & Thompson 2002). Per-dataset intervals: the two-level bootstrap resamples seeds, then "
-                "examples within each seed; the t interval uses only the per-seed differences. The plots of Δ vs "
-                "budget and vs masking rate are in report.html.", ""]
+                "Pooled: a t-test over the datasets' effects with equal weights, t(k−1) (Hartung–Knapp–"
+                "Sidik–Jonkman with equal weights: docs/statistics.md says why not inverse-variance or "
+                "DerSimonian–Laird weights with 3 seeds); τ², I² (Higgins & Thompson 2002) and Q describe the "
+                "heterogeneity. Per-dataset intervals: seeds × examples (seed and test-set variance); the t interval "
+                "uses only the per-seed differences. The plots of Δ vs budget and vs masking rate are in report.html.",
+                ""]
     if data.mlm_heads:
         out += ["## MLM head: loss before and after warm-up", "",
                 "Masked-LM loss (nats per masked token) from each cell's finetune.json (`mlm_head`), mean over "

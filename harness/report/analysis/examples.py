@@ -33,6 +33,8 @@ class ExampleTests:
     interval: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)  # (metric, key) -> (lo, hi)
     pair: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # (metric, sys, base) -> p's
     stats: dict[tuple[str, str], Any] = field(default_factory=dict)  # (metric, key) -> per-example statistics
+    # pair[(metric, sys, base)] also holds "differ_stats" (examples whose statistics differ) and "contrib"
+    # (per-example contributions to the difference, harness.crossed.paired_contributions)
     scorers: dict[str, Any] = field(default_factory=dict)  # metric -> sacrebleu scorer or function of summed stats
     refs_ok: set[str] = field(default_factory=set)
     differ: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (sys, base) -> (differ, n)
@@ -256,6 +258,7 @@ def _run_tests(br, aligned, pairs, cell_of, params: AnalysisParams, out: Example
                 out.pair[(m.label, s, b)] = res
         if m.direction != "target":  # AR's statistic is |difference|; closeness to a target has no such form
             ar_items += [(m.label, s, b) for s, b in test_pairs]
+        _contributions(m.label, scorer, st, pairs, out)
     # approximate randomisation for every comparison and metric at once (one pass over the swap mask)
     if ar_items:
         mask = ar_mask(n, params.ar_trials, params.seed)
@@ -264,3 +267,20 @@ def _run_tests(br, aligned, pairs, cell_of, params: AnalysisParams, out: Example
         for item, p in zip(ar_items, ps):
             out.pair[item]["p_ar"] = p
 
+
+
+def _contributions(label: str, scorer, st: dict, pairs, out: ExampleTests) -> None:
+    """Per pair: how many examples differ in this metric's statistics (the randomisation floor
+    counts those, not differing outputs) and each example's contribution to the corpus difference
+    (:func:`harness.crossed.paired_contributions`), which the seeds × examples test and the
+    detectable differences are computed from."""
+    from ...crossed import paired_contributions
+    from ...stats.significance import differing_rows, scores_from_sums
+
+    def score(S):
+        return scores_from_sums(scorer, S)
+
+    for s, b in pairs:
+        rec = out.pair.setdefault((label, s, b), {})
+        rec["differ_stats"] = differing_rows(st[s], st[b])
+        rec["contrib"] = paired_contributions(score, st[s], st[b])

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ...params import Params
-from ...stats.meta_analysis import METHOD as POOLING_METHOD
+from ...decide import TESTS  # the deciding test of a row, by key (Row.test), as the reports name it
 from ...stats.significance import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 NO_DECODER = "-"
@@ -196,12 +196,19 @@ class Row:
     p_seeds_t: float | None = None
     seeds_paired: int = 0
     min_p_perm: float | None = None
-    delta_ci_low: float | None = None  # two-level (seeds × examples) bootstrap interval of the difference
+    delta_ci_low: float | None = None  # seeds × examples t interval of the difference (harness.crossed)
     delta_ci_high: float | None = None
     seed_sd: float | None = None  # sd of the per-seed differences
-    seeds_needed: int | None = None  # to detect the observed difference (paired t over seeds, 80% power)
+    seeds_needed: int | None = None  # to detect the observed difference by the deciding test (power)
     seeds_needed_min_effect: int | None = None  # to detect AnalysisParams.min_effect
     min_effect: float | None = None
+    crossed: Any = None  # harness.crossed.Crossed: the seeds × examples test, when it decides
+    seeds_need: Any = None  # harness.crossed.SeedsNeeded for the observed difference (with its range)
+    seeds_need_min_effect: Any = None  # the same for min_effect
+    decision: Any = None  # harness.decide.Decision: the verdict and the numbers behind it
+    mde: float | None = None  # the |difference| the deciding test had `power` to see
+    differ_stats: int | None = None  # examples whose statistics of this metric differ (one evaluation)
+    holm_family: str = ""  # which comparisons the Holm adjustment is over
     per_seed: list[dict[str, Any]] = field(default_factory=list)
     p: float | None = None  # the raw p-value of the deciding test
     p_holm: float | None = None  # Holm-adjusted over every comparison of the report
@@ -221,6 +228,16 @@ class Row:
     def test_short(self) -> str:
         return TESTS_SHORT.get(self.test, self.test)
 
+    @property
+    def decision_kind(self) -> str:
+        """better | worse | no_difference | cannot_decide | identical ("" without a comparison)."""
+        return self.decision.kind if self.decision is not None else ""
+
+    @property
+    def verdict_label(self) -> str:
+        """The verdict in the fixed vocabulary (:data:`harness.decide.VERDICTS`), for table cells."""
+        return self.decision.label if self.decision is not None else ""
+
 
 def by_rank(rows: list[Row]) -> list[Row]:
     """Rows best first (rank 1 first, equal ranks in configuration order), unranked rows last:
@@ -229,17 +246,13 @@ def by_rank(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, order[id(r)]))
 
 
-TESTS = {"mcnemar": "McNemar's exact test", "ar": "approximate randomisation", "bootstrap": "paired bootstrap",
-         "seeds": "sign-flip permutation over seeds", "identical": "identical outputs",
-         "pooled": f"{POOLING_METHOD} pooling across datasets"}
-"""The deciding test of a row, by key (Row.test), as the reports name it."""
-TESTS_SHORT = {"mcnemar": "McNemar", "ar": "AR", "bootstrap": "bootstrap", "seeds": "permutation (seeds)",
-               "identical": "none (identical)", "pooled": "pooled across datasets"}
+TESTS_SHORT = {"mcnemar": "McNemar", "ar": "AR", "bootstrap": "bootstrap", "crossed": "t (seeds × examples)",
+               "seeds_t": "t (seeds)", "datasets_t": "t (datasets)", "identical": "none (identical)"}
 """The same, for table cells."""
 # the intervals of the study section, as its export rows name them (harness.report.analysis.study)
-BOOTSTRAP_INTERVAL = "two-level bootstrap over seeds x examples, 95%"
+CROSSED_INTERVAL = "seeds x examples t, 95%"
 T_INTERVAL = "t over seeds, 95%"
-POOLED_INTERVAL = "DerSimonian-Laird random effects, normal 95%"
+POOLED_INTERVAL = "t over datasets (equal weights), 95%"
 
 
 @dataclass
@@ -287,6 +300,7 @@ class ReportData:
     arguments: Any = None  # harness.report.analysis.arguments.NoteArguments when the run has the arms of one
     mlm_heads: list[Any] = field(default_factory=list)  # harness.report.analysis.study.MlmHeadRow per cell with one
     training: list[Any] = field(default_factory=list)  # harness.report.analysis.training.TrainingRun per checkpoint
+    holm_family: str = ""  # which comparisons the Holm adjustment is over (analysis.verdicts.holm_family)
 
     @property
     def failed(self) -> list[CellInfo]:
@@ -325,6 +339,7 @@ class ReportData:
                         "baseline": r.baseline.label if r.baseline else None, "is_baseline": r.is_baseline,
                         "delta": r.delta, "delta_ci_low": r.delta_ci_low, "delta_ci_high": r.delta_ci_high,
                         "p": r.p, "p_holm": r.p_holm, "test": r.test, "significant": r.significant,
+                        "decision": r.decision_kind or None, "mde": r.mde,
                         "p_bootstrap": r.p_bootstrap, "p_ar": r.p_ar, "p_mcnemar": r.p_mcnemar,
                         "p_seeds_permutation": r.p_seeds_perm, "p_seeds_t": r.p_seeds_t,
                         "outputs_differ": r.differ[0] if r.differ else None, "identical_outputs": r.identical,
@@ -347,23 +362,27 @@ class ReportData:
             for s in st.rows:
                 out.append({**common, "kind": "study", "benchmark": s.benchmark, "model": s.model, "strategy": s.arm,
                             "label": s.arm, "baseline": s.baseline, "seeds": s.n, "dataset": s.dataset,
-                            "budget": s.budget, "rate": s.rate, "delta": s.delta, "ci_low": s.boot_low,
-                            "ci_high": s.boot_high, "interval": BOOTSTRAP_INTERVAL, "delta_ci_low": s.boot_low,
-                            "delta_ci_high": s.boot_high, "t_ci_low": s.t_low, "t_ci_high": s.t_high,
+                            "budget": s.budget, "rate": s.rate, "delta": s.delta, "ci_low": s.ci_low,
+                            "ci_high": s.ci_high, "interval": CROSSED_INTERVAL, "delta_ci_low": s.ci_low,
+                            "delta_ci_high": s.ci_high, "t_ci_low": s.t_low, "t_ci_high": s.t_high,
                             "seed_sd": s.seed_sd, "p": s.p, "p_holm": s.p_holm, "test": s.test,
-                            "significant": s.significant, "identical_outputs": s.identical})
+                            "significant": s.significant, "decision": s.decision or None,
+                            "identical_outputs": s.identical})
             for p in st.pools:
-                e = p.pooled
+                e, h, dcs = p.pooled, p.heterogeneity, p.decision
                 has = e is not None and e.estimate is not None
+                hh = h is not None and h.estimate is not None
                 out.append({**common, "kind": "pooled", "model": p.model, "strategy": p.arm, "label": p.arm,
                             "baseline": st.baseline, "dataset": "pooled", "budget": p.budget, "rate": p.rate,
                             "pooled_k": len(p.datasets), "pooled_datasets": ", ".join(p.datasets),
                             "delta": e.estimate if has else None, "ci_low": e.ci_low if has else None,
                             "ci_high": e.ci_high if has else None, "interval": POOLED_INTERVAL if has else None,
-                            "p": e.p if has else None, "test": "dersimonian_laird" if has else "",
-                            "pooled_se": e.se if has else None, "pooled_tau2": e.tau2 if has else None,
-                            "pooled_i2": e.i2 if has else None, "pooled_q": e.q if has else None,
-                            "pooled_q_p": e.q_p if has else None,
+                            "p": e.p if has else None, "test": "datasets_t" if has else "",
+                            "significant": dcs.significant if dcs is not None else None,
+                            "decision": dcs.kind if dcs is not None else None, "mde": dcs.mde if dcs is not None else None,
+                            "pooled_se": e.se if has else None, "pooled_tau2": h.tau2 if hh else None,
+                            "pooled_i2": h.i2 if hh else None, "pooled_q": h.q if hh else None,
+                            "pooled_q_p": h.q_p if hh else None,
                             "note": p.reason or (e.note if e is not None else None)})
         for h in self.mlm_heads:
             out.append({"kind": "mlm_head", "experiment": self.experiment, "benchmark": h.benchmark, "model": h.model,
@@ -383,6 +402,7 @@ class ReportData:
 RECORD_COLUMNS = ["kind", "experiment", "benchmark", "task", "metric", "higher_is_better", "direction", "target", "model",
                   "strategy", "decoder", "label", "seeds", "value", "std", "ci_low", "ci_high", "ci_method", "baseline",
                   "is_baseline", "delta", "delta_ci_low", "delta_ci_high", "p", "p_holm", "test", "significant",
+                  "decision", "mde",
                   "p_bootstrap", "p_ar", "p_mcnemar", "p_seeds_permutation", "p_seeds_t", "outputs_differ",
                   "identical_outputs", "seeds_needed", "seeds_needed_min_effect", "rank", "failed_cells", "na_reason",
                   "verdict", "signature", "signature_source",
@@ -394,8 +414,9 @@ RECORD_COLUMNS = ["kind", "experiment", "benchmark", "task", "metric", "higher_i
 """Columns of summary.csv / summary.parquet, in order. ``kind`` says what a row is: leaderboard (one
 per benchmark, metric and configuration), study (Δ vs the baseline strategy of one dataset, budget
 and arm; ci_low/ci_high are the interval named in ``interval``, t_ci_low/t_ci_high the t interval
-over seeds), pooled (the DerSimonian-Laird effect of one budget and arm across datasets, or
-``note`` saying why not) and mlm_head (one cell's MLM-head losses from finetune.json)."""
+over seeds), pooled (the effect of one budget and arm across datasets: t over datasets, with
+DerSimonian-Laird's tau^2, I^2 and Q describing the heterogeneity, or ``note`` saying why not)
+and mlm_head (one cell's MLM-head losses from finetune.json)."""
 
 
 # ============================================================================ helpers

@@ -85,11 +85,11 @@ def analyze(results, params: AnalysisParams | None = None, *, plugins=None) -> R
         br.plots = plot_data(br, dec_plugin, preds)
         benches.append(br)
 
-    finalize(benches, params)
+    family = finalize(benches, params)
     data = ReportData(experiment=str(manifest.get("experiment", "")), description=str(manifest.get("description") or ""),
-                      manifest=manifest, params=params, benchmarks=benches, cells=cells)
+                      manifest=manifest, params=params, benchmarks=benches, cells=cells, holm_family=family)
     strategy_plugins = {s.get("label"): s.get("plugin") for s in resolved.get("strategies", []) if s.get("label")}
-    data.study = build_study(benches, strategy_plugins=strategy_plugins)
+    data.study = build_study(benches, strategy_plugins=strategy_plugins, params=params)
     data.arguments = note_arguments(benches, preds, cache, params, strategy_plugins)
     data.mlm_heads = mlm_heads(Path(results.outdir), cells)
     data.training = training_runs(Path(results.outdir), cells)

@@ -18,15 +18,17 @@ How a row's factors are recovered (documented in docs/statistics.md, "The study 
   Δ-vs-rate plot, which has one panel per strategy plugin so that the meanings never share a line.
 
 What each row shows, all reused from the report's comparison rows (nothing re-tested here): the
-mean over seeds of the paired differences, the two-level seeds × examples bootstrap 95% interval
-(:func:`harness.stats.significance.two_level_bootstrap`, computed in :mod:`.verdicts`), the 95% t interval of
-the mean difference over seeds (:func:`harness.stats.significance.t_interval`) and the sign-flip permutation p.
+mean over seeds of the paired differences, the seeds × examples t interval (the deciding test's,
+:mod:`harness.stats.crossed`, computed in :mod:`.verdicts`), the 95% t interval of the mean difference
+over seeds (:func:`harness.stats.significance.t_interval`: seeds only, the test set taken as fixed), the
+deciding p and the verdict.
 
-Pooling: per (model, budget, arm), the datasets' per-seed differences are pooled with
-:func:`harness.stats.meta_analysis.pool_paired_differences` (DerSimonian-Laird random effects, tau^2,
-I^2, Cochran's Q, a normal 95% interval). With fewer than two datasets nothing is pooled and the
-row says why. A pooled effect describes these datasets; it is not a test of the family of
-comparisons (the per-dataset verdicts, Holm-adjusted, are).
+Pooling: per (model, budget, arm), the datasets' effects are pooled by a t-test over them with
+equal weights (:func:`harness.stats.meta_analysis.pool_datasets`, t(k−1)), which decides and gives the
+interval; DerSimonian-Laird's tau^2, I^2 and Cochran's Q, with each dataset's seeds × examples
+variance, describe the heterogeneity beside it. With fewer than two datasets nothing is pooled and
+the row says why. A pooled effect is about the datasets' mean effect; the per-dataset verdicts
+(Holm-adjusted) are about each dataset.
 
 Also here: :func:`mlm_heads`, the MLM-head losses that the ``aux_mlm``/``tapt`` strategies write
 into each cell's ``finetune.json`` (``mlm_head``).
@@ -67,15 +69,17 @@ class StudyRow:
     delta: float
     differences: tuple[float, ...]
     seed_sd: float | None
-    boot_low: float | None        # two-level seeds × examples bootstrap
-    boot_high: float | None
+    ci_low: float | None          # seeds × examples t interval (harness.stats.crossed), the deciding test's
+    ci_high: float | None
     t_low: float | None           # t interval of the mean difference over seeds
     t_high: float | None
-    p: float | None               # the deciding test's p (sign-flip permutation over seeds)
+    p: float | None               # the deciding test's p (seeds × examples t-test)
     p_holm: float | None
     test: str
     significant: bool | None
     identical: bool = False
+    decision: str = ""            # harness.stats.decide.VERDICTS key of the comparison's verdict
+    se: float | None = None       # standard error of delta (seeds × examples), for the heterogeneity numbers
 
 
 @dataclass
@@ -87,7 +91,9 @@ class StudyPool:
     arm: str
     rate: float | None
     datasets: tuple[str, ...]
-    pooled: Any = None            # harness.stats.meta_analysis.PooledEffect, None when not pooled
+    pooled: Any = None            # harness.stats.meta_analysis.DatasetPool (t over datasets), None when not pooled
+    heterogeneity: Any = None     # harness.stats.meta_analysis.PooledEffect (DerSimonian-Laird): tau^2, Q, I^2
+    decision: Any = None          # harness.stats.decide.Decision of the pooled effect
     reason: str = ""              # "not pooled: ..." when pooled is None or has no estimate
 
     @property
@@ -137,13 +143,15 @@ def _rate_of(cells: list[CellInfo]) -> float | None:
 
 
 def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
-                strategy_plugins: dict[str, str] | None = None) -> Study | None:
+                strategy_plugins: dict[str, str] | None = None, params=None) -> Study | None:
     """The study of a report's strategy comparisons, or None when the run has none (see module doc).
-    ``strategy_plugins`` maps strategy labels to plugin names (the manifest's resolved strategies)."""
+    ``strategy_plugins`` maps strategy labels to plugin names (the manifest's resolved strategies);
+    ``params`` (AnalysisParams) gives alpha, power and min_effect for the pooled verdicts."""
     plugin_of = strategy_plugins or {}
     import numpy as np
 
-    from ...stats.meta_analysis import pool_paired_differences
+    from ...decide import decide_datasets
+    from ...stats.meta_analysis import pool_datasets, pool_effects
     from ...stats.significance import t_interval
 
     cls = [b for b in benchmarks if b.task == "classification" and b.base_strategy and b.metrics]
@@ -177,9 +185,10 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
                 dataset=dataset, budget=budget, arm=r.config.strategy, rate=_rate_of(r.config.cells),
                 family=plugin_of.get(r.config.strategy) or r.config.strategy.split("[")[0], benchmark=b.name,
                 model=r.config.model, baseline=r.baseline.strategy, n=len(diffs), delta=float(r.delta), differences=diffs,
-                seed_sd=sd, boot_low=r.delta_ci_low, boot_high=r.delta_ci_high,
+                seed_sd=sd, ci_low=r.delta_ci_low, ci_high=r.delta_ci_high,
                 t_low=lo if math.isfinite(lo) else None, t_high=hi if math.isfinite(hi) else None,
-                p=r.p, p_holm=r.p_holm, test=r.test, significant=r.significant, identical=r.identical))
+                p=r.p, p_holm=r.p_holm, test=r.test, significant=r.significant, identical=r.identical,
+                decision=r.decision_kind, se=r.crossed.se if r.crossed is not None else None))
     if metric is None or not rows:
         return None
     # the config's order of benchmarks and strategies; rates ascending within a strategy plugin
@@ -200,9 +209,14 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
             pool.reason = (f"not pooled: one dataset ({names[0]}); a pooled effect and its heterogeneity need at "
                            "least two datasets")
         else:
-            pool.pooled = pool_paired_differences({s.dataset: s.differences for s in members}, level=level)
-            if pool.pooled.estimate is None:
-                pool.reason = f"not pooled: {(pool.pooled.note or '').removeprefix('no pooled estimate: ')}"
+            pool.pooled = pool_datasets([s.delta for s in members], labels=names, level=level)
+            pool.decision = decide_datasets(pool.pooled, alpha=getattr(params, "alpha", 0.05),
+                                            power=getattr(params, "power", 0.8),
+                                            min_effect=_min_effect(params, metric.label),
+                                            higher_is_better=metric.direction != "lower")
+            if all(s.se for s in members):
+                pool.heterogeneity = pool_effects([s.delta for s in members], [s.se ** 2 for s in members],
+                                                  labels=names, level=level)
         pools.append(pool)
     if by_label and not by_param:
         grouping = "datasets and budgets from benchmark labels <dataset>-b<budget>"
@@ -218,6 +232,11 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
     return study
 
 
+def _min_effect(params, label: str) -> float | None:
+    me = getattr(params, "min_effect", None)
+    return me.get(label) if isinstance(me, dict) else me
+
+
 def _is_strategy_comparison(r, b: BenchmarkReport) -> bool:
     return (r.baseline is not None and r.config.strategy != b.base_strategy and r.baseline.strategy == b.base_strategy
             and r.baseline.decoder == r.config.decoder and r.seeds_paired >= 2 and finite(r.delta))
@@ -225,10 +244,10 @@ def _is_strategy_comparison(r, b: BenchmarkReport) -> bool:
 
 def study_plot_data(study: Study) -> dict[str, Any]:
     """The numbers behind the two study plots: Δ vs budget (one panel per rate/arm) and Δ vs rate
-    (one panel per budget), one line per dataset with its bootstrap interval, and the pooled
-    effect with its DerSimonian-Laird interval. A plot needs two or more values on its x axis."""
+    (one panel per budget), one line per dataset with its seeds × examples interval, and the
+    pooled effect with its t-over-datasets interval. A plot needs two or more values on its x axis."""
     def point(s: StudyRow, x) -> dict[str, Any]:
-        return {"x": x, "y": s.delta, "low": s.boot_low, "high": s.boot_high}
+        return {"x": x, "y": s.delta, "low": s.ci_low, "high": s.ci_high}
 
     def pooled_point(p: StudyPool, x) -> dict[str, Any] | None:
         e = p.pooled
@@ -251,7 +270,7 @@ def study_plot_data(study: Study) -> dict[str, Any]:
             pts = sorted((q for q in (pooled_point(p, xkey(p)) for p in pools if p.model == model
                                       and xkey(p) is not None) if q is not None), key=lambda p: p["x"])
             if pts:
-                out.append({"name": "pooled (DerSimonian-Laird)" + (f" ({model})" if study.multi_model else ""),
+                out.append({"name": "pooled (t over datasets)" + (f" ({model})" if study.multi_model else ""),
                             "points": pts, "pooled": True})
         return out
 

@@ -1,29 +1,37 @@
 """Rows and verdicts: each configuration's score, interval and rank, and its comparison with its
 baseline stated as one sentence that names the test that decides.
 
-Which test decides (one rule, stated in every verdict and in the report's Methods):
+Which test decides (one rule, stated in every verdict and in the report's Methods; why each was
+chosen: :mod:`harness.stats.decide` and docs/statistics.md):
 
 1. Outputs identical to the baseline's on every example (of every seed): no test; the verdict
    says "identical outputs" and is never significant.
-2. Two or more paired seeds whose predictions differ: the exact sign-flip permutation test over
-   seeds (the paired t-test, a two-level seeds × examples bootstrap interval of the difference and
-   a seeds-needed estimate are shown beside it). Per-seed tests over examples are listed per
-   seed, never pooled.
+2. Two or more paired evaluations (seeds) whose predictions differ: the seeds × examples t-test
+   (:mod:`harness.stats.crossed`), which counts the seed-to-seed and the test set's variance; with no
+   per-example statistics, the paired t-test over seeds. The paired t-test and the sign-flip
+   permutation over seeds (which treat the test set as fixed) and each seed's own test over its
+   examples are shown beside it, never pooled. A deterministic decoder over one checkpoint is one
+   evaluation, however many seeds share its cell.
 3. Otherwise, over examples: McNemar's exact test for accuracy; approximate randomisation for any
    other metric with per-example statistics; a two-sided paired bootstrap when only that exists
    (a metric judged by closeness to a target).
 
-The other tests on the same data are printed beside the deciding one; when one of them falls on
-the other side of alpha, the verdict says that the tests disagree. With
-``multiple_comparisons: holm`` the Holm-adjusted p-value (over every comparison of the report)
-decides; the adjusted values are shown either way. Non-goals: the tests themselves (see
-:mod:`harness.stats.significance` and :mod:`harness.report.analysis.examples`).
+Every verdict is one of :data:`harness.stats.decide.VERDICTS`: better / worse (significant), no
+significant difference (with the difference the test had the power to see), the data cannot
+decide (why, and what would), identical outputs. The other tests on the same data are printed
+beside the deciding one; McNemar's test and approximate randomisation, which both hold their size,
+say so when they fall on different sides of alpha; sacrebleu's paired bootstrap is shown for
+comparison and never contradicts. With ``multiple_comparisons: holm`` the Holm-adjusted p-value
+decides; the adjusted values are shown either way, with the family named. Non-goals: the tests
+themselves (see :mod:`harness.stats.significance`, :mod:`harness.stats.crossed` and
+:mod:`harness.report.analysis.examples`).
 """
 from __future__ import annotations
 
-from ...stats.significance import format_p, min_ar_p, p_number
+from ...decide import TESTS
+from ...stats.significance import format_p
 from .examples import ExampleTests
-from .model import NO_DECODER, TESTS, AnalysisParams, BenchmarkReport, Config, Row, finite, metric_decimals
+from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, Row, finite, metric_decimals
 from .pairing import pair_baseline
 
 
@@ -54,7 +62,10 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
          base_model: str | None = None) -> Row:
     import numpy as np
 
-    from ...stats.significance import clip_interval, seed_tests, seeds_needed, t_interval, two_level_bootstrap
+    from ...crossed import crossed_test, seeds_needed_range
+    from ...decide import (decide, decide_one_run, decide_seeds, decide_seeds_only, identical, mcnemar_mde,
+                          randomisation_mde, t_n_needed)
+    from ...stats.significance import clip_interval, improvement, seed_tests, t_interval
 
     row = Row(cfg, m)
     vals_by_key = {c.key: c.values.get(m.label) for c in cfg.cells if finite(c.values.get(m.label))}
@@ -92,72 +103,118 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
     a = np.array([c.values[m.label] for c, _ in paired])
     bvals = np.array([b.values[m.label] for _, b in paired])
     row.delta = float(np.mean(a - bvals))
+    # one entry per distinct pair of cells: a deterministic decoder over one checkpoint is one
+    # evaluation, however many seeds share its cell, and is listed once with its seeds
+    groups: dict[tuple[str, str], list] = {}
     for c, b in paired:
-        entry = {"seed": c.seed, "value": c.values[m.label], "baseline": b.values[m.label],
-                 "differ": ex.differ.get((c.key, b.key)) if c.key != b.key else (0, c.n or 0)}
-        entry.update(ex.pair.get((m.label, c.key, b.key), {}))
+        groups.setdefault((c.key, b.key), []).append((c, b))
+    for (ck, bk), members in groups.items():
+        c, b = members[0]
+        entry = {"seed": c.seed, "seeds": [x.seed for x, _ in members], "value": c.values[m.label],
+                 "baseline": b.values[m.label], "differ": ex.differ.get((ck, bk)) if ck != bk else (0, c.n or 0)}
+        entry.update({k: v for k, v in ex.pair.get((m.label, ck, bk), {}).items() if k != "contrib"})
         row.per_seed.append(entry)
+    row.seeds_paired = len(groups)
+    pairs = list(groups)
 
     # sacrebleu and confusion-matrix metrics read only the 1-best outputs; any other metric may read
     # the n-best lists too (oracles, list diversity, a plugin's example_scores)
     one_best_only = m.scorer is not None or m.confusion is not None
 
-    def same(c, b) -> bool:
+    def same(ck, bk) -> bool:
         # the same cell, or outputs (and lists, where the metric reads them) equal on every example:
         # the metric is then equal by construction
-        if c.key == b.key:
+        if ck == bk:
             return True
-        d = ex.differ.get((c.key, b.key))
-        return d is not None and d[0] == 0 and (one_best_only or (c.key, b.key) in ex.same_lists)
-    if all(same(c, b) for c, b in paired):
+        d = ex.differ.get((ck, bk))
+        return d is not None and d[0] == 0 and (one_best_only or (ck, bk) in ex.same_lists)
+    if all(same(ck, bk) for ck, bk in pairs):
         row.identical = True
         row.test = "identical"
+        row.decision = identical(alpha=params.alpha)
         return row
 
-    distinct_pairs = {(c.key, b.key) for c, b in paired}
-    varies = len({c.key for c, _ in paired}) > 1 or len({b.key for _, b in paired}) > 1
-    if len(paired) >= 2 and varies:
+    me = params.min_effect.get(m.label) if isinstance(params.min_effect, dict) else params.min_effect
+    row.min_effect = float(me) if me is not None else None
+    sign = -1.0 if m.direction == "lower" else 1.0  # contributions are system - baseline; improvement is signed
+    improvement_delta = sign * row.delta if m.direction != "target" else float(
+        np.mean(improvement(a, bvals, m.direction, m.target)))
+    if len(pairs) >= 2:
         st = seed_tests(a, bvals)
         row.p_seeds_perm, row.p_seeds_t, row.min_p_perm = st.p_perm, st.p_t, st.min_p_perm
-        row.test, row.p = "seeds", st.p_perm
         d = a - bvals
         row.seed_sd = float(np.std(d, ddof=1))
-        row.seeds_needed = seeds_needed(row.delta, row.seed_sd, params.alpha, params.power)
-        me = params.min_effect.get(m.label) if isinstance(params.min_effect, dict) else params.min_effect
-        if me is not None:
-            row.min_effect = float(me)
-            row.seeds_needed_min_effect = seeds_needed(float(me), row.seed_sd, params.alpha, params.power)
-        scorer = ex.scorers.get(m.label)
-        keys = [(c.key, b.key) for c, b in paired]
-        if scorer is not None and all((m.label, k) in ex.stats for pair in keys for k in pair):
-            from ...stats.significance import scores_from_sums
-
-            tl = two_level_bootstrap([ex.stats[(m.label, s)] for s, _ in keys], [ex.stats[(m.label, b)] for _, b in keys],
-                                     lambda S: scores_from_sums(scorer, S), n_samples=params.bootstrap_samples,
-                                     seed=params.seed)
-            row.delta_ci_low, row.delta_ci_high = tl.low, tl.high
-    elif len(distinct_pairs) == 1:
-        c, b = paired[0]
-        row.differ = ex.differ.get((c.key, b.key))
-        p = ex.pair.get((m.label, c.key, b.key))
-        if p:
+        contrib = [ex.pair.get((m.label, ck, bk), {}).get("contrib") for ck, bk in pairs]
+        if m.direction != "target" and all(x is not None for x in contrib):
+            c = crossed_test(sign * np.vstack(contrib), alpha=params.alpha)
+            row.crossed = c
+            row.test, row.p = "crossed", c.p
+            row.delta_ci_low, row.delta_ci_high = sorted((sign * c.low, sign * c.high))
+            row.decision = decide_seeds(c, delta=improvement_delta, alpha=params.alpha, power=params.power,
+                                        min_effect=row.min_effect)
+            row.mde = row.decision.mde
+            if row.delta != 0:
+                row.seeds_need = seeds_needed_range(row.delta, c, params.alpha, params.power)
+                row.seeds_needed = row.seeds_need.estimate
+            if row.min_effect is not None:
+                row.seeds_need_min_effect = seeds_needed_range(row.min_effect, c, params.alpha, params.power)
+                row.seeds_needed_min_effect = row.seeds_need_min_effect.estimate
+        else:
+            row.test, row.p = "seeds_t", st.p_t
+            row.decision = decide_seeds_only(st.p_t, delta=improvement_delta, seeds=len(pairs), alpha=params.alpha,
+                                             power=params.power, sd=row.seed_sd, min_effect=row.min_effect)
+            row.mde = row.decision.mde
+            if row.min_effect is not None and row.seed_sd:
+                row.seeds_needed_min_effect = t_n_needed(row.min_effect, row.seed_sd, params.alpha, params.power)
+            if row.delta != 0 and row.seed_sd:
+                row.seeds_needed = t_n_needed(row.delta, row.seed_sd, params.alpha, params.power)
+    else:
+        ck, bk = pairs[0]
+        row.differ = ex.differ.get((ck, bk))
+        p = ex.pair.get((m.label, ck, bk))
+        if p and any(p.get(k) is not None for k in ("p_bootstrap", "p_ar", "p_mcnemar")):
             row.p_bootstrap, row.p_ar = p.get("p_bootstrap"), p.get("p_ar")
             row.p_mcnemar, row.mcnemar_bc = p.get("p_mcnemar"), p.get("mcnemar_bc")
             row.bootstrap_rule = p.get("bootstrap_rule", "")
+            row.differ_stats = p.get("differ_stats")
+            n = (row.differ or (0, len(p["contrib"]) if p.get("contrib") is not None else 0))[1]
+            scale = m.scale if m.confusion is not None else 1.0
             if row.p_mcnemar is not None:
                 row.test, row.p = "mcnemar", row.p_mcnemar
+                disc = sum(row.mcnemar_bc or (0, 0))
+                row.mde = mcnemar_mde(disc, n, params.alpha, params.power, scale=scale)
+                row.decision = decide_one_run(test="mcnemar", p=row.p, delta=improvement_delta, differing=disc, n=n,
+                                              what="are right for one system and wrong for the other",
+                                              alpha=params.alpha, mde=row.mde, power=params.power,
+                                              min_effect=row.min_effect)
             elif row.p_ar is not None:
                 row.test, row.p = "ar", row.p_ar
+                k = row.differ_stats if row.differ_stats is not None else (row.differ or (0, 0))[0]
+                if p.get("contrib") is not None:
+                    row.mde = randomisation_mde(p["contrib"], params.alpha, params.power)
+                row.decision = decide_one_run(test="ar", p=row.p, delta=improvement_delta, differing=k, n=n,
+                                              what=f"differ in their {m.title} statistics",
+                                              alpha=params.alpha, mde=row.mde, power=params.power,
+                                              min_effect=row.min_effect)
             else:
                 row.test, row.p = "bootstrap", row.p_bootstrap
+                row.decision = decide(test="bootstrap", p=row.p, delta=improvement_delta, alpha=params.alpha,
+                                      power=params.power, min_effect=row.min_effect)
+    if row.decision is None:
+        row.decision = decide(test=row.test or "", p=None, delta=improvement_delta, alpha=params.alpha,
+                              floor_why="no paired test was possible: "
+                              f"{m.title} has no per-example statistics and there is one evaluation per arm",
+                              floor_would="several seeds per arm would")
     return row
 
 
 # ----------------------------------------------------------------------------- verdicts
 
 
-def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> None:
-    """Holm-adjust every deciding p-value of the report, decide, and write each verdict."""
+def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> str:
+    """Holm-adjust every deciding p-value of the report, decide, and write each verdict. Returns
+    the Holm family's description (which comparisons the adjustment is over)."""
+    from ...decide import with_p
     from ...stats.significance import holm
 
     rows = [r for b in benchmarks for m in b.metrics for r in b.rows.get(m.label, [])]
@@ -165,96 +222,118 @@ def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> None:
     for r, adj in zip(tested, holm([r.p for r in tested])):
         r.p_holm = adj
     family = len(tested)
+    family_text = holm_family(benchmarks, tested)
     for b in benchmarks:
         for m in b.metrics:
             dec = decimals_of(b, m.label)
             for r in b.rows.get(m.label, []):
+                if r.decision is not None and r.p is not None and params.multiple_comparisons == "holm":
+                    r.decision = with_p(r.decision, r.p_holm)
                 if r.identical:
                     r.significant = False
-                elif r.p is not None:
-                    p = r.p_holm if params.multiple_comparisons == "holm" else r.p
-                    # an observed difference of exactly zero is never a significant one
-                    r.significant = bool(p < params.alpha) and r.delta != 0
+                elif r.decision is not None and r.p is not None:
+                    r.significant = r.decision.significant
                     r.disagreement = _disagreement(r, params)
-                    r.undecidable = _undecidable(r, params)
+                    r.undecidable = r.decision.why if r.decision.kind == "cannot_decide" else ""
+                r.holm_family = family_text
                 r.verdict = verdict(r, params, dec, family)
+    return family_text
 
 
-def _undecidable(row: Row, params: AnalysisParams) -> str:
-    """Randomisation over examples where so few outputs differ that no p below alpha exists."""
-    if row.test != "ar" or row.delta == 0 or not row.differ or row.differ[0] == 0:
+def holm_family(benchmarks: list[BenchmarkReport], tested: list[Row]) -> str:
+    """Which comparisons Holm's adjustment is over, in words: re-rendering against another baseline
+    changes the family, and the report says so rather than changing it silently."""
+    if not tested:
         return ""
-    k, n = row.differ
-    floor = min_ar_p(k)
-    if floor < params.alpha:
-        return ""
-    return (f"Only {k} of {n} outputs differ, so no randomisation can give p below {p_number(floor, floor)} "
-            f"(2 of the 2^{k} swaps reproduce the observed gap): the data cannot decide.")
+    ids = {id(r) for r in tested}
+    names = [b.name for b in benchmarks if any(id(r) in ids for rows in b.rows.values() for r in rows)]
+    bases = list(dict.fromkeys(r.baseline.label for r in tested if r.baseline is not None))
+    return (f"the {len(tested)} tested comparisons of this report ({', '.join(names)}; every metric; each "
+            f"configuration against its baseline: {', '.join(bases)})")
 
 
-def _others(row: Row) -> list[tuple[str, float]]:
-    """The tests shown beside the deciding one, on the same data: (name, p)."""
+# the tests beside the deciding one that may say "the tests disagree": both hold their size on the
+# same null (benchmarks/calibration.py); sacrebleu's paired bootstrap does not (its false-positive
+# rate under the null is above alpha), so it is shown for comparison and never contradicts
+_CALIBRATED = ("mcnemar", "ar")
+
+
+def _others(row: Row) -> list[tuple[str, str, float]]:
+    """The tests shown beside the deciding one, on the same data: (key, name, p)."""
     out = []
-    if row.test == "seeds":
-        if finite(row.p_seeds_t):
-            out.append(("the paired t-test over seeds", row.p_seeds_t))
+    if row.test in ("crossed", "seeds_t"):
+        if row.test == "crossed" and finite(row.p_seeds_t):
+            out.append(("seeds_t", "the paired t-test over seeds", row.p_seeds_t))
+        if finite(row.p_seeds_perm):
+            out.append(("seeds_perm", f"the sign-flip permutation over {row.seeds_paired} seeds", row.p_seeds_perm))
         return out
     for key, p in (("mcnemar", row.p_mcnemar), ("ar", row.p_ar), ("bootstrap", row.p_bootstrap)):
         if key != row.test and finite(p):
-            out.append((_bootstrap_name(row) if key == "bootstrap" else TESTS[key], p))
+            out.append((key, _bootstrap_name(row) if key == "bootstrap" else TESTS[key], p))
     return out
 
 
 def _bootstrap_name(row: Row) -> str:
-    return "sacrebleu's paired bootstrap" if row.bootstrap_rule == "sacrebleu" else "the paired bootstrap"
+    return ("sacrebleu's paired bootstrap (--paired-bs, shown for comparison: it does not decide)"
+            if row.bootstrap_rule == "sacrebleu" else "the two-sided paired bootstrap")
 
 
 def _disagreement(row: Row, params: AnalysisParams) -> str:
     a = params.alpha
+    if row.test not in _CALIBRATED or row.decision is None or row.decision.kind == "cannot_decide":
+        return ""
     # tests disagree when their raw p-values fall on different sides of alpha (a Holm adjustment
     # that overturns the decision is not a disagreement between tests; the verdict shows it)
     below = row.p is not None and row.p < a
-    flips = [(name, p) for name, p in _others(row) if (p < a) != below]
+    flips = [(name, p) for key, name, p in _others(row) if key in _CALIBRATED and (p < a) != below]
     if not flips:
         return ""
     name, p = flips[0]
-    if below:
-        return f"The tests disagree: {name} gives {format_p(p)}, not below {a:g}."
-    text = f"The tests disagree: {name} gives {format_p(p)}, below {a:g}"
-    if row.test == "seeds" and row.min_p_perm is not None and row.min_p_perm >= a:
-        text += f", while the permutation test cannot go below {p_number(row.min_p_perm, row.min_p_perm)} with {row.seeds_paired} seeds"
-    return text + "."
+    return f"The tests disagree: {name} gives {format_p(p)}, {'not ' if below else ''}below {a:g}."
 
 
 def describe_tests(row: Row, params: AnalysisParams, family: int = 0, decimals: int = 2) -> str:
     """The parenthesis of a verdict: the deciding test first, then the others, then what differs."""
     holm_decides = params.multiple_comparisons == "holm"
     parts = []
-    if row.test == "seeds":
-        lead = f"sign-flip permutation over {row.seeds_paired} seeds {format_p(row.p_seeds_perm, row.min_p_perm)}"
+    c = row.crossed
+    if row.test == "crossed" and c is not None:
+        lead = f"seeds × examples t-test ({c.seeds} seeds, {c.n} examples, df {c.df:.1f}) {format_p(row.p)}"
+    elif row.test == "seeds_t":
+        lead = f"paired t-test over {row.seeds_paired} seeds {format_p(row.p)}"
     elif row.test == "mcnemar":
-        b, c = row.mcnemar_bc or (0, 0)
-        lead = f"McNemar's exact test {format_p(row.p_mcnemar)}, {c} examples fixed and {b} broken"
+        b, cc = row.mcnemar_bc or (0, 0)
+        lead = f"McNemar's exact test {format_p(row.p_mcnemar)}, {cc} examples fixed and {b} broken"
     elif row.test == "ar":
-        lead = f"approximate randomisation {format_p(row.p_ar)}"
-    elif row.test == "pooled":  # the note's arguments (harness.report.analysis.arguments): pooled across datasets
-        lead = f"{TESTS['pooled']} {format_p(row.p)}"
+        floor = row.decision.floor if row.decision is not None else None
+        lead = f"approximate randomisation {format_p(row.p_ar, floor)}"
+    elif row.test == "datasets_t":  # the note's arguments (harness.report.analysis.arguments): pooled
+        lead = f"{TESTS['datasets_t']} {format_p(row.p)}"
     else:
         lead = f"{_bootstrap_name(row).removeprefix('the ')} {format_p(row.p_bootstrap)}"
     if family > 1 and row.p_holm is not None:
-        holm_text = f"Holm-adjusted {format_p(row.p_holm)} over {family} comparisons"
+        bases = row.holm_family.split("against its baseline: ")[-1].rstrip(")") if row.holm_family else ""
+        holm_text = f"Holm-adjusted {format_p(row.p_holm)} over the {family} comparisons of this report" + (
+            f" (against {bases})" if bases else "")
         parts.append(f"{lead}, {holm_text}, decides" if holm_decides else f"{lead} decides")
         if not holm_decides:
             parts.append(holm_text)
     else:
         parts.append(f"{lead} decides")
-    parts += [f"{name.removeprefix('the ')} {format_p(p)}" for name, p in _others(row)]
-    if row.test == "seeds" and finite(row.delta_ci_low):
-        parts.append(f"two-level bootstrap 95% CI of the difference [{row.delta_ci_low:.{decimals}f}, "
-                     f"{row.delta_ci_high:.{decimals}f}]")
+    others = [f"{name.removeprefix('the ')} {format_p(p, row.min_p_perm if k == 'seeds_perm' else None)}"
+              for k, name, p in _others(row)]
+    if row.test == "crossed" and others:
+        parts.append(" and ".join(others) + " (over seeds only: they take the test set as fixed)")
+    else:
+        parts += others
+    if row.test == "crossed" and finite(row.delta_ci_low):
+        parts.append(f"95% CI of the difference [{row.delta_ci_low:.{decimals}f}, {row.delta_ci_high:.{decimals}f}] "
+                     "(seeds × examples)")
     if row.differ and row.differ[0] < row.differ[1]:
         unit = "segments" if row.config.task == "translation" else "examples"
         parts.append(f"outputs differ on {row.differ[0]} of {row.differ[1]} {unit}")
+        if row.differ_stats is not None and row.differ_stats != row.differ[0]:
+            parts.append(f"{row.differ_stats} differ in their {row.metric.title} statistics")
     return "; ".join(parts)
 
 
@@ -268,50 +347,73 @@ def verdict(row: Row, params: AnalysisParams, decimals: int, family: int = 0) ->
     if d == 0:
         head = f"{row.config.label} scores the same {m.title} as {base.label}"
     else:
-        direction = "higher" if d > 0 else "lower"
-        better = m.better(row.value, row.value - d) if m.direction == "target" else (d > 0) == m.higher_is_better
-        head = (f"{row.config.label} scores {abs(d):.{digits}f} {m.title} {direction} "
-                f"({'better' if better else 'worse'}) than {base.label}")
+        head = (f"{row.config.label} scores {abs(d):.{digits}f} {m.title} {'higher' if d > 0 else 'lower'} "
+                f"than {base.label}")
     if row.identical:
         scope = "every seed's examples" if row.seeds_paired > 1 else (
             f"all {row.per_seed[0]['differ'][1]} examples" if row.per_seed and row.per_seed[0].get("differ") else "every example")
         return f"{row.config.label} produces identical outputs to {base.label} on {scope}: no test, not a difference."
-    if row.p is None:
-        return f"{head}; no paired test was possible ({row.test or 'no per-example statistics'})."
-    sig = f"significant at {params.alpha:g}" if row.significant else f"not significant at {params.alpha:g}"
-    text = f"{head} ({describe_tests(row, params, family, decimals)}): {sig}."
+    dec = row.decision
+    mde_digits = max(digits, 2) if decimals <= 2 else decimals
+    if row.p is None or dec is None:
+        return f"{head}; {dec.phrase(mde_digits) if dec is not None else 'no paired test was possible'}."
+    text = f"{head} ({describe_tests(row, params, family, decimals)}): {dec.phrase(mde_digits)}."
     if row.disagreement:
         text += " " + row.disagreement
-    if row.undecidable:
-        text += " " + row.undecidable
-    if row.test == "seeds":
-        if row.min_p_perm is not None and row.min_p_perm >= params.alpha and not row.disagreement:
-            text += (f" With {row.seeds_paired} seeds the permutation test cannot go below "
-                     f"p = {p_number(row.min_p_perm, row.min_p_perm)}.")
+    text += _per_seed_sentence(row)
+    for note in dec.notes:
+        text += f" {note[0].upper()}{note[1:]}."
+    if row.test in ("crossed", "seeds_t"):
         text += _seeds_sentence(row, params, decimals)
     return text
 
 
-def _seeds_sentence(row: Row, params: AnalysisParams, decimals: int) -> str:
-    """' About N seeds would detect ...': the power of a paired t-test over seeds, from the observed sd."""
-    if row.seed_sd is None or not finite(row.seed_sd):
+def _per_seed_sentence(row: Row) -> str:
+    """The rest of the evidence over seeds: each seed's own test over its examples (never pooled)."""
+    if row.test not in ("crossed", "seeds_t") or len(row.per_seed) < 2:
         return ""
-    pw = f"{params.power:.0%}"
-    digits = max(decimals, 1)
-    if row.seed_sd == 0:
-        return " Every seed shows the same difference, so no seeds-needed estimate."
-    def count(n: int | None) -> str:
-        return "more than 10,000" if n is None else f"about {n}"
+    for key, name in (("p_mcnemar", "McNemar"), ("p_ar", "approximate randomisation")):
+        ps = [e.get(key) for e in row.per_seed]
+        if all(finite(p) for p in ps):
+            return (f" Per seed, over its own examples: {name} " + ", ".join(
+                "< 0.001" if p < 0.001 else f"{p:.3f}" for p in ps) + " (each seed tested alone, never pooled).")
+    return ""
 
+
+def _seeds_sentence(row: Row, params: AnalysisParams, decimals: int) -> str:
+    """' About N seeds (between a and b ...) would detect ...': the power of the deciding test."""
+    from ...decide import seeds_sentence
+
+    digits = max(decimals, 1)
     parts = []
-    if row.delta != 0:
-        parts.append(f"{count(row.seeds_needed)} seeds would detect the observed difference ({abs(row.delta):.{digits}f})")
-    if row.min_effect is not None:
-        n = row.seeds_needed_min_effect
-        parts.append(f"{count(n)} {'seeds would detect ' if not parts else ''}the configured difference "
-                     f"({row.min_effect:.{digits}f})")
+    pw = f"{params.power:.0%}"
+    if row.test == "crossed":
+        said = row.decision is not None and row.decision.would.startswith("no number of seeds")
+        if (row.seeds_need is not None and row.delta != 0 and not row.significant
+                and not (said and row.seeds_need.never)):
+            parts.append(seeds_sentence(row.seeds_need, row.crossed.n,
+                                        what=f"detect a true difference of {abs(row.delta):.{digits}f} (the observed "
+                                             f"one) with {pw} power"))
+        # not significant: the verdict's "what would" (cannot decide) or its detectable difference (no
+        # significant difference) already answers for the configured difference
+        if row.seeds_need_min_effect is not None and row.significant:
+            parts.append(seeds_sentence(row.seeds_need_min_effect, row.crossed.n,
+                                        what=f"detect the configured difference ({row.min_effect:.{digits}f}) with "
+                                             f"{pw} power"))
+    else:
+        if row.seed_sd is None or not finite(row.seed_sd):
+            return ""
+        if row.seed_sd == 0:
+            return " Every seed shows the same difference, so no seeds-needed estimate."
+        if row.delta != 0 and not row.significant:
+            n = row.seeds_needed
+            parts.append(f"{'more than 10,000' if n is None else f'about {n}'} seeds would detect a true difference of "
+                         f"{abs(row.delta):.{digits}f} with {pw} power")
+        if row.min_effect is not None:
+            n = row.seeds_needed_min_effect
+            parts.append(f"{'more than 10,000' if n is None else f'about {n}'} seeds the configured difference "
+                         f"({row.min_effect:.{digits}f})")
     if not parts:
         return ""
-    text = " and ".join(parts)
-    return (f" {text[0].upper()}{text[1:]} at {params.alpha:g} with {pw} power (paired t-test over seeds, "
-            f"seed-to-seed sd of the difference {row.seed_sd:.{digits}f}).")
+    text = "; ".join(parts)
+    return f" {text[0].upper()}{text[1:]} (at {params.alpha:g}, by the deciding test)."
