@@ -1,7 +1,8 @@
 """nlp-eval-harness: compare decoding and fine-tuning strategies with evidence.
 
 Public API: :func:`load_results` (a run's metrics as a DataFrame), :func:`load_experiment`,
-:func:`run_experiment`. Plugin authors use :mod:`harness.api`, :mod:`harness.params` and
+:func:`run_experiment`, :func:`leaderboard`, :func:`compare` (the reports' decision rules on
+per-example scores you already have). Plugin authors use :mod:`harness.api`, :mod:`harness.params` and
 :mod:`harness.hookspecs`. Importing this package imports neither torch nor transformers.
 """
 from __future__ import annotations
@@ -37,4 +38,13 @@ def leaderboard(run_dirs, **kw):
     return _lb(run_dirs, **kw)
 
 
-__all__ = ["__version__", "load_results", "load_experiment", "run_experiment", "leaderboard"]
+def compare(system, baseline=None, **kw):
+    """Whether ``system`` differs from ``baseline``, from per-example scores of one run, several
+    seeds (seeds × examples) or several datasets (``{name: (system, baseline)}``): the verdict,
+    p, 95% interval and deciding test, by the same rules as the reports. See :mod:`harness.comparison`."""
+    from .comparison import compare as _compare
+
+    return _compare(system, baseline, **kw)
+
+
+__all__ = ["__version__", "load_results", "load_experiment", "run_experiment", "leaderboard", "compare"]

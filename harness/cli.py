@@ -358,6 +358,90 @@ def benchmarks_cmd(name: str | None, data_dir: Path | None):
                "`harness benchmarks NAME` shows a preset's source, split, columns and citation.")
 
 
+@main.command("compare")
+@click.argument("files", nargs=-1, required=True, metavar="SYSTEM BASELINE [SYSTEM BASELINE]...")
+@click.option("--metric", help="The score to compare: a key of predictions/*.jsonl rows' `scores` (e.g. correct, "
+                               "chrf), or bleu/chrf/ter for corpus statistics from the outputs. Not needed for "
+                               "one-number-per-line files.")
+@click.option("--direction", type=click.Choice(["higher", "lower"]), default=None,
+              help="Which way is better (default: lower for ter, higher otherwise).")
+@click.option("--alpha", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Significance level.")
+@click.option("--power", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.8,
+              show_default=True, help="Power of the detectable-difference and seeds-needed statements.")
+@click.option("--min-effect", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The difference that matters, in the metric's units: a test that cannot see it says the data "
+                   "cannot decide.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def compare_cmd(files: tuple[str, ...], metric: str | None, direction: str | None, alpha: float, power: float,
+                min_effect: float | None, as_json: bool):
+    """Compare two systems from per-example scores: verdict, p, interval and the deciding test.
+
+    Arguments come in pairs, SYSTEM then BASELINE. Each is a file, or several files separated
+    by commas (one per seed, paired by position), optionally prefixed with a dataset label:
+    `sst2=sys0.jsonl,sys1.jsonl,sys2.jsonl sst2=base0.jsonl,base1.jsonl,base2.jsonl`. More pairs
+    are more datasets. Files: a run's predictions/*.jsonl (with --metric) or one number per line.
+
+    \b
+    harness compare runs/x/predictions/beam.jsonl runs/x/predictions/greedy.jsonl --metric bleu
+    harness compare a_s0.txt,a_s1.txt,a_s2.txt b_s0.txt,b_s1.txt,b_s2.txt
+    """
+    import json as _json
+
+    from .comparison import compare_files
+
+    if len(files) % 2:
+        raise HarnessError(f"compare: {len(files)} arguments; they come in pairs, SYSTEM then BASELINE "
+                           f"(the last one, {files[-1]!r}, has no baseline)")
+    pairs = []
+    for i in range(0, len(files), 2):
+        (ls, fs), (lb, fb) = (_compare_arg(files[i]), _compare_arg(files[i + 1]))
+        if ls and lb and ls != lb:
+            raise HarnessError(f"compare: pair {i // 2 + 1} has system label {ls!r} but baseline label {lb!r}")
+        pairs.append((ls or lb or f"dataset {i // 2 + 1}", fs, fb))
+    labels = [p[0] for p in pairs]
+    if len(set(labels)) < len(labels):
+        raise HarnessError(f"compare: dataset label {next(x for x in labels if labels.count(x) > 1)!r} is given twice")
+    res = compare_files(pairs, metric=metric, direction=direction, alpha=alpha, power=power, min_effect=min_effect,
+                        system_name=files[0].split("=", 1)[-1].split(",")[0],
+                        baseline_name=files[1].split("=", 1)[-1].split(",")[0])
+    if as_json:
+        click.echo(_json.dumps(_plain(res.as_dict()), indent=2))
+        return
+    d = res.decision
+    click.echo(f"verdict: {res.verdict}")
+    click.echo(f"deciding test: {res.test_name}")
+    from .stats import format_p
+
+    click.echo(f"{format_p(d.p, d.floor)}" if d.p is not None else "p: n/a")
+    click.echo(f"difference: {res.delta:+.4g}" + (f", 95% CI [{res.ci[0]:.4g}, {res.ci[1]:.4g}] ({d.ci_method})"
+                                                   if res.ci else ""))
+    for ds in res.datasets if len(res.datasets) > 1 else []:
+        click.echo(f"  {ds.label}: {ds.delta:+.4g}, {ds.decision.test_name} {format_p(ds.decision.p, ds.decision.floor)}: "
+                   f"{ds.decision.label}")
+    click.echo(res.sentence())
+
+
+def _compare_arg(arg: str) -> tuple[str | None, list[str]]:
+    label, _, rest = arg.rpartition("=") if "=" in arg.split(",")[0] else (None, "", arg)
+    files = [f for f in rest.split(",") if f]
+    if not files:
+        raise HarnessError(f"compare: {arg!r} names no file")
+    return (label or None), files
+
+
+def _plain(v):
+    import math as _math
+
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    return None if isinstance(v, float) and not _math.isfinite(v) else v
+
+
 @main.command("leaderboard")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "outputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
