@@ -177,7 +177,7 @@ class Metric(Plugin):
     ``decimals`` (digits shown), ``direction`` with ``target``, ``value_range`` (intervals are cut
     to it), ``scope`` and ``signature_source``. A metric whose value is the mean of per-example
     scores implements :meth:`example_scores` and then gets the paired tests and bootstrap
-    intervals over examples (and the two-level bootstrap over seeds) that the built-ins get.
+    intervals over examples (and the seeds × examples test over seeds) that the built-ins get.
     """
 
     kind = "metric"

@@ -104,11 +104,15 @@ class Comparison:
     def test_name(self) -> str:
         return self.decision.test_name
 
-    def sentence(self, digits: int = 2) -> str:
-        """The verdict as one sentence, in the words of the reports."""
+    def sentence(self, digits: int | None = None) -> str:
+        """The verdict as one sentence, in the words of the reports (``digits``: decimals of the
+        differences; default 2, or 4 for scores on a 0-1 scale)."""
         from .stats import format_p
 
         d = self.decision
+        if digits is None:
+            scale = max([abs(self.delta)] + [abs(x) for x in (self.ci or ())] + [abs(d.mde or 0.0)])
+            digits = 4 if scale < 1 else 2
         where = (f" over {len(self.datasets)} datasets" if len(self.datasets) > 1 else "")
         if d.kind == "identical":
             return f"{self.system} produces identical scores to {self.baseline}: no test, not a difference."

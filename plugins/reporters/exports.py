@@ -1,12 +1,12 @@
 """``csv`` and ``parquet``: the report's numbers as a table for pandas, R or a spreadsheet.
 
 One row per (benchmark, metric, configuration): score (mean over seeds), sd, 95% CI and how it
-was computed, the baseline compared against, the difference and its two-level (seeds ×
-examples) bootstrap interval, every p-value (bootstrap, AR, McNemar, over seeds) and the
-Holm-adjusted deciding one, the deciding test and whether it is significant, how many outputs
-differ, the seeds needed, the rank (``kind`` leaderboard). A run with a study adds ``kind`` study
-(Δ per dataset, budget and rate with its intervals), pooled (the DerSimonian-Laird effect across
-datasets, or ``note`` saying why not) and mlm_head rows; see
+was computed, the baseline compared against, the difference and its seeds × examples interval,
+every p-value (bootstrap, AR, McNemar, over seeds) and the Holm-adjusted deciding one, the deciding test, whether it is significant and the decision
+(better / worse / no_difference / cannot_decide / identical, with the difference the test could
+see), how many outputs differ, the seeds needed, the rank (``kind`` leaderboard). A run with a
+study adds ``kind`` study (Δ per dataset, budget and rate with its intervals), pooled (the effect
+across datasets, t over datasets, or ``note`` saying why not) and mlm_head rows; see
 :data:`harness.report.analysis.model.RECORD_COLUMNS`. Non-goals: per-example data (predictions.jsonl
 already holds it).
 """

@@ -11,11 +11,11 @@ decoder is compared with the baseline decoder under the same model and strategy;
 strategy other than the baseline strategy is compared with the baseline strategy under the same
 decoder. Cells are paired by seed, so both arms always saw the same examples.
 
-Which test decides "significant": see :mod:`.verdicts` (identical outputs get no test; over
-seeds the exact sign-flip permutation test; over examples McNemar for accuracy, approximate
-randomisation for other metrics with per-example statistics) and docs/statistics.md. Every
-report also carries Holm-adjusted p-values over all its comparisons (``multiple_comparisons:
-holm`` makes them decide).
+Which test decides, and the five verdicts it may lead to: see :mod:`.verdicts` and
+:mod:`harness.decide` (identical outputs get no test; over seeds the seeds × examples t-test;
+over examples McNemar for accuracy, approximate randomisation for other metrics with per-example
+statistics) and docs/statistics.md. Every report also carries Holm-adjusted p-values over all
+its comparisons, with the family named (``multiple_comparisons: holm`` makes them decide).
 
 Per-cell sufficient statistics are cached in ``OUTDIR/.report-cache`` (content-addressed by
 metric parameters, references and outputs), so re-rendering a report recomputes no TER.
@@ -32,7 +32,7 @@ Modules, in the order the analysis runs:
 - :mod:`.verdicts`  rows, tests over seeds, ranks, verdict sentences
 - :mod:`.drilldown` and :mod:`.plots`: examples to read and the numbers behind each plot
 - :mod:`.study`     strategy comparisons across datasets, budgets and masking rates, pooled
-  (DerSimonian-Laird); the MLM-head losses of finetune.json
+  (t over datasets); the MLM-head losses of finetune.json
 - :mod:`.arguments` the note's arguments: each argument of the study note as two arms compared,
   pooled across datasets (reuses the rows, tests, verdicts and pooling above)
 - :mod:`.training`  the Training section: one row and learning curve per fine-tuned checkpoint
