@@ -3,7 +3,7 @@
 A statistical rule is done when a simulation shows its size and coverage, not only when its
 numbers equal a reference implementation. This script simulates comparisons at the sizes people
 run (2-10 seeds, 200-1,000 examples, 1-4 datasets) and runs them through the harness's own test
-functions (``harness.stats``, ``harness.crossed``, ``harness.meta_analysis``), printing for every
+functions (``harness.stats.significance``, ``harness.stats.crossed``, ``harness.stats.meta_analysis``), printing for every
 deciding test and interval its false-positive rate at alpha = 0.05 under a true null and the
 coverage of its 95% interval, each with its Monte Carlo error (± one standard error), and the
 power of the deciding test at 3 and 5 seeds next to the alternatives. Tests that are shown but do
@@ -208,7 +208,7 @@ class BleuBank:
 
         from sacrebleu.metrics import BLEU
 
-        from harness.stats import SegmentStats
+        from harness.stats.significance import SegmentStats
 
         refs = path.read_text(encoding="utf-8").splitlines()[:n]
         vocab = sorted({w for r in refs for w in r.split()})
@@ -229,7 +229,7 @@ class BleuBank:
         self.n = len(refs)
 
     def score(self, S: np.ndarray) -> np.ndarray:
-        from harness.stats import scores_from_sums
+        from harness.stats.significance import scores_from_sums
 
         return scores_from_sums(self.scorer, S)
 
@@ -254,7 +254,7 @@ BLEU_WORLDS = (World(tau_g=0.0, sd_v=0.01, sd_w=0.25), World(tau_g=0.2, sd_v=0.0
 
 
 def one_run_accuracy(rng, reps: int, ns: list[int], worlds) -> list[list[str]]:
-    from harness.stats import (approximate_randomization_many, ar_mask, bootstrap_counts, bootstrap_difference_p,
+    from harness.stats.significance import (approximate_randomization_many, ar_mask, bootstrap_counts, bootstrap_difference_p,
                                mcnemar_exact, sacrebleu_ci)
 
     rows = []
@@ -287,7 +287,7 @@ def one_run_accuracy(rng, reps: int, ns: list[int], worlds) -> list[list[str]]:
 
 
 def one_run_bleu(rng, bank: BleuBank, reps: int, ns: list[int], worlds) -> list[list[str]]:
-    from harness.stats import (approximate_randomization_many, ar_mask, bootstrap_counts, bootstrap_scores_many,
+    from harness.stats.significance import (approximate_randomization_many, ar_mask, bootstrap_counts, bootstrap_scores_many,
                                corpus_score, paired_bootstrap_p)
 
     rows = []
@@ -316,8 +316,8 @@ def one_run_bleu(rng, bank: BleuBank, reps: int, ns: list[int], worlds) -> list[
 def seeds_section(rng, reps: int, seeds: list[int], ns: list[int], worlds, *, bank: BleuBank | None = None,
                   old_bootstrap: int = 0, power_at: dict | None = None) -> list[list[str]]:
     """False-positive rate and coverage over seeds, for the accuracy world or (``bank``) BLEU."""
-    from harness.crossed import crossed_test, paired_contributions
-    from harness.stats import seed_tests, t_interval, two_level_bootstrap
+    from harness.stats.crossed import crossed_test, paired_contributions
+    from harness.stats.significance import seed_tests, t_interval, two_level_bootstrap
 
     rows = []
     score = bank.score if bank is not None else mean_score
@@ -359,8 +359,8 @@ def seeds_section(rng, reps: int, seeds: list[int], ns: list[int], worlds, *, ba
 def power_section(rng, reps: int, n: int, world: World, true_delta: float, seeds=(3, 5)) -> list[list[str]]:
     """Power at ``true_delta`` accuracy points (and the same alternatives' false-positive rates in
     this world, so that a more powerful but invalid test shows as such)."""
-    from harness.crossed import Components, crossed_power, crossed_test
-    from harness.stats import seed_tests
+    from harness.stats.crossed import Components, crossed_power, crossed_test
+    from harness.stats.significance import seed_tests
 
     delta = float(delta_for(world, np.array(true_delta), np.array(world.m)))
     rows = []
@@ -408,7 +408,7 @@ def power_section(rng, reps: int, n: int, world: World, true_delta: float, seeds
 def seeds_needed_check(rng, reps: int, n: int, world: World, true_delta: float) -> list[list[str]]:
     """Seeds needed for 80% power from the true variance components, and the simulated power
     there; and how often the range reported from 3 seeds contains the true need."""
-    from harness.crossed import Components, crossed_test, seeds_needed, seeds_needed_range
+    from harness.stats.crossed import Components, crossed_test, seeds_needed, seeds_needed_range
 
     delta = float(delta_for(world, np.array(true_delta), np.array(world.m)))
     # the true components, estimated from one very large simulation (400 seeds)
@@ -448,8 +448,8 @@ def datasets_section(rng, reps: int, ks: list[int], seeds: list[int], n: int, wo
                      hetero: list[float], power_delta: float | None = None) -> list[list[str]]:
     from scipy.special import stdtr, stdtrit
 
-    from harness.crossed import crossed_test
-    from harness.meta_analysis import pool_datasets, pool_effects, pool_paired_differences
+    from harness.stats.crossed import crossed_test
+    from harness.stats.meta_analysis import pool_datasets, pool_effects, pool_paired_differences
 
     rows = []
     for S in seeds:

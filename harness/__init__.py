@@ -41,8 +41,8 @@ def leaderboard(run_dirs, **kw):
 def compare(system, baseline=None, **kw):
     """Whether ``system`` differs from ``baseline``, from per-example scores of one run, several
     seeds (seeds × examples) or several datasets (``{name: (system, baseline)}``): the verdict,
-    p, 95% interval and deciding test, by the same rules as the reports. See :mod:`harness.comparison`."""
-    from .comparison import compare as _compare
+    p, 95% interval and deciding test, by the same rules as the reports. See :mod:`harness.report.compare`."""
+    from .report.compare import compare as _compare
 
     return _compare(system, baseline, **kw)
 

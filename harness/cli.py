@@ -388,7 +388,7 @@ def compare_cmd(files: tuple[str, ...], metric: str | None, direction: str | Non
     """
     import json as _json
 
-    from .comparison import compare_files
+    from .report.compare import compare_files
 
     if len(files) % 2:
         raise HarnessError(f"compare: {len(files)} arguments; they come in pairs, SYSTEM then BASELINE "
@@ -411,7 +411,7 @@ def compare_cmd(files: tuple[str, ...], metric: str | None, direction: str | Non
     d = res.decision
     click.echo(f"verdict: {res.verdict}")
     click.echo(f"deciding test: {res.test_name}")
-    from .stats import format_p
+    from .stats.significance import format_p
 
     click.echo(f"{format_p(d.p, d.floor)}" if d.p is not None else "p: n/a")
     click.echo(f"difference: {res.delta:+.4g}" + (f", 95% CI [{res.ci[0]:.4g}, {res.ci[1]:.4g}] ({d.ci_method})"

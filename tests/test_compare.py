@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import harness
 from harness.cli import main
-from harness.report_data import analyze
+from harness.report import analyze
 from harness.results import load_run
 from report_helpers import SEEDS, build_demo_run
 
@@ -88,7 +88,7 @@ def test_text_files_one_number_per_line_several_seeds_and_datasets(tmp_path):
     res = CliRunner().invoke(main, ["compare", *args])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    from harness.meta_analysis import pool_datasets
+    from harness.stats.meta_analysis import pool_datasets
 
     pool = pool_datasets(list(per_dataset.values()))
     assert lines[1] == "deciding test: t-test over datasets" and lines[2] == f"p = {pool.p:.3f}"

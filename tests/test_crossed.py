@@ -1,4 +1,4 @@
-"""harness.crossed: the seeds × examples test, against statsmodels and scipy where it reduces to
+"""harness.stats.crossed: the seeds × examples test, against statsmodels and scipy where it reduces to
 theirs, and against its own claims (size, power, seeds needed) by simulation in its own model."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import crossed
+from harness.stats import crossed
 
 
 def test_mean_squares_equal_a_two_way_anova_by_statsmodels():
@@ -84,7 +84,7 @@ def test_its_size_is_at_most_alpha_in_its_own_model_whatever_the_ratio_of_the_tw
 def test_contributions_of_accuracy_are_the_per_example_differences_and_of_bleu_sum_to_its_difference():
     from sacrebleu.metrics import BLEU
 
-    from harness.stats import SegmentStats, accuracy_from_confusion, bootstrap_counts, corpus_score, scores_from_sums
+    from harness.stats.significance import SegmentStats, accuracy_from_confusion, bootstrap_counts, corpus_score, scores_from_sums
 
     rng = np.random.default_rng(4)
     gold = rng.integers(0, 2, 300)

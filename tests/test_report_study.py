@@ -158,9 +158,9 @@ def correct_matrix(results, cells, benchmark, strategy):
 
 
 def test_study_interval_is_the_seeds_by_examples_interval(study_run):
-    """Recomputed here from the predictions with harness.crossed.crossed_test on the per-example
+    """Recomputed here from the predictions with harness.stats.crossed.crossed_test on the per-example
     differences of correctness: the same interval and p as the report's."""
-    from harness.crossed import crossed_test
+    from harness.stats.crossed import crossed_test
 
     out, results, data = study_run
     cells = {(c["benchmark"], c["strategy"], c["seed"]): c["key"] for c in results.manifest["cells"]}

@@ -8,7 +8,9 @@ are :class:`AnalysisParams`. The package's modules:
 - :mod:`.analysis`: the analysis itself (see its docstring for how comparisons are paired);
 - :mod:`.leaderboards`: many run directories merged into leaderboards (``harness leaderboard``);
 - :mod:`.results_json`: ``OUTDIR/results.json``, the report's numbers in one diffable file;
-- :mod:`.page`: what every HTML page shares (templates, assets, safe JSON, the CSP).
+- :mod:`.page`: what every HTML page shares (templates, assets, safe JSON, the CSP);
+- :mod:`.compare`: :func:`harness.compare` and ``harness compare``, the reports' decision rules on
+  per-example scores a user already has (arrays, a run's predictions files, one number per line).
 
 Non-goals: rendering (the reporter plugins do it) and the statistics themselves
 (:mod:`harness.stats`).

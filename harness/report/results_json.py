@@ -3,7 +3,7 @@
 It holds the resolved config, package versions, git commit, the limit banner, every cell
 (status, key, seed, timings), every aggregate (value, interval with its kind, n, signature) and
 every comparison (delta, deciding test, p, Holm p, decision in the fixed vocabulary of
-:data:`harness.decide.VERDICTS`, the difference the test could see, verdict text, identical-output
+:data:`harness.stats.decide.VERDICTS`, the difference the test could see, verdict text, identical-output
 flag). Nothing
 is recomputed here: aggregates and comparisons are the report's own numbers
 (:func:`harness.report.analysis.analyze`, with the analysis settings of the run's first reporter that

@@ -16,7 +16,7 @@ Scope:
   1998), a paired bootstrap over examples for any metric computed from a confusion matrix, and
   two tests over seeds (same seeds in both arms): the paired t-test and the exact sign-flip
   permutation test. Both take the test set as fixed; over seeds the reports decide with
-  :func:`harness.crossed.crossed_test` (seeds × examples) and show these beside it.
+  :func:`harness.stats.crossed.crossed_test` (seeds × examples) and show these beside it.
 
 Why we do not call ``sacrebleu.significance.PairedTest`` in a loop: it recomputes each system's
 statistics and its bootstrap scores for every comparison, which for 50 systems × 1,000 sentences
@@ -36,7 +36,7 @@ sacrebleu's own per-sample method for anything else.
   translation metrics, where approximate randomisation decides.
 - **Over seeds**: a two-level paired bootstrap (seeds, then examples within each seed) of the
   difference with its percentile interval (kept for comparison: with few seeds it covers too
-  little, 66-86% in benchmarks/calibration.py, so the reports use harness.crossed's interval), and
+  little, 66-86% in benchmarks/calibration.py, so the reports use harness.stats.crossed's interval), and
   the number of seeds a paired t-test over seeds would need to detect a difference with 80% power
   (:func:`seeds_needed`, noncentral t; the reports size seeds for the deciding test instead).
 - Holm's step-down adjustment of a family of p-values (:func:`holm`).

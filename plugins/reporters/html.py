@@ -102,8 +102,8 @@ def render(data: ReportData, *, plots: bool = True) -> str:
     import sacrebleu
 
     from harness import __version__
-    from harness.crossed import SEED_RANGE_LEVEL
-    from harness.decide import VERDICTS
+    from harness.stats.crossed import SEED_RANGE_LEVEL
+    from harness.stats.decide import VERDICTS
 
     m = data.manifest
     decs, row_of, is_base, cached, rendered_plots = {}, {}, {}, {}, {}

@@ -24,7 +24,7 @@ from harness.api import Reporter
 from harness.hookspecs import hookimpl
 from harness.report import AnalysisParams, analyze, by_rank, fmt
 from harness.report.analysis.verdicts import decimals_of
-from harness.decide import VERDICTS
+from harness.stats.decide import VERDICTS
 from harness.stats.significance import p_number
 from harness.store import atomic_write_text, safe_child
 

@@ -12,7 +12,7 @@ strategy other than the baseline strategy is compared with the baseline strategy
 decoder. Cells are paired by seed, so both arms always saw the same examples.
 
 Which test decides, and the five verdicts it may lead to: see :mod:`.verdicts` and
-:mod:`harness.decide` (identical outputs get no test; over seeds the seeds × examples t-test;
+:mod:`harness.stats.decide` (identical outputs get no test; over seeds the seeds × examples t-test;
 over examples McNemar for accuracy, approximate randomisation for other metrics with per-example
 statistics) and docs/statistics.md. Every report also carries Holm-adjusted p-values over all
 its comparisons, with the family named (``multiple_comparisons: holm`` makes them decide).

@@ -34,7 +34,7 @@ class ExampleTests:
     pair: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # (metric, sys, base) -> p's
     stats: dict[tuple[str, str], Any] = field(default_factory=dict)  # (metric, key) -> per-example statistics
     # pair[(metric, sys, base)] also holds "differ_stats" (examples whose statistics differ) and "contrib"
-    # (per-example contributions to the difference, harness.crossed.paired_contributions)
+    # (per-example contributions to the difference, harness.stats.crossed.paired_contributions)
     scorers: dict[str, Any] = field(default_factory=dict)  # metric -> sacrebleu scorer or function of summed stats
     refs_ok: set[str] = field(default_factory=set)
     differ: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (sys, base) -> (differ, n)
@@ -272,9 +272,9 @@ def _run_tests(br, aligned, pairs, cell_of, params: AnalysisParams, out: Example
 def _contributions(label: str, scorer, st: dict, pairs, out: ExampleTests) -> None:
     """Per pair: how many examples differ in this metric's statistics (the randomisation floor
     counts those, not differing outputs) and each example's contribution to the corpus difference
-    (:func:`harness.crossed.paired_contributions`), which the seeds × examples test and the
+    (:func:`harness.stats.crossed.paired_contributions`), which the seeds × examples test and the
     detectable differences are computed from."""
-    from ...crossed import paired_contributions
+    from ...stats.crossed import paired_contributions
     from ...stats.significance import differing_rows, scores_from_sums
 
     def score(S):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ...params import Params
-from ...decide import TESTS  # the deciding test of a row, by key (Row.test), as the reports name it
+from ...stats.decide import TESTS  # the deciding test of a row, by key (Row.test), as the reports name it
 from ...stats.significance import DEFAULT_AR_TRIALS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 
 NO_DECODER = "-"
@@ -196,16 +196,16 @@ class Row:
     p_seeds_t: float | None = None
     seeds_paired: int = 0
     min_p_perm: float | None = None
-    delta_ci_low: float | None = None  # seeds × examples t interval of the difference (harness.crossed)
+    delta_ci_low: float | None = None  # seeds × examples t interval of the difference (harness.stats.crossed)
     delta_ci_high: float | None = None
     seed_sd: float | None = None  # sd of the per-seed differences
     seeds_needed: int | None = None  # to detect the observed difference by the deciding test (power)
     seeds_needed_min_effect: int | None = None  # to detect AnalysisParams.min_effect
     min_effect: float | None = None
-    crossed: Any = None  # harness.crossed.Crossed: the seeds × examples test, when it decides
-    seeds_need: Any = None  # harness.crossed.SeedsNeeded for the observed difference (with its range)
+    crossed: Any = None  # harness.stats.crossed.Crossed: the seeds × examples test, when it decides
+    seeds_need: Any = None  # harness.stats.crossed.SeedsNeeded for the observed difference (with its range)
     seeds_need_min_effect: Any = None  # the same for min_effect
-    decision: Any = None  # harness.decide.Decision: the verdict and the numbers behind it
+    decision: Any = None  # harness.stats.decide.Decision: the verdict and the numbers behind it
     mde: float | None = None  # the |difference| the deciding test had `power` to see
     differ_stats: int | None = None  # examples whose statistics of this metric differ (one evaluation)
     holm_family: str = ""  # which comparisons the Holm adjustment is over
@@ -235,7 +235,7 @@ class Row:
 
     @property
     def verdict_label(self) -> str:
-        """The verdict in the fixed vocabulary (:data:`harness.decide.VERDICTS`), for table cells."""
+        """The verdict in the fixed vocabulary (:data:`harness.stats.decide.VERDICTS`), for table cells."""
         return self.decision.label if self.decision is not None else ""
 
 

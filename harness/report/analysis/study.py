@@ -150,7 +150,7 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
     plugin_of = strategy_plugins or {}
     import numpy as np
 
-    from ...decide import decide_datasets
+    from ...stats.decide import decide_datasets
     from ...stats.meta_analysis import pool_datasets, pool_effects
     from ...stats.significance import t_interval
 

@@ -28,7 +28,7 @@ themselves (see :mod:`harness.stats.significance`, :mod:`harness.stats.crossed` 
 """
 from __future__ import annotations
 
-from ...decide import TESTS
+from ...stats.decide import TESTS
 from ...stats.significance import format_p
 from .examples import ExampleTests
 from .model import NO_DECODER, AnalysisParams, BenchmarkReport, Config, Row, finite, metric_decimals
@@ -62,8 +62,8 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
          base_model: str | None = None) -> Row:
     import numpy as np
 
-    from ...crossed import crossed_test, seeds_needed_range
-    from ...decide import (decide, decide_one_run, decide_seeds, decide_seeds_only, identical, mcnemar_mde,
+    from ...stats.crossed import crossed_test, seeds_needed_range
+    from ...stats.decide import (decide, decide_one_run, decide_seeds, decide_seeds_only, identical, mcnemar_mde,
                           randomisation_mde, t_n_needed)
     from ...stats.significance import clip_interval, improvement, seed_tests, t_interval
 
@@ -214,7 +214,7 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
 def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> str:
     """Holm-adjust every deciding p-value of the report, decide, and write each verdict. Returns
     the Holm family's description (which comparisons the adjustment is over)."""
-    from ...decide import with_p
+    from ...stats.decide import with_p
     from ...stats.significance import holm
 
     rows = [r for b in benchmarks for m in b.metrics for r in b.rows.get(m.label, [])]
@@ -382,7 +382,7 @@ def _per_seed_sentence(row: Row) -> str:
 
 def _seeds_sentence(row: Row, params: AnalysisParams, decimals: int) -> str:
     """' About N seeds (between a and b ...) would detect ...': the power of the deciding test."""
-    from ...decide import seeds_sentence
+    from ...stats.decide import seeds_sentence
 
     digits = max(decimals, 1)
     parts = []

@@ -35,7 +35,7 @@ What this module does:
 
 Non-goals: unbalanced designs (every seed must score the same examples in both arms), metrics
 judged by closeness to a target (no linear form), tests of the family of comparisons (Holm in
-:mod:`harness.stats`), pooling across datasets (:mod:`harness.meta_analysis`).
+:mod:`harness.stats`), pooling across datasets (:mod:`harness.stats.meta_analysis`).
 """
 from __future__ import annotations
 

@@ -21,14 +21,14 @@ one evaluation per arm, other metrics          paired approximate randomisation 
                                                Maxwell 2005), exact over all 2^k swaps when
                                                k <= 16 examples differ, p counting the observed
                                                arrangement (Phipson & Smyth 2010)
-several seeds (per-example statistics)         the seeds × examples t-test (:mod:`harness.crossed`)
+several seeds (per-example statistics)         the seeds × examples t-test (:mod:`harness.stats.crossed`)
 several seeds, no per-example statistics       paired t-test over seeds (conditional on this
                                                test set: its sampling variance is unknown)
 several datasets                               t-test over the datasets' effects, t(k−1)
-                                               (:func:`harness.meta_analysis.pool_datasets`)
+                                               (:func:`harness.stats.meta_analysis.pool_datasets`)
 =============================================  ==============================================
 
-Non-goals: computing the p-values (:mod:`harness.stats`, :mod:`harness.crossed`), choosing who is
+Non-goals: computing the p-values (:mod:`harness.stats`, :mod:`harness.stats.crossed`), choosing who is
 compared with whom (:mod:`harness.analysis.pairing`), wording the rest of a report's sentence.
 """
 from __future__ import annotations
@@ -264,7 +264,7 @@ def decide_one_run(*, test: str, p: float | None, delta: float, differing: int, 
 
 
 def floor_text(floor: float) -> str:
-    from .stats import p_number
+    from .significance import p_number
 
     return p_number(floor, floor)
 
@@ -274,7 +274,7 @@ def floor_text(floor: float) -> str:
 
 def decide_seeds(c, *, delta: float, alpha: float = 0.05, power: float = 0.8, min_effect: float | None = None,
                  p: float | None = None, **extra) -> Decision:
-    """Several seeds on one test set: the seeds × examples t-test (a :class:`harness.crossed.Crossed`
+    """Several seeds on one test set: the seeds × examples t-test (a :class:`harness.stats.crossed.Crossed`
     of the improvement contributions) decides; ``p`` overrides its p (Holm)."""
     from .crossed import Components, crossed_mde, seeds_needed_range
 
@@ -304,7 +304,7 @@ def seeds_sentence(need, n: int, what: str = "detect it") -> str:
 def t_mde(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The mean difference a two-sided one-sample t-test over ``n`` values with standard deviation
     ``sd`` detects with ``power`` (noncentral t, as statsmodels' ``TTestPower``)."""
-    from .stats import t_test_power
+    from .significance import t_test_power
 
     if n < 2 or not sd > 0:
         return math.inf
@@ -324,7 +324,7 @@ def t_mde(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
 
 def t_n_needed(delta: float, sd: float, alpha: float = 0.05, power: float = 0.8, max_n: int = 10_000) -> int | None:
     """Values (seeds, datasets) a two-sided one-sample t-test needs to detect ``delta`` with ``power``."""
-    from .stats import t_test_power
+    from .significance import t_test_power
 
     if not (sd > 0 and delta):
         return None
@@ -363,7 +363,7 @@ def decide_seeds_only(p: float | None, *, delta: float, seeds: int, alpha: float
 
 def decide_datasets(pool, *, alpha: float = 0.05, power: float = 0.8, min_effect: float | None = None,
                     higher_is_better: bool = True) -> Decision:
-    """Several datasets: the t-test over their effects (:class:`harness.meta_analysis.DatasetPool`)."""
+    """Several datasets: the t-test over their effects (:class:`harness.stats.meta_analysis.DatasetPool`)."""
     if pool.estimate is None or pool.k < 2 or pool.p is None:
         return Decision("cannot_decide", test="datasets_t", alpha=alpha, power=power,
                         delta=None if pool.estimate is None else

@@ -1,7 +1,7 @@
 """Compare two systems from per-example scores you already have: :func:`harness.compare` and
 ``harness compare``.
 
-The same decision rules as the reports (:mod:`harness.decide`), on numbers from anywhere: one
+The same decision rules as the reports (:mod:`harness.stats.decide`), on numbers from anywhere: one
 evaluation per arm, several seeds, or several datasets. ::
 
     import harness
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def _mean_score(S: np.ndarray) -> np.ndarray:
@@ -56,9 +56,9 @@ class DatasetComparison:
     seeds: int
     n: int
     delta: float  # system − baseline, mean over seeds, in the metric's units
-    decision: Any  # harness.decide.Decision
+    decision: Any  # harness.stats.decide.Decision
     per_seed: list[dict[str, Any]] = field(default_factory=list)  # one evaluation each: test, p, delta, differing
-    crossed: Any = None  # harness.crossed.Crossed with several seeds
+    crossed: Any = None  # harness.stats.crossed.Crossed with several seeds
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Comparison:
 
     decision: Any
     datasets: list[DatasetComparison]
-    pooled: Any = None  # harness.meta_analysis.DatasetPool with several datasets
+    pooled: Any = None  # harness.stats.meta_analysis.DatasetPool with several datasets
     system: str = "system"
     baseline: str = "baseline"
     metric: str = "score"
@@ -107,7 +107,7 @@ class Comparison:
     def sentence(self, digits: int | None = None) -> str:
         """The verdict as one sentence, in the words of the reports (``digits``: decimals of the
         differences; default 2, or 4 for scores on a 0-1 scale)."""
-        from .stats import format_p
+        from ..stats.significance import format_p
 
         d = self.decision
         if digits is None:
@@ -166,8 +166,8 @@ def compare(system, baseline=None, *, score: Callable[[np.ndarray], np.ndarray] 
     difference". ``ar_trials``/``seed``: approximate randomisation's random swaps when more than 16
     examples differ (sacrebleu's draws).
     """
-    from .decide import decide_datasets, identical
-    from .meta_analysis import pool_datasets
+    from ..stats.decide import decide_datasets, identical
+    from ..stats.meta_analysis import pool_datasets
 
     if direction not in ("higher", "lower"):
         raise DataError(f"direction must be 'higher' or 'lower', got {direction!r}")
@@ -198,9 +198,9 @@ def compare(system, baseline=None, *, score: Callable[[np.ndarray], np.ndarray] 
 
 def _one_dataset(label: str, system, baseline, *, score, direction: str, alpha: float, power: float,
                  min_effect: float | None, ar_trials: int, seed: int | None) -> DatasetComparison:
-    from .crossed import crossed_test, paired_contributions
-    from .decide import decide_one_run, decide_seeds, identical, mcnemar_mde, randomisation_mde
-    from .stats import approximate_randomization_many, ar_mask, corpus_score, differing_rows, mcnemar_exact
+    from ..stats.crossed import crossed_test, paired_contributions
+    from ..stats.decide import decide_one_run, decide_seeds, identical, mcnemar_mde, randomisation_mde
+    from ..stats.significance import approximate_randomization_many, ar_mask, corpus_score, differing_rows, mcnemar_exact
 
     has_stats = score is not None
     A = _stack(system, has_stats, f"{label}: system")
@@ -333,7 +333,7 @@ def _read_jsonl(p: Path, lines: list[str], metric: str | None) -> ScoreFile:
     if metric.lower() in SACREBLEU_METRICS:
         import sacrebleu.metrics as sm
 
-        from .stats import SegmentStats
+        from ..stats.significance import SegmentStats
 
         refs, hyps = [], []
         for i, row in rows:
@@ -401,7 +401,7 @@ def compare_files(pairs: Sequence[tuple[str, Sequence[str], Sequence[str]]], *, 
         import sacrebleu.metrics as sm
 
         scorer = getattr(sm, SACREBLEU_METRICS[str(metric).lower()])()
-        from .stats import scores_from_sums
+        from ..stats.significance import scores_from_sums
 
         def score(S):
             return scores_from_sums(scorer, S)
