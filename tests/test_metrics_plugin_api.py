@@ -122,7 +122,9 @@ def test_a_target_direction_ranks_by_distance_and_is_tested_on_it(run):
     r = rows["sample"]
     assert r.test == "bootstrap" and r.p_ar is None and r.p == r.p_bootstrap
     better = abs(vals["sample"] - 1) < abs(vals["greedy"] - 1)
-    assert ("(better)" if better else "(worse)") in r.verdict
+    # better or worse is judged by the distance to the target, and said only of a significant difference
+    assert r.p < 0.05 and r.decision.kind == ("better" if better else "worse")
+    assert r.verdict.endswith(f"{'better' if better else 'worse'} (significant at 0.05).")
 
 
 def test_report_shows_the_plugin_title_precision_and_signature_source(run):
