@@ -2,8 +2,9 @@
 
 A run is written directly (tests/report_helpers.py) with the arms of arguments (1) and (2) on 3
 datasets x 2 budgets x 3 seeds, each cell with an exact number of wrong predictions, so every
-per-seed difference between two arms is a known number; the section must pool them as the study
-section pools (harness.stats.meta_analysis) and state the verdict the report's verdict function gives.
+per-seed difference between two arms is a known number; the section must pool the datasets' effects
+as the study section pools them (the t-test over datasets, harness.stats.meta_analysis.pool_datasets)
+and state the verdict the report's verdict function gives.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from harness.report import analyze
 from harness.results import load_run
-from harness.stats.meta_analysis import pool_paired_differences
+from harness.stats.meta_analysis import pool_datasets
 from report_helpers import write_run
 from test_report_study import set_strategy_params, wrong_at, write_reports
 
@@ -85,20 +86,27 @@ def test_rows_are_the_arguments_present_per_budget(run):
     assert na.notes == []
 
 
-def test_pooled_delta_is_the_study_sections_pooling_of_the_paired_differences(run):
+def test_pooled_delta_is_the_study_sections_pooling_of_the_datasets_effects(run):
+    import math
+
     _, data = run
     for r in data.arguments.rows:
-        want = pool_paired_differences({ds: diffs(ds, r.budget, r.treatment, r.reference) for ds in DATASETS})
+        want = pool_datasets([sum(diffs(ds, r.budget, r.treatment, r.reference)) / 3 for ds in DATASETS],
+                             variances=[d.row.crossed.se ** 2 for d in r.datasets])
         assert r.pooled.estimate == pytest.approx(want.estimate)
         assert (r.pooled.ci_low, r.pooled.ci_high, r.pooled.p) == pytest.approx((want.ci_low, want.ci_high, want.p))
         for d in r.datasets:
             assert [e["value"] - e["baseline"] for e in d.row.per_seed] == pytest.approx(
                 diffs(d.dataset, r.budget, r.treatment, r.reference))
     # by hand, argument (2) at budget 200: mask_augment wins back 6, 5, 7 (sst2), 6, 5, 7 (rt-polarity:
-    # the shift cancels) and 6, 5, 7 examples (mpqa) of 200: every dataset +0.03, seed sd 0.005
+    # the shift cancels) and 6, 5, 7 examples (mpqa) of 200: every dataset +0.03. Effects that tie exactly
+    # leave no spread between datasets: their own seeds × examples variances stand in for it, Σv/k²
     two = data.arguments.rows[2]
     assert [d.row.delta for d in two.datasets] == pytest.approx([0.03, 0.03, 0.03])
-    assert two.pooled.estimate == pytest.approx(0.03) and two.pooled.tau2 == pytest.approx(0.0)
+    assert two.pooled.estimate == pytest.approx(0.03)
+    assert two.pooled.se == pytest.approx(math.sqrt(sum(d.row.crossed.se ** 2 for d in two.datasets)) / 3)
+    assert two.pooled.note == ("every dataset gives the same effect: the datasets' own variances stand in for the "
+                               "spread between them")
 
 
 def test_verdicts_are_the_reports_own(run):
@@ -106,16 +114,21 @@ def test_verdicts_are_the_reports_own(run):
 
     _, data = run
     two = data.arguments.rows[2]
-    assert two.row.test == "pooled" and two.row.significant is True
+    assert two.row.test == "datasets_t" and two.row.significant is False
     assert two.row.verdict == verdict(two.row, data.params, 4, 4)
-    assert two.row.verdict == ("mask_augment scores 0.030 accuracy higher (better) than input_mask (DerSimonian-Laird "
-                               "random effects pooling across datasets p < 0.001 decides; Holm-adjusted p < 0.001 over 4 "
-                               "comparisons): significant at 0.05.")
+    assert two.row.verdict == (f"mask_augment scores 0.030 accuracy higher than input_mask (t-test over 3 datasets "
+                               f"p = {two.pooled.p:.3f} decides; Holm-adjusted p = {two.row.p_holm:.3f} over the 4 "
+                               "comparisons of the note's arguments (against mask_augment, input_mask)): no significant "
+                               f"difference at 0.05 (the test had 80% power to see a difference of {two.row.mde:.4f} or "
+                               "more).")
+    # each dataset: the seeds × examples test sees three seeds that all gain; the sign-flip test, shown beside
+    # it, cannot go below 0.25 with 3 seeds (it decided, and said "not significant", before issue #19)
     sst2 = two.datasets[0].row
-    assert sst2.test == "seeds" and sst2.seeds_paired == 3
-    assert sst2.verdict.startswith("mask_augment scores 0.030 accuracy higher (better) than input_mask "
-                                   "(sign-flip permutation over 3 seeds p = 0.25")
-    assert "not significant at 0.05" in sst2.verdict
+    assert sst2.test == "crossed" and sst2.seeds_paired == 3 and sst2.p < 0.05
+    assert sst2.verdict.startswith("mask_augment scores 0.030 accuracy higher than input_mask "
+                                   "(seeds × examples t-test (3 seeds, 200 examples, df ")
+    assert "sign-flip permutation over 3 seeds p = 0.250" in sst2.verdict
+    assert "): better (significant at 0.05)." in sst2.verdict
 
 
 def test_markdown_and_html_render_the_section(run):
@@ -126,10 +139,10 @@ def test_markdown_and_html_render_the_section(run):
     assert "| data loss: fine-tuning data is small and masking throws part of it away " in section
     assert "mask_augment vs input_mask" in section and "mask_augment > input_mask" in section
     assert "aux_mlm < mask_augment" in section
-    assert "95% CI (DerSimonian-Laird random effects, normal 95%)" in section
+    assert "95% CI (t over datasets (equal weights), 95%)" in section
     two = data.arguments.rows[2]
     assert f"[{two.pooled.ci_low:+.4f}, {two.pooled.ci_high:+.4f}]" in section
-    assert "- sst2: mask_augment scores 0.030 accuracy higher (better) than input_mask" in section
+    assert "- sst2: mask_augment scores 0.030 accuracy higher than input_mask" in section
     html = (out / "report.html").read_text(encoding="utf-8")
     assert '<a href="#arguments">' in html and '<section id="arguments">' in html
     sec = html[html.index('<section id="arguments">'):]

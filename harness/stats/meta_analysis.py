@@ -202,7 +202,8 @@ class DatasetPool:
     note: str | None = None
 
 
-def pool_datasets(effects: Sequence[float], *, labels: Sequence[str] | None = None, level: float = 0.95) -> DatasetPool:
+def pool_datasets(effects: Sequence[float], *, labels: Sequence[str] | None = None, level: float = 0.95,
+                  variances: Sequence[float | None] | None = None) -> DatasetPool:
     """The effect across datasets that decides: a one-sample t-test of the k datasets' effects.
 
     Each effect (a dataset's mean difference over its seeds) carries its own seed and test-set
@@ -211,9 +212,13 @@ def pool_datasets(effects: Sequence[float], *, labels: Sequence[str] | None = No
     the spread of the effects around the pooled one, t(k−1)) with equal weights. Weights
     1/(v_i + tau^2) need each dataset's variance v_i, which three seeds estimate with 2 degrees of
     freedom: in the harness's simulations (benchmarks/calibration.py) those weights took
-    Hartung-Knapp's false-positive rate to 10% at alpha = 0.05, and DerSimonian-Laird's normal
-    test to 16-23%; equal weights held 5%. With k = 2 it is valid but t(1) makes it weak (its
+    Hartung-Knapp's false-positive rate to 8% at alpha = 0.05, and DerSimonian-Laird's normal
+    test to 13-23%; equal weights held 5%. With k = 2 it is valid but t(1) makes it weak (its
     97.5% point is 12.7).
+
+    Effects equal to rounding (discrete scores on small test sets can tie exactly) leave no
+    spread to estimate from: then the datasets' own ``variances`` (each effect's, e.g. its seeds ×
+    examples variance) stand in for it, Σv_i/k², still with t(k−1); without them there is no p.
     """
     from scipy.special import stdtr, stdtrit
 
@@ -228,15 +233,20 @@ def pool_datasets(effects: Sequence[float], *, labels: Sequence[str] | None = No
     mean = sum(ys) / k
     sd = math.sqrt(sum((y - mean) ** 2 for y in ys) / (k - 1))
     se = sd / math.sqrt(k)
+    note = None
     if sd <= 1e-9 * max(abs(y) for y in ys):  # equal up to rounding
-        # the spread between the datasets is all the variance this test uses: with none, it has no p (a
-        # tie of this kind comes from discrete scores on small test sets, not from certainty)
-        return DatasetPool(k, mean, 0.0, None, None, None, None, level, names,
-                           note="every dataset gives the same effect, so the spread between datasets, the only "
-                                "variance this test uses, is 0: no p-value")
+        vs = [v for v in (variances or []) if v is not None and math.isfinite(v) and v > 0]
+        if len(vs) != k:
+            return DatasetPool(k, mean, 0.0, None, None, None, None, level, names,
+                               note="every dataset gives the same effect, so the spread between datasets, the only "
+                                    "variance this test uses, is 0: no p-value")
+        se = math.sqrt(sum(vs)) / k
+        note = ("every dataset gives the same effect: the datasets' own variances stand in for the spread "
+                "between them")
     t = mean / se
     half = float(stdtrit(k - 1, 0.5 + level / 2)) * se
-    return DatasetPool(k, mean, se, mean - half, mean + half, t, float(2 * stdtr(k - 1, -abs(t))), level, names)
+    return DatasetPool(k, mean, se, mean - half, mean + half, t, float(2 * stdtr(k - 1, -abs(t))), level, names,
+                       note=note)
 
 
 # ----------------------------------------------------------------------------- the masking study

@@ -24,12 +24,12 @@ Nothing here is new statistics:
   examples and over seeds and the same verdict sentence (:func:`.examples.example_tests`,
   :func:`.verdicts.fill_rows`, :func:`.verdicts.finalize`; Holm over this section's per-dataset
   comparisons);
-- per argument and budget, the datasets' per-seed differences are pooled as the study section
-  pools them (:func:`harness.stats.meta_analysis.pool_paired_differences`), the interval labelled
-  :data:`.model.POOLED_INTERVAL`, and the row's verdict is :func:`.verdicts.verdict` of a row whose
-  deciding test is that pooled test (``Row.test`` "pooled"; Holm over this section's rows). Fewer
-  than two datasets, or a dataset without a seed-to-seed variance, are not pooled, and the row
-  says why instead of giving a verdict.
+- per argument and budget, the datasets' effects are pooled as the study section pools them
+  (:func:`harness.stats.meta_analysis.pool_datasets`, the t-test over datasets, which decides;
+  :func:`harness.stats.decide.decide_datasets`), the interval labelled :data:`.model.POOLED_INTERVAL`,
+  and the row's verdict is :func:`.verdicts.verdict` of a row whose deciding test is that pooled
+  test (``Row.test`` "datasets_t"; Holm over this section's rows). Fewer than two datasets with two
+  or more paired seeds are not pooled, and the row says why instead of giving a verdict.
 
 Non-goals: arguments other than the note's, comparisons across budgets, and deciding what an
 argument's verdict means for the note (docs/note-arguments.md says what would count as evidence).
@@ -133,7 +133,7 @@ class ArgumentRow:
     treatment: str                             # configuration labels in the report
     reference: str
     datasets: list[ArgumentDataset] = field(default_factory=list)
-    pooled: Any = None                         # harness.stats.meta_analysis.PooledEffect
+    pooled: Any = None                         # harness.stats.meta_analysis.DatasetPool (t over datasets)
     reason: str = ""                           # "not pooled: ..." when there is no pooled estimate
     row: Row | None = None                     # the pooled comparison, its verdict in .verdict
 
@@ -173,7 +173,8 @@ def note_arguments(benchmarks: list[BenchmarkReport], preds, cache, params: Anal
                    strategy_plugins: dict[str, str] | None = None) -> NoteArguments | None:
     """The section's rows, or None when no argument has both its arms on a classification benchmark.
     ``strategy_plugins`` maps strategy labels to plugin names (the manifest's resolved strategies)."""
-    from ...stats.meta_analysis import pool_paired_differences
+    from ...stats.decide import decide_datasets
+    from ...stats.meta_analysis import pool_datasets
     from .examples import example_tests
     from .verdicts import fill_rows, finalize
 
@@ -227,7 +228,8 @@ def note_arguments(benchmarks: list[BenchmarkReport], preds, cache, params: Anal
                     g.datasets.append(ArgumentDataset(dataset, b.name, row))
     if metric is None or not groups:
         return None
-    finalize(derived, params)  # per-dataset verdicts, Holm over this section's per-dataset comparisons
+    # per-dataset verdicts, Holm over this section's per-dataset comparisons
+    finalize(derived, params, scope="the note's arguments, per dataset")
     order = {t.key: i for i, t in enumerate(ARGUMENTS)}
     rows = sorted(groups.values(), key=lambda g: (order[g.test.key], g.model, g.budget if g.budget is not None else -1))
     pooled_rows: list[Row] = []
@@ -237,19 +239,25 @@ def note_arguments(benchmarks: list[BenchmarkReport], preds, cache, params: Anal
             g.reason = (f"not pooled: {len(paired)} dataset(s) with two or more paired seeds; a pooled effect "
                         "needs at least two")
             continue
-        diffs = {d.dataset: [float(e["value"]) - float(e["baseline"]) for e in d.row.per_seed] for d in paired}
-        g.pooled = pool_paired_differences(diffs, level=0.95)
+        g.pooled = pool_datasets([d.row.delta for d in paired], labels=[d.dataset for d in paired], level=0.95,
+                                 variances=[d.row.crossed.se ** 2 if d.row.crossed is not None else None
+                                            for d in paired])
         if g.pooled.estimate is None:
-            g.reason = f"not pooled: {(g.pooled.note or '').removeprefix('no pooled estimate: ')}"
+            g.reason = f"not pooled: {g.pooled.note or ''}"
             continue
         first = paired[0].row
         values = [d.row.value for d in paired if finite(d.row.value)]
+        me = params.min_effect.get(metric.label) if isinstance(params.min_effect, dict) else params.min_effect
         g.row = Row(first.config, metric, value=sum(values) / len(values) if values else None, baseline=first.baseline,
-                    delta=g.pooled.estimate, p=g.pooled.p, test="pooled", seeds_paired=min(d.row.seeds_paired
-                                                                                           for d in paired))
+                    delta=g.pooled.estimate, p=g.pooled.p, test="datasets_t",
+                    seeds_paired=min(d.row.seeds_paired for d in paired),
+                    decision=decide_datasets(g.pooled, alpha=params.alpha, power=params.power, min_effect=me,
+                                             higher_is_better=metric.direction != "lower"),
+                    delta_ci_low=g.pooled.ci_low, delta_ci_high=g.pooled.ci_high)
+        g.row.mde = g.row.decision.mde
         pooled_rows.append(g.row)
     if pooled_rows:
         table = BenchmarkReport("the note's arguments", "classification", [metric],
                                 [c for one in derived for c in one.configs], {metric.label: pooled_rows})
-        finalize([table], params)  # the rows' verdicts, Holm over this section's rows
+        finalize([table], params, scope="the note's arguments")  # the rows' verdicts, Holm over this section's rows
     return NoteArguments(metric, rows, notes, multi_model=len({g.model for g in rows}) > 1)

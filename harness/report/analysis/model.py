@@ -209,6 +209,7 @@ class Row:
     mde: float | None = None  # the |difference| the deciding test had `power` to see
     differ_stats: int | None = None  # examples whose statistics of this metric differ (one evaluation)
     holm_family: str = ""  # which comparisons the Holm adjustment is over
+    holm_scope: str = "this report"  # where that family lives (the note's arguments adjust over their own)
     per_seed: list[dict[str, Any]] = field(default_factory=list)
     p: float | None = None  # the raw p-value of the deciding test
     p_holm: float | None = None  # Holm-adjusted over every comparison of the report

@@ -209,7 +209,8 @@ def build_study(benchmarks: list[BenchmarkReport], level: float = 0.95,
             pool.reason = (f"not pooled: one dataset ({names[0]}); a pooled effect and its heterogeneity need at "
                            "least two datasets")
         else:
-            pool.pooled = pool_datasets([s.delta for s in members], labels=names, level=level)
+            pool.pooled = pool_datasets([s.delta for s in members], labels=names, level=level,
+                                        variances=[s.se ** 2 if s.se else None for s in members])
             pool.decision = decide_datasets(pool.pooled, alpha=getattr(params, "alpha", 0.05),
                                             power=getattr(params, "power", 0.8),
                                             min_effect=_min_effect(params, metric.label),

@@ -211,9 +211,10 @@ def _row(cfg: Config, m, configs, base_dec, base_strat, ex: ExampleTests, params
 # ----------------------------------------------------------------------------- verdicts
 
 
-def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> str:
-    """Holm-adjust every deciding p-value of the report, decide, and write each verdict. Returns
-    the Holm family's description (which comparisons the adjustment is over)."""
+def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams, scope: str = "this report") -> str:
+    """Holm-adjust every deciding p-value of ``benchmarks``, decide, and write each verdict. Returns
+    the Holm family's description (which comparisons the adjustment is over); ``scope`` names
+    where the family lives (a section that adjusts over its own comparisons names itself)."""
     from ...stats.decide import with_p
     from ...stats.significance import holm
 
@@ -222,7 +223,7 @@ def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> str:
     for r, adj in zip(tested, holm([r.p for r in tested])):
         r.p_holm = adj
     family = len(tested)
-    family_text = holm_family(benchmarks, tested)
+    family_text = holm_family(benchmarks, tested, scope)
     for b in benchmarks:
         for m in b.metrics:
             dec = decimals_of(b, m.label)
@@ -236,11 +237,12 @@ def finalize(benchmarks: list[BenchmarkReport], params: AnalysisParams) -> str:
                     r.disagreement = _disagreement(r, params)
                     r.undecidable = r.decision.why if r.decision.kind == "cannot_decide" else ""
                 r.holm_family = family_text
+                r.holm_scope = scope
                 r.verdict = verdict(r, params, dec, family)
     return family_text
 
 
-def holm_family(benchmarks: list[BenchmarkReport], tested: list[Row]) -> str:
+def holm_family(benchmarks: list[BenchmarkReport], tested: list[Row], scope: str = "this report") -> str:
     """Which comparisons Holm's adjustment is over, in words: re-rendering against another baseline
     changes the family, and the report says so rather than changing it silently."""
     if not tested:
@@ -248,7 +250,7 @@ def holm_family(benchmarks: list[BenchmarkReport], tested: list[Row]) -> str:
     ids = {id(r) for r in tested}
     names = [b.name for b in benchmarks if any(id(r) in ids for rows in b.rows.values() for r in rows)]
     bases = list(dict.fromkeys(r.baseline.label for r in tested if r.baseline is not None))
-    return (f"the {len(tested)} tested comparisons of this report ({', '.join(names)}; every metric; each "
+    return (f"the {len(tested)} tested comparisons of {scope} ({', '.join(names)}; every metric; each "
             f"configuration against its baseline: {', '.join(bases)})")
 
 
@@ -308,12 +310,13 @@ def describe_tests(row: Row, params: AnalysisParams, family: int = 0, decimals: 
         floor = row.decision.floor if row.decision is not None else None
         lead = f"approximate randomisation {format_p(row.p_ar, floor)}"
     elif row.test == "datasets_t":  # the note's arguments (harness.report.analysis.arguments): pooled
-        lead = f"{TESTS['datasets_t']} {format_p(row.p)}"
+        k = int(row.decision.df) + 1 if row.decision is not None and row.decision.df is not None else None
+        lead = (f"t-test over {k} datasets {format_p(row.p)}" if k else f"{TESTS['datasets_t']} {format_p(row.p)}")
     else:
         lead = f"{_bootstrap_name(row).removeprefix('the ')} {format_p(row.p_bootstrap)}"
     if family > 1 and row.p_holm is not None:
         bases = row.holm_family.split("against its baseline: ")[-1].rstrip(")") if row.holm_family else ""
-        holm_text = f"Holm-adjusted {format_p(row.p_holm)} over the {family} comparisons of this report" + (
+        holm_text = f"Holm-adjusted {format_p(row.p_holm)} over the {family} comparisons of {row.holm_scope}" + (
             f" (against {bases})" if bases else "")
         parts.append(f"{lead}, {holm_text}, decides" if holm_decides else f"{lead} decides")
         if not holm_decides:
