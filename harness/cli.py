@@ -20,19 +20,41 @@ import click
 # value the user exported wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .errors import HarnessError
+from .errors import HarnessError, printable
+
+
+def echo(message="", err: bool = False) -> None:
+    """click.echo, with the control characters of labels and data escaped (no ANSI sequences
+    from a config or a data file reach the terminal raw)."""
+    click.echo(printable(str(message)), err=err)
+
+
+def _usage_error(ctx, e: click.UsageError) -> None:
+    """click's usage errors as one ``error:`` line (click prints usage, a hint and the error on
+    three), exit code 2 like any other bad input."""
+    where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+    echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+    ctx.exit(2)
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            _usage_error(ctx, e)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:
+            _usage_error(ctx, e)
         except HarnessError as e:
             for line in str(e).splitlines():
-                click.echo(f"error: {line}", err=True)
+                echo(f"error: {line}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted; finished cells are kept and will be reused", err=True)
+            echo("interrupted; finished cells are kept and will be reused", err=True)
             ctx.exit(130)
         except OSError as e:  # a full disk anywhere else (a temp directory...): one line, not a traceback
             from .store import storage_fault
@@ -40,7 +62,7 @@ class _Group(click.Group):
             fault = storage_fault(e)
             if fault is None:
                 raise
-            click.echo(f"error: {fault}", err=True)
+            echo(f"error: {fault}", err=True)
             ctx.exit(fault.exit_code)
 
 
@@ -99,27 +121,27 @@ def validate(config: Path | None, **options):
 
     resolved = build(config, **options).resolved
     cells = resolved.cells()
-    click.echo(f"{config or 'command line'}: OK — {len(cells)} cells")
+    echo(f"{config or 'command line'}: OK — {len(cells)} cells")
     for section, comps in resolved.components.items():
-        click.echo(f"  {section}: {', '.join(c.label for c in comps)}")
+        echo(f"  {section}: {', '.join(c.label for c in comps)}")
         if section == "benchmarks":
             for c in comps:
                 if c.base_label in resolved.origins:
                     given = ", ".join(f"{k}={v}" for k, v in c.params.model_dump(mode="json", exclude_defaults=True).items())
-                    click.echo(f"    {c.label} = {c.name}({given})  [{resolved.origins[c.base_label]}]")
-    click.echo(f"  models: {', '.join(m.display for m in resolved.experiment.models)}")
-    click.echo(f"  seeds: {', '.join(map(str, resolved.experiment.seeds))}")
+                    echo(f"    {c.label} = {c.name}({given})  [{resolved.origins[c.base_label]}]")
+    echo(f"  models: {', '.join(m.display for m in resolved.experiment.models)}")
+    echo(f"  seeds: {', '.join(map(str, resolved.experiment.seeds))}")
     if resolved.experiment.limit is not None:
         how = "a seeded random sample" if resolved.experiment.sample else "the first ones"
-        click.echo(f"  limit: {resolved.experiment.limit} test examples per benchmark ({how}); "
+        echo(f"  limit: {resolved.experiment.limit} test examples per benchmark ({how}); "
                    "not comparable to full-test-set results")
 
 
 @main.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output", "outdir", type=click.Path(path_type=Path),
               help="Output directory (default: the config's output_dir, else runs/<name>).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Shared cache for fine-tuned checkpoints (default: $HARNESS_CACHE or ~/.cache/nlp-eval-harness).")
 @click.option("--retry-failed", "only_failed", is_flag=True,
               help="Run only the cells whose last attempt failed or was interrupted; cells never run stay "
@@ -166,32 +188,45 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
     if outdir is None:
         exp = resolved.experiment
         outdir = (resolved.base_dir / exp.output_dir) if exp.output_dir else Path("runs") / exp.name
+    if built.config is not None:  # options gave the experiment: OUTDIR/config.yaml will record it
+        from .run.ownership import RunFiles, directory_problem
+
+        if directory_problem(outdir) is None and Path(outdir).is_dir():
+            RunFiles(outdir).check_target(Path(outdir) / "config.yaml")  # refused now, not after the run
     summary = run_experiment(resolved, outdir, cache_dir=cache_dir, quiet=quiet, only_failed=only_failed,
                              retry_failed=not skip_failed, threads=threads, overwrite=overwrite)
-    if built.config is not None and not summary.write_errors:  # options gave the experiment: keep its YAML
-        click.echo(f"config: {built.write_config(outdir)}")
+    if built.config is not None and not summary.write_errors:
+        from .run.ownership import RunFiles
+        from .store import atomic_write_text
+
+        target, text = Path(outdir) / "config.yaml", built.config_text()
+        ledger = RunFiles(outdir)
+        ledger.check_target(target)
+        ledger.will_write({target: text.encode("utf-8")})
+        atomic_write_text(target, text)
+        echo(f"config: {target}")
     n, failed = len(summary.outcomes), summary.failed
     parts = [f"{summary.count('cached')} reused", f"{len(failed)} failed"]
     if summary.count("skipped"):
         parts.append(f"{summary.count('skipped')} skipped")
-    click.echo(f"{n} cells ({', '.join(parts)}) → {outdir}")
+    echo(f"{n} cells ({', '.join(parts)}) → {outdir}")
     for f in summary.files:
         if f.name.endswith((".html", ".md")):
-            click.echo(f"report: {f}")
+            echo(f"report: {f}")
     if summary.count("skipped") and only_failed:
-        click.echo(f"note: {summary.count('skipped')} cells were never run and were skipped by --retry-failed; "
+        echo(f"note: {summary.count('skipped')} cells were never run and were skipped by --retry-failed; "
                    "run without it to run them", err=True)
     for o in failed:
         where = outdir / "manifest.json" if (o.error or "").startswith("scoring failed") else outdir / "cells" / o.key / "cell.json"
-        click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {o.error} (traceback in {where})", err=True)
+        echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {o.error} (traceback in {where})", err=True)
     for o in summary.outcomes:
         for message in o.metric_errors:
-            click.echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {message}", err=True)
+            echo(f"failed: {' / '.join(map(str, o.labels.values()))}: {message}", err=True)
     for message in summary.report_errors:
-        click.echo(f"failed: {message}", err=True)
+        echo(f"failed: {message}", err=True)
     if summary.write_errors:
         more = len(summary.write_errors) - 1
-        click.echo(f"error: {summary.write_errors[0]}" + (f" (and {more} more files)" if more else "")
+        echo(f"error: {summary.write_errors[0]}" + (f" (and {more} more files)" if more else "")
                    + "; finished cells are kept: run the same command again once it can be written", err=True)
         sys.exit(3)
     if failed or summary.report_errors or any(o.metric_errors for o in summary.outcomes):
@@ -212,24 +247,39 @@ def report(outdir: Path, reporters: tuple[str, ...], baselines: tuple[str, ...],
     from .results import load_run
     from .store import slug
 
+    from .run.ownership import claim
+
     results = load_run(outdir)
+    results.check_predictions()  # a damaged cell is refused before any report is written
     if baselines:
         wanted = _baseline_overrides(results.manifest, baselines)
         results.manifest["baseline"] = {**(results.manifest.get("baseline") or {}), **wanted}
         if out is None:  # slug: a label such as org/model must not make a nested directory
             out = outdir / slug("baseline-" + "-".join(f"{k}-{v}" for k, v in wanted.items()))
     target = out or outdir
-    target.mkdir(parents=True, exist_ok=True)
     names = list(reporters) or [r["plugin"] for r in results.manifest.get("resolved", {}).get("reporters", [])] or ["html"]
     params = {r["plugin"]: r["params"] for r in results.manifest.get("resolved", {}).get("reporters", [])}
     plugins = default_plugins()
+    chosen = []
     for name in names:
         cls = plugins.get("reporter", name)
-        for f in cls(cls.Params.model_validate(params.get(name, {}))).write(results, target):
-            click.echo(f"wrote {f}")
+        chosen.append(cls(cls.Params.model_validate(params.get(name, {}))))
+    # the reports replace only files the harness wrote there (a --out directory of the user's is refused)
+    ledger = claim(target)
+    planned = [target / n for r in chosen for n in (r.outputs() or [])] + [target / "results.json"]
+    ledger.check_targets(planned)
+    target.mkdir(parents=True, exist_ok=True)
+    ledger.will_write_unknown(planned)
+    wrote: list[Path] = []
+    for reporter in chosen:
+        for f in reporter.write(results, target):
+            wrote.append(Path(f))
+            echo(f"wrote {f}")
     from .report.results_json import write as write_results_json
 
-    click.echo(f"wrote {write_results_json(results, target)}")  # regenerated from the saved results
+    wrote.append(write_results_json(results, target))  # regenerated from the saved results
+    echo(f"wrote {wrote[-1]}")
+    ledger.wrote(wrote)
 
 
 def _baseline_overrides(manifest: dict, items: tuple[str, ...]) -> dict[str, str]:
@@ -261,13 +311,13 @@ def _param_line(p: dict) -> str:
 
 def _echo_plugin(info, params: list[dict], shared_note: str = "") -> None:
     extra = f" [task: {info.cls.task}]" if hasattr(info.cls, "task") and info.kind in ("benchmark", "metric") else ""
-    click.echo(f"  {info.name}  ({info.package}: {info.module}){extra}")
+    echo(f"  {info.name}  ({info.package}: {info.module}){extra}")
     if info.cls.description:
-        click.echo(f"      {info.cls.description}")
+        echo(f"      {info.cls.description}")
     for p in params:
-        click.echo(f"      {_param_line(p)}")
+        echo(f"      {_param_line(p)}")
     if shared_note:
-        click.echo(f"      {shared_note}")
+        echo(f"      {shared_note}")
 
 
 @main.command("plugins")
@@ -290,7 +340,7 @@ def plugins_cmd(name: str | None, kind: str | None):
             what = f"{kind} plugin" if kind else "plugin"
             raise HarnessError(unknown_choice_message(f"no {what} named", name, sorted({i.name for i in infos})))
         for info in chosen:
-            click.echo(f"{info.kind}:")
+            echo(f"{info.kind}:")
             _echo_plugin(info, describe(info.cls.Params))
         return
     by_kind: dict[str, list] = {}
@@ -304,21 +354,21 @@ def plugins_cmd(name: str | None, kind: str | None):
             for p in params:
                 users.setdefault(repr(sorted(p.items())), (p, []))[1].append(plugin)
         shared = {key: v for key, v in users.items() if len(v[1]) > 1}
-        click.echo(f"\n{KIND_TITLES[k]}:")
+        echo(f"\n{KIND_TITLES[k]}:")
         for info in group:
             params = described[info.name]
             common = [p["name"] for p in params if repr(sorted(p.items())) in shared]
             _echo_plugin(info, [p for p in params if repr(sorted(p.items())) not in shared],
                          f"(+ shared: {', '.join(common)})" if common else "")
         if shared:
-            click.echo(f"  shared parameters of {KIND_TITLES[k]}:")
+            echo(f"  shared parameters of {KIND_TITLES[k]}:")
             for p, names in shared.values():
-                click.echo(f"      {_param_line(p)}  [{', '.join(names)}]")
+                echo(f"      {_param_line(p)}  [{', '.join(names)}]")
     broken = default_plugins().broken
     if broken and kind is None:
-        click.echo("\nbroken (skipped; block with HARNESS_BLOCK_PLUGINS):")
+        echo("\nbroken (skipped; block with HARNESS_BLOCK_PLUGINS):")
         for b in broken:
-            click.echo(f"  {b.name}  ({b.package}): {b.error}")
+            echo(f"  {b.name}  ({b.package}): {b.error}")
 
 
 @main.command("benchmarks")
@@ -337,15 +387,15 @@ def benchmarks_cmd(name: str | None, data_dir: Path | None):
         if name not in found:
             raise HarnessError(unknown_choice_message("no benchmark preset named", name, found))
         preset = found[name]
-        click.echo((preset_lib.PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").rstrip())
+        echo((preset_lib.PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").rstrip())
         try:
-            click.echo(f"\n# data: {preset.choose(data)[2]}")
+            echo(f"\n# data: {preset.choose(data)[2]}")
         except HarnessError as e:
-            click.echo(f"\n# data: unavailable: {e}")
+            echo(f"\n# data: unavailable: {e}")
         return
     for task in ("translation", "classification"):
         group = [p for p in found.values() if p.task == task]
-        click.echo(f"{task}:")
+        echo(f"{task}:")
         width = max(len(p.name) for p in group)
         for p in group:
             try:
@@ -353,8 +403,8 @@ def benchmarks_cmd(name: str | None, data_dir: Path | None):
             except HarnessError:
                 where = "local files needed (see `harness benchmarks " + p.name + "`)"
             size = f"{p.size:,}" if p.size else "?"
-            click.echo(f"  {p.name:<{width}}  {p.description} [{size}]  <- {where}")
-    click.echo("\nUse: harness run --model M --benchmark NAME, or `benchmarks: [NAME]` in a config; "
+            echo(f"  {p.name:<{width}}  {p.description} [{size}]  <- {where}")
+    echo("\nUse: harness run --model M --benchmark NAME, or `benchmarks: [NAME]` in a config; "
                "`harness benchmarks NAME` shows a preset's source, split, columns and citation.")
 
 
@@ -476,11 +526,11 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
                                f"Allowed extensions: {', '.join(sorted(FORMATS))}")
     df = leaderboard(run_dirs, benchmarks=benchmarks, metrics=metrics)
     for p, f in targets:
-        click.echo(f"wrote {export(df, p, f)}")
+        echo(f"wrote {export(df, p, f)}")
     for table, g in df.groupby("table", sort=False):  # incomparable scores are in separate tables
         top = g.iloc[0]
         note = f" [{top['note']}]" if top["note"] else ""
-        click.echo(f"{table}: best {top['model']} / {top['strategy']} / {top['decoder']} = "
+        echo(f"{table}: best {top['model']} / {top['strategy']} / {top['decoder']} = "
                    f"{top['value']:.4g} ({top['run']}){note}")
 
 

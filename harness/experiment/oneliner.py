@@ -111,17 +111,12 @@ class Built:
     resolved: ResolvedExperiment
     config: dict | None  # the YAML that reproduces an options-only experiment (None with a CONFIG file)
 
-    def write_config(self, outdir: Path) -> Path:
+    def config_text(self) -> str:
         import yaml
 
-        from ..store import atomic_write_text
-
-        text = ("# Written by `harness run` from its command-line options; this file reproduces the run:\n"
+        return ("# Written by `harness run` from its command-line options; this file reproduces the run:\n"
                 "#   harness run config.yaml -o <output directory>\n"
                 + yaml.safe_dump(self.config, sort_keys=False, allow_unicode=True, default_flow_style=None))
-        target = Path(outdir) / "config.yaml"
-        atomic_write_text(target, text)
-        return target
 
 
 def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks=(), strategies=(), decoders=(),
@@ -134,7 +129,7 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
     if config is not None:
         raw = load_yaml_file(config)
         source, base_dir = str(config), Path(config).parent.resolve()
-        if exp_name is not None:
+        if exp_name is not None and isinstance(raw, dict):  # a list or empty file: refused below
             raw["name"] = exp_name
     else:
         missing = [SECTION_OPTIONS[s] for s in ("models", "benchmarks") if not sections[s]]
@@ -149,6 +144,8 @@ def build(config: Path | None, *, overrides=(), unsets=(), models=(), benchmarks
         return Built(resolve_and_check(raw, source, base_dir, plugins=plugins), None)
 
     trail: list[tuple[tuple, Override]] = []
+    if exp_name is not None:  # errors about the name point at the option, not at line 1 of CONFIG
+        trail.append((("name",), Override(f"name={exp_name}", ("name",), exp_name, shown=f"--name {exp_name}")))
     for section, specs in sections.items():
         if not specs:
             continue

@@ -28,6 +28,12 @@ WILDCARD = "*"
 PLUGIN_LIST_SECTIONS = ("benchmarks", "strategies", "decoders", "metrics", "reporters")
 
 
+def shorten(text: str, keep: int = 60) -> str:
+    """An argument as errors quote it: whole when short, else its start and its length (a 3,000-part
+    key path must not become a 20 kB error line)."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}... ({len(text):,} characters)"
+
+
 @dataclass(frozen=True)
 class Override:
     """One edit as typed on the command line."""
@@ -41,23 +47,28 @@ class Override:
     @property
     def source(self) -> str:
         """Where errors about this edit point: the argument itself."""
-        return self.shown or f"{'--unset' if self.unset else '--set'} {self.text}"
+        return self.shown or f"{'--unset' if self.unset else '--set'} {shorten(self.text)}"
 
 
 def _split_path(text: str, source: str) -> tuple[str, ...]:
+    from .yamlio import MAX_DEPTH
+
     parts = tuple(p.strip() for p in text.strip().split("."))
     if not text.strip() or not all(parts):
         raise ConfigError(source, "", "empty key in key path (write KEY.PATH, e.g. decoders.0.params.num_beams)")
+    if len(parts) > MAX_DEPTH:  # the edit walks (and the config nests) one level per part
+        raise ConfigError(source, "", f"the key path has {len(parts):,} parts; allowed: at most {MAX_DEPTH} "
+                                      "(an experiment is a few levels deep)")
     return parts
 
 
 def parse_set(text: str) -> Override:
     """``KEY.PATH=VALUE`` with VALUE parsed as YAML (an empty VALUE is the empty string)."""
     if "=" not in text:
-        raise ConfigError(f"--set {text}", "", "expected KEY.PATH=VALUE, e.g. decoders.0.params.num_beams=4 "
+        raise ConfigError(f"--set {shorten(text)}", "", "expected KEY.PATH=VALUE, e.g. decoders.0.params.num_beams=4 "
                                                "(to remove a key, use --unset KEY.PATH)")
     path_text, value_text = text.split("=", 1)
-    source = f"--set {text}"
+    source = f"--set {shorten(text)}"
     path = _split_path(path_text, source)
     value = load_yaml_text(value_text, source) if value_text.strip() else ""
     return Override(text, path, value)
@@ -65,7 +76,7 @@ def parse_set(text: str) -> Override:
 
 def parse_unset(text: str) -> Override:
     """``KEY.PATH``: delete that key (or list item) so its default applies."""
-    source = f"--unset {text}"
+    source = f"--unset {shorten(text)}"
     if "=" in text:
         raise ConfigError(source, "", "expected KEY.PATH without a value (to set a value, use --set KEY.PATH=VALUE)")
     return Override(text, _split_path(text, source), unset=True)
@@ -162,10 +173,24 @@ def _copy(value: Any) -> Any:
 
 
 def apply_all(raw: Any, edits: list[Override]) -> list[tuple[tuple, Override]]:
-    """Apply the unsets, then the sets, in the order given; returns (touched path, edit) pairs."""
+    """Apply the unsets, then the sets, in the order given; returns (touched path, edit) pairs.
+
+    A value nested deep enough under a deep key path could together pass the depth limit each
+    respects alone: the edited tree is measured again (without recursion)."""
+    from .yamlio import MAX_DEPTH
+
     trail: list[tuple[tuple, Override]] = []
     for edit in [e for e in edits if e.unset] + [e for e in edits if not e.unset]:
         trail += [(p, edit) for p in apply(raw, edit)]
+        if not edit.unset:
+            stack = [(raw, 0)]
+            while stack:
+                node, depth = stack.pop()
+                if depth > MAX_DEPTH:
+                    raise ConfigError(edit.source, "", f"the edited config nests more than {MAX_DEPTH} levels deep; "
+                                                       f"allowed: at most {MAX_DEPTH}")
+                children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+                stack.extend((c, depth + 1) for c in children)
     return trail
 
 
