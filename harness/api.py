@@ -220,6 +220,12 @@ class Reporter(Plugin):
     def write(self, results: RunResults, outdir: Path) -> list[Path]:
         raise NotImplementedError
 
+    def outputs(self) -> list[str] | None:
+        """The file names (relative to ``outdir``) :meth:`write` will write, when known before it
+        runs, else None. A run refuses to start rather than let a reporter replace a file there
+        that the harness did not write (see :mod:`harness.run.ownership`)."""
+        return None
+
 
 class Executor(Plugin):
     """Runs cell jobs: in this process, or elsewhere."""

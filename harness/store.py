@@ -165,14 +165,16 @@ def sha256_file(path: str | Path) -> str:
 def remove_temp_files(outdir: Path) -> list[Path]:
     """Delete the temp files that a run killed mid-write left behind (only ours: ``*.harness-tmp``).
     Call it while holding the :class:`RunLock`, when no writer can be active."""
-    removed = []
+    removed: list[Path] = []
     if not outdir.is_dir():
         return removed
-    for p in outdir.rglob(f"*{TMP_SUFFIX}"):
-        if p.is_file() and p.name.startswith("."):
-            with contextlib.suppress(OSError):  # a read-only leftover is harmless: it is never read
-                p.unlink()
-                removed.append(p)
+    for root, _dirs, names in os.walk(outdir):  # os.walk does not descend into symlinked directories
+        for name in names:
+            p = Path(root) / name
+            if name.startswith(".") and name.endswith(TMP_SUFFIX) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):  # a read-only leftover is harmless: it is never read
+                    p.unlink()
+                    removed.append(p)
     return removed
 
 
@@ -180,7 +182,8 @@ def read_cell_record(celldir: Path) -> dict[str, Any] | None:
     """The cell's ``cell.json``, or None when there is none (never run) or it cannot be read.
 
     A record saying ``done`` is downgraded to ``incomplete`` unless ``predictions.jsonl`` exists
-    with the sha256 the record names: a cell is only reused when its results are really there.
+    with the sha256 the record names (records without one: every line parses and the row count
+    matches): a cell is only reused when its results are really there.
     """
     try:
         record = json.loads((celldir / "cell.json").read_text(encoding="utf-8"))
@@ -192,12 +195,46 @@ def read_cell_record(celldir: Path) -> dict[str, Any] | None:
         pred = celldir / "predictions.jsonl"
         want = record.get("predictions_sha256")
         try:
-            ok = pred.is_file() and (want is None or sha256_file(pred) == want)
+            ok = pred.is_file() and not pred.is_symlink() and (
+                sha256_file(pred) == want if want is not None else _whole_jsonl(pred, record.get("n")))
         except OSError:
             ok = False
         if not ok:
             record = {**record, "status": "incomplete"}
     return record
+
+
+def _whole_jsonl(path: Path, n: Any) -> bool:
+    """For records written before digests: every line parses, and as many rows as the record says."""
+    rows = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return False
+                rows += 1
+    return not isinstance(n, int) or isinstance(n, bool) or n == rows
+
+
+def directory_digests(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory`` by relative name: what a cache entry records when
+    it is made, so that a reuse can tell a damaged entry (:func:`damaged_file`) from a whole one."""
+    directory = Path(directory)
+    return {p.relative_to(directory).as_posix(): content_digest(p) for p in _files_outside_runs(directory)}
+
+
+def damaged_file(directory: Path, digests: dict[str, str]) -> str | None:
+    """The first file of a cache entry that is missing or no longer holds what was recorded, or None."""
+    for rel, want in sorted(digests.items()):
+        p = Path(directory) / rel
+        try:
+            if not p.is_file() or p.is_symlink() or content_digest(p) != want:
+                return rel
+        except OSError:
+            return rel
+    return None
 
 
 def default_cache_dir() -> Path:
@@ -211,10 +248,33 @@ def canonical_hash(obj: Any, n: int = 16) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
+# The record of the files a run wrote into its output directory (harness.run.ownership). Its
+# presence marks a directory as a run directory, which digests of the directories around it skip.
+LEDGER = ".harness-files.json"
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a harness run directory (its ledger, or the lock and manifest of one
+    written before ledgers existed)."""
+    return (path / LEDGER).is_file() or ((path / ".lock").is_file() and (path / "manifest.json").is_file())
+
+
+def _files_outside_runs(path: Path):
+    """The regular files under ``path``, sorted, leaving out run directories inside it (an output
+    directory under a model or data directory must not change their digests, or every re-run
+    would miss the cache) and never descending into symlinked directories."""
+    out = []
+    for root, dirs, names in os.walk(path):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if not is_run_dir(here / d)]
+        out += [here / n for n in names if (here / n).is_file()]
+    return sorted(out)
+
+
 def file_digest(path: Path) -> str:
     h = hashlib.sha256()
     if path.is_dir():
-        for p in sorted(path.rglob("*")):
+        for p in _files_outside_runs(path):
             if p.is_file():
                 st = p.stat()
                 h.update(f"{p.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -236,11 +296,12 @@ def content_digest(path: str | Path) -> str:
     """sha256 of a file's bytes, or of a directory's files (relative names + their digests).
 
     Path-independent, so a moved or copied checkout gives the same digest. Hidden files,
-    ``__pycache__``, READMEs and LICENSEs are skipped in directories."""
+    ``__pycache__``, READMEs, LICENSEs and run directories (an output directory inside a model
+    directory) are skipped in directories."""
     path = Path(path)
     if path.is_dir():
         h = hashlib.sha256()
-        for p in sorted(path.rglob("*")):
+        for p in _files_outside_runs(path):
             rel = p.relative_to(path)
             if not p.is_file() or "__pycache__" in rel.parts or any(part.startswith(_IGNORED) for part in rel.parts):
                 continue
@@ -307,7 +368,8 @@ def model_fingerprint(spec) -> str:
     d = spec.model_dump(mode="json")
     d.pop("label", None)  # a display name; it does not change outputs
     # fields added later are left out at their defaults, so cells cached before them keep their keys
-    for name, default in (("engine", "transformers"), ("compute_type", "auto"), ("kernels", "default")):
+    for name, default in (("engine", "transformers"), ("compute_type", "auto"), ("kernels", "default"),
+                          ("allow_missing_weights", False)):
         if d.get(name) == default:
             d.pop(name)
     if spec.local:
@@ -323,13 +385,43 @@ def slug(text: str, maxlen: int = 120) -> str:
     return s[:maxlen] or "cell"
 
 
+def linked_part(root: Path, path: Path) -> Path | None:
+    """The first component of ``path`` below ``root`` that is a symbolic link, or None.
+
+    What a run writes or deletes inside its output directory never goes through a link: a planted
+    ``predictions -> /elsewhere`` would make the run write (or delete stale files) there."""
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return Path(path)
+    cur = Path(root)  # as given, so messages name paths the way the user wrote them
+    for part in rel.parts:
+        cur = cur / part
+        if cur.is_symlink():
+            return cur
+    return None
+
+
+def refuse_links(root: Path, path: Path) -> Path:
+    """``path``, after checking that no component of it below ``root`` is a symbolic link."""
+    link = linked_part(root, path)
+    if link is not None:
+        target = os.readlink(link) if link.is_symlink() else "outside it"
+        raise HarnessError(f"{link}: is a symbolic link (to {target}) inside the output directory {root}; a run "
+                           "never writes or deletes through links: remove the link, or choose another -o")
+    return path
+
+
 def safe_child(root: Path, name: str) -> Path:
-    """A path inside ``root``; refuses names that would escape it (``..``, absolute paths)."""
-    root = root.resolve()
-    p = (root / name).resolve()
+    """A path inside ``root``; refuses names that would escape it (``..``, absolute paths, NUL)
+    and paths through a symbolic link inside ``root``."""
+    if "\0" in str(name):
+        raise HarnessError(f"refusing a file name with a NUL byte: {name!r}")
+    root = Path(os.path.abspath(root))
+    p = Path(os.path.normpath(root / name))
     if root != p and root not in p.parents:
         raise HarnessError(f"refusing to write outside the output directory: {name}")
-    return p
+    return refuse_links(root, p)
 
 
 class RunLock:
@@ -342,12 +434,30 @@ class RunLock:
     def __enter__(self):
         import fcntl
 
+        import stat
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for every output
+            # O_NOFOLLOW: a `.lock` planted as a link must not make the pid overwrite another file
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # the umask decides
         except OSError as e:
+            if e.errno == errno.EISDIR:
+                raise HarnessError(f"{self.path}: is a directory, not a harness lock file; move it away, or choose "
+                                   "another -o") from None
+            if e.errno == errno.ELOOP:
+                raise HarnessError(f"{self.path}: is a symbolic link (to {os.readlink(self.path)}); a run never "
+                                   "writes through links: remove it") from None
             raise HarnessError(f"{self.path.parent}: cannot use as the output directory: "
                                f"[Errno {e.errno}] {e.strerror or e}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise HarnessError(f"{self.path}: is not a regular file; a harness lock file is one: remove it")
+        head = os.pread(fd, 65, 0) if st.st_size else b""
+        if head.strip() and not head.strip().isdigit():  # ours holds a pid; truncating anything else loses it
+            os.close(fd)
+            raise HarnessError(f"{self.path}: holds data that is not a harness lock (a pid); refusing to overwrite "
+                               "it: move it away, or choose another -o")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

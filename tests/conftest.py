@@ -115,3 +115,32 @@ def fixture_plugins_env(tmp_path_factory) -> dict[str, str]:
     env = loading(dict(os.environ), "harness-test-plugins")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), str(FIXTURE_PLUGINS), env.get("PYTHONPATH")) if p)
     return env
+
+
+def tree_state(root, *, own=()) -> dict[str, str]:
+    """Every entry under ``root`` (links not followed) with what it holds: a file's sha256, a
+    link's target, ``<dir>``. Entries under the paths in ``own`` (a run's own output directory,
+    its cache) are left out. Compare two states to check byte for byte that a command changed
+    nothing it does not own."""
+    import hashlib
+
+    root = Path(root)
+    own = [Path(p) for p in own]
+    out: dict[str, str] = {}
+    for dirpath, dirs, files in os.walk(root):
+        here = Path(dirpath)
+        for name in sorted(dirs + files):
+            p = here / name
+            if any(p == o or o in p.parents for o in own):
+                continue
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "-> " + os.readlink(p)
+            elif p.is_dir():
+                out[rel] = "<dir>"
+            elif p.is_file():
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                out[rel] = "<special>"
+        dirs[:] = [d for d in dirs if not (here / d).is_symlink()]
+    return out

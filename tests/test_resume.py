@@ -216,7 +216,7 @@ def test_temp_files_of_a_killed_write_are_removed_and_results_rewritten(small):
     cfg, out, before, keys = small
     (out / f".metrics.csv.abc123{TMP_SUFFIX}").write_text("model,benchm")
     (out / "cells" / keys[0] / f".cell.json.x{TMP_SUFFIX}").write_text("{")
-    (out / "metrics.csv").write_text("stale")  # e.g. from another config, before the kill
+    (out / "metrics.csv").unlink()  # killed between two result files (one the user wrote is refused: test_ownership)
     plugin_scratch = out / "cells" / keys[0] / "notes.tmp"  # not ours: left alone... but this cell is done,
     plugin_scratch.write_text("kept")  # so its directory is not reset either
     summary = rerun(cfg, out)

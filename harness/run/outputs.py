@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import HarnessError, describe_exception
-from ..store import (OutputWriteError, atomic_write_json, atomic_write_text, canonical_hash, read_jsonl, safe_child,
-                     sha256_file, slug, storage_fault)
+from ..store import (OutputWriteError, atomic_write_bytes, canonical_hash, read_jsonl, safe_child, sha256_file, slug,
+                     storage_fault)
 from .example_scores import with_scores
+from .ownership import RunFiles
 from .provenance import data_files, hub_revisions
 from .returns import check_written_files
 
@@ -107,6 +108,8 @@ def cell_identity(cell: Cell, base_dir: Path) -> str:
     (upgrading is not either). Recorded per cell in the manifest, so a later run can tell which
     finished results it would replace."""
     model = {k: v for k, v in cell.model.model_dump(mode="json").items() if k not in ("path", "local", "device")}
+    if not model.get("allow_missing_weights"):  # added later: cells recorded before it keep their identity
+        model.pop("allow_missing_weights", None)
     return canonical_hash({
         "labels": cell.labels(),
         "model": model,
@@ -172,6 +175,18 @@ def prediction_names(jobs: list[CellJob]) -> dict[int, str]:
     return names
 
 
+def report_outputs(resolved: ResolvedExperiment) -> list[str]:
+    """The files the run's reporters say they will write (those that know in advance)."""
+    names: list[str] = []
+    for comp in resolved.reporters:
+        try:
+            known = comp.instantiate().outputs()
+        except Exception:  # noqa: BLE001 - a reporter plugin's bug: its write() reports it later
+            known = None
+        names += [str(n) for n in known or [] if isinstance(n, str)]
+    return names
+
+
 def limit_record(resolved: ResolvedExperiment) -> dict[str, Any] | None:
     """What the report's banner says: test sets cut short (by --limit/`limit:` or a benchmark's own
     limit) give numbers that are not comparable to full-test-set results. None when none is cut."""
@@ -198,7 +213,7 @@ def metrics_record(resolved: ResolvedExperiment, outcomes: list[CellOutcome]) ->
 
 def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob], outcomes: list[CellOutcome],
                   started: float, report_errors: list[str] | None = None, write_errors: list[str] | None = None,
-                  threads: dict[str, Any] | None = None) -> list[Path]:
+                  threads: dict[str, Any] | None = None, files: RunFiles | None = None) -> list[Path]:
     """Write predictions/, metrics.csv, then manifest.json (which lists the digests of the other
     two, so a reader can tell a set of files written together), then the reports.
 
@@ -208,42 +223,55 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
     A file that cannot be written (:class:`OutputWriteError`) is appended to ``write_errors`` and
     the others are still attempted; the manifest lists only what was written, and reports are
     rendered only when metrics.csv and manifest.json both were.
+
+    Every file is recorded in the run directory's ledger (``files``, :mod:`.ownership`) before it
+    is written, and a stale prediction is deleted only when the ledger vouches for it.
     """
     import pandas as pd
 
+    ledger = files if files is not None else RunFiles(outdir)
     write_errors = write_errors if write_errors is not None else []
     pred_dir = outdir / "predictions"
     names = prediction_names(jobs)
     by_index = {o.index: o for o in outcomes}
-    written: dict[int, str] = {}
+    contents: dict[int, tuple[Path, bytes]] = {}
     for job in jobs:
         o = by_index.get(job.index)
         if o is None or o.status not in ("done", "cached"):
             continue
-        target = safe_child(pred_dir, names[job.index])
+        # the cell's rows (whose digest cell.json records) plus each row's scores from this run's metrics
+        scored = with_scores(read_jsonl(job.celldir / "predictions.jsonl"), o.row_scores)
+        contents[job.index] = (safe_child(outdir, f"predictions/{names[job.index]}"),
+                               "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in scored).encode("utf-8"))
+    rows = [m for o in outcomes for m in o.metrics]
+    identities = {job.index: cell_identity(job.cell, resolved.base_dir) for job in jobs}
+    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    metrics_bytes = metrics.to_csv(index=False).encode("utf-8")
+    try:
+        ledger.will_write({**dict(contents.values()), outdir / "metrics.csv": metrics_bytes})
+    except OutputWriteError as e:  # a full disk: the files below would not fit either
+        write_errors.append(str(e))
+        return []
+    written: dict[int, str] = {}
+    for index, (target, data) in contents.items():
         try:
-            # the cell's rows (whose digest cell.json records) plus each row's scores from this run's metrics
-            scored = with_scores(read_jsonl(job.celldir / "predictions.jsonl"), o.row_scores)
-            atomic_write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in scored))
+            atomic_write_bytes(target, data)
         except OutputWriteError as e:
             write_errors.append(str(e))
             continue
-        written[job.index] = f"predictions/{target.name}"
-    keep = {Path(v).name for v in written.values()}
-    if pred_dir.is_dir():  # predictions of cells no longer in the grid would pass for current results
+        written[index] = f"predictions/{target.name}"
+    keep = {Path(v).name for v in written.values()} | {t.name for t, _ in contents.values()}
+    if pred_dir.is_dir() and not pred_dir.is_symlink():  # stale predictions would pass for current results
         for stale in pred_dir.glob("*.jsonl"):
-            if stale.name not in keep:
+            if stale.name not in keep and ledger.deletable(stale):  # only what the harness wrote
                 try:
                     stale.unlink()
                 except OSError as e:
                     write_errors.append(str(OutputWriteError(stale, e)))
 
-    rows = [m for o in outcomes for m in o.metrics]
-    identities = {job.index: cell_identity(job.cell, resolved.base_dir) for job in jobs}
-    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     files = [outdir / v for v in written.values()]
     try:
-        atomic_write_text(outdir / "metrics.csv", metrics.to_csv(index=False))
+        atomic_write_bytes(outdir / "metrics.csv", metrics_bytes)
         files.insert(0, outdir / "metrics.csv")
     except OutputWriteError as e:
         write_errors.append(str(e))
@@ -286,8 +314,10 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
                   for o in outcomes],
     }
     report_errors = report_errors if report_errors is not None else []
+    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n").encode()
     try:
-        atomic_write_json(outdir / "manifest.json", manifest)
+        ledger.will_write({outdir / "manifest.json": manifest_bytes})
+        atomic_write_bytes(outdir / "manifest.json", manifest_bytes)
         files += [outdir / "manifest.json"]
     except OutputWriteError as e:
         write_errors.append(str(e))
@@ -296,6 +326,12 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
     from ..results import load_run
 
     results = load_run(outdir)
+    try:  # reporters write files whose bytes are not known in advance: their names are recorded first
+        ledger.will_write_unknown([outdir / n for n in report_outputs(resolved)] + [outdir / "results.json"])
+    except (OutputWriteError, ValueError) as e:
+        write_errors.append(str(e))
+        return files
+    before = len(files)
     for comp in resolved.reporters:
         try:
             files += check_written_files(comp, comp.instantiate().write(results, outdir))
@@ -317,4 +353,8 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
             write_errors.append(str(fault))
         else:
             report_errors.append(f"results.json failed: {describe_exception(e)}")
+    try:
+        ledger.wrote(files[before:])
+    except OutputWriteError as e:
+        write_errors.append(str(e))
     return files

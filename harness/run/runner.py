@@ -47,7 +47,8 @@ from ..store import (OutputWriteError, RunLock, atomic_write_json, atomic_write_
                      remove_temp_files, sha256_file, storage_fault)
 from .example_scores import metric_example_scores, row_scores
 from .jobs import CellJob, CellOutcome, RunSummary
-from .outputs import refuse_other_config, write_results
+from .outputs import prediction_names, refuse_other_config, report_outputs, write_results
+from .ownership import check_run_paths, claim
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec, describe_value,
                       not_finite, who)
@@ -176,8 +177,11 @@ class Worker:
         t0 = time.perf_counter()
         try:
             # A cell that is not done starts from an empty directory: scratch files of an
-            # interrupted attempt must not leak into this one.
-            if celldir.exists():
+            # interrupted attempt must not leak into this one. Only a directory the harness made
+            # is cleared (checked for every cell before the run; again here, for other executors).
+            if os.path.lexists(celldir):
+                if celldir.is_symlink() or not celldir.is_dir():
+                    raise HarnessError(f"{celldir}: is not a cell directory the harness made; refusing to delete it")
                 shutil.rmtree(celldir)
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "running", "pid": os.getpid(),
                                                       "host": socket.gethostname(),
@@ -299,24 +303,31 @@ class Worker:
             if odd and not (lists_na and odd == "NaN"):  # kept (NaN: empty in metrics.csv) and flagged
                 problems.append(f"metric '{m.label}' is {odd} ({who(m)} returned {odd})")
             out.append({**labels, "metric": m.label, "value": value, "signature": signature, **common})
-        per_metric, signatures = self._example_scores(job, outputs, examples, nbest)
+        per_metric, signatures = self._example_scores(job, outputs, examples, nbest, running=status == "done")
         return CellOutcome(job.key, labels, status, seconds, out, index=job.index, metric_errors=problems,
                            row_scores=row_scores(cell.task, rows, per_metric), score_signatures=signatures)
 
-    def _example_scores(self, job: CellJob, outputs, examples, nbest) -> tuple[dict[str, list], dict[str, str]]:
+    def _example_scores(self, job: CellJob, outputs, examples, nbest,
+                        running: bool = False) -> tuple[dict[str, list], dict[str, str]]:
         """Each metric's per-example values (sentence chrF/BLEU, a plugin's example_scores) for
         the ``scores`` of predictions/*.jsonl. A metric whose per-example values fail loses only
         them (its corpus value above is unaffected), with a warning."""
         per_metric: dict[str, list] = {}
         signatures: dict[str, str] = {}
         for m in job.metrics:
+            skipped: list[str] = []
             try:
-                values, sig = metric_example_scores(m.instantiate(), list(outputs), list(examples),
-                                                    [list(n) for n in nbest] if nbest is not None else None)
+                values, sig = metric_example_scores(
+                    m.instantiate(), list(outputs), list(examples), [list(n) for n in nbest] if nbest is not None
+                    else None, skipped=skipped,  # a cell that ran shows its scoring progress (long segments)
+                    progress=(lambda done, total: self.progress.cell_progress(job, done, total)) if running else None)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - per-row extras must not cost the cell
                 log.warning("metric '%s': no per-example scores for cell %s: %s", m.label, job.key,
                             describe_exception(e))
                 continue
+            if skipped:
+                log.warning("metric '%s': no per-example score for %d segment(s) of cell %s too long to score "
+                            "(e.g. example '%s')", m.label, len(skipped), job.key, skipped[0])
             if values is not None:
                 per_metric[m.label] = values
                 signatures[m.label] = sig
@@ -373,6 +384,7 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
     from ..experiment.checks import check_runtime
 
     problems += check_runtime(resolved, jobs, loaded)
+    broken: set[str] = set()
     for spec in {job.cell.model.path: job.cell.model for job in jobs if job.cell.model.local}.values():
         from ..models.hf import load_config
 
@@ -380,8 +392,74 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
             load_config(spec)
         except HarnessError as e:
             problems.append(f"{resolved.source}: models: '{spec.display}': {e}")
+            broken.add(spec.path)
+    for (spec, auto, new_head) in _weight_checks(jobs, broken):
+        from ..models.hf import checkpoint_fits
+
+        try:
+            checkpoint_fits(spec, auto, new_head=new_head)
+        except HarnessError as e:
+            problems.append(f"{resolved.source}: models: '{spec.display}': {e}")
     if problems:
         raise DataError("\n".join(problems))
+
+
+def _weight_checks(jobs: list[CellJob], skip: set[str]) -> list[tuple[Any, str, bool]]:
+    """(model, transformers Auto class, whether a new head is built) for each local pretrained
+    model the jobs load, so a checkpoint that does not fill its architecture stops the run
+    before any cell rather than failing (or worse, running with random weights in) each."""
+    from ..models.facts import model_facts, read_config_json
+
+    out: dict[tuple[str, str, bool], tuple[Any, str, bool]] = {}
+    for job in jobs:
+        spec, cell = job.cell.model, job.cell
+        if not spec.local or spec.init != "pretrained" or spec.path in skip:
+            continue
+        if cell.task == "classification":
+            auto, new_head = "AutoModelForSequenceClassification", cell.strategy.name != "none"
+        else:
+            try:
+                kind = model_facts(read_config_json(spec.path), spec).kind
+            except HarnessError:
+                continue
+            if kind not in ("seq2seq", "causal"):
+                continue  # the cell says the model cannot translate
+            auto, new_head = ("AutoModelForSeq2SeqLM" if kind == "seq2seq" else "AutoModelForCausalLM"), False
+        out.setdefault((spec.path, auto, new_head), (spec, auto, new_head))
+    # a checkpoint loaded strictly somewhere need not also be checked with a new head
+    strict = {(p, a) for (p, a, n) in out if not n}
+    return [v for (p, a, n), v in out.items() if not (n and (p, a) in strict)]
+
+
+def cache_dir_not_a_dir(p: Path, where: str) -> None:
+    """The read-only half of :func:`check_cache_dir` (before the inputs are checked)."""
+    existing = next((a for a in (p, *p.parents) if os.path.lexists(a)), None)
+    if existing is not None and not existing.is_dir():
+        raise HarnessError(f"cache directory {p} ({where}): {existing} is a {'file' if existing.is_file() else 'special file'}, "
+                           "not a directory; point HARNESS_CACHE or --cache-dir at a directory")
+
+
+def check_cache_dir(cache_dir: Path, where: str) -> None:
+    """One line before anything runs when the shared cache cannot be used, instead of the same
+    traceback in every cell: not a directory (a config mistake, exit 2), or not writable (exit 2
+    for permissions; 3 when the filesystem is read-only or full: a machine fault, as for results).
+    The directory is created here, as the first cell would; nothing else is written."""
+    import errno as errnos
+
+    from ..store import OutputWriteError, STORAGE_ERRNOS
+
+    p = Path(cache_dir)
+    cache_dir_not_a_dir(p, where)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=p, prefix=".harness-probe-", delete=True)
+        probe.close()
+    except OSError as e:
+        if e.errno in STORAGE_ERRNOS:
+            raise OutputWriteError(p, e) from None
+        why = "permission denied" if e.errno in (errnos.EACCES, errnos.EPERM) else (e.strerror or str(e))
+        raise HarnessError(f"cache directory {p} ({where}): cannot be written ({why}); point HARNESS_CACHE or "
+                           "--cache-dir at a directory you can write") from None
 
 
 @dataclass
@@ -445,7 +523,9 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
     :func:`decide_threads`).
     """
     outdir = Path(outdir)
+    where = "--cache-dir" if cache_dir else "HARNESS_CACHE" if os.environ.get("HARNESS_CACHE") else "the default cache"
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir_not_a_dir(cache_dir, where)
     started = time.time()
     cells = resolved.cells()
     n_threads, threads_source = decide_threads(resolved, threads)
@@ -463,16 +543,39 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
                              cache_dir)
             if (Path(tmp) / "log.txt").is_file():
                 checking_log = (Path(tmp) / "log.txt").read_text(encoding="utf-8", errors="replace")
-    with RunLock(outdir):
+
+    def refusals() -> tuple[Any, Plan]:
+        """Everything that refuses the directory, read-only: run before the lock creates anything
+        (so a refused directory is left byte for byte as it was), and again under it."""
+        files = claim(outdir, also=(cache_dir,))
         if not overwrite:
             refuse_other_config(resolved, outdir, jobs)
+        plan = plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed)
+        # everything the run will write or delete, before the first cell: only the harness's own files
+        check_run_paths(files, outdir, [j.celldir for j in plan.run], list(prediction_names(jobs).values()),
+                        [outdir / n for n in ("metrics.csv", "manifest.json", "results.json", "log.txt",
+                                              *report_outputs(resolved))])
+        return files, plan
+
+    for name in report_outputs(resolved):  # a reporter's file name is never a way out of the run directory
+        target = Path(os.path.normpath(outdir / name))
+        if Path(name).is_absolute() or Path(os.path.normpath(outdir)) not in target.parents:
+            raise HarnessError(f"reporter file name '{name}' is outside the output directory {outdir}; allowed: a name "
+                               "inside it (e.g. report.html)")
+    if os.path.lexists(outdir):
+        refusals()
+    check_cache_dir(cache_dir, where)
+    with RunLock(outdir):
+        files, plan = refusals()
+        files.save_if_new()
         remove_temp_files(outdir)
         if checking_log:
+            text = "# printed while checking the inputs\n" + checking_log
             try:
-                atomic_write_text(outdir / "log.txt", "# printed while checking the inputs\n" + checking_log)
+                files.will_write({outdir / "log.txt": text.encode("utf-8")})
+                atomic_write_text(outdir / "log.txt", text)
             except OutputWriteError:
                 pass  # the same error stops the run at its first cell write, with the cell summary
-        plan = plan_jobs(jobs, retry_failed=retry_failed, only_failed=only_failed)
         outcomes: dict[int, CellOutcome] = {}
 
         bad_reports: list[str] = []
@@ -533,6 +636,6 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
             progress.close()
         ordered = [outcomes[j.index] for j in jobs if j.index in outcomes]
         report_errors: list[str] = []
-        files = write_results(resolved, outdir, jobs, ordered, started, report_errors, write_errors,
-                              threads={"torch": n_threads, "source": threads_source})
-    return RunSummary(outdir, ordered, files, report_errors, write_errors, n_threads)
+        written = write_results(resolved, outdir, jobs, ordered, started, report_errors, write_errors,
+                                threads={"torch": n_threads, "source": threads_source}, files=files)
+    return RunSummary(outdir, ordered, written, report_errors, write_errors, n_threads)

@@ -42,6 +42,9 @@ class CsvExport(Reporter):
     description = "summary.csv: scores, 95% CIs and p-values per benchmark, metric and configuration."
     Params = CsvParams
 
+    def outputs(self):
+        return [self.params.filename]
+
     def write(self, results, outdir):
         path = safe_child(Path(outdir), self.params.filename)
         atomic_write_text(path, _frame(self, results).to_csv(index=False))
@@ -52,6 +55,9 @@ class ParquetExport(Reporter):
     name = "parquet"
     description = "summary.parquet: the csv export as Parquet (needs pyarrow)."
     Params = ParquetParams
+
+    def outputs(self):
+        return [self.params.filename]
 
     def write(self, results, outdir):
         try:

@@ -173,6 +173,9 @@ class HtmlReport(Reporter):
     description = "Self-contained HTML report: leaderboards with 95% CIs, paired significance tests, plots, drill-down."
     Params = HtmlParams
 
+    def outputs(self):
+        return [self.params.filename]
+
     def write(self, results, outdir):
         p = self.params
         data = analyze(results, AnalysisParams(**{k: getattr(p, k) for k in AnalysisParams.model_fields}))

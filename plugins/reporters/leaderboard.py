@@ -35,6 +35,9 @@ class LeaderboardReport(Reporter):
                    "metric; other signatures or test sets in separate tables.")
     Params = LeaderboardParams
 
+    def outputs(self):
+        return [self.params.basename + EXTENSIONS[f] for f in dict.fromkeys(self.params.formats)]
+
     def write(self, results, outdir):
         from harness.report.leaderboards import export, leaderboard
 

@@ -367,6 +367,9 @@ class MarkdownReport(Reporter):
     description = "report.md: best configurations, significance verdicts and leaderboards with CIs, in Markdown."
     Params = MarkdownParams
 
+    def outputs(self):
+        return [self.params.filename]
+
     def write(self, results, outdir):
         p = self.params
         data = analyze(results, AnalysisParams(**{k: getattr(p, k) for k in AnalysisParams.model_fields}))

@@ -150,8 +150,9 @@ class Predictions:
         if key not in self._rows:
             try:
                 self._rows[key] = self.results.predictions(key)
-            except (OSError, ValueError):
+            except FileNotFoundError:  # no per-example rows (failed cells, hand-made runs): no intervals for it
                 self._rows[key] = None
+            # a truncated or edited file raises DamagedRunError: intervals from part of it would be wrong
         return self._rows[key]
 
 
@@ -159,8 +160,11 @@ class StatsCache:
     """Sentence statistics per (metric, references, outputs) on disk, so re-rendering is cheap."""
 
     def __init__(self, outdir: Path, enabled: bool):
+        from ...store import linked_part
+
         self.dir = outdir / CACHE_DIR / "stats"
-        self.enabled = enabled
+        # a cache reached through a link inside the run directory is neither read nor written
+        self.enabled = enabled and linked_part(outdir, self.dir) is None
         self.hits = self.misses = 0
 
     def get(self, key: str):
