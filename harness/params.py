@@ -147,6 +147,21 @@ def path_kind(p: str | Path) -> str:
     return "special file"
 
 
+def display_label(v: str | None) -> str | None:
+    """A label as the config may give it: any text on one line, without control characters
+    (newlines would forge lines in logs and the terminal, ANSI escapes recolour or retitle it) or
+    Unicode's invisible bidi and format characters (they make two labels look alike)."""
+    if v is None:
+        return v
+    import unicodedata
+
+    bad = next((ch for ch in v if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    if bad is not None:
+        raise ValueError(f"a label is shown in reports and on the terminal: it may not contain control or invisible "
+                         f"characters (found U+{ord(bad):04X} at position {v.index(bad)}); allowed: text on one line")
+    return v
+
+
 def not_a_regular_file(p: str | Path) -> str | None:
     """Why ``p`` cannot be read as data, or None. Only regular files are read: a FIFO blocks, and a
     device such as /dev/zero never ends, so reading either would hang the run."""

@@ -370,7 +370,7 @@ def test_a_conversion_that_computes_something_else_is_refused_in_one_line(tmp_pa
     from harness.engines import ct2_conversion
     from harness.errors import ModelLoadError
 
-    monkeypatch.setattr(ct2_conversion, "corrected_loaders", lambda config: {})
+    monkeypatch.setattr(ct2_conversion, "corrected_loaders", lambda config, keep_pad=False: {})
     path = build_family("t5", tmp_path / "t5", seed=2)  # not a model another test converted (and cached)
     cached = set(ct2_conversion.cache_root().iterdir()) if ct2_conversion.cache_root().is_dir() else set()
     with pytest.raises(ModelLoadError) as e:
@@ -389,7 +389,7 @@ def test_a_model_ctranslate2_cannot_convert_is_one_line(tmp_path, monkeypatch):
     from harness.engines import ct2_conversion
     from harness.errors import ModelLoadError
 
-    monkeypatch.setattr(ct2_conversion, "corrected_loaders", lambda config: {})
+    monkeypatch.setattr(ct2_conversion, "corrected_loaders", lambda config, keep_pad=False: {})
     path = build_family("bart", tmp_path / "bart", seed=2)
     with pytest.raises(ModelLoadError, match=r"^model '.*bart' cannot be converted for engine ctranslate2: "
                                              r"AttributeError: .*normalize_before.*; use engine: transformers$"):

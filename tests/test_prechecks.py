@@ -104,6 +104,10 @@ def test_default_length_beyond_positions_is_refused_only_when_the_data_is_that_l
     shutil.copytree(tiny_bert, small)
     cfg_json = json.loads((small / "config.json").read_text())
     (small / "config.json").write_text(json.dumps({**cfg_json, "max_position_embeddings": 16}))
+    from safetensors.torch import load_file, save_file  # the weights as a 16-position BERT has them (a
+    weights = load_file(small / "model.safetensors")  # config that disagrees with them is refused on its own)
+    save_file({k: (v[:16] if k.endswith("position_embeddings.weight") else v) for k, v in weights.items()},
+              small / "model.safetensors", metadata={"format": "pt"})
     short = _experiment(tmp_path, small, "{epochs: 1}", words=3)  # max_length defaults to 128 > 16
     assert CliRunner().invoke(main, ["validate", str(short)]).exit_code == 0
     long = _experiment(tmp_path, small, "{epochs: 1}", words=30)

@@ -17,7 +17,8 @@ they read is not what transformers computes:
 - mBART: the converter leaves the decoder without a start token unless the tokenizer class is
   one it knows (the language code is then expected as a target prefix); transformers starts it
   from ``decoder_start_token_id``.
-- Marian with ``<pad>`` anywhere but last (:func:`marian_keeping_pad`).
+- Marian with ``<pad>`` anywhere but last, or last with a trained (non-zero) ``<pad>`` row
+  (:func:`marian_keeping_pad`, :func:`pad_row_is_zero`).
 
 The conversion uses CTranslate2's own loaders with exactly these points corrected, and then
 **checks itself**: a few seeded probe sentence pairs are scored teacher-forced by the transformers
@@ -68,7 +69,9 @@ def converted_dir(spec, seed: int = 0) -> Path:
                           CONVERSION_VERSION])
     target = cache_root() / key
     if (target / "model.bin").is_file():
-        return target
+        if _conversion_whole(target):
+            return target
+        shutil.rmtree(target, ignore_errors=True)  # damaged (truncated model.bin...): converted again
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
@@ -86,11 +89,12 @@ def converted_dir(spec, seed: int = 0) -> Path:
         converter = ctranslate2.converters.TransformersConverter(
             source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
         try:
-            with faithful_loaders(config.to_dict()):
+            with faithful_loaders(config.to_dict(), keep_pad=not pad_row_is_zero(source, config.to_dict())):
                 converter.convert(str(tmp / "ct2"), force=True)
         except (ValueError, NotImplementedError, KeyError, AttributeError) as e:
             raise ModelLoadError(f"model '{spec.path}' cannot be converted for engine ctranslate2: "
                                  f"{type(e).__name__}: {e}; use engine: transformers") from None
+        complete_special_tokens(tmp / "ct2", config, tokenizer, spec)
         # loaded after the conversion (which loads its own copy), so the two are never in memory at once
         model = load_hf_model(hf_spec, "AutoModelForSeq2SeqLM", seed=seed, device="cpu")
         gap = conversion_gap(model, tokenizer, tmp / "ct2")
@@ -100,8 +104,11 @@ def converted_dir(spec, seed: int = 0) -> Path:
                 f"model '{spec.path}': CTranslate2 {ctranslate2.__version__}'s conversion of this "
                 f"{config.model_type} model does not compute what transformers computes (teacher-forced "
                 f"log-probabilities differ by up to {gap:.3g}, allowed {MAX_LOGPROB_GAP:g}); use engine: transformers")
+        from ..store import directory_digests
+
         (tmp / "ct2" / CHECK_FILE).write_text(json.dumps({
-            "max_logprob_gap": gap, "allowed": MAX_LOGPROB_GAP, "probe_pairs": len(PROBE_PAIRS)}) + "\n")
+            "max_logprob_gap": gap, "allowed": MAX_LOGPROB_GAP, "probe_pairs": len(PROBE_PAIRS),
+            "files": directory_digests(tmp / "ct2")}) + "\n")  # what a reuse verifies
         # rename is atomic: a concurrent or interrupted conversion never leaves a half model behind
         try:
             os.replace(tmp / "ct2", target)
@@ -111,6 +118,49 @@ def converted_dir(spec, seed: int = 0) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _conversion_whole(target: Path) -> bool:
+    """A cached conversion is reused only when its check record parses and, where it recorded
+    digests (conversions made since), every file still holds them."""
+    from ..store import damaged_file
+
+    try:
+        record = json.loads((target / CHECK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    files = record.get("files")
+    return not isinstance(files, dict) or damaged_file(target, files) is None
+
+
+def complete_special_tokens(path: Path, config, tokenizer, spec) -> None:
+    """CTranslate2's converters copy the tokenizer's ``bos_token``/``eos_token``/``unk_token`` into
+    the converted config.json, and its runtime refuses a null one (``[json.exception.type_error.302]
+    type must be string, but is null`` when the model loads, in every cell). A tokenizer without
+    a BOS (mBART's can lack one) gets the token transformers would start from: the config's
+    ``bos_token_id``, else the decoder start token, else EOS; a missing EOS or UNK is an error."""
+    target = path / "config.json"
+    data = json.loads(target.read_text(encoding="utf-8"))
+    changed = False
+    for name in ("bos_token", "eos_token", "unk_token"):
+        if data.get(name) is not None:
+            continue
+        token = None
+        if name == "bos_token":
+            ids = [getattr(config, "bos_token_id", None), getattr(config, "decoder_start_token_id", None),
+                   getattr(config, "eos_token_id", None)]
+            token = next((tokenizer.convert_ids_to_tokens(i) for i in ids if isinstance(i, int)), None)
+        elif name == "eos_token" and isinstance(getattr(config, "eos_token_id", None), int):
+            token = tokenizer.convert_ids_to_tokens(config.eos_token_id)
+        if token is None:
+            raise ModelLoadError(f"model '{spec.path}': its tokenizer has no {name} and the config names none, which "
+                                 "engine ctranslate2 needs; set it in tokenizer_config.json or use engine: transformers")
+        data[name] = token
+        changed = True
+    if changed:
+        target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def load_tokenizer_for(spec):
@@ -183,14 +233,43 @@ BART_FAMILY_NORMS = {"BartConfig": (False, True), "MBartConfig": (True, True), "
 _convert_lock = threading.Lock()
 
 
+def pad_row_is_zero(model_dir: str, config: dict) -> bool:
+    """Whether a Marian checkpoint's ``<pad>`` embedding row is the zero vector, as in OPUS-MT's
+    released models (Marian-NMT never trains it). CTranslate2's Marian loader starts the decoder
+    from a zero vector in place of that row, which is right only then: a model trained with
+    transformers (its tied output row learns) needs :func:`marian_keeping_pad` even with
+    OPUS-MT's layout. Read from the safetensors file without loading the model; True when it
+    cannot tell (pickled weights: CTranslate2's own loader, and the conversion check decides)."""
+    pad = config.get("pad_token_id")
+    if config.get("model_type") != "marian" or not isinstance(pad, int):
+        return True
+    try:
+        from safetensors import safe_open
+    except ImportError:  # pragma: no cover - a dependency of transformers
+        return True
+    names = ("model.shared.weight", "model.decoder.embed_tokens.weight", "model.encoder.embed_tokens.weight")
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="numpy") as st:
+                for name in names:
+                    if name in st.keys():
+                        row = st.get_slice(name)[pad:pad + 1]
+                        if bool((row != 0).any()):
+                            return False
+        except Exception:  # noqa: BLE001 - an unreadable file: the loader reports it
+            return True
+    return True
+
+
 def pad_is_last(config: dict) -> bool:
     """Whether a Marian config has OPUS-MT's layout: ``<pad>`` is the last vocabulary entry."""
     pad, vocab = config.get("pad_token_id"), config.get("vocab_size")
     return not (isinstance(pad, int) and isinstance(vocab, int) and pad != vocab - 1)
 
 
-def corrected_loaders(config: dict) -> dict[str, Any]:
-    """CTranslate2 loaders (by config class name) with the points of the module docstring fixed."""
+def corrected_loaders(config: dict, keep_pad: bool = False) -> dict[str, Any]:
+    """CTranslate2 loaders (by config class name) with the points of the module docstring fixed
+    (``keep_pad``: a Marian whose ``<pad>`` row is not zero, see :func:`pad_row_is_zero`)."""
     from ctranslate2.converters import transformers as ct2t
     from ctranslate2.specs import model_spec
 
@@ -233,7 +312,7 @@ def corrected_loaders(config: dict) -> dict[str, Any]:
                 spec.encodings = module.weights[module.padding_idx + 1:]
 
         out["M2M100Config"] = FixedPositions()
-    if config.get("model_type") == "marian" and not pad_is_last(config):
+    if config.get("model_type") == "marian" and (keep_pad or not pad_is_last(config)):
         out["MarianConfig"] = marian_keeping_pad()
     return out
 
@@ -270,13 +349,13 @@ def marian_keeping_pad():
 
 
 @contextlib.contextmanager
-def faithful_loaders(config: dict):
+def faithful_loaders(config: dict, keep_pad: bool = False):
     """Convert with :func:`corrected_loaders` in CTranslate2's module-level loader registry,
     swapped in for the conversion only, under a lock."""
     from ctranslate2.converters import transformers as ct2t
 
     with _convert_lock:
-        swapped = corrected_loaders(config)
+        swapped = corrected_loaders(config, keep_pad)
         before = {name: ct2t._MODEL_LOADERS[name] for name in swapped}
         ct2t._MODEL_LOADERS.update(swapped)
         try:

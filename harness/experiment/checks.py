@@ -132,8 +132,13 @@ def _model_config(spec: ModelSpec, i: int, out: _Collector) -> dict | None:
                 if line is not None:
                     out.add(loc, f"model '{spec.display}': {other}:{line}: JSON nested more than {MAX_JSON_DEPTH} "
                                  f"levels deep; allowed: at most {MAX_JSON_DEPTH}")
+        problem = None
         if spec.init == "pretrained" and getattr(spec, "engine", "transformers") == "transformers":
             problem = pickled_weights_problem(Path(spec.path))
+            if problem:
+                out.add(loc, f"model '{spec.display}': {problem}")
+        if problem is None:
+            problem = model_files_problem(spec)
             if problem:
                 out.add(loc, f"model '{spec.display}': {problem}")
         return cfg
@@ -144,6 +149,25 @@ def _model_config(spec: ModelSpec, i: int, out: _Collector) -> dict | None:
         return read_config_json(Path(cached).parent)
     except ModelLoadError:
         return None  # a broken cache entry: the loader says what is wrong
+
+
+def model_files_problem(spec: ModelSpec) -> str | None:
+    """The first damaged file of a local model directory, read without torch (one line naming it):
+    truncated or malformed safetensors, an index naming missing shards, a zip checkpoint holding
+    several archives, no tokenizer files (unless ``tokenizer:`` names them elsewhere) or a broken
+    tokenizer file. Found here, by validate and before any cell, rather than as a Python
+    exception in every cell."""
+    from ..models.weights import tokenizer_problem, weights_problems
+
+    directory = Path(spec.path)
+    if spec.init == "pretrained":
+        problems = weights_problems(directory)
+        if problems:
+            return problems[0]
+    tokenizer_dir = Path(spec.tokenizer) if spec.tokenizer and Path(spec.tokenizer).is_dir() else None
+    if spec.tokenizer is None or tokenizer_dir is not None:
+        return tokenizer_problem(tokenizer_dir or directory)
+    return None  # a Hub tokenizer id: its loader reports what is wrong
 
 
 def _length_limits(facts: ModelFacts, key: str, section: str) -> int | None:
@@ -344,6 +368,34 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def check_data_dir(resolved: ResolvedExperiment) -> list[ConfigError]:
+    """A data directory (``data_dir:`` or $HARNESS_DATA_DIR) that does not exist, when a benchmark
+    preset would look for its local copy there: said once, not silently taken as "no copy"."""
+    from .presets import DATA_DIR_ENV, data_dir_from
+
+    if not resolved.origins:
+        return []
+    value = resolved.experiment.data_dir
+    where = "data_dir" if value is not None else None
+    if value is None:
+        value = os.environ.get(DATA_DIR_ENV) or None
+    if value is None:
+        return []
+    p = data_dir_from(resolved.experiment.data_dir, resolved.base_dir)
+    if p is not None and p.is_dir():
+        return []
+    why = "not found" if p is None or not p.exists() else f"is a {'file' if p.is_file() else 'special file'}"
+    presets = ", ".join(sorted(resolved.origins))
+    if where is None:
+        return [ConfigError(resolved.source, "", f"{DATA_DIR_ENV}={value}: {p} {why}; the benchmark presets ({presets}) "
+                                                 f"look for local copies of their data there; allowed: an existing "
+                                                 f"directory, or unset {DATA_DIR_ENV}")]
+    out = _Collector(resolved)
+    out.add(("data_dir",), f"{p} {why}; the benchmark presets ({presets}) look for local copies of their data there; "
+                           "allowed: an existing directory")
+    return out.errors
 
 
 def check_engines(resolved: ResolvedExperiment) -> list[ConfigError]:

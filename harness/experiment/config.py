@@ -47,6 +47,13 @@ class PluginRef(StrictModel):
     def _shorthand(cls, v):
         return {"name": v} if isinstance(v, str) else v
 
+    @field_validator("label")
+    @classmethod
+    def _one_line(cls, v):
+        from ..params import display_label
+
+        return display_label(v)
+
 
 class Baseline(StrictModel):
     decoder: str | None = Field(None, description="decoder label to compare others against")
@@ -86,6 +93,16 @@ class Experiment(StrictModel):
         if isinstance(v, dict):
             return {k: x for k, x in v.items()
                     if not (x is None and k in cls.model_fields and not cls.model_fields[k].is_required())}
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_not_a_path(cls, v: str) -> str:
+        # the default output directory is runs/<name>: '.' and '..' would put the run (its .lock,
+        # .report-cache, results) in runs/ itself or beside it
+        if set(v) <= {"."}:
+            raise ValueError(f"'{v}' would name a directory outside runs/ (the default output directory is "
+                             "runs/<name>); allowed: letters, digits, _ . -, not only dots")
         return v
 
     @field_validator("sample")
@@ -484,7 +501,47 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
     if errors:
         raise ConfigErrors(errors)
     resolved = ResolvedExperiment(source, base_dir, plain_data(raw), exp, components, plugins, origins, raw_lines=raw)
+    mismatches = _task_mismatches(exp, tasks)
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "
-                          "(translation needs a seq2seq or causal model, classification an encoder)")
+                          "(translation needs a seq2seq or causal model, classification an encoder)"
+                          + "".join(f"; {m}" for _, m in mismatches))
+    if mismatches:  # a model in no cell would silently be missing from every result
+        raise ConfigErrors([ConfigError(source, f"models[{i}]", f"{m}; it fits none of the benchmarks "
+                                        f"({', '.join(sorted(tasks))}), so it would be in no cell",
+                                        line_of(raw, ("models", i))) for i, m in mismatches])
     return resolved
+
+
+def _task_mismatches(exp: Experiment, tasks: set[str]) -> list[tuple[int, str]]:
+    """For an empty grid: what each model was taken for, from what in its config.json, and the
+    ``kind:`` that would make it fit."""
+    from ..models.facts import read_config_json
+
+    out = []
+    for i, m in enumerate(exp.models):
+        served = model_tasks(m)
+        if set(served) & tasks:
+            continue
+        try:
+            cfg = read_config_json(m.path) if m.local else {}
+        except HarnessError:
+            cfg = {}
+        archs = ", ".join(cfg.get("architectures") or []) or "none listed"
+        what = f"model '{m.display}' (architectures: {archs}; model_type {cfg.get('model_type', '?')})"
+        taken = "a classifier" if served == ("classification",) else "a text generator"
+        if m.kind != "auto":
+            out.append((i, f"{what} is kind: {m.kind}, which serves {', '.join(served)} only"))
+        elif "translation" in tasks and served == ("classification",):
+            if "Generation" in archs or "ForConditionalGeneration" in archs:
+                hint = ("its architecture generates text but is neither a ...ForCausalLM nor an encoder-decoder (a "
+                        "multimodal checkpoint such as Gemma 3's): set kind: causal on its entry to run it as a "
+                        "decoder-only LM")
+            else:
+                hint = ("translation needs a seq2seq or causal model; if this one generates text, set kind: causal "
+                        "(decoder-only) or kind: seq2seq on its entry")
+            out.append((i, f"{what} was taken for {taken}: {hint}"))
+        else:
+            out.append((i, f"{what} was taken for {taken}; a classification benchmark needs an encoder with a "
+                           "classification head or a strategy that trains one (kind: classifier)"))
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigErrors, HarnessError
 from ..plugins import PluginSet
-from .checks import check_engines, check_models
+from .checks import check_data_dir, check_engines, check_models
 from .config import ResolvedExperiment, resolve
 from .yamlio import load_yaml_file
 
@@ -29,7 +29,7 @@ def resolve_and_check(raw: Any, source: str, base_dir: Path, *, plugins: PluginS
     if problems:
         raise ConfigErrors(problems)
     if check_files:  # models against their config.json and this machine: cheap reads, no torch
-        problems = check_models(resolved)
+        problems = check_data_dir(resolved) + check_models(resolved)
         if problems:
             raise ConfigErrors(problems)
     return resolved

@@ -108,24 +108,69 @@ SAFE_GLOBALS = re.compile(r"^(torch\._utils\._rebuild_\w+|torch\.\w+Storage|torc
                           r"|torch\.serialization\._get_layout|torch\.storage\.UntypedStorage)$")
 
 
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+_MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
+_MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
+_MARK = object()
+UNREADABLE_GLOBAL = "(a global whose name is not a plain string)"
+
+
 def _pickle_globals(stream, found: list[str]) -> None:
-    """Append the globals one pickle on ``stream`` imports (GLOBAL, INST, STACK_GLOBAL) to ``found``."""
+    """Append the globals one pickle on ``stream`` imports (GLOBAL, INST, STACK_GLOBAL) to ``found``.
+
+    STACK_GLOBAL takes its module and name from the stack, where a payload can put them through
+    the memo (``BINGET``) rather than as literal strings; so the pickle's stack is followed
+    symbolically, with every opcode's stack effect from :mod:`pickletools` (strings tracked, other
+    values opaque). A STACK_GLOBAL whose names are not both plain strings is reported as such:
+    torch's weights-only loader would have to resolve it, and it is refused rather than guessed."""
     import pickletools
 
-    strings: list[str] = []
+    stack: list = []
+    memo: dict = {}
     for op, arg, _ in pickletools.genops(stream):
-        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-            strings.append(arg)
-        elif op.name in ("GLOBAL", "INST"):
+        name = op.name
+        if name in _STRING_OPS:
+            stack.append(str(arg) if not isinstance(arg, bytes) else arg.decode("latin-1"))
+            continue
+        if name == "MEMOIZE":
+            memo[len(memo)] = stack[-1] if stack else None
+            continue
+        if name in _MEMO_PUT:
+            memo[arg] = stack[-1] if stack else None
+            continue
+        if name in _MEMO_GET:
+            stack.append(memo.get(arg))
+            continue
+        if name == "STACK_GLOBAL":
+            attr = stack.pop() if stack else None
+            module = stack.pop() if stack else None
+            found.append(f"{module}.{attr}" if isinstance(module, str) and isinstance(attr, str) and
+                         module is not _MARK and attr is not _MARK else UNREADABLE_GLOBAL)
+            stack.append(None)
+            continue
+        if name in ("GLOBAL", "INST"):
             found.append(str(arg).replace(" ", "."))
-        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-            found.append(f"{strings[-2]}.{strings[-1]}")
+        # any other opcode: pop what it takes (through the mark, for those that take a slice), push opaque results
+        before = list(op.stack_before)
+        if pickletools.stackslice in before:
+            while stack and stack[-1] is not _MARK:
+                stack.pop()
+            if stack:
+                stack.pop()
+            before = [b for b in before if b is not pickletools.stackslice and b is not pickletools.markobject]
+        for _ in before:
+            if stack:
+                stack.pop()
+        for item in op.stack_after:
+            stack.append(_MARK if item is pickletools.markobject else None)
 
 
 def unsafe_pickle_globals(path: Path) -> list[str]:
     """Globals a torch checkpoint's pickles would import beyond plain tensors, read statically
-    (parsed, never executed): the ``data.pkl`` of a zip checkpoint, or the leading pickles of
-    the legacy format (magic number, protocol, system info, the object, storage keys)."""
+    (parsed, never executed): every ``data.pkl`` of a zip checkpoint (one holding several
+    archives is refused outright: torch reads one of them, and which is not for a scan to guess),
+    or the leading pickles of the legacy format (magic number, protocol, system info, the object,
+    storage keys)."""
     import io
     import zipfile
 
@@ -136,6 +181,8 @@ def unsafe_pickle_globals(path: Path) -> list[str]:
                 names = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
                 if not names:
                     return ["(a zip archive without data.pkl: not a torch checkpoint)"]
+                if len(names) > 1:
+                    return [f"(a zip holding {len(names)} archives: {', '.join(names[:3])})"]
                 _pickle_globals(io.BytesIO(z.read(names[0])), found)
         else:
             with open(path, "rb") as f:
@@ -158,7 +205,12 @@ def pickled_weights_problem(model_dir: Path) -> str | None:
         return (f"{model_dir} holds no weights (model.safetensors, model-*-of-*.safetensors or pytorch_model.bin); "
                 "set init: random to build the architecture from config.json with seeded random weights, or point "
                 "path: at a directory with weights")
+    from .weights import zip_checkpoint_problem
+
     for p in sorted(f for f in files if PICKLE_WEIGHTS.match(f.name)):
+        problem = zip_checkpoint_problem(p)  # several archives: what torch would read is not what is scanned
+        if problem:
+            return problem
         bad = unsafe_pickle_globals(p)
         if bad:
             return (f"{p}: its weights hold pickled objects that are not plain tensors ({', '.join(bad[:3])}), "

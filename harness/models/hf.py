@@ -125,14 +125,25 @@ def _dtype_kwarg() -> str:
     return "dtype" if Version(transformers.__version__).release >= (4, 56) else "torch_dtype"
 
 
-def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device: str | None = None, **extra):
-    """Load (or, with init=random, build) a transformers model of the given Auto class."""
+def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device: str | None = None,
+                  new_head: bool = False, **extra):
+    """Load (or, with init=random, build) a transformers model of the given Auto class.
+
+    A checkpoint must fill the model: weights of the architecture that the checkpoint lacks
+    (they would start random), weights it holds that the architecture has no place for, and
+    weights of the wrong shape are a :class:`ModelLoadError` naming the model, its architecture
+    and the first keys (:func:`check_loading_report`). ``new_head=True`` is how the callers that
+    build a task head say so: the head (everything outside the base model, and its pooler) may be
+    missing, and the checkpoint's own head may be left over. ``allow_missing_weights: true`` on a
+    model entry is the user's opt-in for anything else. The model's ``harness_new_weights`` lists
+    the weights that started random (the new head)."""
     import torch
     import transformers
 
     auto_cls = getattr(transformers, auto_cls_name)
     dev = resolve_device(device or spec.device)
     dtype = resolve_dtype(spec.dtype, dev)
+    report = None
     try:
         if spec.init == "random":
             config = load_config(spec)
@@ -142,18 +153,72 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
             model = auto_cls.from_config(config, trust_remote_code=spec.trust_remote_code)
             model = model.to(dtype)
         else:
-            model = auto_cls.from_pretrained(spec.path, **{_dtype_kwarg(): dtype}, **_pretrained_kwargs(spec), **extra)
+            model, report = auto_cls.from_pretrained(spec.path, **{_dtype_kwarg(): dtype}, **_pretrained_kwargs(spec),
+                                                     output_loading_info=True, **extra)
     except OSError as e:
-        raise ModelLoadError(f"model '{spec.path}' could not be loaded: {e}") from None
+        raise ModelLoadError(f"model '{spec.path}' could not be loaded: {_one_line(e)}") from None
     except ValueError as e:
-        raise ModelLoadError(f"model '{spec.path}' cannot be loaded as {auto_cls_name}: {e}") from None
+        raise ModelLoadError(f"model '{spec.path}' cannot be loaded as {auto_cls_name}: {_one_line(e)}") from None
     except Exception as e:  # torch's weights_only unpickler refuses pickled code in .bin files
         if "weights only" in str(e).lower() or "weights_only" in str(e):
             raise ModelLoadError(f"model '{spec.path}': its weights hold pickled objects that are not plain tensors, "
                                  "refused for safety (convert it to safetensors from a trusted source)") from None
+        if ("size mismatch" in str(e) or "mismatched" in str(e).lower()) and not extra.get("ignore_mismatched_sizes"):
+            # transformers' message points at a report it logged; load again to name the weights
+            return load_hf_model(spec, auto_cls_name, seed=seed, device=device, new_head=new_head,
+                                 ignore_mismatched_sizes=True, **extra)
         raise
+    model.harness_new_weights = []
+    if report is not None:
+        model.harness_new_weights = check_loading_report(spec, model, report, new_head=new_head)
     model = model.to(dev).eval()
     return quantize_int8(model) if spec.dtype == "int8" else model
+
+
+SHOWN_KEYS = 3  # keys named in an error; the count says how many more
+
+
+def _in_head(model, key: str) -> bool:
+    """Whether ``key`` belongs to a task head (outside the base model) or the base model's pooler."""
+    prefix = getattr(model, "base_model_prefix", "")
+    inside = bool(prefix) and hasattr(model, prefix) and key.startswith(prefix + ".")
+    return not inside or ".pooler." in key or key.startswith("pooler.")
+
+
+def check_loading_report(spec: ModelSpec, model, report: dict, *, new_head: bool) -> list[str]:
+    """Refuse a checkpoint that does not fill its architecture (see :func:`load_hf_model`);
+    returns the missing keys that were allowed (a new head)."""
+    missing = sorted(map(str, report.get("missing_keys") or []))
+    unexpected = sorted(map(str, report.get("unexpected_keys") or []))
+    mismatched = sorted(report.get("mismatched_keys") or [], key=str)
+    allowed_missing = [k for k in missing if new_head and _in_head(model, k)]
+    bad_missing = [k for k in missing if k not in allowed_missing]
+    bad_unexpected = [k for k in unexpected if not (new_head and _in_head(model, k))]
+    bad_mismatched = [m for m in mismatched if not (new_head and _in_head(model, str(m[0] if isinstance(m, tuple) else m)))]
+    if getattr(spec, "allow_missing_weights", False) or not (bad_missing or bad_unexpected or bad_mismatched):
+        return allowed_missing + (bad_missing if getattr(spec, "allow_missing_weights", False) else [])
+    arch = type(model).__name__
+    mtype = getattr(model.config, "model_type", "?")
+    parts = []
+    if bad_missing:
+        parts.append(f"{len(bad_missing)} of its weights are missing from the checkpoint ({_keys(bad_missing)})")
+    if bad_unexpected:
+        parts.append(f"{len(bad_unexpected)} weights in the checkpoint have no place in it ({_keys(bad_unexpected)})")
+    if bad_mismatched:
+        shown = ", ".join(f"{m[0]} is {tuple(m[1])} in the checkpoint, {tuple(m[2])} in the model"
+                          if isinstance(m, tuple) and len(m) == 3 else str(m) for m in bad_mismatched[:SHOWN_KEYS])
+        more = f", and {len(bad_mismatched) - SHOWN_KEYS} more" if len(bad_mismatched) > SHOWN_KEYS else ""
+        parts.append(f"{len(bad_mismatched)} weights have another shape than its config.json gives ({shown}{more})")
+    hint = ("its config.json (model_type '" + mtype + "') does not describe these weights"
+            if (bad_missing and bad_unexpected) or bad_mismatched else "the checkpoint is incomplete or from another model")
+    raise ModelLoadError(f"model '{spec.path}' ({arch}, model_type '{mtype}'): {'; '.join(parts)}: {hint}. Evaluating "
+                         "it would use random weights; fix the checkpoint, or set allow_missing_weights: true on this "
+                         "model entry if they are meant to start random")
+
+
+def _keys(keys: list[str]) -> str:
+    more = f", and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+    return "e.g. " + ", ".join(keys[:SHOWN_KEYS]) + more if len(keys) > SHOWN_KEYS else ", ".join(keys) + more
 
 
 def generation_setting(model, name: str):
@@ -254,7 +319,10 @@ def load_transformers_model(spec: ModelSpec, *, seed: int = 0) -> GenerationMode
     if kind == "auto":
         kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
     if kind not in ("seq2seq", "causal"):
-        raise ModelLoadError(f"model '{spec.path}' is a {kind} model; translation needs seq2seq or causal")
+        archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
+        raise ModelLoadError(f"model '{spec.path}' (architectures: {archs}; model_type "
+                             f"{getattr(config, 'model_type', '?')}) is kind: {kind}; translation needs a seq2seq or "
+                             "causal model (set kind: causal if it is a decoder-only LM)")
     device = resolve_device(spec.device)
     tokenizer = load_tokenizer(spec, padding_side="left" if kind == "causal" else None)
     auto = "AutoModelForSeq2SeqLM" if kind == "seq2seq" else "AutoModelForCausalLM"
@@ -266,3 +334,88 @@ def load_transformers_model(spec: ModelSpec, *, seed: int = 0) -> GenerationMode
 
         keep_freed_memory()
     return GenerationModel(spec, model, tokenizer, device)
+
+
+# ----------------------------------------------------------------------------- before any cell
+
+
+def _checkpoint_tensors(directory) -> dict[str, tuple] | None:
+    """Names and shapes of a local checkpoint's tensors, from safetensors headers (no tensor read);
+    None when the weights are not (only) safetensors."""
+    from pathlib import Path
+
+    from .weights import safetensors_header
+
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        return None
+    out: dict[str, tuple] = {}
+    for f in files:
+        try:
+            header, _ = safetensors_header(f)
+        except (OSError, ValueError):
+            return None  # reported by validate's file checks
+        out.update({k: tuple(v.get("shape") or ()) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)})
+    return out
+
+
+def checkpoint_fits(spec: ModelSpec, auto_cls_name: str, *, new_head: bool = False) -> None:
+    """Refuse, before any cell, a local checkpoint that does not fill the architecture its config
+    names (:func:`check_loading_report`), without loading it when nothing looks wrong.
+
+    The architecture is built on torch's meta device (no memory) and its weight names and shapes
+    are compared with the safetensors headers, the base-model prefix added or dropped as
+    transformers does and tied weights counted once. Only when they disagree is the checkpoint
+    loaded for real, so that transformers' own report (which knows the renamings of older
+    checkpoints) decides; a disagreement it explains is no error."""
+    import torch
+    import transformers
+
+    if spec.init != "pretrained" or not spec.local or getattr(spec, "allow_missing_weights", False):
+        return
+    found = _checkpoint_tensors(spec.path)
+    if found is None:
+        return  # pickled weights: checked when loaded
+    config = load_config(spec)
+    auto_cls = getattr(transformers, auto_cls_name)
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = auto_cls.from_config(config)
+    except Exception:  # noqa: BLE001 - an architecture this task cannot build: the loader says so per cell
+        return
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    groups: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    tied = {n: names for names in groups.values() if len(names) > 1 for n in names}
+
+    def target(key: str) -> str | None:
+        if key in expected:
+            return key
+        if prefix and key.startswith(prefix + ".") and key[len(prefix) + 1:] in expected:
+            return key[len(prefix) + 1:]
+        if prefix and f"{prefix}.{key}" in expected:
+            return f"{prefix}.{key}"
+        return None
+
+    covered, unexpected, wrong_shape = set(), [], []
+    for key, shape in found.items():
+        t = target(key)
+        if t is None:
+            if not (new_head and _in_head(model, key)):
+                unexpected.append(key)
+            continue
+        covered.add(t)
+        if tuple(shape) != expected[t] and not (new_head and _in_head(model, t)):
+            wrong_shape.append(t)
+    missing = [k for k in expected if k not in covered and not any(n in covered for n in tied.get(k, ()))
+               and not (new_head and _in_head(model, k))]
+    del model
+    if not (missing or unexpected or wrong_shape):
+        return
+    extra = {"ignore_mismatched_sizes": True} if new_head else {}
+    loaded = load_hf_model(spec.model_copy(update={"dtype": "float32", "device": "cpu"}), auto_cls_name,
+                           device="cpu", new_head=new_head, **extra)  # raises the error transformers' report gives
+    del loaded

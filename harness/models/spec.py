@@ -52,6 +52,10 @@ class ModelSpec(StrictModel):
                                "(harness.models.kernels; CPU, float32, engine transformers; 1.5-1.8x faster here, "
                                "results may differ from default kernels in the last bits of a float)")
     trust_remote_code: bool = Field(False, description="run code shipped with the model (off by default)")
+    allow_missing_weights: bool = Field(
+        False, description="load the checkpoint even when weights of its architecture are missing from it (they start "
+                           "random) or it holds weights the architecture has no place for (dropped); by default "
+                           "either is an error naming them (a new classification or MLM head is always allowed)")
     prompt_template: str | None = Field(
         None, description="decoder-only LMs: prompt with a {source} placeholder")
     src_lang: str | None = Field(None, description="mBART/NLLB/M2M source language code")
@@ -67,6 +71,13 @@ class ModelSpec(StrictModel):
         if not DEVICE.match(v):
             raise ValueError(f"unknown device {v!r}; allowed: auto, cpu, cuda, cuda:N, mps")
         return v
+
+    @field_validator("label")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        from ..params import display_label
+
+        return display_label(v)
 
     @field_validator("prompt_template")
     @classmethod

@@ -117,8 +117,16 @@ def fine_tune(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *, strateg
                                   batch_size=params.batch_size)
 
         if mlm_head is not None:
+            pretrained_head = has_pretrained_mlm_head(spec, mlm_head.model)
+            # architectures that promise a head the weights do not hold (ELECTRA's discriminator): say so
+            if not pretrained_head and has_pretrained_mlm_head(spec):
+                new = mlm_head.model.harness_new_weights
+                ctx.log.warning("model %s: its checkpoint (a pre-training architecture) has no masked-LM head (%d "
+                                "head weights missing, e.g. %s); "
+                                "a new head is built as BERT's (warm-up steps: %d)", spec.path, len(new),
+                                ", ".join(new[:2]), head_params.mlm_head_warmup_steps)
             record["mlm_head"] = prepare_mlm_head(
-                mlm_head, enc, vocab, pretrained=has_pretrained_mlm_head(spec), probe=probe, params=params,
+                mlm_head, enc, vocab, pretrained=pretrained_head, probe=probe, params=params,
                 warmup_steps=head_params.mlm_head_warmup_steps,
                 warmup_learning_rate=head_params.mlm_head_warmup_learning_rate, masking=head_masking,
                 seed=ctx.seed, device=device, dtype_name=spec.dtype, pad_id=pad_id, progress=ctx.progress,
@@ -165,9 +173,12 @@ def _task_model(base, task, data, train_examples, dev_examples, tokenizer, param
     if task == "translation":
         from ..models.hf import load_config, load_hf_model
 
-        if not getattr(load_config(base), "is_encoder_decoder", False):
+        config = load_config(base)
+        if not getattr(config, "is_encoder_decoder", False):
+            archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
             raise HarnessError(f"{where}: translation fine-tuning needs an encoder-decoder (seq2seq) model; "
-                               f"'{base.path}' is not one")
+                               f"'{base.path}' (architectures: {archs}; model_type "
+                               f"{getattr(config, 'model_type', '?')}) is not one")
         model = load_hf_model(float32_spec(base), "AutoModelForSeq2SeqLM", seed=ctx.seed, device=device)
         enc = encode_translation(tokenizer, train_examples, params.max_length, params.max_target_length, where)
         if dev_examples is not None:

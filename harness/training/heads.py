@@ -49,13 +49,14 @@ def load_classifier(spec: ModelSpec, labels: list[str], *, seed: int, device: st
     label2id = {name: i for i, name in id2label.items()}
     head_seed = derive_seed(seed, "head-init")
     torch.manual_seed(head_seed)
-    if existing is not None and sorted(existing) == sorted(labels):
+    if existing is not None and sorted(existing) == sorted(labels):  # its own head, which must load whole
         return load_hf_model(float32_spec(spec), "AutoModelForSequenceClassification", seed=head_seed, device=device)
     extra: dict[str, Any] = {"num_labels": len(labels), "id2label": id2label, "label2id": label2id}
     if spec.init == "pretrained":
         extra["ignore_mismatched_sizes"] = True
+    # a new head (missing from the checkpoint, or another head's left over): the encoder must still load whole
     model = load_hf_model(float32_spec(spec), "AutoModelForSequenceClassification", seed=head_seed,
-                          device=device, **extra)
+                          device=device, new_head=True, **extra)
     if existing is not None:
         # The checkpoint's head was trained for other labels; if its shape happened to fit, it was
         # loaded anyway: start it afresh, as for a checkpoint without a head.
@@ -90,7 +91,7 @@ def load_mlm_model(spec: ModelSpec, *, seed: int, device: str, encoder_source=No
     torch.manual_seed(derive_seed(seed, "mlm-head-init"))
     try:
         mlm = load_hf_model(float32_spec(spec), "AutoModelForMaskedLM", seed=derive_seed(seed, "mlm-head-init"),
-                            device=device)
+                            device=device, new_head=True)
     except HarnessError as e:
         raise HarnessError(f"model '{spec.path}' has no masked-LM form, which this strategy needs: {e}") from None
     if encoder_source is not None:
@@ -117,12 +118,20 @@ PROBE_MASKING = Masking(prob=0.15, mask_ratio=0.8, random_ratio=0.1)
 PROBE_EXAMPLES = 256
 
 
-def has_pretrained_mlm_head(spec: ModelSpec) -> bool:
-    """Whether the checkpoint was saved with a masked-LM head (by its config's architectures)."""
+def has_pretrained_mlm_head(spec: ModelSpec, mlm_model=None) -> bool:
+    """Whether the checkpoint holds a masked-LM head.
+
+    Given the loaded ``...ForMaskedLM`` (``mlm_model``), decided by its weights: the head is
+    pretrained when none of its weights started random (:func:`harness.models.hf.load_hf_model`
+    lists those). The config's architectures alone mislead: ELECTRA's discriminator
+    (``ElectraForPreTraining``) is a pre-training checkpoint whose head detects replaced tokens, not
+    a masked-LM head, so its MLM head is new. Without ``mlm_model``, the architectures decide."""
     from ..models.hf import load_config
 
     if spec.init != "pretrained":
         return False
+    if mlm_model is not None:
+        return not getattr(mlm_model, "harness_new_weights", [])
     archs = getattr(load_config(spec), "architectures", None) or []
     return any(a.endswith(MLM_HEAD_ARCHITECTURES) for a in archs)
 
