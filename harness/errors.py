@@ -50,6 +50,20 @@ class ModelLoadError(HarnessError):
     """A model path or id that does not hold a loadable model."""
 
 
+# C0 controls but tab and newline, DEL, C1 controls: a terminal acts on them (ESC starts colour,
+# cursor and title sequences; CR overwrites the line), so text from configs and data is shown
+# with them escaped
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f)} | {
+    c: f"\\u{c:04x}" for c in range(0x80, 0xa0)}
+
+
+def printable(text: str) -> str:
+    """``text`` with the control characters a terminal would act on written as escapes
+    (``\\x1b[31m`` for an ANSI colour sequence), so labels and data in messages cannot recolour,
+    move the cursor or retitle the user's terminal."""
+    return text.translate(_CONTROLS) if any(ord(ch) in _CONTROLS for ch in text) else text
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
     return close[0] if close else None

@@ -12,6 +12,7 @@ directory.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import shared_data
+from conftest import shared_data, tree_state
 from harness.cli import main
 from harness.plugins import default_plugins
 
@@ -68,7 +69,9 @@ CASES = [
          ["error: {d}/exp.yaml:5: decoders: List should have at least 1 item after validation, not 0"]),
     Case("empty_grid_no_model_fits_the_task", config(models="[{path: ./classifier}]"),
          ["error: {d}/exp.yaml: the grid is empty: no model and strategy fit any benchmark's task (translation needs a "
-          "seq2seq or causal model, classification an encoder)"]),
+          "seq2seq or causal model, classification an encoder); model 'classifier' (architectures: "
+          "BertForSequenceClassification; model_type bert) was taken for a classifier: translation needs a seq2seq or "
+          "causal model; if this one generates text, set kind: causal (decoder-only) or kind: seq2seq on its entry"]),
     Case("empty_sweep", config(extra="decoders: [{name: greedy, params: {max_new_tokens: []}}]\n"),
          ["error: {d}/exp.yaml:5: decoders[0].params.max_new_tokens: an empty list sweeps over nothing"]),
     Case("unknown_plugin", config(extra="decoders: [gredy]\n"),
@@ -200,7 +203,7 @@ CASES = [
          ["error: {d}/exp.yaml:4: benchmarks[0].params.source: {d}/loop1 cannot be read: Too many levels of symbolic "
           "links"], links={"loop1": "loop2", "loop2": "loop1"}),
     Case("yaml_nested_3000_deep", config() + "description: " + "[" * 3000 + "]" * 3000 + "\n",
-         ["error: {d}/exp.yaml:5: mappings/lists nested more than 100 levels deep; allowed: at most 100"]),
+         ["error: {d}/exp.yaml:5: description: mappings/lists nested more than 100 levels deep; allowed: at most 100"]),
     Case("model_config_json_nested_5000_deep", config(models="[{path: ./deep}]"),
          ["error: {d}/exp.yaml:2: models[0]: model 'deep': {d}/deep/config.json:2: JSON nested more than 100 levels "
           "deep; allowed: at most 100"],
@@ -248,6 +251,51 @@ CASES = [
          files={"train.tsv": "text\tlabel\ngood movie\tpos\nbad movie\tneg\n",
                 "test.tsv": 'text\tlabel\nfine movie\tpos\n"a ""great"" film"\tpos\n'},
          needs=("benchmark", "text_classification"), commands=("run",)),
+    # --- text that is not what it looks like (issue 21): wide encodings, control characters in labels
+    Case("utf16le_without_bom", config(),
+         ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt: read as utf-8, 62 of its 124 characters are NUL bytes: "
+          "it looks like UTF-16-LE text without a byte-order mark; name it with the benchmark's `encoding: utf-16-le` "
+          "parameter, or convert the file: iconv -f utf-16-le -t utf-8 src.txt > src.utf8.txt"],
+         files={"src.txt": SRC.encode("utf-16-le")}, commands=("run",)),
+    Case("utf16be_without_bom", config(),
+         ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt: read as utf-8, 62 of its 124 characters are NUL bytes: "
+          "it looks like UTF-16-BE text without a byte-order mark; ..."],
+         files={"src.txt": SRC.encode("utf-16-be")}, commands=("run",)),
+    Case("utf32le_without_bom", config(),
+         ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt: read as utf-8, 186 of its 248 characters are NUL bytes: "
+          "it looks like UTF-32-LE text without a byte-order mark; ..."],
+         files={"src.txt": SRC.encode("utf-32-le")}, commands=("run",)),
+    Case("utf16_read_as_cp1252_is_not_evaluated",
+         config("{name: parallel_text, label: toy, params: {source: src.txt, reference: ref.txt, encoding: cp1252}}"),
+         ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt: read as cp1252, 62 of its 126 characters are NUL bytes: "
+          "it looks like UTF-16-LE text without a byte-order mark; ..."],
+         files={"src.txt": SRC.encode("utf-16")}, commands=("run",)),
+    Case("ansi_escape_in_a_data_label",
+         config("{name: text_classification, label: tc, params: {train: train.tsv, test: test.tsv}}",
+                models="[{path: ./classifier}]"),
+         ["error: {d}/exp.yaml: benchmarks: 'tc': {d}/test.tsv:3: label '\\x1b[31mneutral\\x1b[0m' does not occur in the "
+          "training data ({d}/train.tsv); known labels: neg, pos"],
+         files={"train.tsv": "text\tlabel\ngood movie\tpos\nbad movie\tneg\n",
+                "test.tsv": "text\tlabel\ngreat film\tpos\nfine movie\t\x1b[31mneutral\x1b[0m\n"},
+         needs=("benchmark", "text_classification"), commands=("run",)),
+    # --- YAML that is too big for what it says (issue 21): limits counted before anything is built
+    Case("yaml_aliases_expand_past_the_files_size",
+         config() + "x: &a '" + "y" * 3000 + "'\nl: &b [" + ", ".join(["*a"] * 9) + "]\ndescription: ["
+         + ", ".join(["*b"] * 5000) + "]\n",
+         ["error: {d}/exp.yaml:7: description[36]: anchors/aliases expand the document to more than 1,023,203 characters "
+          "(the file has 23,203); allowed: at most the file's size plus 1,000,000"]),
+    Case("yaml_list_of_200k_values_without_aliases", config() + "seeds:\n" + "  - 0\n" * 200_000,
+         ["error: {d}/exp.yaml:99983: seeds[99977]: the document has more than 100,000 values (this list or mapping is "
+          "too long for an experiment); allowed: at most 100,000"]),
+    Case("yaml_file_of_11_MB", config() + "description: '" + "x" * 11_000_000 + "'\n",
+         ["error: {d}/exp.yaml: 11,000,..."]),
+    Case("yaml_null_key", config() + "decoders:\n  - name: greedy\n    null: 3\n",
+         ["error: {d}/exp.yaml:7: key 'null' is read by YAML as null, not as a name; quote it ('null': ...) or remove "
+          "it"]),
+    Case("yaml_tilde_key", config() + "\n\n~: 3\n",
+         ["error: {d}/exp.yaml:7: key '~' is read by YAML as null, not as a name; quote it ('~': ...) or remove it"]),
+    Case("yaml_on_key", config() + "on: 3\n",
+         ["error: {d}/exp.yaml:5: key 'on' is read by YAML as true, not as a name; quote it ('on': ...) or remove it"]),
     Case("model_config_garbage", config(models="[{path: ./broken}]"),
          ["error: {d}/exp.yaml:2: models[0]: model 'broken': {d}/broken/config.json:1: not valid JSON (Expecting "
           "property name enclosed in double quotes at column 2)"],
@@ -258,7 +306,8 @@ CASES = [
           "can inspect the repository content at ..."],
          files={"remote/config.json": '{"model_type": "evil_remote", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig"}}',
                 "remote/configuration_evil.py": "open(__file__ + '.ran', 'w').write('code ran')\n",
-                "remote/model.safetensors": b""},
+                "remote/model.safetensors": b"\x02\0\0\0\0\0\0\0{}",  # a valid, empty safetensors file
+                "remote/tokenizer_config.json": "{}"},
          commands=("run",)),
 ]
 
@@ -357,7 +406,8 @@ def test_output_path_that_is_a_file_is_refused(workdir):
     res = CliRunner().invoke(main, ["run", str(prepare(Case("ok", config(), []), workdir)),
                                     "-o", str(workdir / "taken")])
     assert res.exit_code == 2
-    assert f"Directory '{workdir / 'taken'}' is a file." in res.stderr
+    assert res.stderr == (f"error: {workdir / 'taken'}: is a file, not a directory; the output directory (-o) must "
+                          "be a directory (new, empty, or one a harness run wrote)\n")
     assert (workdir / "taken").read_text() == "precious"
 
 
@@ -430,3 +480,129 @@ def test_labels_cannot_escape_the_output_directory(workdir):
     assert not Path("/tmp/escaped-decoder").exists()
     assert [p.name for p in (workdir / "run" / "predictions").iterdir()] == [
         "escaped-model__.._..__none___tmp_escaped-decoder__0.jsonl"]
+
+
+# ----------------------------------------------------------------------------- issue 21: text, YAML, CLI
+
+
+def _run_ok(workdir: Path, yaml: str, *extra: str) -> Path:
+    cfg = prepare(Case("ok", yaml, []), workdir)
+    res = CliRunner().invoke(main, ["run", str(cfg), "-o", str(workdir / "run"), "--cache-dir", str(workdir / "cache"),
+                                    "-q", *extra])
+    assert res.exit_code in (0, 1), res.output
+    return workdir / "run"
+
+
+def test_utf16_with_a_byte_order_mark_is_decoded_not_evaluated_as_nul_laced_text(workdir):
+    (workdir / "src.txt").write_bytes(SRC.encode("utf-16"))  # BOM + UTF-16-LE
+    (workdir / "ref.txt").write_bytes(REF.encode("utf-32"))
+    out = _run_ok(workdir, config(extra="decoders: [{name: greedy, params: {max_new_tokens: 2}}]\n"))
+    [pred] = (out / "predictions").iterdir()
+    rows = [json.loads(line) for line in pred.read_text().splitlines()]
+    assert [r["source"] for r in rows] == SRC.splitlines() and [r["reference"] for r in rows] == REF.splitlines()
+
+
+def test_control_characters_in_a_segment_never_reach_report_html_raw(workdir):
+    (workdir / "src.txt").write_text("the cat\0sat\nthe \x1b[2Jdog ran\na big\x7f red cat\n")
+    out = _run_ok(workdir, config(extra="decoders: [{name: greedy, params: {max_new_tokens: 2}}]\n"))
+    html = (out / "report.html").read_bytes()
+    assert not any(b in html for b in (b"\x00", b"\x1b", b"\x7f")), "raw control characters in report.html"
+    assert "the cat␀sat" in html.decode()
+
+
+def test_labels_spelled_in_nfd_and_nfc_are_one_label(workdir):
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    (workdir / "train.tsv").write_text(f"text\tlabel\ngood movie\t{nfc}\nbad movie\tneg\ngreat film\t{nfc}\n")
+    (workdir / "test.tsv").write_text(f"text\tlabel\nfine movie\t{nfd}\nawful film\tneg\n")
+    out = _run_ok(workdir, config("{name: text_classification, label: tc, params: {train: train.tsv, test: test.tsv}}",
+                                  models="[{path: ./classifier}]",
+                                  extra="strategies: [{name: unmasked, params: {epochs: 1, batch_size: 2}}]\n"))
+    [pred] = (out / "predictions").iterdir()
+    assert {json.loads(line)["reference"] for line in pred.read_text().splitlines()} == {nfc, "neg"}
+
+
+def test_a_pathological_segment_does_not_stall_ter(workdir):
+    """A 1,200,000-word (7 MB) reference segment (a file that lost its line breaks): TER's shift search would
+    take minutes to hours on it. The run finishes (a real process, so a hang fails the test at
+    its timeout rather than the suite), ter fails alone naming the example, the other metrics and
+    the per-example scores of the other rows are kept."""
+    words = " ".join(["katze", "hund", "haus", "rot", "gross"] * 240_000)
+    (workdir / "ref.txt").write_text(f"die katze sass auf der matte\n{words}\neine grosse rote katze\n")
+    cfg = prepare(Case("ter", config(extra="decoders: [{name: greedy, params: {max_new_tokens: 3}}]\n"
+                                           "metrics: [chrf, ter]\n"), []), workdir)
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(cfg), "-o", str(workdir / "run"),
+                          "--cache-dir", str(workdir / "cache"), "-q"], capture_output=True, text=True, cwd=workdir,
+                         timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    failed = [line for line in res.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "metric 'ter' failed: ter: example 'test-2' has " in failed[0] \
+        and " output words and 1,200,000 reference words" in failed[0], res.stderr
+    [pred] = (workdir / "run" / "predictions").iterdir()
+    scores = [json.loads(line)["scores"] for line in pred.read_text().splitlines()]
+    assert [s["ter"] is None for s in scores] == [False, True, False] and all(s["chrf"] is not None for s in scores)
+
+
+def test_example_scores_report_their_progress():
+    from harness.api import Example
+    from harness.plugins import default_plugins
+    from harness.run.example_scores import metric_example_scores
+
+    cls = default_plugins().get("metric", "ter")
+    seen = []
+    metric_example_scores(cls(cls.Params()), ["a b", "c"], [Example(id="1", source="x", reference="a b"),
+                                                             Example(id="2", source="y", reference="c")],
+                          progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 2), (2, 2)]
+
+
+CLI_EDITS = [  # (case, config text, arguments after CONFIG, the error line)
+    ("name_on_a_list_config", "- a\n- b\n", ["--name", "x"],
+     "error: {cfg}: an experiment must be a YAML mapping (name:, models:, benchmarks:, ...), got a list"),
+    ("name_on_an_empty_config", "", ["--name", "x"],
+     "error: {cfg}: an experiment must be a YAML mapping (name:, models:, benchmarks:, ...), got an empty file"),
+    ("set_on_a_list_config", "- a\n", ["--set", "name=x"],
+     "error: {cfg}: an experiment must be a YAML mapping (name:, models:, benchmarks:, ...), got a list"),
+    ("set_key_path_of_3000_parts", None, ["--set", ".".join(["a"] * 3000) + "=1"],
+     "error: --set a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.... (6,001 characters): the key path "
+     "has 3,000 parts; allowed: at most 100 (an experiment is a few levels deep)"),
+    ("set_value_nested_900_levels", None, ["--set", "description=" + "[" * 900 + "]" * 900],
+     "error: --set description=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[... (1,812 characters):1: [0]: "
+     "mappings/lists nested more than 100 levels deep; allowed: at most 100"),
+    ("set_path_and_value_deep_together", None, ["--set", ".".join(["d"] * 60) + "=" + "[" * 60 + "]" * 60],
+     "error: --set d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.... (240 characters): the edited config "
+     "nests more than 100 levels deep; allowed: at most 100"),
+    ("unknown_option", None, ["--frobnicate"], "error: No such option '--frobnicate'. (see 'python -m harness.cli validate --help')"),
+]
+
+
+@pytest.mark.parametrize("case", CLI_EDITS, ids=lambda c: c[0])
+def test_command_line_edits_of_any_size_are_one_error_line(workdir, case):
+    _, text, args, want = case
+    cfg = workdir / "exp.yaml"
+    cfg.write_text(config() if text is None else text)
+    before = tree_state(workdir)
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(cfg), *args], capture_output=True,
+                         text=True, cwd=workdir, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == want.replace("{cfg}", str(cfg)) + "\n"
+    assert tree_state(workdir) == before
+
+
+def test_output_option_naming_a_file_is_one_error_line_for_every_command(workdir):
+    (workdir / "taken").write_text("precious")
+    cfg = prepare(Case("ok", config(), []), workdir)
+    before = tree_state(workdir)
+    for args in (["run", str(cfg), "-o", str(workdir / "taken")],
+                 ["run", "--model", str(workdir / "model"), "--benchmark",
+                  f"parallel_text:source={workdir / 'src.txt'},reference={workdir / 'ref.txt'}", "-o",
+                  str(workdir / "taken")],
+                 ["report", str(workdir / "taken")]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        [line] = res.stderr.splitlines()
+        assert line.startswith("error: ") and str(workdir / "taken") in line, line
+    assert tree_state(workdir) == before

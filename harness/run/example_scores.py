@@ -57,9 +57,15 @@ def _clean(v: Any) -> Any:
 
 
 def metric_example_scores(metric: Metric, outputs: Sequence[str], examples: Sequence[Example],
-                          nbest: Sequence[Sequence[str]] | None = None) -> tuple[list[Any] | None, str | None]:
+                          nbest: Sequence[Sequence[str]] | None = None, progress=None,
+                          skipped: list[str] | None = None) -> tuple[list[Any] | None, str | None]:
     """One value per example for ``metric`` and the signature of how they were computed, or
-    (None, None) when the metric has no per-example form. A plugin's own ``example_scores`` wins."""
+    (None, None) when the metric has no per-example form. A plugin's own ``example_scores`` wins.
+
+    Sentence scores of a metric that declares ``max_word_pairs`` (``ter``: output words x reference
+    words of one segment) are not computed for longer segments (None; their ids are appended to
+    ``skipped``): one pathological segment must not stall the run. ``progress(done, total)`` is
+    called as the segments are scored."""
     if type(metric).example_scores is not Metric.example_scores:
         scores = metric.example_scores(list(outputs), list(examples), nbest)
         if scores is None:
@@ -71,8 +77,18 @@ def metric_example_scores(metric: Metric, outputs: Sequence[str], examples: Sequ
     scorer = sacrebleu_scorer(metric)
     if scorer is None or not outputs:
         return None, None
-    scores = [_clean(round(float(scorer.sentence_score(h, list(ex.all_references()) or [""]).score), 6))
-              for h, ex in zip(outputs, examples)]
+    bound = getattr(metric, "max_word_pairs", None)
+    scores: list[Any] = []
+    for i, (h, ex) in enumerate(zip(outputs, examples)):
+        refs = list(ex.all_references()) or [""]
+        if bound is not None and len(h.split()) * max(len(r.split()) for r in refs) > bound:
+            scores.append(None)
+            if skipped is not None:
+                skipped.append(str(ex.id))
+        else:
+            scores.append(_clean(round(float(scorer.sentence_score(h, refs).score), 6)))
+        if progress is not None:
+            progress(i + 1, len(outputs))
     return scores, f"sentence {scorer.get_signature()}"
 
 

@@ -167,7 +167,9 @@ def format_eta(seconds: float | None) -> str:
 
 
 def cell_title(labels: dict[str, Any]) -> str:
-    return " / ".join(str(v) for v in labels.values())
+    from ..errors import printable
+
+    return printable(" / ".join(str(v) for v in labels.values()))  # labels are config text: no raw controls
 
 
 def outcome_line(outcome, finished: int, total: int) -> str:
@@ -250,7 +252,9 @@ class LineProgress(Progress):
         self._last_line = 0.0
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        from ..errors import printable
+
+        print(printable(text), file=self.stream, flush=True)
 
     def start(self, total, to_run, *, cached=0, interrupted=0):
         super().start(total, to_run, cached=cached, interrupted=interrupted)
@@ -326,7 +330,10 @@ class RichProgress(Progress):
 
     def cell_finished(self, outcome, ran=True):
         super().cell_finished(outcome, ran)
-        self.bars.console.print(outcome_line(outcome, self.finished, self.total), markup=False, highlight=False)
+        from ..errors import printable
+
+        self.bars.console.print(printable(outcome_line(outcome, self.finished, self.total)), markup=False,
+                                highlight=False)
         if self._cells is not None:
             self.bars.update(self._cells, completed=self.finished, note=format_eta(self.eta()))
 

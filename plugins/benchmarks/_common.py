@@ -11,6 +11,8 @@ This module registers no plugin; it only holds the parts the plugins share.
 """
 from __future__ import annotations
 
+import unicodedata
+
 import codecs
 import csv
 import io
@@ -83,6 +85,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
         raw = Path(path).read_bytes()
     except OSError as e:  # e.g. no read permission: the same for every cell, so a data error
         raise DataError(f"{path}: cannot be read ({e.strerror})") from None
+    encoding = _bom_encoding(raw, encoding)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -92,11 +95,48 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
             f"If the file uses another encoding, name it with the benchmark's `encoding:` parameter "
             f"(e.g. encoding: cp1252), or convert the file: iconv -f cp1252 -t utf-8 {Path(path).name} > "
             f"{Path(path).stem}.utf8{Path(path).suffix}") from None
+    _refuse_wide_text(path, raw, text, encoding)
     if "\n" not in text and text.count("\r") > 1:  # one "line" would silently hold the whole file
         raise DataError(f"{path}: lines end with a bare \\r (classic Mac OS line endings), which this reader does not "
                         f"split on; convert them to \\n, e.g. tr '\\r' '\\n' < {Path(path).name} > "
                         f"{Path(path).stem}.unix{Path(path).suffix}")
     return text.removeprefix("\ufeff")
+
+
+# byte-order marks of the encodings that are not ASCII-compatible (UTF-32 first: its LE mark starts
+# with UTF-16's)
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+         (b"\xfe\xff", "utf-16"))
+
+
+def _bom_encoding(raw: bytes, encoding: str) -> str:
+    """A file that starts with a UTF-16/UTF-32 byte-order mark is in that encoding, whatever the
+    (default) utf-8 says: the mark is unambiguous, and read as utf-8 (or cp1252) the text would be
+    every character followed by NUL bytes. An explicitly named other encoding is kept."""
+    import codecs
+
+    if codecs.lookup(encoding).name not in ("utf-8", "utf-16", "utf-32", "utf-8-sig"):
+        return encoding
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            return name
+    return encoding
+
+
+def _refuse_wide_text(path, raw: bytes, text: str, encoding: str) -> None:
+    """Refuse text that is mostly NUL characters: UTF-16 or UTF-32 without a byte-order mark read
+    as a one-byte encoding. (A stray NUL in a segment is kept: reports show it as ␀.)"""
+    if not text or text.count("\0") * 4 < len(text):
+        return
+    head = raw[:4096]
+    if head.count(0) > 0.7 * len(head):  # ASCII in UTF-32: three NUL bytes of four
+        guess = "utf-32-le" if head[0::4].count(0) < len(head[0::4]) / 2 else "utf-32-be"
+    else:  # ASCII in UTF-16: every second byte
+        guess = "utf-16-le" if head[1::2].count(0) > head[0::2].count(0) else "utf-16-be"
+    raise DataError(f"{path}: read as {encoding}, {text.count(chr(0)):,} of its {len(text):,} characters are NUL bytes: "
+                    f"it looks like {guess.upper()} text without a byte-order mark; name it with the benchmark's "
+                    f"`encoding: {guess}` parameter, or convert the file: iconv -f {guess} -t utf-8 "
+                    f"{Path(path).name} > {Path(path).stem}.utf8{Path(path).suffix}")
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
@@ -325,12 +365,14 @@ class RawExample:
 
 
 def label_key(raw: Any) -> str:
-    """Raw labels become strings: 1 -> "1", "pos" -> "pos" (bool is refused: ambiguous)."""
+    """Raw labels become strings: 1 -> "1", "pos" -> "pos" (bool is refused: ambiguous), in
+    Unicode's composed form (NFC), so spellings that differ only in composition are one label."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise TypeError(raw)
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)
-    return str(raw).strip()
+    # NFC: 'café' typed precomposed in one file and decomposed (e + U+0301) in another is one label
+    return unicodedata.normalize("NFC", str(raw).strip())
 
 
 def _is_int(s: str) -> bool:
@@ -361,6 +403,7 @@ class LabelParams(Params):
     @classmethod
     def _distinct_labels(cls, v):
         if v is not None:
+            v = [unicodedata.normalize("NFC", x) for x in v]  # as the data's labels are (label_key)
             dup = sorted({x for x in v if v.count(x) > 1})
             if dup:
                 raise ValueError(f"labels repeat {', '.join(map(repr, dup))}; each name is one class")
@@ -372,6 +415,7 @@ class LabelParams(Params):
     @classmethod
     def _distinct_names(cls, v):
         if v is not None:
+            v = {unicodedata.normalize("NFC", k): unicodedata.normalize("NFC", x) for k, x in v.items()}
             names = list(v.values())
             dup = sorted({x for x in names if names.count(x) > 1})
             if dup:
