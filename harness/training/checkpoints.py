@@ -1,5 +1,7 @@
 """The checkpoint cache: a fine-tuned model is keyed by everything that determines it, trained
-into a temporary directory and renamed into place, so it is either complete or absent."""
+into a temporary directory and renamed into place, so it is either complete or absent. Its
+record (``finetune.json``) holds the sha256 of every file, checked at each reuse: a damaged
+entry (truncated weights, a garbage record) is trained again rather than failing every run."""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import atomic_write_json, canonical_hash, model_fingerprint
+from ..store import atomic_write_json, canonical_hash, damaged_file, directory_digests, model_fingerprint
 from .loop import cpu_bfloat16
 from .params import FineTuneParams
 
@@ -48,6 +50,36 @@ def _key_lock(path: Path):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _whole(final: Path, log) -> dict | None:
+    """The record of a cached checkpoint that is whole, else None: its ``finetune.json`` parses, every
+    file it recorded still has its digest (older records, without digests: every safetensors
+    file is complete). A damaged entry (a truncated weight file, a garbage record) is reported
+    and trained again instead of failing every later run the same way."""
+    from ..models.weights import safetensors_problem
+
+    if final.is_symlink() or not final.is_dir() or not (final / META_FILE).is_file():
+        if os.path.lexists(final) and log is not None:
+            log.warning("cached checkpoint %s is damaged (not a checkpoint directory): training it again", final)
+        return None
+    try:
+        record = json.loads((final / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    problem = None
+    if not isinstance(record, dict):
+        problem = f"{final / META_FILE} is not a checkpoint record"
+    elif isinstance(record.get("files"), dict):
+        bad = damaged_file(final, {k: v for k, v in record["files"].items() if isinstance(v, str)})
+        problem = f"{final / bad} is missing or changed since it was trained" if bad else None
+    else:
+        problem = next((p for p in map(safetensors_problem, sorted(final.glob("*.safetensors"))) if p), None)
+    if problem is None:
+        return record
+    if log is not None:
+        log.warning("cached checkpoint %s is damaged (%s): training it again", final, problem)
+    return None
 
 
 def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
@@ -99,10 +131,10 @@ def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *,
                           "version": version, "params": checkpoint_params(params), "seed": ctx.seed, **amp})
     root = Path(ctx.cache_dir) / "finetuned"
     final = root / f"{strategy}-{key}"
-    hit = (final / META_FILE).is_file()
+    hit = _whole(final, ctx.log) is not None
     if not hit:
         with _key_lock(root / f".{strategy}-{key}.lock"):
-            hit = (final / META_FILE).is_file()  # another process may have finished it meanwhile
+            hit = _whole(final, ctx.log) is not None  # another process may have finished it meanwhile
             if not hit:
                 tmp = root / f".tmp-{strategy}-{key}-{os.getpid()}"
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -110,15 +142,19 @@ def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *,
                 try:
                     record = build(tmp)
                     record = {"strategy": strategy, "strategy_version": version, "key": key, "seed": ctx.seed,
-                              "base_model": spec.path, "params": params.model_dump(mode="json"), **record}
+                              "base_model": spec.path, "params": params.model_dump(mode="json"), **record,
+                              "files": directory_digests(tmp)}  # what a reuse verifies
                     atomic_write_json(tmp / META_FILE, record)
-                    shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover
+                    if final.is_symlink() or final.is_file():  # a damaged leftover that is not even a directory
+                        final.unlink()
+                    shutil.rmtree(final, ignore_errors=True)  # an incomplete or damaged leftover
                     os.replace(tmp, final)
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
     ctx.log.info("%s checkpoint %s: %s", strategy, "reused" if hit else "trained", final)
     record = json.loads((final / META_FILE).read_text(encoding="utf-8"))
+    record.pop("files", None)
     with contextlib.suppress(OSError):
         atomic_write_json(Path(ctx.workdir) / META_FILE, {**record, "checkpoint": str(final), "cache_hit": hit})
     # The tokenizer was saved with the checkpoint; evaluation truncates inputs as training did.
