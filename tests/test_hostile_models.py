@@ -364,13 +364,17 @@ def test_ctranslate2_converts_an_opus_layout_marian_trained_with_transformers(tm
     path = build_opus_layout_marian(tmp_path / "opus-trained")
     model = MarianMTModel.from_pretrained(path)
     pad = model.config.pad_token_id
+    row = torch.randn(model.config.d_model, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        model.model.shared.weight[pad] = torch.randn(model.config.d_model, generator=torch.Generator().manual_seed(0))
+        for emb in {id(e): e for e in (model.model.shared, model.model.encoder.embed_tokens,
+                                       model.model.decoder.embed_tokens)}.values():
+            emb.weight[pad] = row
     model.save_pretrained(path)
+    assert torch.equal(MarianMTModel.from_pretrained(path).get_decoder().embed_tokens.weight[pad], row)
     assert _same_as_transformers(path, beam=False) < 1e-4
     from harness.engines.ct2_conversion import converted_dir
     from harness.models.spec import ModelSpec
 
-    check = json.loads((converted_dir(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))
-                        / "harness-check.json").read_text())
-    assert check["max_logprob_gap"] < 1e-4
+    target = converted_dir(ModelSpec(path=str(path), local=True, device="cpu", engine="ctranslate2"))
+    assert json.loads((target / "harness-check.json").read_text())["max_logprob_gap"] < 1e-4
+    assert "<pad>" in json.loads((target / "shared_vocabulary.json").read_text())  # the keep-pad loader
