@@ -105,6 +105,9 @@ class CellContext:
     # ids of the examples a decoder is given, in the order of its sources (None: not known);
     # seeded decoders key each sentence's random stream by them, so batching cannot change it
     example_ids: Sequence[str] | None = None
+    # torch threads training runs with (``training_threads:``, default 1, whatever the machine): a seed
+    # then gives the same checkpoint anywhere; harness.training.cached_checkpoint applies it and keys by it
+    training_threads: int = 1
 
 
 # ----------------------------------------------------------------------------- plugins

@@ -21,6 +21,7 @@ import click
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import HarnessError, printable
+from .run.threads import DEFAULT_RULE
 
 
 def echo(message="", err: bool = False) -> None:
@@ -150,8 +151,9 @@ def validate(config: Path | None, **options):
               help="Keep recorded failures as they are (do not retry them); run only cells never run or interrupted.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display; print only errors and the final summary.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads per cell (default: the config's threads:, else OMP_NUM_THREADS, else the free "
-                   "cores: cores minus the 1-minute load, at least 1). Recorded in manifest.json.")
+              help=f"torch threads per cell (default: the config's threads:, else OMP_NUM_THREADS, else {DEFAULT_RULE}). "
+                   "Training runs at the config's training_threads: (default 1, so a seed gives the same checkpoint "
+                   "on any machine). Both are recorded in manifest.json.")
 @click.option("--overwrite", is_flag=True,
               help="Write into an output directory that holds results of another config, replacing them "
                    "(its finished cells stay cached).")

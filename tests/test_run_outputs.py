@@ -101,20 +101,21 @@ def test_threads_setting_is_applied_and_recorded(project):
     res = harness_cli(project, "run", "exp.yaml", "-o", "out", "--threads", "2")
     assert res.returncode == 0, res.stderr
     manifest = json.loads((project / "out" / "manifest.json").read_text())
-    assert manifest["threads"] == {"torch": 2, "source": "--threads"}
+    default_training = {"training": 1, "training_source": "default: 1, the same checkpoint on any machine"}
+    assert manifest["threads"] == {"torch": 2, "source": "--threads", **default_training}
     cell = json.loads((project / "out" / "cells" / manifest["cells"][0]["key"] / "cell.json").read_text())
     assert cell["torch_threads"] == 2
     (project / "exp.yaml").write_text(CONFIG + "threads: 1\n")
     res = harness_cli(project, "run", "exp.yaml", "-o", "out2")
     manifest = json.loads((project / "out2" / "manifest.json").read_text())
-    assert manifest["threads"] == {"torch": 1, "source": "config threads:"}
+    assert manifest["threads"] == {"torch": 1, "source": "config threads:", **default_training}
     assert torch.get_num_threads() == before  # (subprocesses: this process is untouched)
 
 
 @pytest.mark.parametrize("cores, load, omp, want", [
-    (2, (8.3, 8.0, 7.0), None, (2, "default: 2 usable cores / 1 cell at a time, load 8.3 at start")),
-    (2, (0.2, 0.1, 0.1), None, (2, "default: 2 usable cores / 1 cell at a time, load 0.2 at start")),
-    (1, (0.0, 0.0, 0.0), None, (1, "default: 1 usable cores / 1 cell at a time, load 0.0 at start")),  # taskset -c 0
+    (2, (8.3, 8.0, 7.0), None, (2, "default: 2 usable cores / 1 cell at a time")),
+    (2, (0.2, 0.1, 0.1), None, (2, "default: 2 usable cores / 1 cell at a time")),
+    (1, (0.0, 0.0, 0.0), None, (1, "default: 1 usable cores / 1 cell at a time")),  # taskset -c 0
     (8, (0.0, 0.0, 0.0), "3", (3, "OMP_NUM_THREADS")),
 ])
 def test_default_threads_follow_the_usable_cores_not_the_load(monkeypatch, project, cores, load, omp, want):

@@ -78,10 +78,13 @@ class Experiment(StrictModel):
     executor: PluginRef = Field(default_factory=lambda: PluginRef(name="local"))
     baseline: Baseline = Field(default_factory=Baseline)
     output_dir: str | None = Field(None, description="default output directory (relative to the config)")
-    threads: int | None = Field(None, ge=1, description="torch threads per cell (default: free cores, see "
+    threads: int | None = Field(None, ge=1, description="torch threads per cell (default: the usable cores, see "
                                                         "harness.run.threads.decide_threads); `--threads` overrides")
     data_dir: str | None = Field(None, description="where benchmark presets find local copies (relative to the "
                                                    "config; default $HARNESS_DATA_DIR); see `harness benchmarks`")
+    training_threads: int = Field(1, ge=1, description="torch threads while a strategy trains (default 1, so a seed "
+                                                       "gives the same checkpoint on any machine; another count is "
+                                                       "part of the checkpoint's key)")
     limit: int | None = Field(None, ge=1, description="evaluate only this many test examples of every benchmark "
                                                       "(replaces each benchmark's own limit)")
     sample: bool = Field(False, description="with limit: a seeded random sample instead of the first examples")

@@ -27,6 +27,7 @@ class CellJob:
     index: int = 0
     total: int = 0
     threads: int | None = None  # torch threads for this cell (None: leave the process's setting)
+    training_threads: int = 1  # torch threads while the cell's strategy trains (harness.run.threads)
 
     @property
     def celldir(self) -> Path:

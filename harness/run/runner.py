@@ -52,7 +52,7 @@ from .ownership import check_run_paths, claim
 from .progress import Progress, make_progress
 from .returns import (check_benchmark_data, check_hypotheses, check_metric_value, check_model_spec, describe_value,
                       not_finite, who)
-from .threads import decide_threads, set_torch_threads, torch_threads
+from .threads import decide_threads, decide_training_threads, set_torch_threads, torch_threads
 
 log = logging.getLogger("harness")
 
@@ -73,8 +73,9 @@ def _key_id(c: Component | None) -> Any:
     return {"plugin": c.name, "version": c.cls.version, "params": portable_params(c.params_dict())}
 
 
-def cell_key(cell: Cell) -> str:
-    """Hash of everything that determines the cell's predictions (never an absolute path)."""
+def cell_key(cell: Cell, training_threads: int = 1) -> str:
+    """Hash of everything that determines the cell's predictions (never an absolute path).
+    ``training_threads``: the torch threads its strategy trains with (part of what it trains)."""
     # A strategy with train_seed trains (and draws random initial weights) with that seed, not the
     # cell's: its deterministic decoders then give one cell for all seeds.
     trains = cell.strategy.cls.uses_seed
@@ -94,6 +95,8 @@ def cell_key(cell: Cell) -> str:
         "strategy": _key_id(cell.strategy),
         "decoder": _key_id(cell.decoder),
         "seed": cell.seed if seed_matters else None,
+        # cells trained before the count was fixed (and keyed) ran at whatever the machine had
+        **({"training_threads": training_threads} if trains else {}),
     })
 
 
@@ -219,7 +222,8 @@ class Worker:
         job.celldir.mkdir(parents=True, exist_ok=True)
         sink = self.progress
         ctx = CellContext(seed=cell.seed, workdir=job.celldir, cache_dir=Path(job.cache_dir), device=cell.model.device,
-                          progress=lambda done, total=None: sink.cell_progress(job, done, total), log=log)
+                          progress=lambda done, total=None: sink.cell_progress(job, done, total), log=log,
+                          training_threads=job.training_threads)
         timings: dict[str, float] = {}
         t = time.perf_counter()
         data = check_benchmark_data(cell.benchmark, cell.benchmark.instantiate().load(ctx))
@@ -529,8 +533,9 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
     started = time.time()
     cells = resolved.cells()
     n_threads, threads_source = decide_threads(resolved, threads)
-    jobs = [CellJob(cell_key(c), c, resolved.metrics_for(c.task), str(outdir), str(cache_dir), i + 1, len(cells),
-                    threads=n_threads)
+    n_training, training_source = decide_training_threads(resolved)
+    jobs = [CellJob(cell_key(c, n_training), c, resolved.metrics_for(c.task), str(outdir), str(cache_dir), i + 1,
+                    len(cells), threads=n_threads, training_threads=n_training)
             for i, c in enumerate(cells)]
     progress = progress or make_progress(quiet=quiet)
     checking_log = ""
@@ -637,5 +642,6 @@ def run_experiment(resolved: ResolvedExperiment, outdir: str | Path, *, cache_di
         ordered = [outcomes[j.index] for j in jobs if j.index in outcomes]
         report_errors: list[str] = []
         written = write_results(resolved, outdir, jobs, ordered, started, report_errors, write_errors,
-                                threads={"torch": n_threads, "source": threads_source}, files=files)
+                                threads={"torch": n_threads, "source": threads_source, "training": n_training,
+                                         "training_source": training_source}, files=files)
     return RunSummary(outdir, ordered, written, report_errors, write_errors, n_threads)

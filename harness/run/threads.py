@@ -1,5 +1,16 @@
 """Torch threads per cell: how many (``--threads`` > config > ``OMP_NUM_THREADS`` > the usable
-cores), setting them in whatever process runs a cell, and recording them with it."""
+cores), setting them in whatever process runs a cell, and recording them with it; and the
+threads training runs with (``training_threads:``, default 1, whatever the machine).
+
+Why training has its own, fixed count: torch's CPU kernels give other float bits at another
+thread count (LayerNorm weight gradients, softmax backward over rows whose length is not a
+multiple of 16, the gradient norm, matrix products of 5 to 9 rows: measured in docs/threads.md),
+and over hundreds of steps those bits grow into another model. The quickstart's masked
+translator scored BLEU 95.85 trained at 1 thread and 85.95 at 2. Trained at one fixed count, a
+seed gives the same checkpoint on any machine; another count is part of the checkpoint's key
+(``harness.training.checkpoints``) and shown in the report. Decoding keeps the cell's threads:
+its results can differ in the last digits of a beam score, not in what was trained.
+"""
 from __future__ import annotations
 
 import os
@@ -53,11 +64,24 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
     if resolved.executor.name != "local":
         return None, f"executor '{resolved.executor.name}' decides"
     cores = usable_cores()
-    try:
-        load = f", load {os.getloadavg()[0]:.1f} at start"
-    except (AttributeError, OSError):
-        load = ""
-    return cores, f"default: {cores} usable cores / 1 cell at a time{load}"
+    return cores, f"default: {cores} usable cores / 1 cell at a time"
+
+
+DEFAULT_RULE = ("the cores this process may use (CPU affinity, capped by a cgroup CPU quota) divided by the cells "
+                "running at once (the local executor runs one); not the machine's load")
+"""The default of ``--threads``, as ``harness run --help`` and the README state it."""
+
+TRAINING_THREADS = 1
+"""Torch threads fine-tuning runs with unless ``training_threads:`` says otherwise."""
+
+
+def decide_training_threads(resolved: ResolvedExperiment) -> tuple[int, str]:
+    """Torch threads of every training in the run (``training_threads:``, default
+    :data:`TRAINING_THREADS`), and where the number came from."""
+    exp = resolved.experiment
+    if "training_threads" in exp.model_fields_set:
+        return exp.training_threads, "config training_threads:"
+    return TRAINING_THREADS, "default: 1, the same checkpoint on any machine"
 
 
 CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"

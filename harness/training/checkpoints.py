@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models.spec import ModelSpec
 
 # Bump when a change to this package changes what a cached checkpoint would contain.
-TRAINING_VERSION = "3"
+# 4: training runs at a fixed thread count (CellContext.training_threads), part of the key; the
+#    checkpoints of version 3 ran at whatever count the machine gave, which the key did not hold
+TRAINING_VERSION = "4"
 META_FILE = "finetune.json"
 
 
@@ -82,6 +84,22 @@ def _whole(final: Path, log) -> dict | None:
     return None
 
 
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """torch runs with ``n`` intra-op threads inside, and with its former count again after: a
+    training's float sums depend on the count (harness.run.threads), its decoding keeps the cell's."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
     """The model as it enters a checkpoint's key: what training reads, not how the checkpoint is
     decoded afterwards. Decoding-only fields (engine, compute_type, kernels) are reset; ``dtype:
@@ -126,9 +144,11 @@ def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *,
     """
     # CPU bfloat16 training arrived later than the key: only its checkpoints carry the mark
     amp = {"amp": "cpu-bfloat16"} if cpu_bfloat16(device, spec.dtype) else {}
+    threads = ctx.training_threads
     key = canonical_hash({"training": TRAINING_VERSION, "model": model_fingerprint(checkpoint_model(spec, device)),
                           "data": data_fingerprint(data, with_dev=uses_dev), "strategy": strategy,
-                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed, **amp})
+                          "version": version, "params": checkpoint_params(params), "seed": ctx.seed,
+                          "threads": threads, **amp})
     root = Path(ctx.cache_dir) / "finetuned"
     final = root / f"{strategy}-{key}"
     hit = _whole(final, ctx.log) is not None
@@ -140,9 +160,11 @@ def cached_checkpoint(spec: ModelSpec, data: BenchmarkData, ctx: CellContext, *,
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
                 try:
-                    record = build(tmp)
+                    with intra_op_threads(threads):
+                        record = build(tmp)
                     record = {"strategy": strategy, "strategy_version": version, "key": key, "seed": ctx.seed,
-                              "base_model": spec.path, "params": params.model_dump(mode="json"), **record,
+                              "base_model": spec.path, "params": params.model_dump(mode="json"),
+                              "torch_threads": threads, **record,
                               "files": directory_digests(tmp)}  # what a reuse verifies
                     atomic_write_json(tmp / META_FILE, record)
                     if final.is_symlink() or final.is_file():  # a damaged leftover that is not even a directory

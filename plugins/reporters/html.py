@@ -132,7 +132,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
         first = next((b for b in data.benchmarks if b.name == data.arguments.rows[0].datasets[0].benchmark), None)
         arguments_dec = decimals_of(first, data.arguments.metric.label) if first is not None else 4
     from harness.report.analysis.study import mlm_head_summary
-    from harness.report.analysis.training import training_plot_data
+    from harness.report.analysis.training import THREADS_NOTE, training_plot_data
 
     training_data = training_plot_data(data.training) if data.training else None
     training_plots = []
@@ -152,7 +152,7 @@ def render(data: ReportData, *, plots: bool = True) -> str:
         n_identical=n_identical, decs=decs, row_of=row_of,
         is_base=is_base, cached=cached, plots=rendered_plots, n_tests=n_tests, study_plots=study_plots,
         study_dec=study_dec, arguments_dec=arguments_dec, mlm_summary=mlm_head_summary(data.mlm_heads),
-        training_plots=training_plots, training_data=training_data,
+        training_plots=training_plots, training_data=training_data, threads_note=THREADS_NOTE,
         n_done=sum(c.status == "done" for c in data.cells), n_cached=sum(c.status == "cached" for c in data.cells),
         git_commit=(git.get("commit") or "")[:12] if isinstance(git, dict) else "",
         config_yaml=_yaml(m.get("config") or {}), resolved_yaml=_yaml(m.get("resolved") or {}),

@@ -23,6 +23,7 @@ from pydantic import Field
 from harness.api import Reporter
 from harness.hookspecs import hookimpl
 from harness.report import AnalysisParams, analyze, by_rank, fmt
+from harness.report.analysis.training import THREADS_NOTE
 from harness.report.analysis.verdicts import decimals_of
 from harness.stats.decide import VERDICTS
 from harness.stats.significance import p_number
@@ -336,6 +337,7 @@ def training_markdown(data) -> list[str]:
         return []
     with_acc = any(r.final_dev_accuracy is not None for r in runs)
     with_es = any(r.stopped_early or r.best_dev_step is not None for r in runs)
+    with_threads = any(r.threads is not None for r in runs)
     rows = []
     for r in runs:
         row = {"Checkpoint": r.label, "Cells": r.cells,
@@ -348,6 +350,8 @@ def training_markdown(data) -> list[str]:
         if with_es:
             row["Early stopping"] = ((f"early stop at step {r.steps}" if r.stopped_early else "ran to the end")
                                      + (f"; weights of step {r.best_dev_step} kept" if r.best_dev_step is not None else ""))
+        if with_threads:
+            row["Threads"] = "–" if r.threads is None else r.threads
         rows.append(row)
     out = ["## Training", "",
            "One row per fine-tuned checkpoint, from each cell's finetune.json (cells decoding one checkpoint share "
@@ -355,6 +359,8 @@ def training_markdown(data) -> list[str]:
            "mean over the last logging window, as the optimizer saw the batches (dropout, input masking, label "
            "smoothing); dev loss: clean dev inputs, eval mode. The learning curves are in report.html.", "",
            _table(rows), ""]
+    if with_threads:
+        out += [md_text(THREADS_NOTE), ""]
     smoothed = [r.label for r in runs if r.label_smoothing]
     if smoothed:
         out += [f"Label smoothing is part of the training loss but not of the dev loss of: {md_text(', '.join(smoothed))}.",

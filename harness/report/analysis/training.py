@@ -57,6 +57,7 @@ class TrainingRun:
     stopped_early: bool = False
     best_dev_step: int | None = None           # early stopping: the step whose weights were kept
     label_smoothing: float | None = None       # > 0: the training loss includes the smoothing term
+    threads: int | None = None                 # torch threads it was trained with (None: not recorded, older runs)
     label: str = ""                            # filled by training_runs: what tells the runs apart
 
     @property
@@ -138,10 +139,15 @@ def training_runs(outdir: str | Path, cells: list[CellInfo]) -> list[TrainingRun
             epochs=_num(rec.get("epochs")), seconds=_num(rec.get("seconds")),
             examples_per_second=_num(rec.get("examples_per_second")), history=_history(rec), dev=_dev(rec),
             stopped_early=rec.get("stopped_early") is True, best_dev_step=_int(best.get("step")),
-            label_smoothing=_num(params.get("label_smoothing")))
+            label_smoothing=_num(params.get("label_smoothing")), threads=_int(rec.get("torch_threads")))
     out = list(runs.values())
     label_runs(out)
     return out
+
+
+THREADS_NOTE = ("Threads: the torch threads a checkpoint was trained with (training_threads:, default 1). Its float "
+                "sums depend on that count, so it is part of the checkpoint's key: the same seed and count give "
+                "the same checkpoint on any machine. \u2013: not recorded (trained by an older harness).")
 
 
 def label_runs(runs: list[TrainingRun]) -> None:
