@@ -136,6 +136,11 @@ def validate(config: Path | None, **options):
         how = "a seeded random sample" if resolved.experiment.sample else "the first ones"
         echo(f"  limit: {resolved.experiment.limit} test examples per benchmark ({how}); "
                    "not comparable to full-test-set results")
+    else:
+        for c in resolved.components["benchmarks"]:
+            if c.subset is not None:
+                click.echo(f"  limit: {c.label}: {c.subset.describe()} (taken by the harness); "
+                           "not comparable to full-test-set results")
 
 
 @main.command()

@@ -138,10 +138,8 @@ def test_limit_and_sample_cut_every_benchmark_and_say_so(workdir):
         "n": None, "sample": False, "benchmarks": {"b": 3}}
 
 
-def test_limit_on_a_benchmark_without_a_limit_parameter_is_refused(workdir):
-    r = invoke("validate", "--model", "model", "--benchmark", "numbers", "--limit", "5")
-    assert r.exit_code == 2
-    assert r.stderr.startswith("error: --limit 5: limit: benchmark 'numbers' (numbers) has no `limit` parameter")
+def test_sample_without_limit_is_refused(workdir):
+    # (--limit itself applies to every benchmark, its plugin's parameters or not: tests/test_core_limit.py)
     r = invoke("validate", "--model", "model", "--benchmark", "parallel_text:source=test.en,reference=test.de",
                "--sample")
     assert r.stderr == ("error: --sample: sample: true needs limit: N (the number of test examples to sample per "

@@ -13,6 +13,7 @@ decoders × seeds, restricted to compatible combinations (decoders apply to gene
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import types
 import typing
@@ -26,6 +27,7 @@ from ..errors import ConfigError, ConfigErrors, HarnessError, UnknownPluginError
 from ..models.spec import ModelSpec
 from ..params import Params, Seed, StrictModel, allowed_range, is_sweep
 from ..plugins import PluginSet, default_plugins
+from .subset import SUBSET_KEYS, Subset, SubsetParams
 from .yamlio import line_of
 
 GENERATION_TASKS = ("translation",)
@@ -132,6 +134,7 @@ class Component:
     cls: type = field(default=object, compare=False, repr=False)
     scope: tuple[str, ...] | None = None  # benchmark labels it applies to (None: all)
     base_label: str = ""  # label before sweep values were appended
+    subset: Subset | None = None  # benchmarks: the test examples the core keeps (--limit; harness.experiment.subset)
 
     def applies_to(self, benchmark: Component) -> bool:
         return self.scope is None or benchmark.base_label in self.scope
@@ -390,15 +393,41 @@ def _expand_ref(kind: str, ref: PluginRef, loc: tuple, source: str, raw_root: An
     return out
 
 
+def _core_subset(exp: Experiment, ref: PluginRef, i: int, fields: dict, raw: Any, source: str,
+                 errors: list[ConfigError]) -> tuple[PluginRef, Subset | None]:
+    """The test subset the core takes of benchmark ``i`` (harness.experiment.subset), and its ref
+    without the params that became it: ``limit``/``sample``/``sample_seed`` its plugin does not
+    declare, and, under the experiment-wide ``limit``, its own ``limit``/``sample`` (replaced)."""
+    taken = {k: ref.params[k] for k in SUBSET_KEYS if k in ref.params and k not in fields}
+    subset = None
+    if taken:
+        try:
+            p = SubsetParams.model_validate(plain_data(taken))
+        except ValidationError as e:
+            errors.extend(convert_validation_error(e, source, raw, ("benchmarks", i, "params"), taken, SubsetParams))
+            p = None
+        if p is not None and p.limit is not None:
+            subset = Subset(p.limit, p.sample, p.sample_seed)
+    if exp.limit is not None:
+        seed = ref.params.get("sample_seed", 0)
+        subset = Subset(exp.limit, exp.sample, seed if isinstance(seed, int) and not isinstance(seed, bool) else 0)
+        taken |= {k: None for k in ("limit", "sample") if k in ref.params}
+    if taken:
+        ref = ref.model_copy(update={"params": {k: v for k, v in ref.params.items() if k not in taken}})
+    return ref, subset
+
+
 def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plugins: PluginSet,
-                    errors: list[ConfigError]) -> dict[str, str]:
+                    errors: list[ConfigError]) -> tuple[dict[str, str], dict[int, Subset]]:
     """Replace benchmark presets by the plugin reference they stand for (in ``exp.benchmarks``)
-    and apply the experiment-wide ``limit``; returns label -> where the preset's data comes from."""
+    and take the test subsets the core applies (``limit``); returns label -> where the preset's
+    data comes from, and benchmark index -> its subset."""
     from . import presets
 
     registry = plugins.registry("benchmark")
     data_dir = presets.data_dir_from(exp.data_dir, base_dir)
     origins: dict[str, str] = {}
+    subsets: dict[int, Subset] = {}
     refs = []
     for i, ref in enumerate(exp.benchmarks):
         if ref.name not in registry and presets.get(ref.name) is not None:
@@ -410,17 +439,14 @@ def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plug
                 continue
             ref = ref.model_copy(update={"name": x.plugin, "params": x.params, "label": ref.label or ref.name})
             origins[ref.label] = x.origin
-        if exp.limit is not None and ref.name in registry:
-            fields = plugins.get("benchmark", ref.name).Params.model_fields
-            if "limit" in fields:
-                ref = ref.model_copy(update={"params": {**ref.params, "limit": exp.limit, "sample": exp.sample}})
-            else:
-                errors.append(ConfigError(source, "limit", f"benchmark '{ref.label or ref.name}' ({ref.name}) has no "
-                                          "`limit` parameter, so it cannot be limited; leave it out of this run",
-                                          line_of(raw, ("limit",))))
+        if ref.name in registry:
+            ref, subset = _core_subset(exp, ref, i, plugins.get("benchmark", ref.name).Params.model_fields, raw,
+                                       source, errors)
+            if subset is not None:
+                subsets[i] = subset
         refs.append(ref)
     exp.benchmarks = refs
-    return origins
+    return origins, subsets
 
 
 def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None = None,
@@ -437,7 +463,7 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
         raise ConfigErrors(convert_validation_error(e, source, raw, (), raw, Experiment)) from None
 
     errors: list[ConfigError] = []
-    origins = _expand_presets(exp, raw, source, base_dir, plugins, errors)
+    origins, subsets = _expand_presets(exp, raw, source, base_dir, plugins, errors)
     components: dict[str, list[Component]] = {}
     for section, kind in SECTION_KIND.items():
         refs = getattr(exp, section)
@@ -449,7 +475,10 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
             refs = [PluginRef(name=m) for t in sorted(tasks) for m in DEFAULT_METRICS.get(t, [])]
         comps = []
         for i, ref in enumerate(refs):
-            comps += _expand_ref(kind, ref, (section, i), source, raw, base_dir, plugins, check_files, errors)
+            expanded = _expand_ref(kind, ref, (section, i), source, raw, base_dir, plugins, check_files, errors)
+            if section == "benchmarks" and i in subsets:
+                expanded = [dataclasses.replace(c, subset=subsets[i]) for c in expanded]
+            comps += expanded
         components[section] = comps
     if errors:
         raise ConfigErrors(errors)

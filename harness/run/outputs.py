@@ -115,6 +115,7 @@ def cell_identity(cell: Cell, base_dir: Path) -> str:
         "model": model,
         **{section: (None if c is None else {"plugin": c.name, "params": _relative_paths(c.params_dict(), base_dir)})
            for section, c in (("benchmark", cell.benchmark), ("strategy", cell.strategy), ("decoder", cell.decoder))},
+        **({"subset": cell.benchmark.subset.key()} if cell.benchmark.subset is not None else {}),
     })
 
 
@@ -191,7 +192,9 @@ def limit_record(resolved: ResolvedExperiment) -> dict[str, Any] | None:
     """What the report's banner says: test sets cut short (by --limit/`limit:` or a benchmark's own
     limit) give numbers that are not comparable to full-test-set results. None when none is cut."""
     exp = resolved.experiment
-    per = {c.label: getattr(c.params, "limit", None) for c in resolved.components["benchmarks"]}
+    # the core's subset (--limit, or limit: for a plugin without one), else the plugin's own limit
+    per = {c.label: c.subset.limit if c.subset is not None else getattr(c.params, "limit", None)
+           for c in resolved.components["benchmarks"]}
     per = {label: n for label, n in per.items() if n is not None}
     if exp.limit is None and not per:
         return None

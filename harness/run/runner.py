@@ -88,16 +88,24 @@ def cell_key(cell: Cell, training_threads: int = 1) -> str:
         raise
     except Exception as e:  # noqa: BLE001 - a plugin bug, before anything runs: one line, not a traceback
         raise HarnessError(f"{who(cell.benchmark)}: fingerprint() failed: {describe_exception(e)}") from None
+    subset = cell.benchmark.subset  # the core's --limit: absent from the keys of cells without one
     return canonical_hash({
         "harness": __version__.split("+")[0],
         "model": model_fingerprint(cell.model),
-        "benchmark": {**_key_id(cell.benchmark), "data": data},
+        "benchmark": {**_key_id(cell.benchmark), "data": data, **({"subset": subset.key()} if subset else {})},
         "strategy": _key_id(cell.strategy),
         "decoder": _key_id(cell.decoder),
         "seed": cell.seed if seed_matters else None,
         # cells trained before the count was fixed (and keyed) ran at whatever the machine had
         **({"training_threads": training_threads} if trains else {}),
     })
+
+
+def load_benchmark(bench: Component, ctx) -> Any:
+    """The benchmark's data as the cells see it: loaded by its plugin, checked, and cut to the
+    core's test subset (``--limit``; :mod:`harness.experiment.subset`) when it has one."""
+    data = check_benchmark_data(bench, bench.instantiate().load(ctx))
+    return bench.subset.apply(data) if bench.subset is not None else data
 
 
 def seed_everything(seed: int) -> None:
@@ -130,7 +138,8 @@ def _meta(job: CellJob) -> dict[str, Any]:
     c = job.cell
     return {"key": job.key, "labels": c.labels(), "task": c.task, "model_path": c.model.path,
             "precision": c.model.precision,  # int8, float16, ct2:int8...: reduced precision is marked
-            "benchmark": _component_id(c.benchmark), "strategy": _component_id(c.strategy),
+            "benchmark": _component_id(c.benchmark), **({"subset": c.benchmark.subset.key()} if c.benchmark.subset else {}),
+            "strategy": _component_id(c.strategy),
             "decoder": _component_id(c.decoder)}
 
 
@@ -226,7 +235,7 @@ class Worker:
                           training_threads=job.training_threads)
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        data = check_benchmark_data(cell.benchmark, cell.benchmark.instantiate().load(ctx))
+        data = load_benchmark(cell.benchmark, ctx)
         timings["load_data"] = time.perf_counter() - t
         seed_everything(cell.seed)
         t = time.perf_counter()
@@ -368,14 +377,14 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
     loaded: dict[str, Any] = {}  # benchmark label -> data, for the memory estimate of checks.check_runtime
     for job in jobs:
         bench = job.cell.benchmark
-        ident = canonical_hash(_component_id(bench))
+        ident = canonical_hash([_component_id(bench), bench.subset.key() if bench.subset else None])
         if ident in seen:
             continue
         seen.add(ident)
         with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
             ctx = CellContext(seed=job.cell.seed, workdir=Path(tmp), cache_dir=cache_dir, device="cpu", log=log)
             try:
-                data = check_benchmark_data(bench, bench.instantiate().load(ctx))  # a wrong shape: the cells say so
+                data = load_benchmark(bench, ctx)  # a wrong shape: the cells say so
             except HarnessError as e:
                 problems += [f"{resolved.source}: benchmarks: '{bench.label}': {line}" for line in str(e).splitlines()]
                 continue
