@@ -122,6 +122,8 @@ def validate(config: Path | None, **options):
 
     resolved = build(config, **options).resolved
     cells = resolved.cells()
+    for warning in resolved.warnings:
+        echo(f"warning: {warning}", err=True)
     echo(f"{config or 'command line'}: OK — {len(cells)} cells")
     for section, comps in resolved.components.items():
         echo(f"  {section}: {', '.join(c.label for c in comps)}")
@@ -192,6 +194,8 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
         raise HarnessError("--retry-failed and --skip-failed contradict each other; give one of them")
     built = build(config, outdir=outdir, **options)
     resolved = built.resolved
+    for warning in resolved.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if outdir is None:
         exp = resolved.experiment
         outdir = (resolved.base_dir / exp.output_dir) if exp.output_dir else Path("runs") / exp.name
@@ -396,7 +400,9 @@ def benchmarks_cmd(name: str | None, data_dir: Path | None):
         preset = found[name]
         echo((preset_lib.PRESET_DIR / f"{name}.yaml").read_text(encoding="utf-8").rstrip())
         try:
-            echo(f"\n# data: {preset.choose(data)[2]}")
+            source, _, where = preset.choose(data)
+            missing = preset_lib.layout_note(preset, data) if data is not None and source is not preset.local else None
+            echo(f"\n# data: {where}" + (f" ({missing})" if missing else ""))
         except HarnessError as e:
             echo(f"\n# data: unavailable: {e}")
         return
@@ -406,7 +412,9 @@ def benchmarks_cmd(name: str | None, data_dir: Path | None):
         width = max(len(p.name) for p in group)
         for p in group:
             try:
-                where = p.choose(data)[2]
+                source, _, where = p.choose(data)
+                if data is not None and p.local is not None and source is not p.local:
+                    where += f" (no local copy in {data})"
             except HarnessError:
                 where = "local files needed (see `harness benchmarks " + p.name + "`)"
             size = f"{p.size:,}" if p.size else "?"

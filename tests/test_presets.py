@@ -69,11 +69,17 @@ def data_dir(tmp_path):
 
 def test_a_data_dir_with_the_local_layout_switches_to_local_files(data_dir, monkeypatch):
     monkeypatch.delenv(presets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(presets, "remote_cached", lambda src: True)  # 2017 from sacrebleu's cache, offline
     resolved = load_experiment_dict(experiment(["multi30k-2016-en-de", "multi30k-2017-en-de"], data_dir=str(data_dir)))
     m16, m17 = resolved.components["benchmarks"]
     assert (m16.name, m16.params.source, m16.params.reference) == (
         "parallel_text", str(data_dir / "multi30k" / "test_2016_flickr.en"), str(data_dir / "multi30k" / "test_2016_flickr.de"))
     assert (m17.name, m17.params.test_set) == ("sacrebleu_testset", "multi30k/2017")  # no local copy: remote
+    # ...which is said, not passed over (tests/test_data_dir.py: what happens when it cannot be fetched)
+    assert resolved.warnings == [
+        f"<dict>: benchmarks[1].name: preset 'multi30k-2017-en-de': the data directory {data_dir} has no local copy: "
+        f"expected {data_dir}/multi30k/test_2017_flickr.en, {data_dir}/multi30k/test_2017_flickr.de; reading its "
+        "remote source (sacrebleu multi30k/2017 en-de) instead, from its library's cache"]
     # the environment variable does the same when the config says nothing
     monkeypatch.setenv(presets.DATA_DIR_ENV, str(data_dir))
     assert load_experiment_dict(experiment(["multi30k-2016-en-de"])).components["benchmarks"][0].name == "parallel_text"
@@ -85,8 +91,8 @@ def test_a_local_only_preset_without_its_files_says_where_to_get_them(monkeypatc
         load_experiment_dict(experiment(["multi30k-mscoco2017-en-de"]))
     (msg,) = str(info.value).splitlines()
     assert msg.startswith("<dict>: benchmarks[0].name: benchmark preset 'multi30k-mscoco2017-en-de' has no download "
-                          "source; it needs multi30k/test_2017_mscoco.en, multi30k/test_2017_mscoco.de in a data "
-                          "directory (none given: use data_dir:, --data-dir or $HARNESS_DATA_DIR).")
+                          "source, and its local copy needs multi30k/test_2017_mscoco.en, multi30k/test_2017_mscoco.de "
+                          "in a data directory, and none is given (data_dir:, --data-dir or $HARNESS_DATA_DIR).")
     assert msg.endswith("Download test_2017_mscoco.en.gz and test_2017_mscoco.de.gz from "
                         "https://github.com/multi30k/dataset/tree/master/data/task1/raw, gunzip them into "
                         "DATA_DIR/multi30k/ and give --data-dir DATA_DIR (or HARNESS_DATA_DIR).")

@@ -178,6 +178,9 @@ class ResolvedExperiment:
     components: dict[str, list[Component]]  # section -> expanded components
     plugins: PluginSet
     origins: dict[str, str] = field(default_factory=dict)  # benchmark label -> "preset X: where its data is"
+    # benchmark label -> why its preset's local copy was not read (the remote source is, instead)
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # said by validate and run, on stderr
     raw_lines: Any = field(default=None, repr=False, compare=False)  # the config with line numbers, for errors
 
     def cells(self) -> list[Cell]:
@@ -417,27 +420,76 @@ def _core_subset(exp: Experiment, ref: PluginRef, i: int, fields: dict, raw: Any
     return ref, subset
 
 
+def _missing_local_copy(preset, remote_plugin: str, ref: PluginRef, i: int, data_dir: Path | None, how: str,
+                        plugins: PluginSet, raw: Any, source: str, errors: list[ConfigError],
+                        warnings: list[str]) -> str | bool | None:
+    """A preset with a local layout whose copy is not read: refused (an error, returns False) when
+    the params given are the local copy's only, or when the remote source cannot be fetched
+    (offline, unreachable, not cached); else a warning, and the note for the run's errors."""
+    from . import presets
+
+    loc = ("benchmarks", i, "name")
+    local_fields = plugins.get("benchmark", preset.local.benchmark).Params.model_fields
+    remote_fields = plugins.get("benchmark", remote_plugin).Params.model_fields
+    only_local = [k for k in ref.params if k not in remote_fields and k in local_fields and k not in SUBSET_KEYS]
+    if only_local:
+        note = presets.layout_note(preset, data_dir, how)
+        keys = ", ".join(only_local)
+        errors.append(ConfigError(source, keypath(("benchmarks", i, "params")), (
+            f"preset '{preset.name}': {keys} {'is a parameter' if len(only_local) == 1 else 'are parameters'} of its "
+            f"local copy ({preset.local.benchmark}), and the local copy is missing: {note}. Its remote source "
+            f"({presets.remote_origin(preset.remote)}, {remote_plugin}) does not take "
+            f"{'it' if len(only_local) == 1 else 'them'}: point data_dir: (or --data-dir) at the directory "
+            f"holding the files, or drop {keys}"), line_of(raw, ("benchmarks", i))))
+        return False
+    fb = presets.missing_local_copy(preset, data_dir, how=how)
+    if fb is None:
+        return None
+    if fb.problem is not None:
+        errors.append(ConfigError(source, keypath(loc), (
+            f"preset '{preset.name}': {fb.note}. Its remote source ({fb.remote}) would be downloaded instead, but "
+            f"{fb.problem} and it is not cached: point data_dir: (or --data-dir) at the directory holding the files"),
+            line_of(raw, loc)))
+        return False
+    how_read = "from its library's cache" if fb.cached else "which downloads it over the network"
+    warnings.append(f"{source}: {keypath(loc)}: preset '{preset.name}': {fb.note}; reading its remote source "
+                    f"({fb.remote}) instead, {how_read}")
+    return fb.note
+
+
 def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plugins: PluginSet,
-                    errors: list[ConfigError]) -> tuple[dict[str, str], dict[int, Subset]]:
+                    errors: list[ConfigError], warnings: list[str]
+                    ) -> tuple[dict[str, str], dict[int, Subset], dict[str, str]]:
     """Replace benchmark presets by the plugin reference they stand for (in ``exp.benchmarks``)
     and take the test subsets the core applies (``limit``); returns label -> where the preset's
-    data comes from, and benchmark index -> its subset."""
+    data comes from, benchmark index -> its subset, and label -> why its local copy is not read."""
     from . import presets
 
     registry = plugins.registry("benchmark")
     data_dir = presets.data_dir_from(exp.data_dir, base_dir)
+    how = f" (${presets.DATA_DIR_ENV})" if exp.data_dir is None and data_dir is not None else ""
     origins: dict[str, str] = {}
     subsets: dict[int, Subset] = {}
+    fallbacks: dict[str, str] = {}
     refs = []
     for i, ref in enumerate(exp.benchmarks):
         if ref.name not in registry and presets.get(ref.name) is not None:
+            preset = presets.get(ref.name)
             try:
                 x = presets.expand(ref.name, plain_data(ref.params), data_dir)
             except HarnessError as e:
                 errors.append(ConfigError(source, keypath(("benchmarks", i, "name")), str(e),
                                           line_of(raw, ("benchmarks", i, "name"))))
                 continue
-            ref = ref.model_copy(update={"name": x.plugin, "params": x.params, "label": ref.label or ref.name})
+            label = ref.label or ref.name
+            if preset.local is not None and not x.local:
+                note = _missing_local_copy(preset, x.plugin, ref, i, data_dir, how, plugins, raw, source, errors,
+                                           warnings)
+                if note is False:
+                    continue
+                if note is not None:
+                    fallbacks[label] = note
+            ref = ref.model_copy(update={"name": x.plugin, "params": x.params, "label": label})
             origins[ref.label] = x.origin
         if ref.name in registry:
             ref, subset = _core_subset(exp, ref, i, plugins.get("benchmark", ref.name).Params.model_fields, raw,
@@ -446,7 +498,7 @@ def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plug
                 subsets[i] = subset
         refs.append(ref)
     exp.benchmarks = refs
-    return origins, subsets
+    return origins, subsets, fallbacks
 
 
 def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None = None,
@@ -463,7 +515,8 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
         raise ConfigErrors(convert_validation_error(e, source, raw, (), raw, Experiment)) from None
 
     errors: list[ConfigError] = []
-    origins, subsets = _expand_presets(exp, raw, source, base_dir, plugins, errors)
+    warnings: list[str] = []
+    origins, subsets, fallbacks = _expand_presets(exp, raw, source, base_dir, plugins, errors, warnings)
     components: dict[str, list[Component]] = {}
     for section, kind in SECTION_KIND.items():
         refs = getattr(exp, section)
@@ -532,7 +585,8 @@ def resolve(raw: Any, source: str, base_dir: Path, *, plugins: PluginSet | None 
                                       line_of(raw, ("baseline", key))))
     if errors:
         raise ConfigErrors(errors)
-    resolved = ResolvedExperiment(source, base_dir, plain_data(raw), exp, components, plugins, origins, raw_lines=raw)
+    resolved = ResolvedExperiment(source, base_dir, plain_data(raw), exp, components, plugins, origins,
+                                  fallbacks=fallbacks, warnings=warnings, raw_lines=raw)
     mismatches = _task_mismatches(exp, tasks)
     if not resolved.cells():
         raise ConfigError(source, "", "the grid is empty: no model and strategy fit any benchmark's task "

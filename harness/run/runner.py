@@ -387,6 +387,9 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
                 data = load_benchmark(bench, ctx)  # a wrong shape: the cells say so
             except HarnessError as e:
                 problems += [f"{resolved.source}: benchmarks: '{bench.label}': {line}" for line in str(e).splitlines()]
+                if bench.base_label in resolved.fallbacks:  # the remote source failed: what was missing locally
+                    problems.append(f"{resolved.source}: benchmarks: '{bench.label}': read from the remote source "
+                                    f"because {resolved.fallbacks[bench.base_label]}")
                 continue
             except Exception:  # noqa: BLE001 - see docstring
                 log.debug("benchmark %s raised while checking inputs", bench.label, exc_info=True)
