@@ -143,6 +143,10 @@ class Strategy(Plugin):
     kind = "strategy"
     tasks: ClassVar[tuple[str, ...]] = TASKS
     uses_seed: ClassVar[bool] = True
+    # classification: prepare() gives the model a sequence-classification head (it fine-tunes one);
+    # False (strategy `none`): the model is evaluated with the head it has, so validate refuses a
+    # pretrained model without one
+    trains_head: ClassVar[bool] = True
 
     def prepare(self, model: ModelSpec, data: BenchmarkData, ctx: CellContext) -> ModelSpec:
         """Return the spec of the model to evaluate (the input spec if nothing changes)."""

@@ -209,6 +209,22 @@ InputPath = Annotated[str, AfterValidator(_resolve_input_path)]
 InputDir = Annotated[str, AfterValidator(_resolve_input_dir)]
 """A directory that must exist; relative to the config file's directory."""
 
+ALIGNED = "aligned"
+
+
+def aligned(group: str) -> dict[str, str]:
+    """``Field(json_schema_extra=aligned("test"))`` marks an :data:`InputPath` parameter (or a list
+    of them) as one of a group of files aligned line by line: ``harness validate`` counts their
+    lines and refuses a group whose counts differ, naming each file and its count (before any
+    model loads). A plugin reading parallel files declares it; the harness does the check."""
+    return {ALIGNED: group}
+
+
+def aligned_group(field: FieldInfo) -> str | None:
+    """The group :func:`aligned` gave a parameter, or None."""
+    extra = field.json_schema_extra
+    return extra.get(ALIGNED) if isinstance(extra, dict) else None
+
 
 def _is_list_annotation(ann: Any) -> bool:
     origin = typing.get_origin(ann)

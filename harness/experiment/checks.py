@@ -170,6 +170,39 @@ def model_files_problem(spec: ModelSpec) -> str | None:
     return None  # a Hub tokenizer id: its loader reports what is wrong
 
 
+def _check_heads(out: _Collector, resolved: ResolvedExperiment, configs: dict[str, dict]) -> None:
+    """A classification cell whose strategy keeps the model's head (``trains_head = False``, as
+    ``none``) on a pretrained model whose config.json has no sequence-classification head would
+    fail in the cell: say so now, with the strategies that fine-tune one."""
+    places = _places(resolved)
+    builders = sorted({i.name for i in resolved.plugins if i.kind == "strategy" and getattr(i.cls, "trains_head", True)
+                       and "classification" in getattr(i.cls, "tasks", ())})
+    models = {m.path: i for i, m in enumerate(resolved.experiment.models)}
+    failing: dict[tuple, list[str]] = {}  # (model, strategy) -> the benchmarks of its cells
+    for cell in resolved.cells():
+        spec, strategy = cell.model, cell.strategy
+        if cell.task != "classification" or spec.init != "pretrained" or getattr(strategy.cls, "trains_head", True):
+            continue
+        cfg = configs.get(spec.path)
+        archs = [a for a in (cfg or {}).get("architectures") or [] if isinstance(a, str)]
+        if cfg is None or any(a.endswith("ForSequenceClassification") for a in archs):
+            continue
+        benches = failing.setdefault((spec.path, id(strategy), ", ".join(archs) or "none"), [])
+        if cell.benchmark.label not in benches:
+            benches.append(cell.benchmark.label)
+    by_id = {id(c): c for c in resolved.components["strategies"]}
+    for (path, strategy_id, archs), benches in failing.items():
+        spec, strategy = resolved.experiment.models[models[path]], by_id[strategy_id]
+        where = places.get(strategy_id)
+        written = where is not None and "strategies" in (resolved.raw or {})
+        loc = (where.section, where.index) if written else ("models", models[path])
+        default = "" if written else " (the default: the config names no strategies)"
+        out.add(loc, f"model '{spec.display}' has no sequence-classification head (config.json architectures: "
+                     f"{archs}), and strategy '{strategy.label}'{default} evaluates a model with the head it has, so its "
+                     f"classification cells on {', '.join(repr(b) for b in benches)} would fail; a strategy that "
+                     f"fine-tunes a head: {', '.join(builders) or '(none registered)'}")
+
+
 def _length_limits(facts: ModelFacts, key: str, section: str) -> int | None:
     if section == "decoders" and key == "max_new_tokens":
         return facts.decoder_positions if facts.kind == "seq2seq" else \
@@ -183,6 +216,7 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
     """Every model against its own config, this machine, and the components it meets in cells."""
     out = _Collector(resolved)
     facts: dict[str, ModelFacts] = {}
+    configs: dict[str, dict] = {}
     for i, spec in enumerate(resolved.experiment.models):
         problem = device_problem(spec.device)
         if problem:
@@ -192,6 +226,7 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
             continue
         f = model_facts(cfg, spec)
         facts[spec.path] = f
+        configs[spec.path] = cfg
         if "max_source_length" in spec.model_fields_set and f.encoder_positions is not None:
             limit = f.encoder_positions
             if spec.max_source_length > limit:
@@ -211,6 +246,7 @@ def check_models(resolved: ResolvedExperiment) -> list[ConfigError]:
                     f"of fewer than {f.encoder_positions - 1} words")
     if not facts:
         return out.errors
+    _check_heads(out, resolved, configs)
     places = _places(resolved)
     ram = ram_bytes()
     pairs = {}

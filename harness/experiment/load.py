@@ -5,7 +5,8 @@
 :func:`harness.testing.run_config`): :func:`harness.experiment.config.resolve` (the config on its
 own, pure), then :func:`harness.experiment.checks.check_engines` (each model's engine against
 the decoders it meets) and, when files are checked, :func:`~harness.experiment.checks.check_models`
-(the models against their config.json and this machine). Each stage raises
+(the models against their config.json and this machine) with
+:func:`~harness.experiment.alignment.check_aligned_files` (files aligned line by line). Each stage raises
 :class:`~harness.errors.ConfigErrors` listing all of its problems.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigErrors, HarnessError
 from ..plugins import PluginSet
+from .alignment import check_aligned_files
 from .checks import check_data_dir, check_engines, check_models
 from .config import ResolvedExperiment, resolve
 from .yamlio import load_yaml_file
@@ -28,8 +30,8 @@ def resolve_and_check(raw: Any, source: str, base_dir: Path, *, plugins: PluginS
     problems = check_engines(resolved)  # engine: ctranslate2 runs only some decoders; say so now
     if problems:
         raise ConfigErrors(problems)
-    if check_files:  # models against their config.json and this machine: cheap reads, no torch
-        problems = check_data_dir(resolved) + check_models(resolved)
+    if check_files:  # models against their config.json and this machine, aligned data files: cheap reads, no torch
+        problems = check_data_dir(resolved) + check_models(resolved) + check_aligned_files(resolved)
         if problems:
             raise ConfigErrors(problems)
     return resolved

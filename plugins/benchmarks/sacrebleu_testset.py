@@ -21,7 +21,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from harness.api import Benchmark, BenchmarkData
 from harness.errors import DataError, unknown_choice_message
 from harness.hookspecs import hookimpl
-from harness.params import InputPath
+from harness.params import InputPath, aligned
 
 from ._common import SubsetParams
 from .translation import read_aligned
@@ -30,8 +30,10 @@ from .translation import read_aligned
 class SacrebleuTestsetParams(SubsetParams):
     test_set: str = Field(description="sacrebleu test set, e.g. wmt14, wmt20, flores200 (see `sacrebleu --list`)")
     langpair: str = Field(description="language pair, e.g. en-de")
-    train_source: InputPath | None = Field(None, description="local training source file (for fine-tuning)")
-    train_reference: InputPath | None = Field(None, description="local training targets, aligned with train_source")
+    train_source: InputPath | None = Field(None, description="local training source file (for fine-tuning)",
+                                           json_schema_extra=aligned("train"))
+    train_reference: InputPath | None = Field(None, description="local training targets, aligned with train_source",
+                                              json_schema_extra=aligned("train"))
     all_references: bool = Field(False, description="score against every reference of the test set (false: the first)")
 
     # sacrebleu's catalogue is plain Python (no network, no torch), so validate can check names

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from harness.api import Benchmark, BenchmarkData, Example
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
-from harness.params import InputPath
+from harness.params import InputPath, aligned
 
 from ._common import (EncodingParams, QuotingParams, SubsetParams, TableFormat, cell_id, cell_text, check_format,
                      choose, read_lines, read_table)
@@ -68,14 +68,21 @@ def read_aligned(src_path: str, ref_path: str | list[str], prefix: str, *, encod
 
 
 class ParallelTextParams(EncodingParams, SubsetParams):
-    source: InputPath = Field(description="source-language file, one segment per line")
-    reference: InputPath = Field(description="reference translations, aligned line by line with source")
+    # aligned(...): `harness validate` counts each group's lines and refuses files that differ
+    source: InputPath = Field(description="source-language file, one segment per line", json_schema_extra=aligned("test"))
+    reference: InputPath = Field(description="reference translations, aligned line by line with source",
+                                 json_schema_extra=aligned("test"))
     references: list[InputPath] | None = Field(
-        None, min_length=1, description="several reference files, each aligned with source (instead of reference)")
-    train_source: InputPath | None = Field(None, description="training source file (for fine-tuning strategies)")
-    train_reference: InputPath | None = Field(None, description="training targets, aligned with train_source")
-    dev_source: InputPath | None = Field(None, description="development source file (early stopping, dev curves)")
-    dev_reference: InputPath | None = Field(None, description="development targets, aligned with dev_source")
+        None, min_length=1, description="several reference files, each aligned with source (instead of reference)",
+        json_schema_extra=aligned("test"))
+    train_source: InputPath | None = Field(None, description="training source file (for fine-tuning strategies)",
+                                           json_schema_extra=aligned("train"))
+    train_reference: InputPath | None = Field(None, description="training targets, aligned with train_source",
+                                              json_schema_extra=aligned("train"))
+    dev_source: InputPath | None = Field(None, description="development source file (early stopping, dev curves)",
+                                         json_schema_extra=aligned("dev"))
+    dev_reference: InputPath | None = Field(None, description="development targets, aligned with dev_source",
+                                            json_schema_extra=aligned("dev"))
     skip_empty: bool = Field(False, description="drop pairs with an empty side instead of refusing the file")
 
     @model_validator(mode="before")

@@ -9,6 +9,7 @@ class NoFineTuning(Strategy):
     name = "none"
     description = "Evaluate the model as it is (a classifier must already have its task head)."
     uses_seed = False
+    trains_head = False  # evaluates the model's own head: validate refuses a classifier without one
 
     def prepare(self, model, data, ctx):
         return model
