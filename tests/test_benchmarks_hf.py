@@ -51,8 +51,7 @@ def test_unknown_split_column_and_language_are_named(wmt_like):
     with pytest.raises(DataError) as info:
         hf(wmt_like, path="json", data_files={"test": "test.jsonl"}, source_lang="en", target_lang="de",
            split="validation")
-    assert str(info.value).startswith("dataset 'json': split: no split 'validation'; ")
-    assert "['test']" in str(info.value)
+    assert str(info.value) == "dataset 'json': split: no split 'validation'; the splits it has: test"
     with pytest.raises(DataError) as info:
         hf(wmt_like, path="json", data_files={"test": "test.jsonl"}, source_column="en", reference_column="de")
     assert str(info.value) == ("dataset 'json' split 'test': no column 'en' (source_column), 'de' (reference_column); "

@@ -2,9 +2,16 @@
 
 ``path`` is what :func:`datasets.load_dataset` takes: a Hub id (``wmt/wmt14`` with
 ``name: de-en``, ``nyu-mll/glue`` with ``name: sst2``), a packaged builder for local files
-(``json``, ``csv``, ``parquet`` with ``data_files``), or a local dataset directory (written
-``./dir``, ``../dir`` or absolute, so it cannot be mistaken for a Hub id). Local paths resolve
-against the config file's directory and must exist at ``harness validate``.
+(``json``, ``csv``, ``parquet`` with ``data_files``), or a local dataset directory: a directory
+of data files, or what ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` wrote (read with
+``datasets.load_from_disk``). A path that exists relative to the config file's directory, or is
+written ``./dir``, ``../dir`` or absolute, is local (as datasets itself decides: an existing
+directory wins over a Hub id); local paths must exist at ``harness validate``.
+
+One split: a single saved ``Dataset`` has no split names, and neither have ``data_files`` given
+as one file or a list (datasets calls that split ``train``). Such a source is the evaluated
+split (``split`` / ``test_split``, whatever its default), and the other splits (``train_split``,
+``dev_split``) are left out unless named, which is an error: the rows would be the test rows.
 
 Reproducibility: pin ``revision`` for Hub datasets. The cell cache key includes path, name,
 split and revision, plus the bytes of local data files; without a revision a Hub dataset that
@@ -64,9 +71,29 @@ class HFDatasetParams(Params):
     @field_validator("path")
     @classmethod
     def _local_dir(cls, v: str, info: ValidationInfo) -> str:
-        if v.startswith(LOCAL_PREFIXES):
+        base = (info.context or {}).get("base_dir")
+        # an existing path beside the config is local even without ./ (datasets decides the same way)
+        if v.startswith(LOCAL_PREFIXES) or (v not in BUILDERS and base is not None and (Path(base) / v).exists()):
             return _resolve(v, info, dirs_ok=True)
         return v
+
+    @property
+    def local(self) -> bool:
+        """A local path (resolved to an absolute one), not a Hub id or a builder name."""
+        return os.path.isabs(self.path)
+
+    def saved(self) -> str | None:
+        """``"dataset"`` or ``"dict"`` when ``path`` is a directory written by ``save_to_disk``, else None."""
+        return saved_kind(self.path) if self.local else None
+
+    def one_split(self) -> str | None:
+        """Why the source holds a single unnamed split (a saved Dataset; data_files without split
+        names), or None when its splits have names."""
+        if self.saved() == "dataset":
+            return "a single Dataset saved with save_to_disk (no split names)"
+        if self.path in BUILDERS and isinstance(self.data_files, (str, list)):
+            return "data_files given as one file or a list, without split names"
+        return None
 
     @field_validator("data_files")
     @classmethod
@@ -96,11 +123,56 @@ class HFDatasetParams(Params):
         return files
 
 
-def load_split(p: HFDatasetParams, split: str, key: str):
-    """One split of the dataset; every failure a user can cause becomes a DataError."""
+def saved_kind(path: str) -> str | None:
+    """What ``save_to_disk`` left in ``path``: ``"dict"`` (a DatasetDict: dataset_dict.json and a
+    directory per split), ``"dataset"`` (one Dataset: state.json, dataset_info.json, arrow files)."""
+    d = Path(path)
+    if (d / "dataset_dict.json").is_file():
+        return "dict"
+    if (d / "state.json").is_file() and (d / "dataset_info.json").is_file():
+        return "dataset"
+    return None
+
+
+def _split_names(message: str) -> str | None:
+    import re
+
+    m = re.search(r"Should be one of \[(.*?)\]", message)
+    return m.group(1).replace("'", "") if m else None
+
+
+def _load_saved(p: HFDatasetParams, split: str, key: str, evaluated: bool):
     import datasets
 
     what = p.describe()
+    try:
+        ds = datasets.load_from_disk(p.path)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot load {what} (saved with save_to_disk): {e}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise DataError(f"{what}: {key}: no split {split!r}; the DatasetDict saved there has the splits: "
+                            f"{present(sorted(ds))}")
+        return ds[split]
+    if not evaluated:
+        raise DataError(f"{what} is {p.one_split()}: it is the evaluated split, so {key}: {split!r} would train or "
+                        "tune on the test rows; save a DatasetDict with named splits, or leave the key out")
+    return ds
+
+
+def load_split(p: HFDatasetParams, split: str, key: str, evaluated: bool = False):
+    """One split of the dataset; every failure a user can cause becomes a DataError. ``evaluated``:
+    the split the benchmark scores, which a one-split source is (:meth:`HFDatasetParams.one_split`)."""
+    import datasets
+
+    what = p.describe()
+    if p.saved() is not None:
+        return _load_saved(p, split, key, evaluated)
+    if p.one_split() is not None:
+        if not evaluated:
+            raise DataError(f"{what}: {p.one_split()}, which is the evaluated split; {key}: {split!r} would read the "
+                            f"same rows. Name the splits: data_files: {{test: ..., {split}: ...}}")
+        split = "train"  # what datasets calls the one split of unnamed data_files
     try:
         return datasets.load_dataset(p.path, p.name, split=split, revision=p.revision, data_files=p.data_files,
                                      cache_dir=p.cache_dir)
@@ -110,7 +182,12 @@ def load_split(p: HFDatasetParams, split: str, key: str):
                         "and use path: json/csv/parquet with data_files") from None
     except ValueError as e:
         if "Unknown split" in str(e):
-            raise DataError(f"{what}: {key}: no split {split!r}; {e}") from None
+            names = _split_names(str(e))
+            raise DataError(f"{what}: {key}: no split {split!r}; "
+                            + (f"the splits it has: {names}" if names else str(e))) from None
+        if "save_to_disk" in str(e):  # a saved dataset in a layout saved_kind() does not know
+            raise DataError(f"cannot load {what}: it was written by save_to_disk, but holds neither "
+                            "dataset_dict.json nor state.json and dataset_info.json") from None
         raise DataError(f"cannot load {what} ({key}={split!r}): {e}") from None
     except FileNotFoundError as e:
         raise DataError(f"cannot load {what}: {e}") from None
@@ -127,7 +204,8 @@ BUILDERS = ("json", "csv", "parquet", "text", "arrow", "pandas", "imagefolder", 
 
 
 def warn_unpinned(p: HFDatasetParams, ctx) -> None:
-    if p.revision is None and p.path not in BUILDERS and not p.path.startswith(LOCAL_PREFIXES):
+    # a local path (a directory beside the config, a saved dataset) has no Hub revision to pin
+    if p.revision is None and p.path not in BUILDERS and not p.local and not p.path.startswith(LOCAL_PREFIXES):
         ctx.log.warning("%s has no `revision:`; cached cells will not notice if the dataset changes on the Hub",
                         p.describe())
 
@@ -182,7 +260,7 @@ class HFTranslation(Benchmark):
     def _examples(self, split: str, key: str, limit, sample, prefix: str) -> tuple[list[Example], int]:
         p = self.params
         what = p.describe()
-        ds = load_split(p, split, key)
+        ds = load_split(p, split, key, evaluated=key == "split")
         if len(ds) == 0:
             raise DataError(f"{what} split {split!r} ({key}) has no rows")
         if p.source_lang:
@@ -262,7 +340,7 @@ class HFClassification(Benchmark):
     def _raw(self, split: str, key: str, limit, sample) -> tuple[list[RawExample], Any]:
         p = self.params
         what = p.describe()
-        ds = load_split(p, split, key)
+        ds = load_split(p, split, key, evaluated=key == "test_split")
         require_columns(ds, what, split, {"text_column": p.text_column, "text_pair_column": p.text_pair_column,
                                           "label_column": p.label_column, "id_column": p.id_column})
         if len(ds) == 0:
@@ -284,8 +362,11 @@ class HFClassification(Benchmark):
         p = self.params
         warn_unpinned(p, ctx)
         test, feature = self._raw(p.test_split, "test_split", p.limit, p.sample)
-        train = self._raw(p.train_split, "train_split", p.train_limit, True)[0] if p.train_split else None
-        dev = self._raw(p.dev_split, "dev_split", None, False)[0] if p.dev_split else None
+        # a one-split source is the test split: its default train_split names nothing
+        given = p.model_fields_set if p.one_split() else {"train_split", "dev_split"}
+        train = self._raw(p.train_split, "train_split", p.train_limit, True)[0] \
+            if p.train_split and "train_split" in given else None
+        dev = self._raw(p.dev_split, "dev_split", None, False)[0] if p.dev_split and "dev_split" in given else None
         class_names = list(feature.names) if hasattr(feature, "names") and hasattr(feature, "str2int") else None
         splits, labels = name_labels({"train": train, "dev": dev, "test": test}, labels=p.labels,
                                      label_names=p.label_names, class_names=class_names,
