@@ -38,10 +38,36 @@ def _usage_error(ctx, e: click.UsageError) -> None:
     ctx.exit(2)
 
 
+def _parse_args(parse, command: click.Command, ctx: click.Context, args: list[str]):
+    """click's parsing, except that an unknown option gets the harness's answer (harness.habits):
+    another tool's habit is answered with the harness's way, and a guess is only a near miss of
+    the command's own spelling (click's would offer --sample for lm-eval's --log_samples)."""
+    try:
+        return parse(ctx, args)
+    except click.NoSuchOption as e:
+        from .habits import unknown_option_message
+
+        options = [o for p in command.get_params(ctx) for o in (*p.opts, *p.secondary_opts)]
+        names, c = [], ctx
+        while c.parent is not None:  # "harness run", however the program was started (python -m ...)
+            names.append(c.info_name)
+            c = c.parent
+        where = " ".join(["harness", *reversed(names)])
+        echo(f"error: {unknown_option_message(e.option_name, where, options)}", err=True)
+        ctx.exit(2)
+
+
+class _Command(click.Command):
+    def parse_args(self, ctx, args):
+        return _parse_args(super().parse_args, self, ctx, args)
+
+
 class _Group(click.Group):
+    command_class = _Command
+
     def parse_args(self, ctx, args):
         try:
-            return super().parse_args(ctx, args)
+            return _parse_args(super().parse_args, self, ctx, args)
         except click.UsageError as e:
             _usage_error(ctx, e)
 

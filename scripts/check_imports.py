@@ -35,7 +35,7 @@ ROOTS = {"harness": "harness", "harness_plugins": "plugins"}
 
 # Bottom first. A unit may import units on lower levels; units on one level are independent peers.
 LAYERS: list[list[str]] = [
-    ["harness._version", "harness.errors"],
+    ["harness._version", "harness.errors", "harness.habits"],
     ["harness.params", "harness.store", "harness.stats"],
     ["harness.models", "harness.results"],
     ["harness.api"],
