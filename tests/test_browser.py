@@ -100,9 +100,10 @@ def test_report_in_headless_chromium(browser_page, tmp_path):
     labels = [v.replace(" 1 failed", "").replace(" baseline", "") for v in column(page, tid, 1)]
     assert labels == sorted(labels, key=str.lower)
 
-    # the plots are inline SVG and rendered with a size
+    # the plots are inline SVG and rendered with a size (a plot of several panels: one SVG each)
+    assert page.eval_on_selector_all("figure.plot", "els => els.length") == 4
     sizes = page.eval_on_selector_all("figure.plot svg", "els => els.map(e => e.getBoundingClientRect().width)")
-    assert len(sizes) == 4 and min(sizes) > 200
+    assert len(sizes) >= 4 and min(sizes) > 200
     for p in page.eval_on_selector_all("figure.plot", TEXT_BOXES):  # no two texts of a plot overlap
         assert len(p["boxes"]) > 5 and overlapping(p["boxes"]) == [], p["plot"]
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
@@ -256,5 +257,28 @@ def test_study_report_fits_the_screen_and_its_plot_texts_do_not_overlap(browser_
     assert {"study-budget", "study-rate", "seeds"} <= {f["plot"] for f in figs}
     for f in figs:
         assert len(f["boxes"]) > 8 and overlapping(f["boxes"]) == [], f["plot"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert log["errors"] == [] and log["requests"] == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_plot_of_several_panels_is_one_panel_per_row_on_a_phone(browser_page, tmp_path, width):
+    """The beam plot draws one panel per metric; squeezed into one picture at 390 px each panel was
+    a third of the screen wide. Each panel is its own SVG now: side by side on a wide screen, one
+    per row on a phone, each nearly the screen's width."""
+    from harness_plugins.reporters.html import HtmlReport
+
+    page, log = browser_page
+    page.set_viewport_size({"width": width, "height": 900})
+    out = crowded_run(tmp_path / "run")
+    page.goto(HtmlReport().write(load_run(out), out)[0].resolve().as_uri())
+    boxes = page.eval_on_selector_all("figure.plot[data-plot=beam] .panels > svg", """svgs => svgs.map(s => {
+        const r = s.getBoundingClientRect(); return {x: r.left, y: r.top, w: r.width}; })""")
+    assert len(boxes) >= 2
+    if width == 390:
+        assert all(b["w"] >= 300 for b in boxes), boxes
+        assert len({round(b["y"]) for b in boxes}) == len(boxes), "one per row"
+    else:
+        assert len({round(b["y"]) for b in boxes}) == 1, "side by side"
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert log["errors"] == [] and log["requests"] == []

@@ -12,12 +12,16 @@ Texts never overlap: scatter points are labelled by :func:`place_labels` (greedy
 spot, a leader line when moved away, a legend beside the plot for points that find none), and
 the seeds plot stands its tick labels vertical when side by side they would touch. The names
 come from :func:`harness.report.analysis.plots.legend_names` (only what differs between the plotted
-configurations). Non-goals: interactivity, styling beyond a readable default.
+configurations), and a name too long for its place is cut where the names agree (:func:`shorten`),
+never where they differ. A plot of several panels is one SVG per panel (:func:`_panels`), which the
+page lays out side by side or one per row on a narrow screen. Non-goals: interactivity, styling
+beyond a readable default.
 """
 from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from typing import Any
 
@@ -50,34 +54,77 @@ def _svg(fig) -> str:
     return text
 
 
-def _short(name: str, n: int = 38) -> str:
-    return name if len(name) <= n else name[: n - 1] + "…"
+# where a shared start may be cut, widest parts first: whole " / " parts, then inside brackets
+_BOUNDARIES = (re.compile(r" / "), re.compile(r"\[|, ?"), re.compile(r"=| "))
+
+
+def shorten(names: list[str], n: int = 38) -> list[str]:
+    """The names cut to ``n`` characters so that distinct names stay distinct. Configurations of
+    one plot share their start (``input_mask / beam[num_beams=``) and differ at the end, so the
+    part they share goes first: the common prefix becomes "…", cut at a " / " if that is enough,
+    else inside the brackets; then only the end is kept; then the start and the end around "…".
+    Names that cannot be cut without two becoming equal are kept whole."""
+    distinct = list(dict.fromkeys(names))
+    if all(len(x) <= n for x in distinct):
+        return list(names)
+    long = [x for x in distinct if len(x) > n]  # only these are cut: what they share may go
+    prefix = os.path.commonprefix(long) if len(long) > 1 else ""
+    cuts = [max((m.end() for m in b.finditer(prefix)), default=0) for b in _BOUNDARIES]
+    suffix = os.path.commonprefix([x[::-1] for x in long])[::-1] if len(long) > 1 else ""
+    # a shared end goes too when the names differ in the middle: from its first separator on
+    tail = next((len(suffix) - m.start() for m in re.finditer(r"[,\]]| / ", suffix)), 0)
+    keep = max(1, n // 3)
+    ways = [lambda x, c=c: "…" + x[c:] for c in dict.fromkeys(cuts) if c] + \
+           [lambda x, c=c: ("…" if c else "") + x[c:len(x) - tail] + "…" for c in dict.fromkeys(cuts) if tail] + \
+           [lambda x: "…" + x[-(n - 1):], lambda x: x[:keep] + "…" + x[-(n - keep - 1):]]
+    for way in ways:
+        short = {x: (x if len(x) <= n else way(x)) for x in distinct}
+        if all(len(v) <= n for v in short.values()) and len(set(short.values())) == len(distinct):
+            return [short[x] for x in names]
+    return list(names)
+
+
+def _panels(figs: list) -> str:
+    """A plot of several panels as one SVG per panel, in a ``div.panels`` that report.css lays out
+    side by side where they fit and one per row where they do not: on a 390 px phone each panel is
+    drawn nearly at its own width, not three panels squeezed into one picture. (Each panel's ids get
+    their own prefix: the page holds them all.)"""
+    if len(figs) == 1:
+        return _svg(figs[0])
+    return '<div class="panels">' + "".join(_prefixed(_svg(f), f"k{i}") for i, f in enumerate(figs)) + "</div>"
+
+
+def _figures(n: int, size: tuple[float, float]) -> list:
+    plt = _pyplot()
+    return [plt.subplots(figsize=size) for _ in range(n)]
 
 
 def beam_plot(data: dict[str, Any]) -> str:
     """Quality against beam size, one panel per metric, one line per decoder family."""
-    plt = _pyplot()
     metrics = data["metrics"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
-    for ax, (label, title, hib) in zip(axes[0], metrics):
+    names = shorten([line["name"] for line in data["lines"]] + [g["name"] for g in data.get("greedy", [])])
+    line_names, greedy_names = names[:len(data["lines"])], names[len(data["lines"]):]
+    figs = _figures(len(metrics), (4.2, 3.2))
+    for k, ((fig, ax), (label, title, hib)) in enumerate(zip(figs, metrics)):
         for i, line in enumerate(data["lines"]):
             pts = [(x, y) for x, y in zip(line["x"], line["y"][label]) if y is not None]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=_PALETTE[i % 10],
-                        label=_short(line["name"]))
+                        label=line_names[i])
         for j, g in enumerate(data.get("greedy", [])):
             y = g["y"].get(label)
             if y is not None:
                 ax.axhline(y, linestyle="--", color="#555555", linewidth=1,
-                           label=_short(g["name"]) if j == 0 or len(data["greedy"]) > 1 else None)
+                           label=greedy_names[j] if j == 0 or len(data["greedy"]) > 1 else None)
         ax.set_xlabel("beam size (num_beams)")
         ax.set_ylabel(f"{title} ({'higher' if hib else 'lower'} is better)")
         xs = sorted({x for line in data["lines"] for x in line["x"]})
         ax.set_xticks(xs)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="best")
-    fig.suptitle("Quality vs beam size", fontsize=10)
-    return _svg(fig)
+        if k == 0:
+            ax.legend(fontsize=7, loc="best")
+        fig.suptitle("Quality vs beam size" + (f": {title}" if len(metrics) > 1 else ""), fontsize=10)
+    return _panels([fig for fig, _ in figs])
 
 
 # candidate label positions around a point, nearest first: offsets (points) in eight directions
@@ -162,7 +209,7 @@ def _scatter(points: list[dict[str, Any]], x_label: str, y_label: str, title: st
     ax.grid(alpha=0.3)
     # room inside the frame for labels of points at its edge
     ax.margins(x=0.12, y=0.15)
-    texts = [_short(p["name"], 28) + p.get("suffix", "") for p in points]
+    texts = [name + p.get("suffix", "") for name, p in zip(shorten([p["name"] for p in points], 28), points)]
     unplaced = place_labels(ax, [(p["x"], p["y"]) for p in points], texts, obstacles=obstacles)
     if unplaced:
         # too crowded to label in place: those points are named in a legend beside the plot
@@ -205,7 +252,7 @@ def seeds_plot(data: dict[str, Any]) -> str:
     ax.set_xticks(range(len(configs)))
     # names side by side when they fit their slots; a name wider than its slot would run into its
     # neighbour's (slanted ones too), so then they all stand vertical, each in its own column
-    ticks = ax.set_xticklabels([_short(c["name"], 40) for c in configs], rotation=0, ha="center", fontsize=8)
+    ticks = ax.set_xticklabels(shorten([c["name"] for c in configs], 40), rotation=0, ha="center", fontsize=8)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in ticks]
@@ -223,16 +270,18 @@ STUDY_BARS = "error bars: 95% CI, seeds × examples; pooled: t over datasets, 95
 
 def _study_plot(data: dict[str, Any], *, logx: bool, title: str) -> str:
     """Δ against the baseline (y) along one study factor (x), one panel per value of the other:
-    a line per dataset with its seeds × examples interval, the pooled effect in black with its t interval."""
-    plt = _pyplot()
+    a line per dataset with its seeds × examples interval, the pooled effect in black with its t interval.
+    The panels share one y range, as the panels of one figure would."""
     panels = data["panels"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False, sharey=True)
+    figs = _figures(len(panels), (4.4, 3.4))
     names = list(dict.fromkeys(line["name"] for p in panels for line in p["lines"] if not line["pooled"]))
+    every = list(dict.fromkeys(line["name"] for p in panels for line in p["lines"]))
+    shown = dict(zip(every, shorten(every)))
     xs_all = sorted({pt["x"] for p in panels for line in p["lines"] for pt in line["points"]})
     # datasets side by side around each x, so their intervals do not hide each other
     span = (math.log(xs_all[-1] / xs_all[0]) if logx and xs_all[0] > 0 else (xs_all[-1] - xs_all[0])) or 1.0
     step = 0.025 * span
-    for ax, panel in zip(axes[0], panels):
+    for k, ((fig, ax), panel) in enumerate(zip(figs, panels)):
         ax.axhline(0.0, color="#555555", linewidth=1, linestyle="--", label=f"no difference ({data['baseline']})")
         for line in panel["lines"]:
             i = len(names) if line["pooled"] else names.index(line["name"])
@@ -247,21 +296,25 @@ def _study_plot(data: dict[str, Any], *, logx: bool, title: str) -> str:
             color = "#000000" if line["pooled"] else _PALETTE[i % 10]
             ax.errorbar(x, y, yerr=[lo, hi], marker="D" if line["pooled"] else "o", color=color, capsize=4,
                         linewidth=2 if line["pooled"] else 1.2, markersize=6 if line["pooled"] else 5,
-                        label=_short(line["name"]), zorder=4 if line["pooled"] else 3)
+                        label=shown[line["name"]], zorder=4 if line["pooled"] else 3)
         if logx:
             ax.set_xscale("log")
         ax.set_xticks(xs_all)
         ax.set_xticklabels([f"{x:g}" for x in xs_all])
         ax.minorticks_off()
         ax.set_xlabel(data["x_label"])
+        ax.set_ylabel(f"Δ {data['metric']} vs {data['baseline']}")
         ax.set_title(panel["title"], fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"Δ {data['metric']} vs {data['baseline']}")
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle(title, fontsize=10, y=1.02)
-    # the intervals are named in the figure itself, so a copied plot still says what its bars are
-    fig.text(0.5, -0.04, STUDY_BARS, ha="center", va="top", fontsize=8)
-    return _svg(fig)
+        if k == len(figs) - 1:
+            ax.legend(fontsize=7, loc="best")
+        fig.suptitle(title, fontsize=10, y=1.02)
+        # the intervals are named in the figure itself, so a copied plot still says what its bars are
+        fig.text(0.5, -0.04, STUDY_BARS, ha="center", va="top", fontsize=8)
+    lows, highs = zip(*(ax.get_ylim() for _, ax in figs))
+    for _, ax in figs:
+        ax.set_ylim(min(lows), max(highs))
+    return _panels([fig for fig, _ in figs])
 
 
 def study_budget_plot(data: dict[str, Any]) -> str:
@@ -275,22 +328,24 @@ def study_rate_plot(data: dict[str, Any]) -> str:
 def training_plot(data: dict[str, Any]) -> str:
     """Learning curves: loss against optimizer step, one panel per task (their units differ), a
     solid line per checkpoint for its training loss and a dashed one with markers for its dev
-    loss, in the checkpoint's colour; one legend beside the panels names the checkpoints and the
-    two line styles (so no label sits on a curve)."""
+    loss, in the checkpoint's colour; a legend beside each panel names its checkpoints and the line
+    styles drawn (so no label sits on a curve; "dev loss" only where a dev loss is plotted)."""
     from matplotlib.lines import Line2D
 
-    plt = _pyplot()
     panels = data["panels"]
     colors = _PALETTE + ["#393b79", "#637939"]  # 12 distinct colours: the plot's limit
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
-    names: dict[int, str] = {}
-    for ax, panel in zip(axes[0], panels):
+    figs = _figures(len(panels), (4.8, 3.4))
+    every = [line["name"] for panel in panels for line in panel["lines"]]
+    shown = dict(zip(every, shorten(every, 40)))
+    for (fig, ax), panel in zip(figs, panels):
+        indices, with_dev = [], False
         for line in panel["lines"]:
             color = colors[line["index"] % len(colors)]
-            names[line["index"]] = line["name"]
+            indices.append((line["index"], line["name"]))
             if line["train"]["x"]:
                 ax.plot(line["train"]["x"], line["train"]["y"], color=color, linewidth=1.4)
             if line["dev"]["x"]:
+                with_dev = True
                 ax.plot(line["dev"]["x"], line["dev"]["y"], color=color, linestyle="--", marker="o", markersize=4,
                         linewidth=1.2)
         ax.set_xlabel("optimizer step")
@@ -298,14 +353,16 @@ def training_plot(data: dict[str, Any]) -> str:
         if panel["task"]:
             ax.set_title(panel["task"], fontsize=9)
         ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colors[i % len(colors)], linewidth=2) for i in sorted(names)]
-    labels = [_short(names[i], 40) for i in sorted(names)]
-    handles += [Line2D([], [], color="#555555", linewidth=1.4),
-                Line2D([], [], color="#555555", linestyle="--", marker="o", markersize=4, linewidth=1.2)]
-    labels += ["training loss (windowed mean)", "dev loss"]
-    axes[0][-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    fig.suptitle("Learning curves", fontsize=10)
-    return _svg(fig)
+        handles = [Line2D([], [], color=colors[i % len(colors)], linewidth=2) for i, _ in indices]
+        labels = [shown[name] for _, name in indices]
+        handles.append(Line2D([], [], color="#555555", linewidth=1.4))
+        labels.append("training loss (windowed mean)")
+        if with_dev:
+            handles.append(Line2D([], [], color="#555555", linestyle="--", marker="o", markersize=4, linewidth=1.2))
+            labels.append("dev loss")
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        fig.suptitle("Learning curves", fontsize=10)
+    return _panels([fig for fig, _ in figs])
 
 
 TRAINING_PLOTS = {"learning_curves": ("Learning curves", training_plot)}

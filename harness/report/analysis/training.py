@@ -189,4 +189,4 @@ def training_plot_data(runs: list[TrainingRun], limit: int = PLOT_LIMIT) -> dict
                                "train": {"x": [s for s, _ in r.history], "y": [v for _, v in r.history]},
                                "dev": {"x": [d[0] for d in r.dev], "y": [d[1] for d in r.dev]}})
     return {"panels": list(panels.values()), "shown": len(shown), "omitted": len(drawable) - len(shown),
-            "limit": limit}
+            "limit": limit, "has_dev": any(r.dev for r in shown)}
