@@ -219,8 +219,9 @@ CASES = [
           "(huggingface-cli download nobody-h4/no-such-model) or set path: to a local model directory"],
          commands=("run",)),
     # --- data, found by `run` before anything is written
-    Case("misaligned_files", config(), ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt has 3 lines but "
-                                        "{d}/ref.txt has 2; the files must be aligned line by line ..."],
+    Case("misaligned_files", config(), ["error: {d}/exp.yaml:4: benchmarks[0].params.reference: benchmark 'toy': the "
+                                        "test files are not aligned: src.txt (source) has 3 lines, ref.txt "
+                                        "(reference) has 2 lines; ..."],  # (validate's check, before run's)
          files={"ref.txt": "eins\nzwei\n"}, commands=("run",)),
     Case("empty_line", config(), ["error: {d}/exp.yaml: benchmarks: 'toy': {d}/src.txt:2: empty source segment; remove it ..."],
          files={"src.txt": "the cat\n\na dog\n"}, commands=("run",)),

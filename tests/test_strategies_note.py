@@ -551,7 +551,8 @@ def test_existing_strategies_keep_their_checkpoint_keys():
 
     for name, key in EXISTING_KEYS.items():
         cls = default_plugins().get("strategy", name)
-        assert canonical_hash([TRAINING_VERSION, name, cls.version, checkpoint_params(cls.Params())]) == key, name
+        # (TRAINING_VERSION 4 re-keys every checkpoint on purpose: training runs at a fixed thread count, issue 22)
+        assert canonical_hash(["3", name, cls.version, checkpoint_params(cls.Params())]) == key, name
 
 
 def test_a_second_view_is_refused_for_translation(tmp_path, tiny_marian):

@@ -17,6 +17,7 @@ from harness.api import Benchmark, BenchmarkData
 from harness.errors import ConfigErrors
 from harness.hookspecs import hookimpl
 from harness.params import InputPath, Params, aligned
+from harness.plugins import default_plugins
 
 
 def cli(cwd, *args):
@@ -113,10 +114,13 @@ def test_an_encoder_without_a_classification_head_under_strategy_none_is_refused
         "text_column: sentence}}]\n")
     r = cli(tmp_path, "validate", "exp.yaml")
     assert r.returncode == 2
+    builders = sorted(i.name for i in default_plugins() if i.kind == "strategy" and i.name != "none"
+                      and "classification" in i.cls.tasks)
+    assert "unmasked" in builders and "input_mask" in builders
     assert r.stderr == ("error: exp.yaml:2: models[0]: model 'minilm' has no sequence-classification head (config.json "
                         "architectures: BertModel), and strategy 'none' (the default: the config names no strategies) "
                         "evaluates a model with the head it has, so its classification cells on 'toy' would fail; a "
-                        "strategy that fine-tunes a head: aux_mlm, input_mask, tapt, unmasked\n")
+                        f"strategy that fine-tunes a head: {', '.join(builders)}\n")
     r = cli(tmp_path, "validate", "exp.yaml", "--strategy", "none")
     assert r.stderr.startswith("error: --strategy none: strategies[0]: model 'minilm' has no sequence-classification "
                                "head (config.json architectures: BertModel), and strategy 'none' evaluates")
