@@ -120,6 +120,8 @@ class _Collector:
 def _model_config(spec: ModelSpec, i: int, out: _Collector) -> dict | None:
     """Read what validate can afford to read about model ``i``; report what makes it unusable."""
     loc = ("models", i)
+    if spec.outputs:  # a file of system outputs: no config, weights or engine to check
+        return None
     if spec.local:
         try:
             cfg = read_config_json(spec.path)
@@ -331,7 +333,7 @@ def check_runtime(resolved: ResolvedExperiment, jobs: list, datasets: dict[str, 
     for job in jobs:
         cell = job.cell
         spec = cell.model
-        if not spec.local or ram is None:
+        if not spec.local or spec.outputs or ram is None:
             continue
         try:
             f = model_facts(read_config_json(spec.path), spec)

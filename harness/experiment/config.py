@@ -33,6 +33,7 @@ from .yamlio import line_of
 GENERATION_TASKS = ("translation",)
 DEFAULT_METRICS = {"translation": ["bleu", "chrf", "ter"], "classification": ["accuracy", "macro_f1", "mcc"]}
 NO_DECODER = "-"
+NO_STRATEGY = "none"  # the identity strategy: the only one a model of given outputs (kind: outputs) takes
 
 
 class PluginRef(StrictModel):
@@ -191,6 +192,10 @@ class ResolvedExperiment:
             task = bench.cls.task
             if task not in strat.cls.tasks or task not in served or not strat.applies_to(bench):
                 continue
+            if model.outputs:  # given outputs: nothing to fine-tune or decode (harness.models.outputs)
+                if strat.name == NO_STRATEGY:
+                    out += [Cell(model, bench, strat, None, seed) for seed in self.experiment.seeds]
+                continue
             decoders = [d for d in self.components["decoders"] if d.applies_to(bench)] \
                 if task in GENERATION_TASKS else [None]
             for dec, seed in itertools.product(decoders, self.experiment.seeds):
@@ -218,6 +223,8 @@ def model_tasks(spec: ModelSpec) -> tuple[str, ...]:
     for a local model, from its config.json (no weights are read); a Hub model with
     ``kind: auto`` is assumed to fit every task."""
     kind = spec.kind
+    if kind == "outputs":
+        return ("translation",)
     if kind == "auto" and spec.local:
         from ..models.facts import read_config_json
 

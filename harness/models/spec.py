@@ -28,11 +28,14 @@ class ModelSpec(StrictModel):
     model_config = ConfigDict(frozen=True)
 
     path: str = Field(description="Hugging Face Hub id (org/name), local model directory, or "
-                                  "pkg://package/dir for a model shipped inside an installed Python package")
+                                  "pkg://package/dir for a model shipped inside an installed Python package; "
+                                  "kind outputs: a file of system outputs")
     label: str | None = Field(None, description="name in reports; default: last part of path")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit)")
-    kind: Literal["auto", "seq2seq", "causal", "classifier"] = Field(
-        "auto", description="auto: read from the model's config (is_encoder_decoder)")
+    kind: Literal["auto", "seq2seq", "causal", "classifier", "outputs"] = Field(
+        "auto", description="auto: read from the model's config (is_encoder_decoder); outputs: path is a file of "
+                            "one system's outputs (plain text, one segment per line, or JSONL), which its cells "
+                            "read instead of decoding (harness.models.outputs)")
     init: Literal["pretrained", "random"] = Field(
         "pretrained", description="random: build the architecture from config.json with seeded random weights")
     tokenizer: str | None = Field(None, description="tokenizer id/directory if not the model's own")
@@ -118,6 +121,8 @@ class ModelSpec(StrictModel):
         (judged without importing torch): float32 on a CPU, 16-bit ("auto16") on a GPU."""
         from .machine import device_problem
 
+        if self.kind == "outputs":
+            return ""  # nothing was computed: the outputs were given
         gpu = self.device != "cpu" and not (self.device == "auto" and device_problem("cuda")
                                             and device_problem("mps"))
         if self.engine == "ctranslate2":  # CTranslate2 knows CUDA and the CPU only
@@ -144,6 +149,15 @@ class ModelSpec(StrictModel):
         base = Path(ctx.get("base_dir", "."))
         p = Path(self.path).expanduser()
         candidate = p if p.is_absolute() else base / p
+        if self.kind == "outputs":  # a file, not a model directory; its content keys the cells
+            from ..params import not_a_regular_file
+
+            problem = not_a_regular_file(candidate)
+            if problem:
+                raise ValueError(f"system outputs: {problem}")
+            object.__setattr__(self, "path", os.path.abspath(candidate))
+            object.__setattr__(self, "local", True)
+            return self
         looks_local = self.path.startswith(("/", "./", "../", "~")) or not HUB_ID.match(self.path)
         if candidate.exists():
             if not candidate.is_dir() or not (candidate / "config.json").is_file():
@@ -156,7 +170,16 @@ class ModelSpec(StrictModel):
 
     @property
     def display(self) -> str:
+        if self.label is None and self.kind == "outputs":
+            from .outputs import system_name
+
+            return system_name(self.path)
         return self.label or Path(self.path.rstrip("/")).name
+
+    @property
+    def outputs(self) -> bool:
+        """True for system outputs (``kind: outputs``): cells read the file instead of decoding."""
+        return self.kind == "outputs"
 
 
 PKG_SCHEME = "pkg://"

@@ -2,7 +2,7 @@
 
 - ``data_files``: ``{path: sha256}`` of every local file named by a benchmark's parameters (a
   file, the files a glob pattern matches, or the files inside a directory), the paths the
-  benchmark readers open. Paths under the config's directory are written relative to it, so two
+  benchmark readers open, and every system outputs file (``kind: outputs`` models). Paths under the config's directory are written relative to it, so two
   checkouts give the same record.
 - ``hub_revisions``: for every Hub model and Hub dataset (``hf_*`` benchmarks), the commit that
   the requested revision (default ``main``) resolves to in the local Hugging Face cache
@@ -64,6 +64,10 @@ def data_files(resolved) -> dict[str, str]:
                         out[_shown(f, base)] = content_digest(f)
             except OSError:
                 continue
+    experiment = getattr(resolved, "experiment", None)
+    for m in getattr(experiment, "models", None) or []:  # system outputs files (kind: outputs): data the run read
+        if getattr(m, "outputs", False) and os.path.isfile(m.path):
+            out[_shown(Path(m.path), base)] = content_digest(m.path)
     return dict(sorted(out.items()))
 
 

@@ -185,7 +185,8 @@ class Worker:
             # The driver serves cached cells itself; this keeps a stray cached job cheap and correct.
             return self.score(job, read_jsonl(celldir / "predictions.jsonl"), "cached", record.get("seconds", 0.0))
         self.progress.cell_started(job)
-        set_torch_threads(job.threads)
+        if not job.cell.model.outputs:  # reading given outputs needs no torch
+            set_torch_threads(job.threads)
         t0 = time.perf_counter()
         try:
             # A cell that is not done starts from an empty directory: scratch files of an
@@ -252,11 +253,14 @@ class Worker:
                      "reference": ex.label, "output": p["label"], **({"probs": p["probs"]} if "probs" in p else {})}
                     for ex, p in zip(data.test, preds)]
         else:
-            model = self.generation_model(spec, cell.seed)
-            t = time.perf_counter()
-            hyps = cell.decoder.instantiate().decode(model, [ex.source for ex in data.test],
-                                                     dataclasses.replace(ctx, example_ids=[ex.id for ex in data.test]))
-            hyps = check_hypotheses(cell.decoder, hyps, len(data.test))
+            if cell.model.outputs:  # the system's outputs as given, in place of a decoder's
+                hyps = outputs_hypotheses(cell.model, cell.benchmark.label, data)
+            else:
+                model = self.generation_model(spec, cell.seed)
+                t = time.perf_counter()
+                hyps = cell.decoder.instantiate().decode(model, [ex.source for ex in data.test],
+                                                         dataclasses.replace(ctx, example_ids=[ex.id for ex in data.test]))
+                hyps = check_hypotheses(cell.decoder, hyps, len(data.test))
             rows = []
             for ex, nbest in zip(data.test, hyps):
                 row = {"id": ex.id, "source": ex.source, "reference": ex.reference, "output": nbest[0].text,
@@ -347,6 +351,32 @@ class Worker:
         return per_metric, signatures
 
 
+def _full_size(data) -> int | None:
+    """Segments in a file-based benchmark's test files when it selected fewer (``limit``), else None."""
+    total = data.meta.get("test_lines")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total > len(data.test) else None
+
+
+def outputs_hypotheses(spec, benchmark: str, data) -> list[list[Any]]:
+    """A system outputs file (``kind: outputs``) as the hypothesis lists a decoder would return,
+    aligned with the test examples (:func:`harness.models.outputs.aligned`)."""
+    from ..api import Hypothesis
+    from ..models.outputs import aligned, count_problem, read_outputs
+
+    examples = data.test
+    outs = read_outputs(spec.path)
+    problem = count_problem(outs, len(examples), benchmark, full=_full_size(data))
+    if problem:  # check_inputs refuses it before any cell runs; a file edited since then fails this cell
+        raise DataError(problem)
+    hyps = []
+    for i in aligned(outs, [ex.id for ex in examples]):
+        score = outs.scores[i] if outs.scores else None
+        nbest = outs.nbest[i] if outs.nbest else None
+        hyps.append([Hypothesis(h["text"], h["score"]) for h in nbest] if nbest
+                    else [Hypothesis(outs.texts[i], score)])
+    return hyps
+
+
 def _score(score: Any) -> float | None:
     return None if score is None else float(score)  # numpy/torch scalars would not serialise
 
@@ -397,11 +427,13 @@ def check_inputs(resolved: ResolvedExperiment, jobs: list[CellJob], cache_dir: P
         if not data.test:
             problems.append(f"{resolved.source}: benchmarks: '{bench.label}': the test split has no examples")
         loaded[bench.label] = data
+    problems += _check_system_outputs(resolved, jobs, loaded)
     from ..experiment.checks import check_runtime
 
     problems += check_runtime(resolved, jobs, loaded)
     broken: set[str] = set()
-    for spec in {job.cell.model.path: job.cell.model for job in jobs if job.cell.model.local}.values():
+    for spec in {job.cell.model.path: job.cell.model for job in jobs
+                 if job.cell.model.local and not job.cell.model.outputs}.values():
         from ..models.hf import load_config
 
         try:
@@ -429,7 +461,7 @@ def _weight_checks(jobs: list[CellJob], skip: set[str]) -> list[tuple[Any, str, 
     out: dict[tuple[str, str, bool], tuple[Any, str, bool]] = {}
     for job in jobs:
         spec, cell = job.cell.model, job.cell
-        if not spec.local or spec.init != "pretrained" or spec.path in skip:
+        if not spec.local or spec.outputs or spec.init != "pretrained" or spec.path in skip:
             continue
         if cell.task == "classification":
             auto, new_head = "AutoModelForSequenceClassification", cell.strategy.name != "none"
@@ -476,6 +508,46 @@ def check_cache_dir(cache_dir: Path, where: str) -> None:
         why = "permission denied" if e.errno in (errnos.EACCES, errnos.EPERM) else (e.strerror or str(e))
         raise HarnessError(f"cache directory {p} ({where}): cannot be written ({why}); point HARNESS_CACHE or "
                            "--cache-dir at a directory you can write") from None
+
+
+def _check_system_outputs(resolved: ResolvedExperiment, jobs: list[CellJob], loaded: dict[str, Any]) -> list[str]:
+    """System outputs files (``kind: outputs``) that cannot be read or hold another number of
+    segments than their benchmark's test set; benchmarks without sources given to a model that
+    would have to translate them."""
+    from ..models.outputs import aligned, count_problem, read_outputs
+
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    read: dict[str, Any] = {}
+    for job in jobs:
+        spec, bench = job.cell.model, job.cell.benchmark
+        data = loaded.get(bench.label)
+        if data is None or (spec.path, bench.label) in seen:
+            continue
+        seen.add((spec.path, bench.label))
+        where = f"{resolved.source}: models: '{spec.display}'"
+        if not spec.outputs:
+            if job.cell.task == "translation" and data.test and not any(ex.source.strip() for ex in data.test):
+                problems.append(f"{where}: benchmark '{bench.label}' has no source segments to translate (give it "
+                                "a source file), or score given outputs with kind: outputs")
+            continue
+        if spec.path not in read:
+            try:
+                read[spec.path] = read_outputs(spec.path)
+            except HarnessError as e:
+                read[spec.path] = None
+                problems.append(f"{where}: {e}")
+        if read[spec.path] is not None:
+            refs = data.meta.get("references") if isinstance(data.meta.get("references"), list) else None
+            problem = count_problem(read[spec.path], len(data.test), bench.label, refs, _full_size(data))
+            if not problem:
+                try:
+                    aligned(read[spec.path], [ex.id for ex in data.test])
+                except HarnessError as e:
+                    problem = str(e)
+            if problem:
+                problems.append(f"{where}: {problem}")
+    return problems
 
 
 @dataclass
