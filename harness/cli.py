@@ -6,6 +6,7 @@ click is used for the CLI because it gives typed options, help pages and testabl
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -167,7 +168,7 @@ def validate(config: Path | None, **options):
     else:
         for c in resolved.components["benchmarks"]:
             if c.subset is not None:
-                click.echo(f"  limit: {c.label}: {c.subset.describe()} (taken by the harness); "
+                echo(f"  limit: {c.label}: {c.subset.describe()} (taken by the harness); "
                            "not comparable to full-test-set results")
 
 
@@ -221,34 +222,50 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
     built = build(config, outdir=outdir, **options)
     resolved = built.resolved
     for warning in resolved.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     if outdir is None:
         exp = resolved.experiment
         outdir = (resolved.base_dir / exp.output_dir) if exp.output_dir else Path("runs") / exp.name
     if built.config is not None:  # options gave the experiment: OUTDIR/config.yaml will record it
-        from .run.ownership import RunFiles, directory_problem
-
-        if directory_problem(outdir) is None and Path(outdir).is_dir():
-            RunFiles(outdir).check_target(Path(outdir) / "config.yaml")  # refused now, not after the run
+        _check_config_target(outdir)
     summary = run_experiment(resolved, outdir, cache_dir=cache_dir, quiet=quiet, only_failed=only_failed,
                              retry_failed=not skip_failed, threads=threads, overwrite=overwrite)
-    if built.config is not None and not summary.write_errors:
-        from .run.ownership import RunFiles
-        from .store import atomic_write_text
+    if built.config is not None and not summary.write_errors:  # options gave the experiment: keep its YAML
+        echo(f"config: {_write_config(built, outdir)}")
+    _summarize(summary, outdir, only_failed)
 
-        target, text = Path(outdir) / "config.yaml", built.config_text()
-        ledger = RunFiles(outdir)
-        ledger.check_target(target)
-        ledger.will_write({target: text.encode("utf-8")})
-        atomic_write_text(target, text)
-        echo(f"config: {target}")
+
+def _check_config_target(outdir: Path) -> None:
+    """OUTDIR/config.yaml will record an options-only experiment: refused now, not after the run,
+    when a file there is not the harness's."""
+    from .run.ownership import RunFiles, directory_problem
+
+    if directory_problem(outdir) is None and Path(outdir).is_dir():
+        RunFiles(outdir).check_target(Path(outdir) / "config.yaml")
+
+
+def _write_config(built, outdir: Path) -> Path:
+    """Write OUTDIR/config.yaml (the YAML that reproduces an options-only run), through the ledger."""
+    from .run.ownership import RunFiles
+    from .store import atomic_write_text
+
+    target, text = Path(outdir) / "config.yaml", built.config_text()
+    ledger = RunFiles(outdir)
+    ledger.check_target(target)
+    ledger.will_write({target: text.encode("utf-8")})
+    atomic_write_text(target, text)
+    return target
+
+
+def _summarize(summary, outdir: Path, only_failed: bool = False) -> None:
+    """What `run` and `score` print after a run, and their exit code (see `harness run --help`)."""
     n, failed = len(summary.outcomes), summary.failed
     parts = [f"{summary.count('cached')} reused", f"{len(failed)} failed"]
     if summary.count("skipped"):
         parts.append(f"{summary.count('skipped')} skipped")
     echo(f"{n} cells ({', '.join(parts)}) → {outdir}")
     for f in summary.files:
-        if f.name.endswith((".html", ".md")):
+        if f.name.endswith((".html", ".md")) and f.parent.name != "outputs":  # (outputs/README.md: not a report)
             echo(f"report: {f}")
     if summary.count("skipped") and only_failed:
         echo(f"note: {summary.count('skipped')} cells were never run and were skipped by --retry-failed; "
@@ -268,6 +285,162 @@ def run(config: Path, outdir: Path | None, cache_dir: Path | None, only_failed: 
         sys.exit(3)
     if failed or summary.report_errors or any(o.metric_errors for o in summary.outcomes):
         sys.exit(1)
+
+
+SCORE_EPILOG = """\
+examples:
+  harness score ref.de -i sys1.de sys2.de -m bleu chrf -o runs/mine     (sacrebleu ref.de -i sys1.de sys2.de --paired-bs)
+  harness score ref.A.de ref.B.de --source src.en -i base=out/base.de new=out/new.de --baseline base
+  harness score --systems-dir wmt19/de --references wmt19/de/newstest2019.ref.A.de -m bleu chrf:word_order=2
+
+The first system is the baseline (as in sacrebleu's paired tests) unless --baseline names one.
+Every system is compared with it by the report's tests (approximate randomisation decides; sacrebleu's
+paired bootstrap is shown beside it), ranked, and written as a run directory: metrics.csv, predictions/,
+outputs/ (plain text), manifest.json, results.json, report.html, and config.yaml, which reproduces it
+(harness run OUT/config.yaml -o OUT). docs/score.md has the details.
+"""
+
+
+class _ScoreParser(argparse.ArgumentParser):
+    """argparse, as sacrebleu parses its own options (``-i SYS1 SYS2``, ``-m bleu chrf``); a
+    mistake is one ``error:`` line and exit code 2, like every other command."""
+
+    def error(self, message):
+        raise HarnessError(f"{self.prog}: {message} (see harness score --help)")
+
+
+def _score_parser() -> argparse.ArgumentParser:
+    p = _ScoreParser(prog="harness score", allow_abbrev=False, epilog=SCORE_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Score system output files against reference files, as sacrebleu does, through "
+                                 "the harness's cells, paired tests and reports.")
+    p.add_argument("refs", nargs="*", metavar="REF", help="reference file(s), one segment per line; several files "
+                                                         "are several references per segment")
+    p.add_argument("-i", "--input", dest="systems", nargs="+", action="extend", default=[], metavar="SYS",
+                   help="system output file(s): plain text (one segment per line) or JSONL ({\"output\": ...} per "
+                        "line, e.g. a run's predictions/*.jsonl); NAME=PATH names a system (default: from the file "
+                        "name; NAME of a shared task's <testset>.hyp.NAME.<lang>)")
+    p.add_argument("-m", "--metrics", nargs="+", action="extend", default=[], metavar="NAME[:KEY=VALUE,...]",
+                   help="metric plugins, e.g. bleu chrf:word_order=2 ter (default: bleu chrf ter)")
+    p.add_argument("-o", "--output", metavar="OUT", help="run directory (default: runs/<test set name>)")
+    p.add_argument("--source", metavar="FILE", help="source file aligned with the references (optional)")
+    p.add_argument("--references", dest="more_refs", nargs="+", action="extend", default=[], metavar="REF",
+                   help="reference file(s), as REF (added after them)")
+    p.add_argument("--systems-dir", metavar="DIR",
+                   help="a shared task's directory of <testset>.hyp.<SYSTEM>.<lang> files (the WMT metrics-task "
+                        "layout), with its <testset>.ref.*.<lang> references and <testset>.src.* source unless given")
+    p.add_argument("--baseline", metavar="NAME", help="the system every other one is compared with (default: the "
+                                                       "first -i, else the first of --systems-dir by name)")
+    p.add_argument("--testset", metavar="NAME", help="name of the test set in reports and leaderboards (default: "
+                                                      "the shared task's test set, else the first reference's name)")
+    p.add_argument("--name", metavar="NAME", help="experiment name (default: the test set's name)")
+    p.add_argument("--paired-bs", action="store_true",
+                   help="accepted for sacrebleu's habit: the report always shows sacrebleu's paired bootstrap")
+    p.add_argument("--paired-ar", action="store_true",
+                   help="accepted for sacrebleu's habit: approximate randomisation always decides")
+    p.add_argument("--paired-bs-n", type=int, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--paired-ar-n", type=int, metavar="N", help="approximate randomisation trials (default 10000)")
+    p.add_argument("-tok", "--tokenize", help="BLEU tokenizer, as sacrebleu's -tok (= -m bleu:tokenize=...)")
+    p.add_argument("-lc", "--lowercase", action="store_true", default=None,
+                   help="case-insensitive BLEU, as sacrebleu's -lc (= -m bleu:lowercase=true)")
+    p.add_argument("-cw", "--chrf-word-order", type=int, metavar="N",
+                   help="chrF word n-gram order, as sacrebleu's -cw (2 gives chrF++; = -m chrf:word_order=N)")
+    p.add_argument("--cache-dir", metavar="DIR", help="shared cache (default: $HARNESS_CACHE)")
+    p.add_argument("--overwrite", action="store_true", help="replace another config's results in OUT")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
+    return p
+
+
+@main.command("score", context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              add_help_option=False)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def score_cmd(argv: tuple[str, ...]):
+    """Score system output files against references, as sacrebleu does:
+    harness score REF [REF ...] -i SYS [SYS ...] -m bleu chrf -o OUT (see harness score --help)."""
+    from .experiment.score import build
+    from .run.runner import run_experiment
+
+    args = _score_parser().parse_args(list(argv))
+    sacrebleu_options = {k: v for k, v in (("tokenize", args.tokenize), ("lowercase", args.lowercase),
+                                           ("chrf_word_order", args.chrf_word_order)) if v is not None}
+    analysis = {k: v for k, v in (("bootstrap_samples", args.paired_bs_n), ("ar_trials", args.paired_ar_n))
+                if v is not None}
+    built = build([*args.refs, *args.more_refs], args.systems, metrics=args.metrics, source=args.source,
+                  baseline=args.baseline, systems_dir=args.systems_dir, testset=args.testset, name=args.name,
+                  sacrebleu_options=sacrebleu_options, analysis=analysis)
+    outdir = Path(args.output) if args.output else Path("runs") / built.resolved.experiment.name
+    _check_config_target(outdir)
+    summary = run_experiment(built.resolved, outdir, cache_dir=args.cache_dir, quiet=args.quiet,
+                             overwrite=args.overwrite)
+    if not summary.write_errors:
+        echo(f"config: {_write_config(built, outdir)}")
+        for line in _ranking_lines(outdir):
+            echo(line)
+    _summarize(summary, outdir)
+
+
+def _ranking_lines(outdir: Path) -> list[str]:
+    """The systems ranked by the first metric, with every metric's score and the report's verdict
+    against the baseline (read from results.json: the report's own numbers and sentences)."""
+    import json
+
+    try:
+        doc = json.loads((outdir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    from .report.analysis import metric_decimals
+
+    aggregates, comparisons = doc.get("aggregates") or [], doc.get("comparisons") or []
+    lines = []
+    for bench in dict.fromkeys(a["benchmark"] for a in aggregates):
+        rows = [a for a in aggregates if a["benchmark"] == bench]
+        metrics = list(dict.fromkeys(a["metric"] for a in rows))
+        first = metrics[0]
+        value = {(a["label"], a["metric"]): a["value"] for a in rows}
+        decimals = {m: _decimals_of(doc, m, [a["value"] for a in rows if a["metric"] == m], metric_decimals)
+                    for m in metrics}
+        ranked = sorted((a for a in rows if a["metric"] == first),
+                        key=lambda a: (a["rank"] is None, a["rank"] or 0))
+        width = max([len("system"), *(len(str(a["label"])) for a in ranked)])
+        titles = {m: _metric_title(doc, m) for m in metrics}
+        baseline = next((c["baseline"] for c in comparisons if c["benchmark"] == bench), None)
+        lines.append(f"{bench}: {len(ranked)} systems ranked by {titles[first]}"
+                     + (f", baseline {baseline}" if baseline else ""))
+        lines.append(f"  {'rank':>4}  {'system':<{width}}  " + "  ".join(f"{titles[m]:>8}" for m in metrics))
+        for a in ranked:
+            scores = "  ".join(f"{_fmt(value.get((a['label'], m)), decimals[m]):>8}" for m in metrics)
+            rank = "–" if a["rank"] is None else str(a["rank"])
+            lines.append(f"  {rank:>4}  {a['label']:<{width}}  {scores}")
+        verdicts = {c["label"]: c["verdict"] for c in comparisons if c["benchmark"] == bench and c["metric"] == first}
+        for a in ranked:
+            if verdicts.get(a["label"]):
+                lines.append(f"  {verdicts[a['label']]}")
+    return lines
+
+
+def _metric_class(doc: dict, metric: str):
+    from .plugins import default_plugins
+
+    plugin = (doc.get("metrics") or {}).get(metric, {}).get("plugin") or metric
+    try:
+        return default_plugins().get("metric", plugin)
+    except HarnessError:
+        return None
+
+
+def _metric_title(doc: dict, metric: str) -> str:
+    cls = _metric_class(doc, metric)
+    return (getattr(cls, "title", "") or metric) if cls is not None else metric
+
+
+def _decimals_of(doc: dict, metric: str, values: list, default) -> int:
+    """Digits a metric is shown with: its plugin's ``decimals``, else from the scale of its values."""
+    fixed = getattr(_metric_class(doc, metric), "decimals", None)
+    return int(fixed) if fixed is not None else default([v for v in values if v is not None])
+
+
+def _fmt(v, decimals: int) -> str:
+    return "–" if v is None else f"{v:.{decimals}f}"
 
 
 @main.command()
@@ -497,20 +670,20 @@ def compare_cmd(files: tuple[str, ...], metric: str | None, direction: str | Non
                         system_name=files[0].split("=", 1)[-1].split(",")[0],
                         baseline_name=files[1].split("=", 1)[-1].split(",")[0])
     if as_json:
-        click.echo(_json.dumps(_plain(res.as_dict()), indent=2))
+        echo(_json.dumps(_plain(res.as_dict()), indent=2))
         return
     d = res.decision
-    click.echo(f"verdict: {res.verdict}")
-    click.echo(f"deciding test: {res.test_name}")
+    echo(f"verdict: {res.verdict}")
+    echo(f"deciding test: {res.test_name}")
     from .stats.significance import format_p
 
-    click.echo(f"{format_p(d.p, d.floor)}" if d.p is not None else "p: n/a")
-    click.echo(f"difference: {res.delta:+.4g}" + (f", 95% CI [{res.ci[0]:.4g}, {res.ci[1]:.4g}] ({d.ci_method})"
+    echo(f"{format_p(d.p, d.floor)}" if d.p is not None else "p: n/a")
+    echo(f"difference: {res.delta:+.4g}" + (f", 95% CI [{res.ci[0]:.4g}, {res.ci[1]:.4g}] ({d.ci_method})"
                                                    if res.ci else ""))
     for ds in res.datasets if len(res.datasets) > 1 else []:
-        click.echo(f"  {ds.label}: {ds.delta:+.4g}, {ds.decision.test_name} {format_p(ds.decision.p, ds.decision.floor)}: "
+        echo(f"  {ds.label}: {ds.delta:+.4g}, {ds.decision.test_name} {format_p(ds.decision.p, ds.decision.floor)}: "
                    f"{ds.decision.label}")
-    click.echo(res.sentence())
+    echo(res.sentence())
 
 
 def _compare_arg(arg: str) -> tuple[str | None, list[str]]:

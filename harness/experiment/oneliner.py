@@ -110,11 +110,12 @@ def _absolute_paths(kind: str, item: Any, cwd: Path, plugins) -> Any:
 class Built:
     resolved: ResolvedExperiment
     config: dict | None  # the YAML that reproduces an options-only experiment (None with a CONFIG file)
+    command: str = "harness run"  # what wrote it (`harness score` builds experiments too)
 
     def config_text(self) -> str:
         import yaml
 
-        return ("# Written by `harness run` from its command-line options; this file reproduces the run:\n"
+        return (f"# Written by `{self.command}` from its command-line options; this file reproduces the run:\n"
                 "#   harness run config.yaml -o <output directory>\n"
                 + yaml.safe_dump(self.config, sort_keys=False, allow_unicode=True, default_flow_style=None))
 

@@ -1,6 +1,6 @@
 """What a run writes into its output directory, and whose results a directory holds.
 
-After the cells: ``predictions/``, ``metrics.csv``, then ``manifest.json`` (config, resolved plugins,
+After the cells: ``predictions/``, ``outputs/`` (plain text, :mod:`.text_exports`), ``metrics.csv``, then ``manifest.json`` (config, resolved plugins,
 packages, git, hardware, per-cell status and identity, digests of the other files), then the
 reports and ``results.json`` (:func:`write_results`). Before them: a directory holding another
 config's finished results is refused (:func:`refuse_other_config`).
@@ -272,7 +272,10 @@ def write_results(resolved: ResolvedExperiment, outdir: Path, jobs: list[CellJob
                 except OSError as e:
                     write_errors.append(str(OutputWriteError(stale, e)))
 
-    files = [outdir / v for v in written.values()]
+    from .text_exports import write_text_exports
+
+    text_files = write_text_exports(outdir, jobs, by_index, write_errors, ledger)  # outputs/: what sacrebleu reads
+    files = [outdir / v for v in written.values()] + text_files
     try:
         atomic_write_bytes(outdir / "metrics.csv", metrics_bytes)
         files.insert(0, outdir / "metrics.csv")

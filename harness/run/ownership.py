@@ -275,7 +275,7 @@ def check_run_paths(files: RunFiles, outdir: Path, cell_dirs, predictions: list[
         p = outdir / name
         if os.path.lexists(p) and not p.is_file():
             raise _foreign(p, "is not a regular file where the run keeps its " + ("lock" if name == LOCK else "ledger"))
-    for name in ("cells", "predictions", ".report-cache"):
+    for name in ("cells", "predictions", ".report-cache", "outputs"):
         refuse_links(outdir, outdir / name)
         p = outdir / name
         if os.path.lexists(p) and not p.is_dir():
@@ -287,6 +287,9 @@ def check_run_paths(files: RunFiles, outdir: Path, cell_dirs, predictions: list[
         for stale in sorted(pred_dir.glob("*.jsonl")):  # the run would delete these: only its own
             if stale.name not in predictions:
                 files.check_target(stale)
+    out_dir = outdir / "outputs"  # the plain-text exports (.text_exports): rewritten or deleted every run
+    if out_dir.is_dir():
+        files.check_targets(sorted(p for p in out_dir.iterdir() if p.suffix == ".txt" or p.name in ("index.json", "README.md")))
     for celldir in cell_dirs:
         celldir = Path(celldir)
         refuse_links(outdir, celldir)
