@@ -723,9 +723,11 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
                     benchmarks: tuple[str, ...], metrics: tuple[str, ...]):
     """Merge RUN_DIRS into one leaderboard per benchmark and metric.
 
-    Identical cells (same cell key) found in several runs are counted once, under the first
-    run given; each row says which run it came from. Scores with another metric signature
-    (e.g. tokenizer) or test set go into a separate table with a note saying why.
+    Identical cells (same cell key) found in several runs are counted once (from the first run
+    given; each row says which run it came from), filed under the test set they were scored on:
+    runs that label one test set differently share one table, named after the label most of its
+    rows carry. Scores with another metric signature (e.g. tokenizer) or test set go into a
+    separate table with a note saying why; a table of one entry is not ranked.
     """
     from .report.leaderboards import FORMATS, export, leaderboard
 
@@ -741,11 +743,10 @@ def leaderboard_cmd(run_dirs: tuple[Path, ...], outputs: tuple[Path, ...], csv_p
     df = leaderboard(run_dirs, benchmarks=benchmarks, metrics=metrics)
     for p, f in targets:
         echo(f"wrote {export(df, p, f)}")
-    for table, g in df.groupby("table", sort=False):  # incomparable scores are in separate tables
-        top = g.iloc[0]
-        note = f" [{top['note']}]" if top["note"] else ""
-        echo(f"{table}: best {top['model']} / {top['strategy']} / {top['decoder']} = "
-                   f"{top['value']:.4g} ({top['run']}){note}")
+    from .report.leaderboards import summary_lines
+
+    for line in summary_lines(df):  # incomparable scores are in separate tables
+        echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

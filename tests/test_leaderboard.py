@@ -68,8 +68,9 @@ def test_ranks_respect_lower_is_better(runs):
         g = df[(df.metric == metric) & (df.group == 1)].sort_values("rank")
         assert list(g["value"]) == sorted(g["value"], reverse=not ascending)
         assert g["rank"].tolist() == [1, 2, 3, 4]
-        # run_c's other test set is ranked on its own
-        assert df[(df.metric == metric) & (df.run == "run_c")]["rank"].tolist() == [1]
+        # run_c's other test set is a table of its own, of one entry: not ranked (no lone "#1")
+        alone = df[(df.metric == metric) & (df.run == "run_c")]
+        assert len(alone) == 1 and pd.isna(alone["rank"].iloc[0])
     assert not df[df.metric == "ter"]["higher_is_better"].any() and df[df.metric == "bleu"]["higher_is_better"].all()
 
 
@@ -90,7 +91,8 @@ def test_exports_round_trip(runs, tmp_path):
         assert list(back.columns) == list(df.columns) and len(back) == len(df)
         np.testing.assert_allclose(back["value"].to_numpy(float), df["value"].to_numpy(float))
         np.testing.assert_allclose(back["std"].to_numpy(float), df["std"].to_numpy(float), equal_nan=True)
-        assert back["runs"].tolist() == df["runs"].tolist() and back["rank"].tolist() == df["rank"].tolist()
+        assert back["runs"].tolist() == df["runs"].tolist()
+        assert back["rank"].fillna(0).tolist() == df["rank"].fillna(0).tolist()
         assert back["strategy"].tolist() == df["strategy"].tolist()
 
     md = export(df, tmp_path / "lb.md").read_text(encoding="utf-8")
@@ -227,10 +229,11 @@ def test_other_tokenizer_and_other_test_set_land_in_separate_tables(incomparable
     assert bleu.loc["char", "note"] == "not ranked with table 1: tokenizer differs: tok:char vs tok:13a"
     assert bleu.loc["small", "note"] == "not ranked with table 1: different test set (n=5 vs n=30)"
     assert "|tok:char|" in bleu.loc["char", "signature"] and bleu.loc["small", "n"] == 5
-    # a perfect 5-sentence system is not ranked above the 30-sentence ones: each table ranks alone
-    assert bleu.loc["small", "value"] == pytest.approx(100.0) and bleu.loc["small", "rank"] == 1
+    # a perfect 5-sentence system is not ranked above the 30-sentence ones: each table ranks alone, and
+    # a table of one entry not at all
+    assert bleu.loc["small", "value"] == pytest.approx(100.0) and pd.isna(bleu.loc["small", "rank"])
     assert bleu.loc["big"].sort_values("rank")["decoder"].tolist() == ["beam[num_beams=4]", "greedy"]
-    assert bleu.loc["big", "rank"].tolist() == [1, 2] and bleu.loc["char", "rank"] == 1
+    assert bleu.loc["big", "rank"].tolist() == [1, 2] and pd.isna(bleu.loc["char", "rank"])
     # chrF and TER of `char` were not retokenized: they share table 1 with `big`
     chrf = df[df.metric == "chrf"].set_index("run")
     assert chrf.loc["char", "group"] == 1 and chrf.loc["small", "group"] == 2
@@ -432,11 +435,14 @@ def test_cli_names_the_best_of_each_table_and_why_it_is_separate(incomparable, t
                                     "-o", str(tmp_path / "x.html"), "--csv", str(tmp_path / "x.csv"),
                                     "--latex", str(tmp_path / "x.tex")])
     assert res.exit_code == 0, res.output
-    best = [line for line in res.output.splitlines() if ": best " in line]
-    assert [line.split(": best ")[0] for line in best] == ["mt / bleu", "mt / bleu #2", "mt / bleu #3"]
-    assert best[0].startswith("mt / bleu: best tiny / none / beam[num_beams=4] = ") and best[0].endswith("(big)")
-    assert best[1].endswith("(char) [not ranked with table 1: tokenizer differs: tok:char vs tok:13a]")
-    assert best[2].endswith("(small) [not ranked with table 1: different test set (n=5 vs n=30)]")
+    best = [line for line in res.output.splitlines() if ": best " in line or ": only " in line]
+    assert [re.split(": (best|only) ", line)[0] for line in best] == ["mt / bleu", "mt / bleu #2", "mt / bleu #3"]
+    assert re.match(r"mt / bleu: best tiny / none / beam\[num_beams=4\] = \d+\.\d\d \(big\)$", best[0])
+    # a table of one entry has no "best": its only entry, at BLEU's precision
+    assert re.match(r"mt / bleu #2: only tiny / none / beam\[num_beams=8\] = \d+\.\d\d \(char\) \[not ranked with "
+                    r"table 1: tokenizer differs: tok:char vs tok:13a\]$", best[1])
+    assert best[2] == ("mt / bleu #3: only tiny / none / beam[num_beams=8] = 100.00 (small) [not ranked with table 1: "
+                       "different test set (n=5 vs n=30)]")
     assert (tmp_path / "x.tex").read_text(encoding="utf-8").count("\\label{tab:leaderboard-mt-bleu") == 3
 
 

@@ -53,7 +53,8 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".md": "markdown", ".markdown":
 # The first 21 columns are the historical ones, in their historical order; new ones are appended.
 COLUMNS = ["benchmark", "task", "metric", "higher_is_better", "rank", "model", "strategy", "decoder", "value", "std",
            "seeds", "seed_list", "run", "runs", "n", "signature", "model_path", "benchmark_params", "strategy_params",
-           "decoder_params", "cells", "testset", "table", "group", "note", "label", "direction", "target"]
+           "decoder_params", "cells", "testset", "table", "group", "note", "label", "direction", "target",
+           "benchmark_label", "also_labelled"]
 _IDENTITY = ["benchmark", "task", "metric", "model", "strategy", "decoder", "model_path", "benchmark_params",
              "strategy_params", "decoder_params", "signature", "testset"]
 # Readable names of signature fields (sacrebleu's, the classification and diversity metrics').
@@ -185,8 +186,10 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
         cells[col] = cells[col].fillna("").astype(str)
     cells["decoder"] = cells["decoder"].fillna("-").astype(str)
     cells["cell"] = cells["cell"].fillna("").astype(str)
-    if benchmarks:
-        cells = cells[cells["benchmark"].isin(benchmarks)]
+    cells = file_by_testset(cells)
+    if benchmarks:  # the name a test set is filed under, or a label some run gave it: the whole test set
+        named = cells["benchmark"].isin(benchmarks) | cells["benchmark_label"].isin(benchmarks)
+        cells = cells[cells["benchmark"].isin(set(cells.loc[named, "benchmark"]))]
     if metrics:
         cells = cells[cells["metric"].isin(metrics)]
     # every run holding each (cell, metric); then keep the first occurrence only
@@ -202,6 +205,7 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
             if key and (key, rec["metric"]) in holders.index:
                 runs += holders[(key, rec["metric"])]
         seeds = sorted({int(s) for s in g["seed"]})
+        rec.update(benchmark_label=str(g["benchmark_label"].iloc[0]), also_labelled=str(g["also_labelled"].iloc[0]))
         rec.update(value=sum(vals) / len(vals) if vals else math.nan,
                    std=float(pd.Series(vals).std(ddof=1)) if len(vals) > 1 else math.nan,
                    seeds=len(g), seed_list=",".join(map(str, seeds)), runs=",".join(dict.fromkeys(runs)),
@@ -223,7 +227,75 @@ def leaderboard(run_dirs: Iterable[str | Path], *, benchmarks: Sequence[str] = (
     return out
 
 
+# ============================================================================ which benchmark a row is filed under
+
+
+def file_by_testset(cells):
+    """Set each row's ``benchmark`` to the name its test set is known by, whichever run it came from.
+
+    Runs may label one test set differently (``parallel_text`` in one, ``numbers-de-en`` in the
+    other), and a cell found in both is kept once, from the first run given: filed under that run's
+    label, it would sit alone in a table of its own while its peers are ranked elsewhere. So rows
+    of one test set (:func:`harness.stats.ranking.testset_fingerprint`) under several labels are
+    one benchmark, filed under the label most of their rows carry (ties: the alphabetically first,
+    so the order of the runs never decides). Translation test sets are identified by their
+    fingerprint (the ordered reference texts); a classification fingerprint (gold labels only)
+    joins two labels only when a cell key (which hashes the benchmark's data) occurs under both.
+    ``benchmark_label`` keeps each row's own label, ``also_labelled`` names the others with their runs.
+    """
+    cells = cells.copy()
+    cells["benchmark_label"] = cells["benchmark"].astype(str)
+    cells["also_labelled"] = ""
+    known = cells[cells["testset"] != ""]
+    if known.empty:
+        return cells
+    # nodes: (label, test set); linked when they share a test set (translation) or a cell key
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(x):
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    def union(a, b):
+        parent[find(a)] = find(b)
+
+    task = known["task"].astype(str) if "task" in known else None
+    for ts, g in known.groupby("testset", sort=False):
+        nodes = list(dict.fromkeys(zip(g["benchmark_label"], g["testset"])))
+        for n in nodes:
+            find(n)
+        if task is not None and (task.loc[g.index] == "translation").all():
+            for n in nodes[1:]:
+                union(nodes[0], n)
+        else:
+            for _, c in g[g["cell"] != ""].groupby("cell", sort=False):
+                linked = list(dict.fromkeys(zip(c["benchmark_label"], c["testset"])))
+                for n in linked[1:]:
+                    union(linked[0], n)
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for n in list(parent):
+        groups.setdefault(find(n), []).append(n)
+    for members in groups.values():
+        labels = sorted({label for label, _ in members})
+        if len(labels) < 2:
+            continue
+        rows = known[[(lab, ts) in members for lab, ts in zip(known["benchmark_label"], known["testset"])]]
+        counts = rows.drop_duplicates(["run", "cell", "benchmark_label", "model", "strategy", "decoder", "seed"]) \
+            .groupby("benchmark_label").size()
+        name = sorted(labels, key=lambda lab: (-int(counts.get(lab, 0)), lab))[0]
+        runs_of = {lab: ", ".join(dict.fromkeys(rows.loc[rows["benchmark_label"] == lab, "run"])) for lab in labels}
+        also = "; ".join(f"{lab} (run {runs_of[lab]})" for lab in labels if lab != name)
+        idx = rows.index
+        cells.loc[idx, "benchmark"] = name
+        cells.loc[idx, "also_labelled"] = also
+    return cells
+
+
 # ============================================================================ tables: what may be compared
+
+
+ONE_ENTRY = "one entry: nothing to rank it against"
 
 
 def _comparability_key(row) -> tuple[str, str]:
@@ -254,6 +326,10 @@ def _assign_tables(out, shown: dict[str, dict[str, Any]]):
             out.loc[ridx, "note"] = "" if group == 1 else separation_note(rows, main)
             direction, target = _direction_of(rows)
             ranks = competition_ranks(list(rows["value"]), direction, target, decimals=decimals)
+            if len(rows) == 1:  # nothing to rank it against: a lone "#1" would read as a win
+                ranks = [None]
+                if group == 1:  # (a separate table's note already says it is not ranked with table 1)
+                    out.loc[ridx, "note"] = ONE_ENTRY
             out.loc[ridx, "rank"] = pd.array(ranks, dtype="Int64")
             out.loc[ridx, "label"] = config_labels(rows)
     out["group"] = out["group"].astype(int)
@@ -399,12 +475,30 @@ def _tables(df) -> list[dict[str, Any]]:
                     "title": title + (f", separate table {group}" if group > 1 else ""),
                     "note": str(g["note"].iloc[0]) if "note" in g else "",
                     "n": _ns(g), "signature": str(g["signature"].iloc[0]) or "(none)",
-                    "testset": testset[:12] if testset else "unknown"})
+                    "testset": testset[:12] if testset else "unknown",
+                    "also_labelled": "; ".join(dict.fromkeys(x for x in g["also_labelled"].astype(str) if x))
+                    if "also_labelled" in g else ""})
     return out
 
 
 def _meta_line(t: dict[str, Any]) -> str:
-    return f"n = {t['n']}; signature: {t['signature']}; test set: {t['testset']}"
+    also = f"; also labelled {t['also_labelled']}" if t.get("also_labelled") else ""
+    return f"n = {t['n']}; signature: {t['signature']}; test set: {t['testset']}{also}"
+
+
+def summary_lines(df) -> list[str]:
+    """One line per table for the terminal: its best entry (or its only one, unranked) with the
+    score at the table's precision, the run it came from and the table's note."""
+    out = []
+    for t in _tables(df):
+        g = t["rows"]
+        top = g.iloc[0]
+        name = f"{t['benchmark']} / {t['metric']}" + (f" #{t['group']}" if t["group"] > 1 else "")
+        value = "–" if top["value"] != top["value"] else f"{top['value']:.{t['decimals']}f}"
+        who = f"{top['model']} / {top['strategy']} / {top['decoder']} = {value} ({top['run']})"
+        note = str(top["note"])
+        out.append(f"{name}: {'only' if len(g) == 1 else 'best'} {who}" + (f" [{note}]" if note else ""))
+    return out
 
 
 def _display(g, decimals: int):
@@ -550,7 +644,7 @@ def to_html(df, title: str = "Leaderboard") -> str:
         groups.append({"benchmark": t["benchmark"], "metric": _title(t["metric"], df), "arrow": t["arrow"],
                        "direction_text": t["direction_text"],
                        "group": t["group"], "title": t["title"], "note": t["note"], "n": t["n"],
-                       "signature": t["signature"], "testset": t["testset"], "numeric": NUMERIC,
+                       "signature": t["signature"], "testset": t["testset"], "also_labelled": t["also_labelled"], "numeric": NUMERIC,
                        "columns": list(d.columns), "rows": d.to_dict("records"), "best": _best(g),
                        "values": list(g["value"])})
     script = asset("sort.js")

@@ -47,6 +47,7 @@ class TerParams(Params):
 class _SacreMetric(Metric):
     task = "translation"
     value_range = (0.0, 100.0)
+    decimals = 2  # as sacrebleu prints them (-w 2), whatever the values: a BLEU of 0.5 is not 0.5000
     signature_source = "sacrebleu"
 
     def scorer(self):
