@@ -39,6 +39,8 @@ CASES = {
     "polarity_files": {"positive": "pos.txt", "negative": "neg.txt"},
     "labelled_lines": {"path": "l.txt", "label_names": {0: "negative", 1: "positive"}},
     "numbers": {"train_size": 20, "dev_size": 5, "test_size": 10},
+    # without `source` its sources are empty (it serves kind: outputs models; the runner refuses it to a decoder)
+    "references": {"references": ["s.de", "s.de"], "source": "s.en"},
     # needs sacrebleu's download; its offline behaviour is covered in test_benchmarks_sacrebleu.py
     "sacrebleu_testset": None,
 }

@@ -327,3 +327,31 @@ def test_validate_reads_no_model_and_imports_no_torch(tmp_path):
     res = harness_cli(tmp_path, "validate", "bad.yaml")
     assert res.returncode == 2 and re.search(r"^error: bad\.yaml:3: models\[0\]: system outputs: file not found: "
                                              r".*newstest2019\.hyp\.nope\.de$", res.stderr.strip()), res.stderr
+
+
+def test_a_limited_test_set_takes_the_matching_lines_of_a_full_outputs_file(tmp_path):
+    from harness.testing import run_config
+
+    task = write_shared_task(tmp_path / "st", n_systems=1, n_segments=12)
+    hyp = tmp_path / "st" / f"newstest2019.hyp.{task['systems'][0]}.de"
+    lines = hyp.read_text(encoding="utf-8").splitlines()
+    config = {"name": "limited", "models": [{"path": str(hyp), "kind": "outputs"}], "limit": 5, "sample": True,
+              "benchmarks": [{"name": "references", "params": {"references": [str(task["references"][0])]}}],
+              "metrics": ["bleu"]}
+    res = run_config(config, tmp_path / "out")
+    rows = res.predictions(res.metrics["cell"].iloc[0])
+    assert len(rows) == 5 and [r["output"] for r in rows] == [lines[int(r["id"].split("-")[1]) - 1] for r in rows]
+    assert [r["id"] for r in rows] != [f"test-{i}" for i in range(1, 6)]  # a sample, not the first five
+
+
+def test_a_model_that_would_translate_needs_sources(tmp_path, tiny_marian):
+    task = write_shared_task(tmp_path / "st", n_systems=1, n_segments=4)
+    (tmp_path / "exp.yaml").write_text(
+        f"name: nosrc\nmodels: [{{path: {tiny_marian}, label: tiny}}]\n"
+        f"benchmarks:\n  - {{name: references, label: nt, params: {{references: [{task['references'][0]}]}}}}\n",
+        encoding="utf-8")
+    res = harness_cli(tmp_path, "run", "exp.yaml", "-o", "out")
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "error: exp.yaml: models: 'tiny': benchmark 'nt' has no source segments to translate (give it a source "
+        "file), or score given outputs with kind: outputs")
+    assert not (tmp_path / "out").exists()
