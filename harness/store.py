@@ -367,11 +367,18 @@ def model_fingerprint(spec) -> str:
     content of its files (config, weights, tokenizer) instead of its absolute path."""
     d = spec.model_dump(mode="json")
     d.pop("label", None)  # a display name; it does not change outputs
-    # fields added later are left out at their defaults, so cells cached before them keep their keys
-    for name, default in (("engine", "transformers"), ("compute_type", "auto"), ("kernels", "default"),
+    d.pop("max_batch_tokens", None)  # how predictions are batched, like threads: not what the model computes
+    # fields added later are left out at their defaults, so cells cached before them keep their keys.
+    # kernels: auto (the default since it exists) keys as the model did before kernels existed: its
+    # oneDNN is probe-checked to compute the same model, and cells record which kernels ran. An
+    # explicit "default" is a promise of transformers' own kernels, so it keys apart.
+    for name, default in (("engine", "transformers"), ("compute_type", "auto"), ("kernels", "auto"),
                           ("allow_missing_weights", False)):
         if d.get(name) == default:
             d.pop(name)
+    extras = getattr(spec, "key_extras", None)  # e.g. the int8 scheme (ModelSpec.key_extras)
+    if callable(extras):
+        d.update(extras())
     if spec.local:
         d.pop("path")
         d["content"] = content_digest(spec.path)

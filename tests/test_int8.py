@@ -1,4 +1,4 @@
-"""`dtype: int8` on a model: torch dynamic quantization of its Linear layers, CPU only, marked in results."""
+"""`dtype: int8` on a model: its Linear layers in int8 (weights and activations per row), CPU only, marked in results."""
 from __future__ import annotations
 
 import json
@@ -23,9 +23,9 @@ def test_int8_model_has_quantized_linear_layers_and_decodes(tiny_marian):
     import torch
 
     gm = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, dtype="int8"))
-    kinds = {type(m).__module__ + "." + type(m).__name__ for m in gm.model.modules()}
-    assert "torch.ao.nn.quantized.dynamic.modules.linear.Linear" in kinds
-    assert not any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in gm.model.modules())
+    kinds = {type(m).__name__ for m in gm.model.modules()}
+    assert "Int8Linear" in kinds
+    assert not any(type(m) is torch.nn.Linear for m in gm.model.modules())
     assert gm.device == "cpu"
 
     full = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, dtype="float32"))
@@ -46,7 +46,7 @@ def test_int8_quantizes_gpt2s_conv1d_blocks_too(tiny_gpt2):
 
     plain = load_generation_model(ModelSpec(path=str(tiny_gpt2), local=True, dtype="float32"))
     gm = load_generation_model(ModelSpec(path=str(tiny_gpt2), local=True, dtype="int8"))
-    names = {name for name, m in gm.model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized")}
+    names = {name for name, m in gm.model.named_modules() if type(m).__name__ == "Int8Linear"}
     assert {"transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj", "transformer.h.1.mlp.c_fc",
             "transformer.h.1.mlp.c_proj", "lm_head"} <= names
     assert not [m for m in gm.model.modules() if type(m).__name__ == "Conv1D"]
@@ -86,7 +86,7 @@ def test_new_model_fields_leave_cached_cell_keys_alone(tiny_marian):
     # cells cached before `engine` / `compute_type` existed must keep their keys
     spec = ModelSpec(path=str(tiny_marian), local=True)
     old = spec.model_dump(mode="json")
-    for name in ("label", "engine", "compute_type", "kernels", "path"):
+    for name in ("label", "engine", "compute_type", "kernels", "path", "max_batch_tokens"):
         old.pop(name)
     from harness.store import content_digest
 
@@ -96,7 +96,7 @@ def test_new_model_fields_leave_cached_cell_keys_alone(tiny_marian):
 
 @pytest.mark.parametrize("model, expected", [
     ({"dtype": "int8", "device": "cuda"},
-     "models[0]: dtype int8 (torch dynamic quantization) runs on the CPU only, not on device 'cuda'; "
+     "models[0]: dtype int8 (fbgemm int8 Linear layers) runs on the CPU only, not on device 'cuda'; "
      "set device: cpu, or dtype float16 / bfloat16 on a GPU"),
     ({"dtype": "int4"}, "models[0].dtype: Input should be 'auto', 'float32', 'float16', 'bfloat16' or 'int8' (got 'int4')"),
     ({"compute_type": "int8"},
@@ -126,8 +126,8 @@ def test_report_marks_reduced_precision_configurations(tmp_path, tiny_marian, tr
     md = (out / "report.md").read_text()
     assert "q8 [int8]" in md
     assert "fp32 [" not in md, "float32 is not marked"
-    assert ("Reduced precision: configurations marked [int8] decoded below float32 (int8: torch dynamic "
-            "quantization (Linear layers in int8, CPU)); their outputs can differ from float32 decoding of the "
+    assert ("Reduced precision: configurations marked [int8] decoded below float32 (int8: Linear layers in int8, "
+            "weights and activations per row (CPU)); their outputs can differ from float32 decoding of the "
             "same weights.") in md
     html = (out / "report.html").read_text()
     assert "q8 [int8]" in html and "Reduced precision: configurations marked [int8]" in html
@@ -161,3 +161,38 @@ def test_a_baseline_model_pairs_each_model_with_it_at_the_same_decoder(tmp_path,
     cfg["baseline"] = {"model": "fp16"}
     with pytest.raises((ConfigError, ConfigErrors), match="baseline.model: no model labelled 'fp16'"):
         load_experiment_dict(cfg)
+
+
+def test_int8_outputs_do_not_depend_on_the_other_sentences_of_a_batch(tiny_marian):
+    """Activations are quantized per row: a sentence's logits are the same alone and in a batch of
+    four (torch's dynamic quantization measured one scale per batch, so they were not)."""
+    import torch
+
+    gm = load_generation_model(ModelSpec(path=str(tiny_marian), local=True, dtype="int8", kernels="default"))
+    texts = ["the cat sat on the mat", "a dog", "the mat sat on a cat dog", "cat"]
+    batch = gm.tokenizer(texts, return_tensors="pt", padding=True)
+    dec = torch.full((4, 1), gm.decoder_start_token_id)
+    with torch.inference_mode():
+        together = gm.model(**batch, decoder_input_ids=dec).logits
+        for i in range(4):
+            one = gm.tokenizer(texts[i:i + 1], return_tensors="pt")
+            alone = gm.model(**one, decoder_input_ids=dec[:1]).logits
+            assert torch.equal(alone[0], together[i]), i
+
+
+def test_int8_cells_do_not_reuse_cells_of_the_old_int8_scheme():
+    """The scheme enters the model's key: cells cached by torch's dynamic quantization (the key on
+    main before this scheme, a Hub id so that no file content enters it) are not served as int8."""
+    old = "5784e334063e75c8"
+    assert model_fingerprint(ModelSpec(path="Helsinki-NLP/opus-mt-en-de", dtype="int8")) != old
+    assert model_fingerprint(ModelSpec(path="Helsinki-NLP/opus-mt-en-de")) == "e754aba067c50730"
+
+
+def test_int8_is_recorded_with_its_activation_grid(tmp_path, tiny_marian, translation_files):
+    from harness.models import int8
+
+    src, ref = translation_files
+    out = tmp_path / "out"
+    res = run_config(config({"path": str(tiny_marian), "dtype": "int8"}, src, ref), out)
+    record = json.loads((out / "cells" / res.cells[0]["key"] / "cell.json").read_text())["kernels"]
+    assert record["used"] == "int8" and f"({int8.activation_bits()}-bit activations)" in record["reason"]

@@ -134,5 +134,7 @@ def run_search(model, sources: Sequence[str], ctx: CellContext, params: SearchPa
         # names of harness.decoding.core, and is its own step model
         results = search(engine, prompts, rules, engine)
     else:
-        results = search(HFStepModel(model), prompts, rules, core)
+        # the harness's own step where the loader chose it (kernels: auto, harness.models.seq2seq_step)
+        step = getattr(model, "step_model", None) or HFStepModel(model)
+        results = search(step, prompts, rules, core)
     return [[Hypothesis(model.decode_text(h.tokens), h.score, h.tokens) for h in nbest] for nbest in results]

@@ -9,6 +9,7 @@ are imported only inside the loading functions. Non-goals: choosing the engine
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -42,21 +43,16 @@ def resolve_dtype(dtype: str, device: str):
     return getattr(torch, dtype)
 
 
-def quantize_int8(model):
-    """torch dynamic quantization (Jacob et al. 2018 int8 scheme): the weights of every nn.Linear
-    are stored as int8 with a per-tensor scale, activations are quantized on the fly per batch.
-    GPT-2-style ``Conv1D`` blocks become Linear layers first, so they are quantized too.
-    Embeddings, layer norms and attention arithmetic stay float32. CPU only."""
-    import torch
+def quantize_int8(model, spec: ModelSpec):
+    """``dtype: int8``: every Linear layer (GPT-2's Conv1D blocks too) as int8, weights per output
+    row, activations per row (:mod:`harness.models.int8`). Embeddings, layer norms and attention
+    stay float32. CPU only."""
+    from . import int8
 
-    from .kernels import conv1d_as_linear
-
-    conv1d_as_linear(model)
-
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao at every call
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if not int8.available():
+        raise ModelLoadError(f"model '{spec.path}': dtype int8 needs torch's fbgemm int8 ops, which this torch build "
+                             "lacks; use dtype float32")
+    return int8.quantize_linear_layers(model)
 
 
 def onednn_linear(model, spec: ModelSpec):
@@ -68,6 +64,46 @@ def onednn_linear(model, spec: ModelSpec):
         raise ModelLoadError(f"model '{spec.path}': kernels onednn needs a torch build with oneDNN (mkldnn) and its "
                              "prepacked linear ops, and this one has none; remove kernels: onednn")
     return kernels.pack_linear_layers(model)
+
+
+def choose_kernels(model, spec: ModelSpec, device: str, reload):
+    """The model with the kernels its spec asks for, and the :class:`~harness.models.kernels.KernelChoice`
+    (``kernels: auto`` probes oneDNN against the default kernels; ``reload()`` gives the model
+    again if the probe refuses). Inference only: decoding and classifier predictions."""
+    from .kernels import KernelChoice, apply_kernels
+
+    if spec.dtype == "int8":
+        model = quantize_int8(model, spec)
+        return model, KernelChoice(spec.kernels, "int8", f"dtype int8: int8 Linear layers, weights and activations "
+                                                         f"per row ({model.harness_int8_bits}-bit activations)")
+    if spec.kernels == "onednn":
+        return onednn_linear(model, spec), KernelChoice("onednn", "onednn", "asked for")
+    return apply_kernels(model, spec.kernels, str(device), reload=reload)
+
+
+def choose_step(gm: GenerationModel, spec: ModelSpec) -> tuple[bool, str, float | None]:
+    """Whether decoding steps run the harness's own Marian step (:mod:`harness.models.seq2seq_step`)
+    instead of transformers' forward: ``kernels: auto`` (the default; int8 too) on the CPU, a Marian
+    model, and a probe of the step against the model's full forward (still float32 with the default
+    kernels, before choose_kernels) within the kernels' tolerance. Returns (use it, why, probe gap)."""
+    from .kernels import PROBE_TOLERANCE
+    from .seq2seq_step import MarianStep, add_fused_projections, marian_problem, remove_fused_projections, step_gap
+
+    if spec.kernels != "auto":
+        return False, f"kernels {spec.kernels}: transformers' forward", None
+    if str(gm.device) != "cpu":
+        return False, f"device {gm.device}: transformers' forward", None
+    problem = marian_problem(gm.model)
+    if problem is not None:
+        return False, problem, None
+    from .probe import probe_inputs
+
+    add_fused_projections(gm.model)  # before packing or quantizing: they become packed/int8 layers too
+    gap = step_gap(gm.model, MarianStep(gm), probe_inputs(gm.model.config))
+    if gap <= PROBE_TOLERANCE:
+        return True, f"Marian: the harness's step within {PROBE_TOLERANCE:g} of the full forward", gap
+    remove_fused_projections(gm.model)
+    return False, f"the harness's step differs by {gap:.3g} > {PROBE_TOLERANCE:g} from the full forward", gap
 
 
 def _pretrained_kwargs(spec: ModelSpec) -> dict[str, Any]:
@@ -171,8 +207,8 @@ def load_hf_model(spec: ModelSpec, auto_cls_name: str, *, seed: int = 0, device:
     model.harness_new_weights = []
     if report is not None:
         model.harness_new_weights = check_loading_report(spec, model, report, new_head=new_head)
-    model = model.to(dev).eval()
-    return quantize_int8(model) if spec.dtype == "int8" else model
+    # dtype int8 is loaded in float32 here: choose_kernels quantizes it for inference
+    return model.to(dev).eval()
 
 
 SHOWN_KEYS = 3  # keys named in an error; the count says how many more
@@ -255,7 +291,8 @@ class GenerationModel:
       ``tokenizer``, ``device``, ``is_encoder_decoder``, ``eos_token_ids`` (list),
       ``pad_token_id``, ``decoder_start_token_id`` (encoder-decoder models),
       ``forced_bos_token_id`` (the target language for mBART/NLLB with ``tgt_lang``),
-      ``max_source_length``.
+      ``max_source_length``; ``kernels`` (a :class:`~harness.models.kernels.KernelChoice`: which
+      Linear kernels run, and why; None for another engine).
 
     A model run by another engine (``engine: ctranslate2``) carries a ``search_engine`` that runs
     the built-in searches; its ``model`` then holds only the config, not a torch module.
@@ -285,6 +322,8 @@ class GenerationModel:
                 raise ModelLoadError(f"model '{spec.path}': unknown target language code '{spec.tgt_lang}'")
             self.forced_bos_token_id = tid
         self.generation_config = getattr(model, "generation_config", None)
+        self.kernels = None  # set by the loader that chose them
+        self.step_model = None  # a StepModel of the harness's own (harness.models.seq2seq_step), else None
         # The default max_source_length (512) is cut to what the model's position table holds, so a
         # small model truncates long inputs instead of failing with IndexError; a value the user
         # set beyond it was refused by the pre-run check (harness.experiment.checks).
@@ -327,13 +366,21 @@ def load_transformers_model(spec: ModelSpec, *, seed: int = 0) -> GenerationMode
     tokenizer = load_tokenizer(spec, padding_side="left" if kind == "causal" else None)
     auto = "AutoModelForSeq2SeqLM" if kind == "seq2seq" else "AutoModelForCausalLM"
     model = load_hf_model(spec, auto, seed=seed, device=device)
-    if spec.kernels == "onednn":
-        model = onednn_linear(model, spec)
+    gm = GenerationModel(spec, model, tokenizer, device)
+    own_step, step_reason, step_gap = choose_step(gm, spec) if gm.is_encoder_decoder else (
+        False, "decoder-only: transformers' forward", None)
+    gm.model, choice = choose_kernels(model, spec, device, lambda: load_hf_model(spec, auto, seed=seed, device=device))
+    if own_step:
+        from .seq2seq_step import MarianStep
+
+        gm.step_model = MarianStep(gm)
+    gm.kernels = dataclasses.replace(choice, step="harness" if own_step else "transformers", step_reason=step_reason,
+                                     step_gap=step_gap)
     if str(device) == "cpu":
         from .kernels import keep_freed_memory
 
         keep_freed_memory()
-    return GenerationModel(spec, model, tokenizer, device)
+    return gm
 
 
 # ----------------------------------------------------------------------------- before any cell

@@ -14,12 +14,21 @@ Results agree with ``F.linear`` to a few ulps (the summation order differs), so 
 differ from the default kernels at near-ties; the decode_speed benchmark prints how many do.
 Inference only (no gradients), float32, CPU. Not here: int8 (``dtype: int8``), GPUs (cuBLAS
 already is the fast path there).
+
+``kernels: auto`` (the default) takes oneDNN where it is the same model: CPU, float32, engine
+transformers, an x86 CPU with AVX2 or better, a torch build with the ops, and a load-time probe
+(:mod:`.probe`: teacher-forced log-probabilities of seeded inputs, default kernels against packed
+ones) within :data:`PROBE_TOLERANCE`. Otherwise the default kernels run. :func:`apply_kernels`
+makes the choice and returns it as a :class:`KernelChoice`, which every cell records.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import platform
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 BATCH_HINT = 64
@@ -35,6 +44,96 @@ def available() -> bool:
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+PROBE_TOLERANCE = 1e-4
+"""Largest |difference| of a probe log-probability that ``kernels: auto`` accepts from oneDNN.
+Measured: 2e-7..3e-6 (tiny test models, Marian-base, 20+ architectures); the GEMMs round the
+same products in another order, nothing more. A kernel bug or a layout mix-up moves them by
+0.01 and more. Comparable to what changing the thread count does to the default kernels."""
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """Which kernels a loaded model runs, asked for and used, and why (``record()`` goes into the
+    cell's cell.json)."""
+
+    asked: str  # auto | default | onednn
+    used: str  # default | onednn | int8
+    reason: str  # one line: why these kernels
+    probe_gap: float | None = None  # largest probe log-probability difference, when probed
+    step: str | None = None  # what computes a decoding step: harness (its own Marian step) | transformers
+    step_reason: str | None = None
+    step_gap: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"asked": self.asked, "used": self.used, "reason": self.reason}
+        for name in ("probe_gap", "step", "step_reason", "step_gap"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = float(f"{value:.3g}") if isinstance(value, float) else value
+        return out
+
+
+def auto_problem(device: str, float32: bool) -> str | None:
+    """Why ``kernels: auto`` keeps the default kernels on this device and dtype without probing
+    (None: oneDNN is worth a probe)."""
+    import torch
+
+    if device != "cpu":
+        return f"device {device}: oneDNN packing is a CPU lever"
+    if not float32:
+        return "not float32: oneDNN packing is for float32 Linear layers"
+    if not available():
+        return f"torch {torch.__version__} has no oneDNN prepacked linear ops"
+    machine = platform.machine().lower()
+    capability = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "unknown"
+    if machine not in ("x86_64", "amd64") or capability not in ("AVX2", "AVX512"):
+        # measured on x86 only; oneDNN on Arm (ACL) is not known to beat the default GEMM
+        return f"CPU {machine} ({capability}): oneDNN packing is measured on x86 with AVX2 or better only"
+    return None
+
+
+def apply_kernels(model: Any, asked: str, device: str, *, reload: Callable[[], Any] | None = None,
+                  tolerance: float = PROBE_TOLERANCE) -> tuple[Any, KernelChoice]:
+    """The model with the kernels ``asked`` for (``auto``, ``default`` or ``onednn``) and the
+    choice made. ``auto`` probes: the probe's log-probabilities with the default kernels, then
+    with oneDNN; beyond ``tolerance`` the model is reloaded with ``reload()`` (packing replaced its
+    layers) and runs the default kernels. ``onednn`` packs without a probe (asked for: the caller
+    checked the device and dtype at the config edge)."""
+    import torch
+
+    if asked == "default":
+        return model, KernelChoice("default", "default", "asked for")
+    if asked == "onednn":
+        return pack_linear_layers(model), KernelChoice("onednn", "onednn", "asked for")
+    float32 = all(p.dtype == torch.float32 for p in model.parameters())
+    problem = auto_problem(device, float32)
+    if problem is None and not (any(type(m) is torch.nn.Linear for m in model.modules()) or _has_conv1d(model)):
+        problem = "no float32 Linear layers to pack"
+    if problem is not None:
+        return model, KernelChoice("auto", "default", problem)
+    from .probe import logprob_gap, probe_inputs, probe_logprobs
+
+    inputs = probe_inputs(model.config)
+    before = probe_logprobs(model, inputs)
+    model = pack_linear_layers(model)
+    gap = logprob_gap(before, probe_logprobs(model, inputs))
+    if gap <= tolerance:
+        return model, KernelChoice("auto", "onednn", f"CPU float32 ({torch.backends.cpu.get_cpu_capability()}): "
+                                   f"probe log-probabilities within {tolerance:g} of the default kernels", gap)
+    why = f"probe log-probabilities differ by {gap:.3g} > {tolerance:g} with oneDNN"
+    if reload is None:
+        raise ValueError(f"kernels auto: {why}, and the model cannot be reloaded")
+    return reload(), KernelChoice("auto", "default", why, gap)
+
+
+def _has_conv1d(model: Any) -> bool:
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover
+        return False
+    return any(isinstance(m, Conv1D) for m in model.modules())
+
+
 _packed_linear_class = None
 
 
@@ -48,6 +147,8 @@ def packed_linear_class():
     class PackedLinear(torch.nn.Module):
         """``y = x W^T + b`` with W prepacked for oneDNN. ``weight`` stays the dense tensor when it is
         shared with another module (tied embeddings), so nothing reading it breaks."""
+
+        harness_foldable = True  # fold_final_logits_bias may move a head's bias into it
 
         def __init__(self, linear: torch.nn.Linear, shared_weight: bool):
             super().__init__()
@@ -81,12 +182,16 @@ def pack_linear_layers(model: Any) -> Any:
         for p in module.parameters(recurse=False):
             owners[id(p)] = owners.get(id(p), 0) + 1
     model.eval()
+    # (parent, name) pairs, not the layers: a replaced layer's dense weight is freed at once, so
+    # packing never holds two copies of the model's weights
+    targets = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
+               if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32]
     with torch.no_grad():
-        for parent in list(model.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
-                    shared = owners.get(id(child.weight), 0) > 1
-                    setattr(parent, name, PackedLinear(child, shared))
+        for parent, name in targets:
+            child = getattr(parent, name)
+            shared = owners.get(id(child.weight), 0) > 1
+            setattr(parent, name, PackedLinear(child, shared))
+            del child
         fold_final_logits_bias(model)
     return model
 
@@ -127,10 +232,10 @@ def fold_final_logits_bias(model: Any) -> bool:
     the projection prepacked, the bias moves into its epilogue and the buffer is zeroed, so
     ``model(...)`` still returns the same logits; a decoding step that calls :func:`split_head`'s
     base model and head itself skips the zero addition as well. Returns whether it folded."""
-    PackedLinear = packed_linear_class()
     bias, head = getattr(model, "final_logits_bias", None), getattr(model, "lm_head", None)
     if getattr(model.config, "model_type", None) not in FOLDABLE_HEADS or bias is None \
-            or not isinstance(head, PackedLinear) or head.bias is not None or getattr(model, "model", None) is None:
+            or not getattr(head, "harness_foldable", False) or head.bias is not None \
+            or getattr(model, "model", None) is None:
         return False
     head.bias = bias.detach().reshape(-1).clone()
     bias.zero_()

@@ -41,8 +41,8 @@ class ModelSpec(StrictModel):
     tokenizer: str | None = Field(None, description="tokenizer id/directory if not the model's own")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
-        "auto", description="auto: float32 on CPU, bfloat16/float16 on GPU; int8: torch dynamic quantization of the "
-                            "Linear layers (CPU only; reduced precision, marked in results)")
+        "auto", description="auto: float32 on CPU, bfloat16/float16 on GPU; int8: the Linear layers in int8, weights "
+                            "and activations per row (CPU only; reduced precision, marked in results)")
     engine: Literal["transformers", "ctranslate2"] = Field(
         "transformers", description="what runs the decoders: transformers (the harness's own search), or "
                                     "ctranslate2 (converted once and cached; greedy, beam and sample only; "
@@ -50,10 +50,11 @@ class ModelSpec(StrictModel):
     compute_type: Literal["auto", "float32", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16",
                           "bfloat16"] = Field(
         "auto", description="engine ctranslate2 only: its compute type (auto: float32 on CPU, float16 on CUDA)")
-    kernels: Literal["default", "onednn"] = Field(
-        "default", description="onednn: decode with the Linear layers' weights prepacked for oneDNN "
-                               "(harness.models.kernels; CPU, float32, engine transformers; 1.5-1.8x faster here, "
-                               "results may differ from default kernels in the last bits of a float)")
+    kernels: Literal["auto", "default", "onednn"] = Field(
+        "auto", description="auto: oneDNN-prepacked Linear layers where a load-time probe shows they compute the "
+                            "same model (CPU, float32, x86), else the default kernels; recorded per cell. "
+                            "default: always transformers' own kernels (scores equal generate()'s to the bit). "
+                            "onednn: always prepacked (CPU, float32, engine transformers). docs/engines.md")
     trust_remote_code: bool = Field(False, description="run code shipped with the model (off by default)")
     allow_missing_weights: bool = Field(
         False, description="load the checkpoint even when weights of its architecture are missing from it (they start "
@@ -64,6 +65,9 @@ class ModelSpec(StrictModel):
     src_lang: str | None = Field(None, description="mBART/NLLB/M2M source language code")
     tgt_lang: str | None = Field(None, description="mBART/NLLB/M2M target language code (forced BOS)")
     max_source_length: int = Field(512, ge=1, description="source tokens kept (longer inputs are truncated)")
+    max_batch_tokens: int | None = Field(
+        None, ge=1, description="classification: cap a prediction batch at sentences x longest input tokens (inputs "
+                                "sorted by length; null: 64 sentences). Decoders take their own max_tokens")
     local: bool = Field(False, description="set by validation: path is a local directory")
     # the device as written, before int8 / oneDNN pinned it to the CPU (checkpoint keys use it)
     _requested_device: str | None = PrivateAttr(None)
@@ -91,12 +95,12 @@ class ModelSpec(StrictModel):
 
     @model_validator(mode="after")
     def _precision(self) -> ModelSpec:
-        # int8 is torch's dynamic quantization, which has CPU kernels only; "auto" then means the CPU
+        # int8 runs fbgemm's int8 GEMMs, CPU kernels only; "auto" then means the CPU
         if self._requested_device is None:
             self._requested_device = self.device
         if self.dtype == "int8":
             if self.device != "auto" and self.device != "cpu":
-                raise ValueError(f"dtype int8 (torch dynamic quantization) runs on the CPU only, not on device "
+                raise ValueError(f"dtype int8 (fbgemm int8 Linear layers) runs on the CPU only, not on device "
                                  f"'{self.device}'; set device: cpu, or dtype float16 / bfloat16 on a GPU")
             object.__setattr__(self, "device", "cpu")
         if self.engine == "ctranslate2" and self.dtype != "auto":
@@ -117,7 +121,7 @@ class ModelSpec(StrictModel):
     @property
     def precision(self) -> str:
         """The numeric precision decoding runs in, for results and reports: float32, float16, bfloat16,
-        int8 (torch dynamic quantization) or ct2:<compute_type>. ``auto`` is resolved for this machine
+        int8 (harness.models.int8) or ct2:<compute_type>. ``auto`` is resolved for this machine
         (judged without importing torch): float32 on a CPU, 16-bit ("auto16") on a GPU."""
         from .machine import device_problem
 
@@ -131,6 +135,15 @@ class ModelSpec(StrictModel):
         if self.dtype == "auto":
             return "auto16" if gpu and self.device != "mps" else "float32"
         return self.dtype
+
+    def key_extras(self) -> dict[str, str]:
+        """What a cell key holds beside the fields: the int8 scheme (harness.models.int8), so cells
+        quantized another way (torch's dynamic quantization, before it) are never reused."""
+        if self.dtype == "int8":
+            from .int8 import SCHEME
+
+            return {"int8": SCHEME}
+        return {}
 
     @model_validator(mode="after")
     def _resolve_path(self, info: ValidationInfo) -> ModelSpec:

@@ -12,6 +12,9 @@ differently from the benchmark's label list still predicts the right names; the 
 probabilities are listed in the benchmark's label order (``data.labels``). A model whose head
 does not predict the benchmark's labels is refused with an error naming both label sets.
 
+With ``max_batch_tokens`` on the model a batch holds as many examples as fit in that many padded
+tokens (longest first, as :func:`harness.decoding.search.plan_batches` plans decoding batches).
+
 Non-goals: zero-shot or prompted classification with generative LMs, calibration, and
 multi-label or regression heads.
 """
@@ -23,6 +26,7 @@ from typing import Any
 from ..errors import HarnessError
 
 BATCH_SIZE = 64  # test examples per forward pass; inputs are short, so this fits any device
+MAX_ROWS = 4096  # with a token budget (max_batch_tokens), the most examples a batch may still hold
 
 
 def check_head(spec, config, labels: list[str]) -> None:
@@ -44,18 +48,20 @@ def check_head(spec, config, labels: list[str]) -> None:
             "trained with these label names")
 
 
-def predict(spec, data, ctx, *, corruption=None) -> list[dict[str, Any]]:
+def predict(spec, data, ctx, *, corruption=None,
+            record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Return one dict per test example, in ``data.test`` order:
     ``{"label": predicted label name, "probs": [p(label) for label in data.labels]}``.
 
     ``corruption`` (a :class:`harness.training.Masking`, from the strategy's
     ``test_time_corruption()``): the test inputs are corrupted BERT-style first, each example
     seeded by ``ctx.seed`` and its id, and the draw is written to ``ctx.workdir /
-    test_corruption.json`` (:func:`harness.training.corrupt_test_inputs`)."""
+    test_corruption.json`` (:func:`harness.training.corrupt_test_inputs`).
+    ``record`` (a dict) receives ``kernels``: which Linear kernels predicted, and why."""
     import torch
 
     from ..errors import DataError
-    from ..models.hf import load_config, load_hf_model, load_tokenizer, onednn_linear, resolve_device
+    from ..models.hf import choose_kernels, load_config, load_hf_model, load_tokenizer, resolve_device
     from ..training import collate, encode_inputs, sorted_batches
 
     labels = [str(x) for x in (data.labels or [])]
@@ -70,9 +76,13 @@ def predict(spec, data, ctx, *, corruption=None) -> list[dict[str, Any]]:
     if spec.init == "random":
         extra = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                  "label2id": {name: i for i, name in enumerate(labels)}}
-    model = load_hf_model(spec, "AutoModelForSequenceClassification", seed=ctx.seed, device=device, **extra)
-    if spec.kernels == "onednn":  # prediction is inference: the packed Linear layers apply here too
-        model = onednn_linear(model, spec)
+    def load():
+        return load_hf_model(spec, "AutoModelForSequenceClassification", seed=ctx.seed, device=device, **extra)
+
+    # prediction is inference: kernels (auto / onednn) apply here as in decoding
+    model, choice = choose_kernels(load(), spec, device, load)
+    if record is not None:
+        record["kernels"] = choice.record()
     model.eval()
     tokenizer = load_tokenizer(spec)
     limit = min(spec.max_source_length, getattr(config, "max_position_embeddings", None) or spec.max_source_length)
@@ -82,14 +92,19 @@ def predict(spec, data, ctx, *, corruption=None) -> list[dict[str, Any]]:
         from ..training import TEST_CORRUPTION_FILE, MaskVocab, corrupt_test_inputs
 
         vocab = MaskVocab.from_tokenizer(tokenizer, model.config.vocab_size, where="test-time corruption")
-        enc, record = corrupt_test_inputs(enc, [ex.id for ex in data.test], corruption, vocab, ctx.seed)
-        atomic_write_json(Path(ctx.workdir) / TEST_CORRUPTION_FILE, record)
+        enc, draw = corrupt_test_inputs(enc, [ex.id for ex in data.test], corruption, vocab, ctx.seed)
+        atomic_write_json(Path(ctx.workdir) / TEST_CORRUPTION_FILE, draw)
     id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
     # column j of the model's output is label id2label[j]; report probabilities in data.labels order
     columns = [next(j for j, name in id2label.items() if name == lab) for lab in labels]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: list[dict[str, Any] | None] = [None] * len(enc)
-    batches = sorted_batches(enc.lengths, BATCH_SIZE)
+    if spec.max_batch_tokens is None:
+        batches = sorted_batches(enc.lengths, BATCH_SIZE)
+    else:  # a token budget: many short inputs per batch, few long ones (the decoders' rule)
+        from ..decoding.search import plan_batches
+
+        batches = plan_batches(enc.lengths, MAX_ROWS, spec.max_batch_tokens)
     ctx.progress(0, len(batches))
     with torch.inference_mode():
         for b, idx in enumerate(batches):

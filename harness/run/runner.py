@@ -201,13 +201,13 @@ class Worker:
                                                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             # third-party progress bars and warnings go to the cell's log.txt (in pipes and CI)
             with self.progress.cell_output(celldir / "log.txt"):
-                rows, timings = self._execute(job)
+                rows, timings, recorded = self._execute(job)
             seconds = time.perf_counter() - t0
             pred = celldir / "predictions.jsonl"
             atomic_write_text(pred, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             # cell.json last: "done" is only ever written after the predictions it vouches for
             atomic_write_json(celldir / "cell.json", {**_meta(job), "status": "done", "seconds": round(seconds, 3),
-                                                      "timings": timings, "n": len(rows),
+                                                      "timings": timings, **recorded, "n": len(rows),
                                                       "testset": testset_of_rows(rows),
                                                       "predictions_sha256": sha256_file(pred),
                                                       "host": socket.gethostname(), "pid": os.getpid(),
@@ -225,7 +225,7 @@ class Worker:
             return outcome
         return self.score(job, rows, "done", seconds)
 
-    def _execute(self, job: CellJob) -> tuple[list[dict], dict[str, float]]:
+    def _execute(self, job: CellJob) -> tuple[list[dict], dict[str, float], dict[str, Any]]:
         from ..api import CellContext
 
         cell = job.cell
@@ -235,6 +235,7 @@ class Worker:
                           progress=lambda done, total=None: sink.cell_progress(job, done, total), log=log,
                           training_threads=job.training_threads)
         timings: dict[str, float] = {}
+        recorded: dict[str, Any] = {}  # what cell.json records beside the timings (the kernels that ran)
         t = time.perf_counter()
         data = load_benchmark(cell.benchmark, ctx)
         timings["load_data"] = time.perf_counter() - t
@@ -248,7 +249,8 @@ class Worker:
         if cell.task == "classification":
             from .classify import predict
 
-            preds = predict(spec, data, ctx, corruption=strategy.test_time_corruption())
+            preds = predict(spec, data, ctx, corruption=strategy.test_time_corruption(),
+                            record=recorded)
             rows = [{"id": ex.id, "source": ex.source, **({"source_pair": ex.source_pair} if ex.source_pair else {}),
                      "reference": ex.label, "output": p["label"], **({"probs": p["probs"]} if "probs" in p else {})}
                     for ex, p in zip(data.test, preds)]
@@ -257,6 +259,8 @@ class Worker:
                 hyps = outputs_hypotheses(cell.model, cell.benchmark.label, data)
             else:
                 model = self.generation_model(spec, cell.seed)
+                if getattr(model, "kernels", None) is not None:
+                    recorded["kernels"] = model.kernels.record()
                 t = time.perf_counter()
                 hyps = cell.decoder.instantiate().decode(model, [ex.source for ex in data.test],
                                                          dataclasses.replace(ctx, example_ids=[ex.id for ex in data.test]))
@@ -272,7 +276,7 @@ class Worker:
                 rows.append(row)
         # given outputs were read, not predicted: no throughput for the speed plots to show
         timings["read_outputs" if cell.model.outputs else "predict"] = time.perf_counter() - t
-        return rows, {k: round(v, 4) for k, v in timings.items()}
+        return rows, {k: round(v, 4) for k, v in timings.items()}, recorded
 
     def score(self, job: CellJob, rows: list[dict], status: str, seconds: float) -> CellOutcome:
         """Compute the job's metrics from its predictions. Metrics are never cached, so fixing a

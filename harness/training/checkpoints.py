@@ -109,7 +109,7 @@ def checkpoint_model(spec: ModelSpec, device: str) -> ModelSpec:
     it again, and checkpoints keyed before these fields existed keep their keys."""
     from ..models.hf import resolve_device
 
-    update: dict[str, Any] = {"engine": "transformers", "compute_type": "auto", "kernels": "default"}
+    update: dict[str, Any] = {"engine": "transformers", "compute_type": "auto", "kernels": "auto"}
     if device == "cpu":
         if spec.dtype == "int8":
             update["dtype"] = "auto"

@@ -21,7 +21,7 @@ def pick_baseline(wanted: str | None, labels: list[str], defaults: tuple[str, ..
 
 # What a reduced-precision mark means, for the note under the benchmark's tables.
 PRECISION_TEXT = {
-    "int8": "int8: torch dynamic quantization (Linear layers in int8, CPU)",
+    "int8": "int8: Linear layers in int8, weights and activations per row (CPU)",
     "float16": "float16: 16-bit floating-point weights and activations",
     "bfloat16": "bfloat16: 16-bit brain floating-point weights and activations",
     "auto16": "auto16: float16 or bfloat16, chosen for the GPU",

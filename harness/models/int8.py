@@ -1,0 +1,132 @@
+"""``dtype: int8``: the Linear layers of a model in int8, CPU, through fbgemm's int8 GEMM.
+
+Each ``nn.Linear`` (GPT-2-style ``Conv1D`` blocks become Linear first) is replaced by an
+:class:`Int8Linear`:
+
+- **weights** are symmetric int8 with one scale per output row (per channel), quantized once;
+- **activations** are quantized per row (per token) at every call: a row is divided by its
+  largest |value|, so one fixed int8 grid (scale 1/127, zero point 128) fits every row, then
+  fbgemm multiplies the int8 rows by the int8 weights (int32 accumulation) and the result is
+  scaled back row by row (``torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32``,
+  which takes the grid as given instead of measuring the batch).
+
+That is CTranslate2's int8 scheme (per-row weight and activation scales). Unlike torch's
+``quantize_dynamic`` (one activation scale per *batch*, measured from its min and max; one weight
+scale per matrix), a sentence's outputs do not depend on the other sentences of its batch, so
+``batch_size`` and ``max_tokens`` change speed, never outputs; and the error is about half
+(measured here: 1.1e-2 vs 2.2e-2 of the largest output, random layers).
+CPUs without VNNI multiply u8 x s8 pairs into 16-bit sums that can saturate: there the
+activation grid has 7 bits (scale 1/63, zero point 64; fbgemm's ``reduce_range`` for the same
+reason). :data:`SCHEME` names the scheme in cell keys, so cells quantized differently are never
+mixed; which grid a machine used is recorded per cell.
+
+Embeddings, layer norms, attention and the search stay float32. Non-goals: static
+(calibrated) activation scales, int4, GPUs (use float16/bfloat16 there).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+SCHEME = "rows-v1"
+"""Cell-key name of the quantization scheme above (bump it when what int8 computes changes)."""
+
+
+def available() -> bool:
+    """Whether this torch build has the fbgemm int8 ops :class:`Int8Linear` calls."""
+    import torch
+
+    return "fbgemm" in torch.backends.quantized.supported_engines and hasattr(
+        torch.ops.quantized, "linear_with_input_q_dq_qweight_dq_output_fp32")
+
+
+def vnni() -> bool:
+    """Whether this CPU has int8 dot products with 32-bit accumulation (AVX512-VNNI or AVX-VNNI)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def activation_bits() -> int:
+    return 8 if vnni() else 7
+
+
+_int8_linear_class = None
+
+
+def int8_linear_class():
+    """The :class:`Int8Linear` module class (built on first use: torch is imported lazily)."""
+    global _int8_linear_class
+    if _int8_linear_class is not None:
+        return _int8_linear_class
+    import torch
+
+    class Int8Linear(torch.nn.Module):
+        """``y = x W^T + b`` with W int8 per output row and x quantized per row at each call."""
+
+        harness_foldable = True  # kernels.fold_final_logits_bias may move a head's bias into it
+
+        def __init__(self, linear: torch.nn.Linear, bits: int):
+            super().__init__()
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            w = linear.weight.detach().float()
+            scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-12).double()
+            with warnings.catch_warnings():  # torch announces the move of quantized tensors to torchao
+                warnings.simplefilter("ignore")
+                qw = torch.quantize_per_channel(w, scale, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
+                self.packed = torch.ops.quantized.linear_prepack(qw, None)
+            self.bias = None if linear.bias is None else linear.bias.detach().float().clone()
+            levels = 2 ** (bits - 1) - 1  # 127 or 63 steps on each side of the zero point
+            self.x_scale, self.x_zero = 1.0 / levels, levels + 1
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # few ops: at a decoding step of 16 rows the dispatch of each costs as much as its work
+            shape = x.shape
+            if x.dim() != 2:
+                x = x.reshape(-1, shape[-1])
+            s = torch.linalg.vector_norm(x, math.inf, dim=1, keepdim=True).clamp_min_(1e-30)
+            y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(x / s, self.x_scale, self.x_zero,
+                                                                                   self.packed)
+            y = y.mul_(s) if self.bias is None else torch.addcmul(self.bias, y, s)
+            return y if len(shape) == 2 else y.reshape(*shape[:-1], self.out_features)
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, int8 rows"
+
+    _int8_linear_class = Int8Linear
+    return Int8Linear
+
+
+def quantize_linear_layers(model: Any) -> Any:
+    """Replace every float32 ``nn.Linear`` of ``model`` (``Conv1D`` first made Linear) by an
+    :class:`Int8Linear`, in place; returns the model in eval mode. A Linear whose weight another
+    module shares (a tied output projection) is quantized too; the embedding keeps its float32
+    copy."""
+    import torch
+
+    from .kernels import conv1d_as_linear, fold_final_logits_bias
+
+    Int8Linear = int8_linear_class()
+    bits = activation_bits()
+    previous = torch.backends.quantized.engine
+    if "fbgemm" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "fbgemm"  # the packed weights belong to the engine packing them
+    try:
+        conv1d_as_linear(model)
+        model.eval()
+        # (parent, name) pairs, not the layers: each float32 weight is freed once quantized
+        targets = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
+                   if type(child) is torch.nn.Linear]
+        with torch.no_grad():
+            for parent, name in targets:
+                setattr(parent, name, Int8Linear(getattr(parent, name), bits))
+        fold_final_logits_bias(model)
+    finally:
+        torch.backends.quantized.engine = previous
+    model.harness_int8_bits = bits
+    return model

@@ -1,0 +1,257 @@
+"""The harness's own decoder step for Marian models: one token per row, without transformers' forward.
+
+A decoding step of a transformers Marian model spends as much time around its matrix products as
+in them: per step it builds attention masks, grows every layer's key/value cache by
+concatenation (and copies it again when beam search reorders beams), runs scaled-dot-product
+attention kernels made for long queries on a query of one token, and expands the encoder's keys
+and values to every beam. :class:`MarianStep` computes the same step from the same modules
+(their Linear layers are called as they are: default, oneDNN-prepacked or int8) with:
+
+- key/value caches in time-major buffers with spare capacity (``(positions, rows, heads, dim)``):
+  a step writes one slice, beam reordering is one ``index_select`` into a second buffer, and no
+  step copies the past;
+- attention as two batched matrix products per layer (``bmm``), no mask for the causal part (a
+  one-token query sees every cached position);
+- cross-attention keys and values computed once per batch and kept per *sentence*: while the
+  rows are the sentences' beams in order (greedy, beam search), the beams of a sentence share one
+  matrix product against them;
+- ``final_logits_bias`` added by the output projection when it was folded there.
+
+It is used only where :func:`step_gap` shows it computes what transformers computes (teacher-forced
+log-probabilities of seeded probes, step by step against one full forward; see :mod:`.probe`),
+by ``kernels: auto`` and ``dtype: int8`` (:mod:`harness.models.hf`). Scope: ``model_type`` marian
+(OPUS-MT and the models this harness trains; post-norm, sinusoidal positions); any other model,
+or a Marian with an unexpected layout, runs transformers' own forward. Non-goals: prefill of
+decoder prompts, decoder-only models, sliding windows, GPUs (the gains are CPU overheads).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+CAPACITY = 32  # positions a cache holds before it doubles
+
+
+def marian_problem(model: Any) -> str | None:
+    """Why :class:`MarianStep` cannot run ``model`` (None: it can)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) != "marian" or not getattr(config, "is_encoder_decoder", False):
+        return f"model type {getattr(config, 'model_type', '?')}: the own step covers marian only"
+    decoder = getattr(getattr(model, "model", None), "decoder", None)
+    needed = ("embed_tokens", "embed_positions", "embed_scale", "layers")
+    if decoder is None or not all(hasattr(decoder, n) for n in needed) or getattr(model, "lm_head", None) is None:
+        return "an unexpected Marian layout (decoder embeddings, layers or lm_head missing)"
+    if getattr(decoder, "layernorm_embedding", None) is not None or getattr(decoder, "layer_norm", None) is not None:
+        return "a pre-norm Marian (layer norms outside the layers)"
+    for layer in decoder.layers:
+        for name in ("self_attn", "encoder_attn", "self_attn_layer_norm", "encoder_attn_layer_norm", "fc1", "fc2",
+                     "final_layer_norm", "activation_fn"):
+            if not hasattr(layer, name):
+                return f"an unexpected Marian decoder layer (no {name})"
+    return None
+
+
+def add_fused_projections(model: Any) -> None:
+    """Give every decoder self-attention one Linear for its query, key and value projections
+    (``harness_qkv``: the three weights stacked), before the Linear layers are packed or quantized,
+    so a step makes one call where it made three. The three layers stay for transformers' own
+    forward. In int8 the fused layer computes exactly the three (integer products, per-row scales);
+    in float32 the probe checks it like the rest of the step."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.model.decoder.layers:
+            sa = layer.self_attn
+            parts = (sa.q_proj, sa.k_proj, sa.v_proj)
+            bias = all(p.bias is not None for p in parts)
+            fused = torch.nn.Linear(parts[0].in_features, sum(p.out_features for p in parts), bias=bias,
+                                    device=parts[0].weight.device, dtype=parts[0].weight.dtype)
+            fused.weight.copy_(torch.cat([p.weight for p in parts]))
+            if bias:
+                fused.bias.copy_(torch.cat([p.bias for p in parts]))
+            sa.harness_qkv = fused.eval()
+
+
+def remove_fused_projections(model: Any) -> None:
+    for layer in model.model.decoder.layers:
+        if hasattr(layer.self_attn, "harness_qkv"):
+            del layer.self_attn.harness_qkv
+
+
+class MarianStep:
+    """:class:`harness.decoding.search.StepModel` for a Marian :class:`~harness.models.hf.GenerationModel`."""
+
+    def __init__(self, gm: Any):
+        import torch
+
+        self.gm, self.model = gm, gm.model
+        self.device = torch.device(gm.device) if not isinstance(gm.device, torch.device) else gm.device
+        dec = self.model.model.decoder
+        self.decoder = dec
+        self.layers = list(dec.layers)
+        attn = self.layers[0].self_attn
+        self.heads, self.head_dim = attn.num_heads, attn.head_dim
+        self.scaling = float(attn.scaling)
+        self.embed_scale = float(dec.embed_scale)
+        self.positions = dec.embed_positions.weight
+        from .kernels import split_head
+
+        split = split_head(self.model)
+        self.head = split[1] if split is not None else self.model.lm_head
+        bias = getattr(self.model, "final_logits_bias", None)
+        # folded into the head (kernels.fold_final_logits_bias): the buffer is zero, nothing to add
+        self.bias = None if split is not None or bias is None else bias.reshape(-1)
+
+    def start(self, prompts: Sequence[Sequence[int]]) -> MarianSession:
+        return MarianSession(self, prompts)
+
+
+class MarianSession:
+    """One batch: encoder output, per-sentence cross-attention keys/values, per-row self-attention caches."""
+
+    def __init__(self, ms: MarianStep, prompts: Sequence[Sequence[int]]):
+        import torch
+
+        self.ms, self.device = ms, ms.device
+        gm = ms.gm
+        n, width = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((n, width), gm.pad_token_id, dtype=torch.long, device=self.device)
+        mask = torch.zeros((n, width), dtype=torch.long, device=self.device)
+        for i, p in enumerate(prompts):
+            ids[i, :len(p)] = torch.tensor(list(p), device=self.device)
+            mask[i, :len(p)] = 1
+        enc = ms.model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
+        H = ms.heads
+        # per layer: keys and values of every source sentence, (sentences * heads, length, dim)
+        self.cross_all = [(self._heads(layer.encoder_attn.k_proj(enc)), self._heads(layer.encoder_attn.v_proj(enc)))
+                          for layer in ms.layers]
+        neg = torch.finfo(enc.dtype).min
+        self.mask_all = torch.zeros((n, 1, width), dtype=enc.dtype, device=self.device).masked_fill_(
+            mask[:, None, :] == 0, neg).repeat_interleave(H, dim=0)  # (sentences * heads, 1, length)
+        self.width = width
+        self.row_src = torch.arange(n, device=self.device)  # each row's source sentence
+        self._use_sources(self.row_src, 1)
+        self.t = 0
+        self.rows = n
+        self.cache: list[tuple[Any, Any]] | None = None  # per layer: (keys, values), (capacity, rows, H, D)
+        self.spare: list[tuple[Any, Any]] | None = None
+        self.prefixes = [[gm.decoder_start_token_id] for _ in prompts]
+        self.dtype = enc.dtype
+
+    def _heads(self, x):
+        """(sentences, length, d) -> (sentences * heads, length, head_dim)."""
+        n, L, _ = x.shape
+        return x.view(n, L, self.ms.heads, self.ms.head_dim).transpose(1, 2).reshape(n * self.ms.heads, L,
+                                                                                      self.ms.head_dim)
+
+    def _use_sources(self, sources, group: int) -> None:
+        """Cross-attention against ``sources`` (sentence ids), each shared by ``group`` consecutive rows."""
+        H = self.ms.heads
+        idx = (sources[:, None] * H + self.row_src.new_tensor(range(H))[None, :]).reshape(-1)
+        self.cross = [(k.index_select(0, idx), v.index_select(0, idx)) for k, v in self.cross_all]
+        self.mask = self.mask_all.index_select(0, idx)
+        self.group = group
+
+    def _empty(self, batch: int, width: int):
+        import torch
+
+        return torch.empty((batch, 1, width), dtype=self.dtype, device=self.device)
+
+    def _new_buffers(self, capacity: int, rows: int) -> list[tuple[Any, Any]]:
+        import torch
+
+        shape = (capacity, rows, self.ms.heads, self.ms.head_dim)
+        return [(torch.empty(shape, dtype=self.dtype, device=self.device),
+                 torch.empty(shape, dtype=self.dtype, device=self.device)) for _ in self.ms.layers]
+
+    def step(self, tokens):
+        import torch
+
+        ms = self.ms
+        if tokens is None:
+            tokens = torch.full((self.rows,), self.ms.gm.decoder_start_token_id, dtype=torch.long, device=self.device)
+        R, H, D, t = tokens.shape[0], ms.heads, ms.head_dim, self.t
+        if self.cache is None:
+            self.cache = self._new_buffers(CAPACITY, R)
+        elif t == self.cache[0][0].shape[0]:  # full: twice the capacity, the past copied once
+            grown = self._new_buffers(2 * t, R)
+            for (k, v), (k2, v2) in zip(self.cache, grown):
+                k2[:t].copy_(k)
+                v2[:t].copy_(v)
+            self.cache, self.spare = grown, None
+        x = ms.decoder.embed_tokens(tokens) * ms.embed_scale + ms.positions[t]
+        n_src = R // self.group
+        for layer, (k_buf, v_buf), (ck, cv) in zip(ms.layers, self.cache, self.cross):
+            sa = layer.self_attn
+            qkv = getattr(sa, "harness_qkv", None)
+            if qkv is not None:
+                q, k, v = qkv(x).view(R, 3, H, D).unbind(1)
+            else:
+                q, k, v = sa.q_proj(x), sa.k_proj(x), sa.v_proj(x)
+            k_buf[t] = k.view(R, H, D)
+            v_buf[t] = v.view(R, H, D)
+            keys = k_buf[:t + 1].permute(1, 2, 3, 0).reshape(R * H, D, t + 1)
+            vals = v_buf[:t + 1].permute(1, 2, 0, 3).reshape(R * H, t + 1, D)
+            s = torch.baddbmm(self._empty(R * H, t + 1), q.reshape(R * H, 1, D), keys, beta=0.0, alpha=ms.scaling)
+            a = torch.bmm(s.softmax(-1), vals).view(R, H * D)
+            x = layer.self_attn_layer_norm(x + sa.out_proj(a))
+            ea = layer.encoder_attn
+            # rows r*g .. r*g+g-1 share sentence r: one (g x L) product per sentence and head
+            q = ea.q_proj(x).view(n_src, self.group, H, D).transpose(1, 2).reshape(n_src * H, self.group, D)
+            s = torch.baddbmm(self.mask, q, ck.transpose(1, 2), alpha=ms.scaling)
+            a = torch.bmm(s.softmax(-1), cv).view(n_src, H, self.group, D).transpose(1, 2).reshape(R, H * D)
+            x = layer.encoder_attn_layer_norm(x + ea.out_proj(a))
+            x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
+        logits = ms.head(x)
+        if ms.bias is not None:
+            logits = logits + ms.bias
+        self.t = t + 1
+        return logits.float()
+
+    def select(self, index, layout_unchanged: bool) -> None:
+        import torch
+
+        t, R = self.t, index.shape[0]
+        if self.cache is not None:
+            old = self.cache
+            new = self.spare if self.spare is not None and self.spare[0][0].shape[1] == R else \
+                self._new_buffers(old[0][0].shape[0], R)
+            for (k, v), (k2, v2) in zip(old, new):
+                torch.index_select(k[:t], 1, index, out=k2[:t])
+                torch.index_select(v[:t], 1, index, out=v2[:t])
+            self.cache, self.spare = new, (old if old[0][0].shape[1] == R else None)
+        self.rows = R
+        if layout_unchanged:
+            return  # beams moved within their sentence: the rows still map to the same sentences
+        self.row_src = self.row_src.index_select(0, index)
+        sources, counts = torch.unique_consecutive(self.row_src, return_counts=True)
+        grouped = bool((counts == counts[0]).all()) and sources.numel() == torch.unique(sources).numel()
+        if grouped:
+            self._use_sources(sources, int(counts[0]))
+        else:  # rows of one sentence not side by side: every row gets its sentence's keys
+            self._use_sources(self.row_src, 1)
+
+
+def step_gap(model: Any, step: MarianStep, inputs: list[dict[str, Any]]) -> float:
+    """Largest |difference| between the log-probabilities ``model``'s full forward gives each probe's
+    target tokens (teacher-forced) and those of ``step``, fed the same tokens one at a time, with
+    the beam-search moves on the way: the sentence doubled into two rows, swapped at every step."""
+    import torch
+
+    from .probe import logprob_gap
+
+    full, stepped = [], []
+    with torch.inference_mode():
+        for kw in inputs:
+            src, tgt = kw["input_ids"], kw["decoder_input_ids"]
+            full.append(model(input_ids=src, decoder_input_ids=tgt, return_dict=True).logits[0].float()
+                        .log_softmax(-1).double())
+            session = step.start([src[0].tolist()])
+            session.select(torch.tensor([0, 0]), layout_unchanged=False)  # two rows of one sentence
+            rows = []
+            for j in range(tgt.shape[1]):
+                if j:
+                    session.select(torch.tensor([1, 0]), layout_unchanged=True)
+                rows.append(session.step(tgt[0, j].repeat(2)).log_softmax(-1).double())
+            stepped.append(torch.stack([r[j % 2] for j, r in enumerate(rows)]))
+    return logprob_gap(full, stepped)

@@ -1,0 +1,75 @@
+"""The harness's own Marian decoder step (harness.models.seq2seq_step): the tokens and scores of
+transformers' forward for every search that reorders, drops and shares rows, chosen by kernels
+auto only where its probe agrees, and recorded."""
+from __future__ import annotations
+
+import pytest
+from decoding_models import SOURCES, build_gpt2_varied, build_marian_varied
+
+from harness.decoding.search import BeamConfig, HFStepModel, beam_search, greedy_search, rules_from_model
+from harness.engines.load import load_generation_model
+from harness.models.seq2seq_step import MarianStep
+from harness.models.spec import ModelSpec
+
+
+@pytest.fixture(scope="module")
+def marian(tmp_path_factory):
+    return build_marian_varied(tmp_path_factory.mktemp("m") / "m", extra_words=6000)
+
+
+SEARCHES = {
+    "greedy": lambda m, p, r: greedy_search(m, p, r, batch_size=4),
+    "beam": lambda m, p, r: beam_search(m, p, r, BeamConfig(num_beams=4, num_return_sequences=3), batch_size=3),
+    "diverse": lambda m, p, r: beam_search(m, p, r, BeamConfig(num_beams=4, num_groups=2, diversity_strength=0.5,
+                                                                   num_return_sequences=4), batch_size=3),
+    "one-sentence diverse": lambda m, p, r: beam_search(m, p[:1], r, BeamConfig(num_beams=6, num_groups=3,
+                                                                                    diversity_strength=0.5), batch_size=1),
+}
+
+
+@pytest.mark.parametrize("search", list(SEARCHES))
+@pytest.mark.parametrize("model", [{"kernels": "default"}, {"dtype": "int8", "kernels": "default"}])
+def test_own_step_gives_the_hypotheses_of_transformers_forward(marian, search, model):
+    """Same modules, two ways of running a step: identical n-best tokens, scores within float
+    rounding, for searches that drop finished rows, reorder beams every step and (diverse beam)
+    interleave the rows of several sentences."""
+    gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", **model))
+    rules = rules_from_model(gm, max_new_tokens=16)
+    prompts = gm.encode(SOURCES)
+    theirs, ours = SEARCHES[search](HFStepModel(gm), prompts, rules), SEARCHES[search](MarianStep(gm), prompts, rules)
+    assert [[h.tokens for h in n] for n in ours] == [[h.tokens for h in n] for n in theirs]
+    assert max(abs(a.score - b.score) for n, m in zip(ours, theirs) for a, b in zip(n, m)) < 1e-4
+    if search != "one-sentence diverse":  # (one sentence: all groups' rows belong to it)
+        assert len({len(h.tokens) for n in theirs for h in n}) >= 3, "varied lengths: rows finish at different steps"
+
+
+def test_auto_decodes_marian_with_the_own_step_and_says_so(marian):
+    gm = load_generation_model(ModelSpec(path=str(marian), device="cpu"))
+    assert isinstance(gm.step_model, MarianStep)
+    record = gm.kernels.record()
+    assert record["step"] == "harness" and 0 <= record["step_gap"] <= 1e-4
+    plain = load_generation_model(ModelSpec(path=str(marian), device="cpu", kernels="default"))
+    assert plain.step_model is None and plain.kernels.record()["step"] == "transformers"
+
+
+def test_a_step_that_computes_another_model_is_refused_by_the_probe(marian, monkeypatch):
+    """Were the own step wrong (here: its embeddings scaled twice), the probe would see it and
+    decoding would run transformers' forward."""
+    import harness.models.seq2seq_step as own
+
+    real = own.MarianStep.__init__
+
+    def wrong(self, gm):
+        real(self, gm)
+        self.embed_scale *= 2.0
+
+    monkeypatch.setattr(own.MarianStep, "__init__", wrong)
+    gm = load_generation_model(ModelSpec(path=str(marian), device="cpu"))
+    assert gm.step_model is None
+    assert gm.kernels.step == "transformers" and gm.kernels.step_reason.startswith("the harness's step differs by")
+
+
+def test_other_families_keep_transformers_forward(tmp_path):
+    gm = load_generation_model(ModelSpec(path=str(build_gpt2_varied(tmp_path / "g")), device="cpu",
+                                         prompt_template="{source} ="))
+    assert gm.step_model is None and gm.kernels.step_reason == "decoder-only: transformers' forward"
