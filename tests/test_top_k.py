@@ -56,3 +56,25 @@ def test_nan_rows_and_short_rows_take_torch_topk():
     assert torch.equal(index, ref.indices) and torch.equal(values[0], ref.values[0])
     short = torch.randn(4, 100)
     assert torch.equal(_search.top_k(short, 10)[1], torch.topk(short, 10, dim=1).indices)
+
+
+@pytest.mark.parametrize("rows,n", [(16, 58101), (3, 6061), (5, 128 * 4 + 3), (2, 300)])
+def test_arg_max_is_torch_argmax_with_its_first_index_among_ties(rows, n):
+    """greedy's chunked argmax: the maximum and its *first* index, as torch.argmax, wherever the
+    maximum lies (a tie across chunks, the tail after the last whole chunk, an all -inf row)."""
+    g = torch.Generator().manual_seed(rows * n)
+    x = torch.randn(rows, n, generator=g)
+    x[0, 5] = x[0, n - 7] = x[0].max() + 1  # a tie: the first occurrence wins
+    x[1, -1] = 100.0  # in the tail
+    if rows > 2:
+        x[2] = -float("inf")  # every token banned
+    values, index = _search.arg_max(x)
+    assert torch.equal(index, x.argmax(dim=1)) and torch.equal(values, x.amax(dim=1))
+    assert index[0] == 5 and index[1] == n - 1
+
+
+def test_arg_max_leaves_nan_to_torch():
+    x = torch.randn(2, 6000)
+    x[1, 3000] = float("nan")
+    values, index = _search.arg_max(x)
+    assert torch.equal(index, x.argmax(dim=1)) and index[1] == 3000 and values[1].isnan()

@@ -363,10 +363,11 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
         logits = session.step(None)
         for t in range(T):
             scores = rules.apply(logits, hist, plen, t)
-            tok = scores.argmax(dim=-1)
-            chosen = scores.gather(1, tok[:, None]).squeeze(1)
-            # renormalised scores are log-probabilities already: skip a pass over the vocabulary
-            total[alive] += chosen if rules.renormalize_logits else chosen - scores.logsumexp(dim=-1)
+            chosen, tok = arg_max(scores)
+            # renormalised scores are log-probabilities already: skip a pass over the vocabulary.
+            # Otherwise log_softmax's value at the chosen token (torch's logsumexp is 1.7x slower on the CPU)
+            total[alive] += chosen if rules.renormalize_logits else \
+                scores.log_softmax(dim=-1).gather(1, tok[:, None]).squeeze(1)
             out[alive, t] = tok
             fin = torch.isin(tok, eos) if t + 1 < T else torch.ones_like(tok, dtype=torch.bool)
             if bool(fin.any()):
@@ -425,6 +426,35 @@ def top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         where = torch.cat([where, torch.arange(m * TOPK_CHUNK, n, device=x.device).expand(rows, -1)], dim=1)
     values, i = torch.topk(cand, k, dim=1)
     return values, where.gather(1, i)
+
+
+def arg_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x.amax(1), x.argmax(1))`` of a 2-D float tensor: the largest value of each row and its first
+    index, as torch.argmax gives it. On the CPU torch.argmax walks the row element by element
+    (0.56 ms for 16 x 58k here, while amax takes 0.05 ms): the row maximum is taken per chunk of
+    TOPK_CHUNK with amax, the first chunk holding it is found among the chunk maxima, and argmax
+    runs inside that chunk only. The same index (the first occurrence of the maximum); NaN rows,
+    short rows and GPUs take torch.argmax itself."""
+    rows, n = x.shape
+    m = n // TOPK_CHUNK
+    if x.device.type != "cpu" or m < 4:
+        i = x.argmax(dim=1)
+        return x.gather(1, i[:, None]).squeeze(1), i
+    body = x[:, :m * TOPK_CHUNK].view(rows, m, TOPK_CHUNK)
+    chunk_max = body.amax(dim=2)
+    if m * TOPK_CHUNK < n:
+        chunk_max = torch.cat([chunk_max, x[:, m * TOPK_CHUNK:].amax(dim=1, keepdim=True)], dim=1)
+    best = chunk_max.amax(dim=1)
+    if bool(best.isnan().any()):
+        i = x.argmax(dim=1)
+        return x.gather(1, i[:, None]).squeeze(1), i
+    chunk = (chunk_max == best[:, None]).to(torch.uint8).argmax(dim=1)  # the first chunk holding the maximum
+    start = chunk * TOPK_CHUNK
+    width = torch.where(chunk < m, TOPK_CHUNK, n - m * TOPK_CHUNK)
+    window = torch.arange(TOPK_CHUNK, device=x.device)
+    cols = (start[:, None] + window).clamp_(max=n - 1)
+    vals = x.gather(1, cols).masked_fill_(window[None, :] >= width[:, None], -math.inf)
+    return best, start + (vals == best[:, None]).to(torch.uint8).argmax(dim=1)
 
 
 # ----------------------------------------------------------------------------- beam / diverse beam
