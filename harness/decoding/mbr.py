@@ -88,6 +88,64 @@ def _match_matrices(feats: dict[str, Sequence[Counter]], hypotheses: Sequence[st
     return [both[:, n, :] for n in range(orders)], hyp_tot, ref_tot
 
 
+def _token_ngram_matches(seqs: Sequence[Any], orders: int):
+    """Clipped n-gram match counts between every pair of token sequences, for orders 1..``orders``:
+    an (orders, U, U) int64 array (``[n-1, a, b]`` = sum over n-grams g of min(count_a(g),
+    count_b(g))) and the (U, orders) n-gram totals. ``seqs`` are int arrays (character code points
+    or word ids), U of them.
+
+    Vectorised over all sequences at once: n-grams are numbered exactly (an order-n id is the
+    rank of the pair (order n-1 id, next token), so no hash can collide); each position's
+    occurrence number among equal (sequence, n-gram) pairs gives it a 0/1 feature (g, k), and
+    clipped matches are the dot products of those features, one small float32 matrix product per
+    order (exact: counts stay far below 2**24)."""
+    import numpy as np
+
+    U = len(seqs)
+    lens = np.fromiter((len(x) for x in seqs), dtype=np.int64, count=U)
+    totals = np.maximum(lens[:, None] - np.arange(orders)[None, :], 0)
+    match = np.zeros((orders, U, U), np.int64)
+    if U == 0 or not lens.any():
+        return match, totals
+    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in seqs])
+    owner = np.repeat(np.arange(U), lens)
+    left = np.repeat(lens, lens) - (np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens))  # tokens from here on
+    tok = np.unique(flat, return_inverse=True)[1].astype(np.int64)
+    alphabet = int(tok.max()) + 1
+    pos, ids = np.arange(len(flat)), tok
+    for n in range(orders):
+        if n:
+            keep = left[pos] > n  # an order-(n+1) gram starts here and stays inside the sequence
+            pos, ids = pos[keep], ids[keep]
+            if not len(pos):
+                break
+            ids = np.unique(ids * alphabet + tok[pos + n], return_inverse=True)[1].astype(np.int64)
+        rows = owner[pos]
+        grams = int(ids.max()) + 1
+        key = rows * grams + ids
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        first = np.r_[True, sk[1:] != sk[:-1]]
+        run_start = np.maximum.accumulate(np.where(first, np.arange(len(sk)), 0))
+        occurrence = np.empty(len(sk), np.int64)
+        occurrence[order] = np.arange(len(sk)) - run_start  # 0 for a gram's first occurrence in its sequence
+        depth = np.zeros(grams, np.int64)
+        np.maximum.at(depth, ids, occurrence + 1)
+        base = np.cumsum(depth) - depth
+        width = int(depth.sum())
+        if U * width <= 1 << 22:
+            features = np.zeros((U, width), np.float32)
+            features[rows, base[ids] + occurrence] = 1.0
+            match[n] = np.rint(features @ features.T).astype(np.int64)
+        else:  # many long strings: the same product, sparse
+            from scipy import sparse
+
+            features = sparse.csr_matrix((np.ones(len(rows), np.int64), (rows, base[ids] + occurrence)),
+                                         shape=(U, width))
+            match[n] = (features @ features.T).toarray()
+    return match, totals
+
+
 class ChrfUtility:
     """chrF / chrF++ between every candidate and every reference, equal to sacrebleu's
     ``CHRF(...).sentence_score(c, [r]).score`` (0-100)."""
@@ -134,12 +192,43 @@ class ChrfUtility:
                       for n in range(1, self.word_order + 1)]
         return feats
 
+    def _sequences(self, texts: Sequence[str]):
+        """Per text, its characters (code points) and, for chrF++, its words as ids."""
+        import numpy as np
+
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
+        chars = [t if self.whitespace else "".join(t.split()) for t in texts]
+        flat = np.frombuffer("".join(chars).encode("utf-32-le"), dtype=np.uint32)
+        cuts = np.cumsum([len(c) for c in chars])[:-1]
+        char_seqs = np.split(flat, cuts) if len(chars) else []
+        if not self.word_order:
+            return char_seqs, None
+        vocab: dict[str, int] = {}
+        word_seqs = [np.array([vocab.setdefault(w, len(vocab)) for w in self._words(t)], np.int64) for t in texts]
+        return char_seqs, word_seqs
+
+    def _matches(self, hypotheses: Sequence[str], references: Sequence[str]):
+        """Per order (characters, then words), the N x M clipped match counts, and the n-gram
+        totals of each side (N x orders, M x orders): each distinct string's n-grams once."""
+        import numpy as np
+
+        distinct = list(dict.fromkeys([*hypotheses, *references]))
+        where = {t: i for i, t in enumerate(distinct)}
+        h = np.fromiter((where[t] for t in hypotheses), np.int64, len(hypotheses))
+        r = np.fromiter((where[t] for t in references), np.int64, len(references))
+        char_seqs, word_seqs = self._sequences(distinct)
+        match, totals = _token_ngram_matches(char_seqs, self.char_order)
+        if word_seqs is not None:
+            wmatch, wtotals = _token_ngram_matches(word_seqs, self.word_order)
+            match, totals = np.concatenate([match, wmatch]), np.concatenate([totals, wtotals], axis=1)
+        return [m[h][:, r] for m in match], totals[h], totals[r]
+
     def matrix(self, hypotheses: Sequence[str], references: Sequence[str]):
         """(N, M) float64 array of sentence chrF scores."""
         import numpy as np
 
-        feats = {t: self.features(t) for t in dict.fromkeys([*hypotheses, *references])}  # once per string
-        match, hyp_tot, ref_tot = _match_matrices(feats, hypotheses, references, self.order)
+        match, hyp_tot, ref_tot = self._matches(hypotheses, references)
         N, M = len(hypotheses), len(references)
         eps, factor = 1e-16, self.beta ** 2
         score = np.zeros((N, M))
