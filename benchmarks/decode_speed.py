@@ -76,18 +76,19 @@ ROOT = Path(__file__).resolve().parents[1]
 MULTI30K = ROOT.parent / "shared" / "data" / "multi30k" / "test_2016_flickr.en"
 VOCAB, PAD, EOS = 58101, 58100, 0
 
-GEN = {"impl": "generate"}
-OURS = {"impl": "harness"}
+GEN = {"impl": "generate", "kernels": "default"}  # transformers' own kernels: the reference outputs
+OURS = {"impl": "harness"}  # the default model settings: kernels auto (docs/engines.md)
 CT2 = {"impl": "harness", "engine": "ctranslate2"}
 ARMS = {
     # arm: runs, the first is the reference
-    "greedy": [{**GEN, "num_beams": 1}, {**OURS, "decoder": "greedy"}, {**OURS, "decoder": "greedy", "kernels": "onednn"},
-               {**CT2, "decoder": "greedy", "precision": "float32"}, {**CT2, "decoder": "greedy", "precision": "int8"}],
+    "greedy": [{**GEN, "num_beams": 1}, {**OURS, "decoder": "greedy"}, {**OURS, "decoder": "greedy", "kernels": "default"},
+               {**CT2, "decoder": "greedy", "precision": "float32"}, {**CT2, "decoder": "greedy", "precision": "int8"},
+               {**OURS, "decoder": "greedy", "precision": "int8"}],
     "beam5": [{**GEN, "num_beams": 5}, {**OURS, "decoder": "beam", "num_beams": 5},
-              {**OURS, "decoder": "beam", "num_beams": 5, "kernels": "onednn"},
+              {**OURS, "decoder": "beam", "num_beams": 5, "kernels": "default"},
               {**CT2, "decoder": "beam", "num_beams": 5, "precision": "float32"},
               {**CT2, "decoder": "beam", "num_beams": 5, "precision": "int8"},
-              {**GEN, "num_beams": 5, "precision": "int8"}, {**OURS, "decoder": "beam", "num_beams": 5, "precision": "int8"}],
+              {**OURS, "decoder": "beam", "num_beams": 5, "precision": "int8"}],
     "diverse6x3": [{**OURS, "decoder": "beam", "num_beams": 6},
                    {**OURS, "decoder": "diverse_beam", "num_beams": 6, "num_groups": 3, "diversity_strength": 0.5}],
 }
@@ -166,11 +167,13 @@ class PeakRSS:
         self.peak = max(self.peak, self.now())
 
 
-def forward_timer(model):
-    """Seconds spent inside the model's forward passes: the model, its encoder, and the base model
-    and head that a ``kernels: onednn`` step calls directly (harness.models.kernels.split_head); nested
-    calls count once."""
+def forward_timer(gm):
+    """Seconds spent inside the model's forward passes: the model, its encoder, the base model
+    and head that a ``kernels: onednn`` step calls directly (harness.models.kernels.split_head), and
+    the steps of the harness's own Marian step (harness.models.seq2seq_step); nested calls count once."""
     from harness.models.kernels import split_head
+
+    model = gm.model
 
     spent = {"s": 0.0}
     depth = [0]
@@ -189,6 +192,24 @@ def forward_timer(model):
     for m in (model, model.get_encoder(), *(split_head(model) or ())):
         m.register_forward_pre_hook(pre)
         m.register_forward_hook(post)
+    if gm.step_model is not None:
+        start_session = gm.step_model.start
+
+        def start_timed(prompts):
+            session = start_session(prompts)
+            step = session.step
+
+            def timed(tokens):
+                pre()
+                try:
+                    return step(tokens)
+                finally:
+                    post()
+
+            session.step = timed
+            return session
+
+        gm.step_model.start = start_timed
     return spent
 
 
@@ -200,7 +221,7 @@ def model_spec(args, run: dict):
         compute = CUDA_PRECISION.get(precision, precision) if args.device.startswith("cuda") else precision
         return ModelSpec(path=args.model, device=args.device, engine="ctranslate2", compute_type=compute)
     dtype = precision if not args.device.startswith("cuda") else "float16"
-    return ModelSpec(path=args.model, device=args.device, dtype=dtype, kernels=run.get("kernels", "default"))
+    return ModelSpec(path=args.model, device=args.device, dtype=dtype, kernels=run.get("kernels", "auto"))
 
 
 def child(args) -> None:
@@ -217,7 +238,7 @@ def child(args) -> None:
     sentences = MULTI30K.read_text(encoding="utf-8").splitlines()[:args.sentences]
     gm = load_generation_model(model_spec(args, run))
     torch_model = run.get("engine") != "ctranslate2"
-    spent = forward_timer(gm.model) if torch_model else {"s": float("nan")}
+    spent = forward_timer(gm) if torch_model else {"s": float("nan")}
     ids = gm.encode(sentences)
     cuda = args.device.startswith("cuda")
     forced = args.forced_steps

@@ -27,12 +27,13 @@ SHARED = HERE.parent.parent / "shared" / "data"
 SMOKE: dict[str, tuple[list[str], Path | None]] = {
     # its BLEU part reads ../shared/data/multi30k and skips cleanly without it; the rest always runs
     "calibration.py": (["--small"], None),
+    "batching.py": (["--sentences", "6", "--forced-steps", "3", "--threads", "1"], SHARED / "multi30k" / "test_2016_flickr.en"),
     "decode_speed.py": (["--smoke", "--sentences", "4", "--batch-size", "2", "--max-new-tokens", "4", "--repeats", "1",
                          "--arms", "greedy", "--threads", "1"], SHARED / "multi30k" / "test_2016_flickr.en"),
     "finetune_speed.py": (["--examples", "32", "--batch-size", "16", "--max-length", "32", "--repeats", "1",
                            "--threads", "1"], SHARED / "sst2" / "train.tsv"),
     "comet_speed.py": (["--segments", "32", "--systems", "2", "--repeats", "1", "--threads", "1"], None),
-    "mbr_speed.py": (["--sentences", "20", "--naive-sentences", "5", "-n", "4"], None),
+    "mbr_speed.py": (["--sentences", "20", "--naive-sentences", "5", "-n", "4", "--repeats", "1"], None),
     "ray_speedup.py": (["--repeats", "1", "--cells", "2", "--sentences", "8"], None),
     "report_speed.py": (["--n", "50", "--decoders", "2", "--strategies", "1", "--reference-systems", "2",
                          "--skip-worst-case"], None),
