@@ -76,6 +76,7 @@ USER_FILES = {  # an output directory that is the user's: any of these in it, an
     "results.json": '{"mine": true}',
     "manifest.json": '{"experiment": "not a harness manifest"}',
     "predictions/notes.jsonl": '{"note": "mine"}\n',
+    "outputs/notes.txt": "mine\n",
     "log.txt": "my log\n",
     "config.yaml": "mine: true\n",
     "notes.txt": "anything at all\n",
@@ -117,6 +118,16 @@ def test_a_foreign_prediction_file_is_neither_deleted_nor_overwritten(work, ours
     assert tree_state(work) == before
 
 
+@pytest.mark.parametrize("name", ["notes.txt", "index.json"])
+def test_a_foreign_file_in_outputs_is_neither_deleted_nor_overwritten(work, ours, name):
+    """outputs/ (the plain-text exports) is rewritten every run, its stale *.txt deleted: only the
+    harness's own files there."""
+    (ours / "outputs" / name).write_text("mine\n")
+    before = tree_state(work)
+    refused(run(work, "out"), naming=ours / "outputs" / name)
+    assert tree_state(work) == before
+
+
 def test_the_one_line_run_does_not_replace_a_projects_config_yaml(work):
     (work / "proj").mkdir()
     (work / "proj" / "config.yaml").write_text("my: project\n")
@@ -145,6 +156,7 @@ def test_a_killed_run_before_its_first_manifest_can_be_resumed(work, ours):
     for name in ("manifest.json", "metrics.csv", "report.html", "results.json", ".harness-files.json"):
         (ours / name).unlink()
     shutil.rmtree(ours / "predictions")
+    shutil.rmtree(ours / "outputs")  # written after the ledger, like predictions/
     res = run(work, "out")
     assert res.exit_code == 0, res.output
     assert (ours / "report.html").is_file()
@@ -153,7 +165,7 @@ def test_a_killed_run_before_its_first_manifest_can_be_resumed(work, ours):
 # ----------------------------------------------------------------------------- links
 
 
-LINKS = [".lock", "predictions", "cells", "cell", "report.html", "metrics.csv", "manifest.json", ".report-cache",
+LINKS = [".lock", "predictions", "outputs", "cells", "cell", "report.html", "metrics.csv", "manifest.json", ".report-cache",
          "log.txt", "results.json", ".harness-files.json"]
 
 

@@ -576,7 +576,7 @@ CLI_EDITS = [  # (case, config text, arguments after CONFIG, the error line)
     ("set_path_and_value_deep_together", None, ["--set", ".".join(["d"] * 60) + "=" + "[" * 60 + "]" * 60],
      "error: --set d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.d.... (240 characters): the edited config "
      "nests more than 100 levels deep; allowed: at most 100"),
-    ("unknown_option", None, ["--frobnicate"], "error: No such option '--frobnicate'. (see 'python -m harness.cli validate --help')"),
+    ("unknown_option", None, ["--frobnicate"], "error: harness validate has no option --frobnicate (see harness validate --help)"),
 ]
 
 

@@ -83,10 +83,10 @@ def test_float32_and_int8_cells_have_different_keys(tmp_path, tiny_marian, trans
 
 
 def test_new_model_fields_leave_cached_cell_keys_alone(tiny_marian):
-    # cells cached before `engine` / `compute_type` existed must keep their keys
+    # cells cached before `engine` / `compute_type` / `kernels` / `allow_missing_weights` existed keep their keys
     spec = ModelSpec(path=str(tiny_marian), local=True)
     old = spec.model_dump(mode="json")
-    for name in ("label", "engine", "compute_type", "kernels", "path", "max_batch_tokens"):
+    for name in ("label", "engine", "compute_type", "kernels", "path", "max_batch_tokens", "allow_missing_weights"):
         old.pop(name)
     from harness.store import content_digest
 

@@ -90,7 +90,7 @@ def test_report_command_rerenders_from_saved_results(project):
     assert (project / "out" / "report.html").exists()
     bad = harness_cli(project, "report", "nowhere")
     assert bad.returncode == 2
-    assert bad.stderr.strip() == ("error: nowhere: not a run directory (no manifest.json); "
+    assert bad.stderr.strip() == ("error: nowhere: not a run directory (not found); "
                                   "run `harness run CONFIG -o nowhere` first")
 
 

@@ -11,7 +11,8 @@ Lines are counted as the readers split them (:func:`harness_plugins.benchmarks._
 at ``\\n`` only, a last line without one counted, ``\\r\\n`` one line. Counting is a byte scan,
 so a multi-gigabyte training corpus costs about a second; a file's count is remembered by size
 and modification time for the rest of the process. Non-goals: checking that the lines *pair up*
-(an off-by-one inside equal counts), and encodings in which ``\\n`` is not the byte 0x0a (UTF-16).
+(an off-by-one inside equal counts), and encodings in which ``\\n`` is not the byte 0x0a (UTF-16, UTF-32: such files are not
+counted; their reader refuses or decodes them).
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def count_lines(path: str | Path) -> int | None:
         newlines, last = 0, b""
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK):
+                if not newlines and not last and _wide(chunk[:4096]):
+                    return None  # UTF-16/32: lines are not 0x0a-separated bytes; the reader says what it is
                 newlines += chunk.count(b"\n")
                 last = chunk[-1:]
     except OSError:
@@ -48,6 +51,12 @@ def count_lines(path: str | Path) -> int | None:
     n = newlines + (1 if last not in (b"", b"\n") else 0)
     _COUNTS[key] = n
     return n
+
+
+def _wide(head: bytes) -> bool:
+    """Whether a file starts like UTF-16/UTF-32 text: a byte-order mark of either, or a quarter of
+    its first bytes NUL (ASCII in those encodings without a mark)."""
+    return head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")) or head.count(0) * 4 >= len(head) > 0
 
 
 def _groups(params) -> dict[str, list[tuple[str, str]]]:

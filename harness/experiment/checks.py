@@ -411,7 +411,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def check_data_dir(resolved: ResolvedExperiment) -> list[ConfigError]:
     """A data directory (``data_dir:`` or $HARNESS_DATA_DIR) that does not exist, when a benchmark
     preset would look for its local copy there: said once, not silently taken as "no copy"."""
-    from .presets import DATA_DIR_ENV, data_dir_from
+    from .presets import DATA_DIR_ENV, data_dir_from, data_dir_missing
 
     if not resolved.origins:
         return []
@@ -424,15 +424,11 @@ def check_data_dir(resolved: ResolvedExperiment) -> list[ConfigError]:
     p = data_dir_from(resolved.experiment.data_dir, resolved.base_dir)
     if p is not None and p.is_dir():
         return []
-    why = "not found" if p is None or not p.exists() else f"is a {'file' if p.is_file() else 'special file'}"
-    presets = ", ".join(sorted(resolved.origins))
+    message = data_dir_missing(p, str(value), where is None, list(resolved.origins))
     if where is None:
-        return [ConfigError(resolved.source, "", f"{DATA_DIR_ENV}={value}: {p} {why}; the benchmark presets ({presets}) "
-                                                 f"look for local copies of their data there; allowed: an existing "
-                                                 f"directory, or unset {DATA_DIR_ENV}")]
+        return [ConfigError(resolved.source, "", message)]
     out = _Collector(resolved)
-    out.add(("data_dir",), f"{p} {why}; the benchmark presets ({presets}) look for local copies of their data there; "
-                           "allowed: an existing directory")
+    out.add(("data_dir",), message)
     return out.errors
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -479,6 +480,15 @@ def _expand_presets(exp: Experiment, raw: Any, source: str, base_dir: Path, plug
     subsets: dict[int, Subset] = {}
     fallbacks: dict[str, str] = {}
     refs = []
+    readers = [r.label or r.name for r in exp.benchmarks if r.name not in registry and presets.get(r.name) is not None
+               and presets.get(r.name).local is not None]
+    no_dir = data_dir is not None and not data_dir.is_dir() and bool(readers)
+    if no_dir:  # one error for the directory, rather than one per preset that would read it
+        value = exp.data_dir if exp.data_dir is not None else os.environ.get(presets.DATA_DIR_ENV, "")
+        message = presets.data_dir_missing(data_dir, str(value), exp.data_dir is None, readers)
+        # at once: every preset reading it would otherwise fail on its own (its params, its source)
+        raise ConfigErrors([ConfigError(source, "", message) if exp.data_dir is None else
+                            ConfigError(source, "data_dir", message, line_of(raw, ("data_dir",)))])
     for i, ref in enumerate(exp.benchmarks):
         if ref.name not in registry and presets.get(ref.name) is not None:
             preset = presets.get(ref.name)

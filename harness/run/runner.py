@@ -55,6 +55,7 @@ from .returns import (check_benchmark_data, check_hypotheses, check_metric_value
 from .threads import decide_threads, decide_training_threads, set_torch_threads, torch_threads
 
 log = logging.getLogger("harness")
+SLOW_SCORING_SECONDS = 2.0  # per-example scoring shows progress once it has taken this long
 
 
 
@@ -338,11 +339,18 @@ class Worker:
         signatures: dict[str, str] = {}
         for m in job.metrics:
             skipped: list[str] = []
+            started = time.monotonic()
+
+            def scoring_progress(done, total):
+                # a cell that ran shows its scoring progress once scoring is slow (long segments), and
+                # not the seconds-long scoring of every cell after its decoding's own progress
+                if time.monotonic() - started >= SLOW_SCORING_SECONDS:
+                    self.progress.cell_progress(job, done, total)
+
             try:
                 values, sig = metric_example_scores(
                     m.instantiate(), list(outputs), list(examples), [list(n) for n in nbest] if nbest is not None
-                    else None, skipped=skipped,  # a cell that ran shows its scoring progress (long segments)
-                    progress=(lambda done, total: self.progress.cell_progress(job, done, total)) if running else None)
+                    else None, skipped=skipped, progress=scoring_progress if running else None)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - per-row extras must not cost the cell
                 log.warning("metric '%s': no per-example scores for cell %s: %s", m.label, job.key,
                             describe_exception(e))

@@ -98,6 +98,18 @@ class Preset(BaseModel):
                            f"{self.notes or ''}".strip())
 
 
+def data_dir_missing(path: Path | None, value: str, from_env: bool, names: list[str]) -> str:
+    """Why a data directory the presets ``names`` would read cannot be one (it does not exist, or
+    is a file): said once for the directory, not once per preset."""
+    why = "not found" if path is None or not path.exists() else f"is a {'file' if path.is_file() else 'special file'}"
+    listed = ", ".join(sorted(set(names)))
+    if from_env:
+        return (f"{DATA_DIR_ENV}={value}: {path} {why}; the benchmark presets ({listed}) look for local copies of "
+                f"their data there; allowed: an existing directory, or unset {DATA_DIR_ENV}")
+    return f"{path} {why}; the benchmark presets ({listed}) look for local copies of their data there; " \
+           "allowed: an existing directory"
+
+
 def layout_note(preset: Preset, data_dir: Path | None, how: str = "") -> str | None:
     """Why the preset's local copy is not used, or None when it is (or the preset has none):
     the files expected in the data directory, and a directory nearby that holds them."""
