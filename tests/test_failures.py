@@ -143,7 +143,7 @@ def test_metric_that_raises_fails_only_itself_and_the_cell_keeps_its_predictions
     summary = run_experiment(load_experiment(cfg, overrides, plugins=plugins), project / "out",
                              cache_dir=project / "cache", quiet=True)
     [o] = summary.outcomes
-    assert o.status == "done"  # the README's promise: a metric that raises fails only itself
+    assert o.status == "done"  # docs/running.md's promise: a metric that raises fails only itself
     assert o.metric_errors == ["metric 'test_flaky_metric' failed: ZeroDivisionError: division by zero in test_flaky_metric"]
     assert [m["metric"] for m in o.metrics] == ["bleu"]
     out = project / "out"

@@ -83,7 +83,7 @@ def same_weights(a: dict, b: dict, prefix: str = "") -> bool:
 
 FAST = dict(epochs=2, batch_size=16)
 LEARN = dict(learning_rate=3e-3, epochs=6, batch_size=16, warmup_ratio=0.0)
-# a tiny random encoder is easily swamped by the MLM gradient (see aux_mlm in the README study)
+# a tiny random encoder is easily swamped by the MLM gradient (see aux_mlm in docs/studies.md)
 # (a short head warm-up too, so the conformance tests hold it to the same seeding contract)
 EXTRA = {"aux_mlm": {"mlm_weight": 0.03, "mlm_head_warmup_steps": 3},
          "tapt": {"mlm_epochs": 1, "mlm_head_warmup_steps": 3}}

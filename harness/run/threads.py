@@ -69,7 +69,7 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
 
 DEFAULT_RULE = ("the cores this process may use (CPU affinity, capped by a cgroup CPU quota) divided by the cells "
                 "running at once (the local executor runs one); not the machine's load")
-"""The default of ``--threads``, as ``harness run --help`` and the README state it."""
+"""The default of ``--threads``, as ``harness run --help`` and docs/running.md state it."""
 
 TRAINING_THREADS = 1
 """Torch threads fine-tuning runs with unless ``training_threads:`` says otherwise."""
