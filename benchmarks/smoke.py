@@ -34,6 +34,7 @@ SMOKE: dict[str, tuple[list[str], Path | None]] = {
                            "--threads", "1"], SHARED / "sst2" / "train.tsv"),
     "comet_speed.py": (["--segments", "32", "--systems", "2", "--repeats", "1", "--threads", "1"], None),
     "mbr_speed.py": (["--sentences", "20", "--naive-sentences", "5", "-n", "4", "--repeats", "1"], None),
+    "training_threads.py": (["--steps", "5", "--rounds", "1"], None),
     "ray_speedup.py": (["--repeats", "1", "--cells", "2", "--sentences", "8"], None),
     "report_speed.py": (["--n", "50", "--decoders", "2", "--strategies", "1", "--reference-systems", "2",
                          "--skip-worst-case"], None),
