@@ -86,7 +86,7 @@ def test_new_model_fields_leave_cached_cell_keys_alone(tiny_marian):
     # cells cached before `engine` / `compute_type` existed must keep their keys
     spec = ModelSpec(path=str(tiny_marian), local=True)
     old = spec.model_dump(mode="json")
-    for name in ("label", "engine", "compute_type", "kernels", "path", "max_batch_tokens"):
+    for name in ("label", "engine", "compute_type", "kernels", "path", "max_batch_tokens", "allow_missing_weights"):
         old.pop(name)
     from harness.store import content_digest
 
