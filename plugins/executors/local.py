@@ -62,9 +62,7 @@ def _serve(conn) -> None:
     while True:
         try:
             job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
+        except EOFError:  # the driver is gone
             return
         try:
             conn.send(("done", worker(job)))
@@ -91,13 +89,8 @@ class _Slot:
         self.conn.send(job)
 
     def stop(self) -> None:
-        """End the process: an idle one is asked to exit, a busy one (interrupted run) terminated."""
-        if self.job is None and self.process.is_alive():
-            try:
-                self.conn.send(None)
-                self.process.join(5)
-            except OSError:
-                pass
+        """End the process: an idle one is blocked on its next job, with every file of its last
+        cell written, so it is simply terminated; so is a busy one (an interrupted run)."""
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(5)
@@ -171,7 +164,10 @@ def _run_in_processes(jobs, on_done, workers: int) -> None:
                 on_done(outcome)
                 feed(slot)
     finally:
-        for slot in slots:  # interrupted or stopped: no worker keeps running cells for nobody
+        for slot in slots:  # done, interrupted or stopped: no worker keeps running cells for nobody
+            if slot.process.is_alive():
+                slot.process.terminate()
+        for slot in slots:
             slot.stop()
 
 
