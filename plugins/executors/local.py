@@ -64,6 +64,8 @@ def _serve(conn) -> None:
             job = conn.recv()
         except EOFError:  # the driver is gone
             return
+        if job is None:  # no more work: exit normally, so the process's finalizers run
+            return
         try:
             conn.send(("done", worker(job)))
         except Exception as e:  # noqa: BLE001 - Worker records cell failures itself; what escapes stops the run
@@ -77,7 +79,9 @@ class _Slot:
 
     def __init__(self, ctx):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        # not daemonic: an idle worker told to exit may finish exiting after the run returns
+        # (multiprocessing joins such children when the driver exits)
+        self.process = ctx.Process(target=_serve, args=(child,))
         self.process.start()
         child.close()
         self.job = None
@@ -87,15 +91,6 @@ class _Slot:
     def give(self, job, leading: bool) -> None:
         self.job, self.leading = job, leading
         self.conn.send(job)
-
-    def stop(self) -> None:
-        """End the process: an idle one is blocked on its next job, with every file of its last
-        cell written, so it is simply terminated; so is a busy one (an interrupted run)."""
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(5)
-        self.conn.close()
-
 
 def _run_in_processes(jobs, on_done, workers: int) -> None:
     import multiprocessing
@@ -156,19 +151,43 @@ def _run_in_processes(jobs, on_done, workers: int) -> None:
                                                   "while running this cell")
                     followers = slot.followers
                     slot.job = None
-                    slot.stop()
+                    _stop([slot], wait=True)
                     slot = slots[i] = _Slot(ctx)
                     slot.followers = followers
                 else:
                     outcome = value
                 on_done(outcome)
                 feed(slot)
-    finally:
-        for slot in slots:  # done, interrupted or stopped: no worker keeps running cells for nobody
-            if slot.process.is_alive():
-                slot.process.terminate()
-        for slot in slots:
-            slot.stop()
+    except BaseException:
+        _stop(slots, wait=True)
+        raise
+    _stop(slots, wait=False)  # the workers' exit (a second or more with torch loaded) overlaps the reports
+
+
+def _stop(slots: list[_Slot], *, wait: bool, grace: float = 10.0) -> None:
+    """End the workers: idle ones are told to exit (normally: their finalizers release what they
+    hold, e.g. tqdm's semaphore), busy ones (an interrupted run) are terminated. ``wait``: join
+    them, terminating any still there after ``grace`` seconds."""
+    import time
+
+    for slot in slots:
+        if slot.job is None and slot.process.is_alive():
+            try:
+                slot.conn.send(None)
+                continue
+            except OSError:
+                pass
+        if slot.process.is_alive():
+            slot.process.terminate()
+    if not wait:
+        return
+    deadline = time.monotonic() + grace
+    for slot in slots:
+        slot.process.join(max(0.0, deadline - time.monotonic()))
+        if slot.process.is_alive():
+            slot.process.terminate()
+            slot.process.join(5)
+        slot.conn.close()
 
 
 @hookimpl
