@@ -46,9 +46,9 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
     ``--threads`` > the config's ``threads:`` > ``OMP_NUM_THREADS`` > a default that cannot
     oversubscribe the CPU by itself: the cores this process may use (affinity and cgroup quota;
     torch would take every core of the host) divided by the cells running at once (the local
-    executor runs one). The default does not follow the machine's load, so that reruns and
-    resumes compute with the same count (float results can differ in the last digits between
-    counts); what made torch's default collapse on a loaded machine was OpenMP threads
+    executor's ``workers``, default 1). The default does not follow the machine's load, so that
+    reruns and resumes compute with the same count (float results can differ in the last digits
+    between counts); what made torch's default collapse on a loaded machine was OpenMP threads
     spin-waiting for a descheduled partner, which the CLI turns off (``OMP_WAIT_POLICY=PASSIVE``,
     see :mod:`harness.cli`). Other executors place cells on cores themselves (Ray:
     ``torch_threads``, default its ``num_cpus``), so only an explicit setting is passed to them.
@@ -64,11 +64,12 @@ def decide_threads(resolved: ResolvedExperiment, explicit: int | None = None) ->
     if resolved.executor.name != "local":
         return None, f"executor '{resolved.executor.name}' decides"
     cores = usable_cores()
-    return cores, f"default: {cores} usable cores / 1 cell at a time"
+    at_once = getattr(resolved.executor.params, "workers", 1)
+    return max(1, cores // at_once), f"default: {cores} usable cores / {at_once} cell{'s' if at_once > 1 else ''} at a time"
 
 
 DEFAULT_RULE = ("the cores this process may use (CPU affinity, capped by a cgroup CPU quota) divided by the cells "
-                "running at once (the local executor runs one); not the machine's load")
+                "running at once (the local executor's workers:, default 1); not the machine's load")
 """The default of ``--threads``, as ``harness run --help`` and docs/running.md state it."""
 
 TRAINING_THREADS = 1
