@@ -35,6 +35,22 @@ PUNCTUATION = frozenset('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
 """The characters sacrebleu's chrF splits off the start or end of a word (chrF++ word n-grams)."""
 
 
+_BLAS: Any = None
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs one thread. The match products here are small (strings x
+    features); OpenBLAS's default threads spin-wait for each other, and on a busy 2-core machine
+    that made MBR-chrF 0.55-0.83x fastchrf's speed instead of 6x (benchmarks/mbr_speed.py).
+    threadpoolctl's controller is built once (it inspects the loaded libraries)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 @dataclass(frozen=True)
 class Ranked:
     """One distinct candidate: its text, its expected utility and where it first occurred."""
@@ -218,10 +234,11 @@ class ChrfUtility:
         h = np.fromiter((where[t] for t in hypotheses), np.int64, len(hypotheses))
         r = np.fromiter((where[t] for t in references), np.int64, len(references))
         char_seqs, word_seqs = self._sequences(distinct)
-        match, totals = _token_ngram_matches(char_seqs, self.char_order)
-        if word_seqs is not None:
-            wmatch, wtotals = _token_ngram_matches(word_seqs, self.word_order)
-            match, totals = np.concatenate([match, wmatch]), np.concatenate([totals, wtotals], axis=1)
+        with _one_blas_thread():
+            match, totals = _token_ngram_matches(char_seqs, self.char_order)
+            if word_seqs is not None:
+                wmatch, wtotals = _token_ngram_matches(word_seqs, self.word_order)
+                match, totals = np.concatenate([match, wmatch]), np.concatenate([totals, wtotals], axis=1)
         return [m[h][:, r] for m in match], totals[h], totals[r]
 
     def matrix(self, hypotheses: Sequence[str], references: Sequence[str]):
