@@ -84,7 +84,9 @@ class Session(Protocol):
 
     def step(self, tokens: torch.Tensor | None) -> torch.Tensor:
         """Feed one new token per row (None on the first call: score the prefixes, one row per
-        sentence) and return float32 next-token logits, shape (rows, vocab)."""
+        sentence) and return float32 next-token logits, shape (rows, vocab). The tensor is the
+        caller's: the search overwrites it (the rules' bans, the log-softmax in place), so a session
+        never returns a tensor it keeps."""
 
     def select(self, index: torch.Tensor, layout_unchanged: bool) -> None:
         """Keep rows ``index`` (old row numbers, in their new order; may repeat or drop rows).
@@ -217,8 +219,17 @@ class Rules:
         if c["begin_suppress"] is not None and t == self.begin_suppress_step:
             scores.index_fill_(1, c["begin_suppress"], neg_inf)
         if self.renormalize_logits:
-            scores = scores.log_softmax(dim=-1)
+            scores = log_softmax_(scores)
         return scores
+
+
+def log_softmax_(x: torch.Tensor) -> torch.Tensor:
+    """``x.log_softmax(-1)`` written into ``x`` when it is contiguous (the step's own logits): the
+    same values bit for bit, without a fresh rows x vocabulary tensor per step, whose first touch of
+    new pages cost 2-3x the pass itself (measured here: 6.3 vs 2.2 ms at 80 x 58k, one thread)."""
+    if x.is_contiguous():
+        return torch.log_softmax(x, dim=-1, out=x)
+    return x.log_softmax(dim=-1)
 
 
 def rules_from_model(gm, *, max_new_tokens: int, min_new_tokens: int | None = None,
@@ -367,7 +378,7 @@ def greedy_search(model: StepModel, prompts: Sequence[Sequence[int]], rules: Rul
             # renormalised scores are log-probabilities already: skip a pass over the vocabulary.
             # Otherwise log_softmax's value at the chosen token (torch's logsumexp is 1.7x slower on the CPU)
             total[alive] += chosen if rules.renormalize_logits else \
-                scores.log_softmax(dim=-1).gather(1, tok[:, None]).squeeze(1)
+                log_softmax_(scores).gather(1, tok[:, None]).squeeze(1)
             out[alive, t] = tok
             fin = torch.isin(tok, eos) if t + 1 < T else torch.ones_like(tok, dtype=torch.bool)
             if bool(fin.any()):
@@ -547,7 +558,7 @@ class _BeamChunk:
         t = 0
         while True:
             gen = t + 1  # length of every candidate of this step
-            lp = logits if self.renormalized_by_rules else torch.log_softmax(logits, dim=-1)
+            lp = logits if self.renormalized_by_rules else log_softmax_(logits)
             if t == 0:
                 lp = lp.index_select(0, row_sent)
             A = sum(self.group_count)
@@ -870,7 +881,7 @@ class HFSession:
                 kw["position_ids"] = pos
             out = hf.model(input_ids=ids, attention_mask=self.mask, **kw)
         self.cache = getattr(out, hf.cache_name)
-        # no copy: the logits hold one position per row, and the rules never write in place
+        # a view of this step's logits, which nothing else keeps: the search may write into it
         return out.logits[:, -1, :].float()
 
     def select(self, index: torch.Tensor, layout_unchanged: bool) -> None:
