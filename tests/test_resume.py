@@ -48,10 +48,16 @@ def harness_cmd(*args) -> list[str]:
 
 
 def cell_statuses(outdir: Path) -> list[str]:
-    """Status of every cell.json; each must be whole JSON at any instant (atomic writes)."""
+    """Status of every cell.json; each must be whole JSON at any instant (atomic writes). A resumed
+    run clears an interrupted cell's directory before it starts the cell again, so a file listed
+    a moment ago may be gone when it is read: that cell is not counted in this poll."""
     out = []
     for p in sorted((outdir / "cells").glob("*/cell.json")) if (outdir / "cells").is_dir() else []:
-        out.append(json.loads(p.read_text(encoding="utf-8"))["status"])
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        out.append(json.loads(text)["status"])
     return out
 
 
