@@ -43,6 +43,32 @@ def test_own_step_gives_the_hypotheses_of_transformers_forward(marian, search, m
         assert len({len(h.tokens) for n in theirs for h in n}) >= 3, "varied lengths: rows finish at different steps"
 
 
+
+@pytest.mark.parametrize("search", ["beam", "diverse"])
+def test_reordering_only_the_changed_cache_entries_is_bit_identical_to_a_full_reorder(marian, search, monkeypatch):
+    """Beams of a sentence share their past: the in-place reorder copies a beam's new entries
+    from the first position it and its source were fed different tokens. Same n-best tokens and
+    the same float32 scores, bit for bit, as copying every row's whole cache; and it is taken."""
+    from harness.models.seq2seq_step import MarianSession
+
+    gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", kernels="default"))
+    rules = rules_from_model(gm, max_new_tokens=16)
+    prompts = gm.encode(SOURCES)
+    real = MarianSession._select_in_place
+    taken = []
+
+    def counted(self, index):
+        done = real(self, index)
+        taken.append(done)
+        return done
+
+    monkeypatch.setattr(MarianSession, "_select_in_place", counted)
+    ours = SEARCHES[search](MarianStep(gm), prompts, rules)
+    monkeypatch.setattr(MarianSession, "_select_in_place", lambda self, index: False)
+    full = SEARCHES[search](MarianStep(gm), prompts, rules)
+    assert [[(h.tokens, h.score) for h in n] for n in ours] == [[(h.tokens, h.score) for h in n] for n in full]
+    assert sum(taken) >= len(taken) // 2 > 0
+
 def test_auto_decodes_marian_with_the_own_step_and_says_so(marian):
     gm = load_generation_model(ModelSpec(path=str(marian), device="cpu"))
     assert isinstance(gm.step_model, MarianStep)

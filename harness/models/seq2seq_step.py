@@ -8,8 +8,9 @@ and values to every beam. :class:`MarianStep` computes the same step from the sa
 (their Linear layers are called as they are: default, oneDNN-prepacked or int8) with:
 
 - key/value caches in time-major buffers with spare capacity (``(positions, rows, heads, dim)``):
-  a step writes one slice, beam reordering is one ``index_select`` into a second buffer, and no
-  step copies the past;
+  a step writes one slice, and no step copies the past; beam reordering copies only the entries
+  that change (a beam takes its new source's entries from the first position the two were fed
+  different tokens), or, when most change, is one ``index_select`` into a second buffer;
 - attention as two batched matrix products per layer (``bmm``), no mask for the causal part (a
   one-token query sees every cached position);
 - cross-attention keys and values computed once per batch and kept per *sentence*: while the
@@ -135,6 +136,7 @@ class MarianSession:
         self.rows = n
         self.cache: list[tuple[Any, Any]] | None = None  # per layer: (keys, values), (capacity, rows, H, D)
         self.spare: list[tuple[Any, Any]] | None = None
+        self.fed: Any = None  # (rows, positions): the token each row was fed at each cached position
         self.prefixes = [[gm.decoder_start_token_id] for _ in prompts]
         self.dtype = enc.dtype
 
@@ -206,13 +208,16 @@ class MarianSession:
         if ms.bias is not None:
             logits = logits + ms.bias
         self.t = t + 1
+        self.fed = tokens[:, None] if self.fed is None else torch.cat([self.fed, tokens[:, None]], dim=1)
         return logits.float()
 
     def select(self, index, layout_unchanged: bool) -> None:
         import torch
 
         t, R = self.t, index.shape[0]
-        if self.cache is not None:
+        if self.cache is not None and layout_unchanged and R == self.rows and self._select_in_place(index):
+            pass
+        elif self.cache is not None:
             old = self.cache
             new = self.spare if self.spare is not None and self.spare[0][0].shape[1] == R else \
                 self._new_buffers(old[0][0].shape[0], R)
@@ -220,6 +225,8 @@ class MarianSession:
                 torch.index_select(k[:t], 1, index, out=k2[:t])
                 torch.index_select(v[:t], 1, index, out=v2[:t])
             self.cache, self.spare = new, (old if old[0][0].shape[1] == R else None)
+        if self.fed is not None:
+            self.fed = self.fed.index_select(0, index)
         self.rows = R
         if layout_unchanged:
             return  # beams moved within their sentence: the rows still map to the same sentences
@@ -230,6 +237,37 @@ class MarianSession:
             self._use_sources(sources, int(counts[0]))
         else:  # rows of one sentence not side by side: every row gets its sentence's keys
             self._use_sources(self.row_src, 1)
+
+
+    def _select_in_place(self, index) -> bool:
+        """Beam reordering within sentences, copying only the cache entries that change.
+
+        A cache entry at position p depends on the tokens a row was fed at positions 0..p. Within a
+        sentence, two running beams fed the same tokens up to p hold copies of one computation
+        there (the beam they both descend from), so row r needs its new source's entries only from
+        the first position where the two were fed different tokens. In beam search the beams of a
+        sentence share most of their past: 11% of (position, row) entries change per step at 40
+        forced steps, 28% at natural lengths (Marian-base, 64 Multi30k sentences), against the
+        whole cache that a full reorder copies. False (nothing done) when more than 40% would
+        change: then one index_select into the spare buffer is cheaper than gather and scatter."""
+        import torch
+
+        t, R = self.t, index.shape[0]
+        fed = self.fed
+        if fed is None or fed.shape != (R, t):
+            return False
+        differs = fed != fed.index_select(0, index)
+        first = torch.where(differs.any(dim=1), differs.to(torch.uint8).argmax(dim=1), t)
+        if int((t - first).sum()) * 5 > 2 * t * R:
+            return False
+        pos, row = (torch.arange(t, device=index.device)[:, None] >= first[None, :]).nonzero(as_tuple=True)
+        dst, src = pos * R + row, pos * R + index.index_select(0, row)
+        width = self.ms.heads * self.ms.head_dim
+        for k, v in self.cache:
+            for buf in (k, v):
+                flat = buf.view(-1, width)
+                flat.index_copy_(0, dst, flat.index_select(0, src))
+        return True
 
 
 def step_gap(model: Any, step: MarianStep, inputs: list[dict[str, Any]]) -> float:
