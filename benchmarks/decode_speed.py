@@ -15,7 +15,8 @@ batches in input order, as a user would call it). The first run of an arm is its
   greedy       generate(num_beams=1), harness greedy (default and ``kernels: onednn``),
                CTranslate2 greedy float32 and int8
   beam5        generate(num_beams=5), harness beam 5 (default and onednn), CTranslate2 beam 5 float32 and int8,
-               torch dynamic int8 (``dtype: int8``) + generate and + harness beam 5
+               torch dynamic int8 (``dtype: int8``) + harness beam 5, and with ``early_stopping: true``
+               (CTranslate2's stopping rule: the same steps at natural lengths)
   diverse6x3   harness ``beam`` num_beams=6, harness ``diverse_beam`` B=6 G=3
 CTranslate2 runs are the harness decoders on a model with ``engine: ctranslate2`` (converted once,
 before any timing, into the temporary directory), so tokenisation and bookkeeping are the same.
@@ -88,7 +89,10 @@ ARMS = {
               {**OURS, "decoder": "beam", "num_beams": 5, "kernels": "default"},
               {**CT2, "decoder": "beam", "num_beams": 5, "precision": "float32"},
               {**CT2, "decoder": "beam", "num_beams": 5, "precision": "int8"},
-              {**OURS, "decoder": "beam", "num_beams": 5, "precision": "int8"}],
+              {**OURS, "decoder": "beam", "num_beams": 5, "precision": "int8"},
+              # CTranslate2's stopping rule (a sentence ends once num_beams hypotheses have finished),
+              # so that at natural lengths both int8 arms decode the same number of steps
+              {**OURS, "decoder": "beam", "num_beams": 5, "precision": "int8", "early_stopping": True}],
     "diverse6x3": [{**OURS, "decoder": "beam", "num_beams": 6},
                    {**OURS, "decoder": "diverse_beam", "num_beams": 6, "num_groups": 3, "diversity_strength": 0.5}],
 }
