@@ -238,7 +238,6 @@ class MarianSession:
         else:  # rows of one sentence not side by side: every row gets its sentence's keys
             self._use_sources(self.row_src, 1)
 
-
     def _select_in_place(self, index) -> bool:
         """Beam reordering within sentences, copying only the cache entries that change.
 
@@ -254,7 +253,7 @@ class MarianSession:
 
         t, R = self.t, index.shape[0]
         fed = self.fed
-        if fed is None or fed.shape != (R, t):
+        if fed is None or fed.shape != (R, t) or self.cache[0][0].shape[1] != R:
             return False
         differs = fed != fed.index_select(0, index)
         first = torch.where(differs.any(dim=1), differs.to(torch.uint8).argmax(dim=1), t)
