@@ -43,7 +43,6 @@ def test_own_step_gives_the_hypotheses_of_transformers_forward(marian, search, m
         assert len({len(h.tokens) for n in theirs for h in n}) >= 3, "varied lengths: rows finish at different steps"
 
 
-
 @pytest.mark.parametrize("search", ["beam", "diverse"])
 def test_reordering_only_the_changed_cache_entries_is_bit_identical_to_a_full_reorder(marian, search, monkeypatch):
     """Beams of a sentence share their past: the in-place reorder copies a beam's new entries
@@ -68,6 +67,7 @@ def test_reordering_only_the_changed_cache_entries_is_bit_identical_to_a_full_re
     full = SEARCHES[search](MarianStep(gm), prompts, rules)
     assert [[(h.tokens, h.score) for h in n] for n in ours] == [[(h.tokens, h.score) for h in n] for n in full]
     assert sum(taken) >= len(taken) // 2 > 0
+
 
 def test_auto_decodes_marian_with_the_own_step_and_says_so(marian):
     gm = load_generation_model(ModelSpec(path=str(marian), device="cpu"))
