@@ -43,6 +43,25 @@ def test_own_step_gives_the_hypotheses_of_transformers_forward(marian, search, m
         assert len({len(h.tokens) for n in theirs for h in n}) >= 3, "varied lengths: rows finish at different steps"
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam", "diverse"])
+@pytest.mark.parametrize("model", [{"kernels": "default"}, {"dtype": "int8", "kernels": "default"}])
+def test_long_outputs_over_padded_attention_widths_and_a_grown_cache_match_transformers(marian, search, model):
+    """36 to 44 decoded tokens: attention runs over 8 and 16 cached positions while fewer are written
+    (the rest masked), then over every position, and the cache outgrows its first capacity (32);
+    sources of 2..17 tokens, so some batches' encoder keys are padded to 16 and some are not. The
+    same n-best tokens as transformers' forward, scores within float rounding."""
+    from harness.models.seq2seq_step import CAPACITY, attention_width
+
+    gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", **model))
+    rules = rules_from_model(gm, max_new_tokens=44, min_new_tokens=36)
+    prompts = gm.encode(SOURCES)
+    assert {attention_width(len(p), short=False) > len(p) for p in prompts} == {True, False}
+    theirs, ours = SEARCHES[search](HFStepModel(gm), prompts, rules), SEARCHES[search](MarianStep(gm), prompts, rules)
+    assert [[h.tokens for h in n] for n in ours] == [[h.tokens for h in n] for n in theirs]
+    assert max(abs(a.score - b.score) for n, m in zip(ours, theirs) for a, b in zip(n, m)) < 1e-4
+    assert max(len(h.tokens) for n in ours for h in n) > CAPACITY
+
+
 @pytest.mark.parametrize("search", ["beam", "diverse"])
 def test_reordering_only_the_changed_cache_entries_is_bit_identical_to_a_full_reorder(marian, search, monkeypatch):
     """Beams of a sentence share their past: the in-place reorder copies a beam's new entries
