@@ -62,6 +62,30 @@ def test_long_outputs_over_padded_attention_widths_and_a_grown_cache_match_trans
     assert max(len(h.tokens) for n in ours for h in n) > CAPACITY
 
 
+def test_cache_positions_past_the_padded_widths_are_never_read_before_written(marian, monkeypatch):
+    """Only the first PADDED_UP_TO positions of a fresh cache buffer start zeroed (padded attention
+    reads them masked); the rest may hold anything. Filled with NaN, which any masked read would
+    spread (0 x NaN), the hypotheses are unchanged."""
+    from harness.models.seq2seq_step import PADDED_UP_TO, MarianSession
+
+    gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", kernels="default"))
+    rules = rules_from_model(gm, max_new_tokens=44, min_new_tokens=36)
+    prompts = gm.encode(SOURCES)
+    clean = SEARCHES["beam"](MarianStep(gm), prompts, rules)
+    real = MarianSession._new_buffers
+
+    def poisoned(self, capacity, rows):
+        buffers = real(self, capacity, rows)
+        for k, v in buffers:
+            k[PADDED_UP_TO:] = float("nan")
+            v[PADDED_UP_TO:] = float("nan")
+        return buffers
+
+    monkeypatch.setattr(MarianSession, "_new_buffers", poisoned)
+    assert [[(h.tokens, h.score) for h in n] for n in SEARCHES["beam"](MarianStep(gm), prompts, rules)] == \
+        [[(h.tokens, h.score) for h in n] for n in clean]
+
+
 @pytest.mark.parametrize("search", ["beam", "diverse"])
 def test_reordering_only_the_changed_cache_entries_is_bit_identical_to_a_full_reorder(marian, search, monkeypatch):
     """Beams of a sentence share their past: the in-place reorder copies a beam's new entries
