@@ -63,9 +63,10 @@ def test_long_outputs_over_padded_attention_widths_and_a_grown_cache_match_trans
 
 
 def test_cache_positions_past_the_padded_widths_are_never_read_before_written(marian, monkeypatch):
-    """Only the first PADDED_UP_TO positions of a fresh cache buffer start zeroed (padded attention
-    reads them masked); the rest may hold anything. Filled with NaN, which any masked read would
-    spread (0 x NaN), the hypotheses are unchanged."""
+    """A fresh cache buffer zeroes only positions `filled`..PADDED_UP_TO (padded attention reads them
+    masked); the first `filled` are copied into at once, later ones written before read, so both
+    may hold anything. Filled with NaN, which any masked read would spread (0 x NaN), the
+    hypotheses are unchanged."""
     from harness.models.seq2seq_step import PADDED_UP_TO, MarianSession
 
     gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", kernels="default"))
@@ -74,11 +75,12 @@ def test_cache_positions_past_the_padded_widths_are_never_read_before_written(ma
     clean = SEARCHES["beam"](MarianStep(gm), prompts, rules)
     real = MarianSession._new_buffers
 
-    def poisoned(self, capacity, rows):
-        buffers = real(self, capacity, rows)
+    def poisoned(self, capacity, rows, filled):
+        buffers = real(self, capacity, rows, filled)
         for k, v in buffers:
-            k[PADDED_UP_TO:] = float("nan")
-            v[PADDED_UP_TO:] = float("nan")
+            for buf in (k, v):
+                buf[:filled] = float("nan")
+                buf[max(filled, PADDED_UP_TO):] = float("nan")
         return buffers
 
     monkeypatch.setattr(MarianSession, "_new_buffers", poisoned)

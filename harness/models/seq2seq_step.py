@@ -15,7 +15,7 @@ and values to every beam. :class:`MarianStep` computes the same step from the sa
   one-token query sees every cached position) except over the positions added by padding: MKL's
   batched products of a one-row query against 2..6 or 9..15 positions take up to 2.4x the time of
   8 or 16 (:func:`attention_width`), so a product runs over 8 or 16 cached positions and masks the
-  ones not yet written (buffers start zeroed, so those hold finite values); the encoder's keys
+  ones not yet written (a buffer's first 16 positions start zeroed, so those hold finite values); the encoder's keys
   and values are padded the same way from 9..15 source positions to 16;
 - cross-attention keys and values computed once per batch and kept per *sentence*: while the
   rows are the sentences' beams in order (greedy, beam search), the beams of a sentence share one
@@ -200,19 +200,21 @@ class MarianSession:
 
         return torch.empty((batch, 1, width), dtype=self.dtype, device=self.device)
 
-    def _new_buffers(self, capacity: int, rows: int) -> list[tuple[Any, Any]]:
+    def _new_buffers(self, capacity: int, rows: int, filled: int) -> list[tuple[Any, Any]]:
+        """Buffers whose first ``filled`` positions the caller writes at once (a copy of the past).
+
+        Attention reads up to attention_width positions, the unwritten ones masked, and a masked
+        position must still hold a finite value (0 x NaN is NaN in the values' product): positions
+        ``filled`` .. PADDED_UP_TO are zeroed, the only ones read before they are written (zeroing
+        whole buffers: 1-2% of a natural-length beam 5 decode)."""
         import torch
 
-        # attention reads up to attention_width positions, the unwritten ones masked, and a masked
-        # position must still hold a finite value (0 x NaN is NaN in the values' product): the first
-        # PADDED_UP_TO positions start zeroed, the only ones read before they are written (zeroing
-        # whole buffers: 1-2% of a natural-length beam 5 decode)
         shape = (capacity, rows, self.ms.heads, self.ms.head_dim)
         buffers = [(torch.empty(shape, dtype=self.dtype, device=self.device),
                     torch.empty(shape, dtype=self.dtype, device=self.device)) for _ in self.ms.layers]
         for k, v in buffers:
-            k[:PADDED_UP_TO].zero_()
-            v[:PADDED_UP_TO].zero_()
+            k[filled:PADDED_UP_TO].zero_()
+            v[filled:PADDED_UP_TO].zero_()
         return buffers
 
     def _with_rows(self, buffers: list[tuple[Any, Any]], rows: int) -> list[tuple[Any, Any]]:
@@ -231,15 +233,16 @@ class MarianSession:
             tokens = torch.full((self.rows,), self.ms.gm.decoder_start_token_id, dtype=torch.long, device=self.device)
         R, H, D, t = tokens.shape[0], ms.heads, ms.head_dim, self.t
         if self.cache is None:
-            self.cache = self._new_buffers(CAPACITY, R)
+            self.cache = self._new_buffers(CAPACITY, R, 0)
         elif t == self.cache[0][0].shape[0]:  # full: twice the capacity, the past copied once
-            grown = self._new_buffers(2 * t, R)
+            grown = self._new_buffers(2 * t, R, t)
             for (k, v), (k2, v2) in zip(self.cache, grown):
                 k2[:t].copy_(k)
                 v2[:t].copy_(v)
             self.cache, self.spare = grown, None
         x = ms.decoder.embed_tokens(tokens) * ms.embed_scale + ms.positions[t]
         P = attention_width(t + 1)  # <= the capacity, a multiple of 16
+        self_mask = self._self_mask(t, P) if P > t + 1 else None
         n_src = R // self.group
         for layer, (k_buf, v_buf), (ck, cv) in zip(ms.layers, self.cache, self.cross):
             sa = layer.self_attn
@@ -252,10 +255,10 @@ class MarianSession:
             v_buf[t] = v.view(R, H, D)
             keys = k_buf[:P].permute(1, 2, 3, 0).reshape(R * H, D, P)
             vals = v_buf[:P].permute(1, 2, 0, 3).reshape(R * H, P, D)
-            if P == t + 1:
+            if self_mask is None:
                 s = torch.baddbmm(self._empty(R * H, P), q.reshape(R * H, 1, D), keys, beta=0.0, alpha=ms.scaling)
             else:
-                s = torch.baddbmm(self._self_mask(t, P), q.reshape(R * H, 1, D), keys, alpha=ms.scaling)
+                s = torch.baddbmm(self_mask, q.reshape(R * H, 1, D), keys, alpha=ms.scaling)
             a = torch.bmm(s.softmax(-1), vals).view(R, H * D)
             x = layer.self_attn_layer_norm(x + sa.out_proj(a))
             ea = layer.encoder_attn
@@ -284,7 +287,7 @@ class MarianSession:
                 # touched (a fresh buffer's first-touch page faults cost more than the copy)
                 new = spare if spare[0][0].shape[1] == R else self._with_rows(spare, R)
             else:
-                new = self._new_buffers(capacity, R)
+                new = self._new_buffers(capacity, R, t)
             for (k, v), (k2, v2) in zip(old, new):
                 torch.index_select(k[:t], 1, index, out=k2[:t])
                 torch.index_select(v[:t], 1, index, out=v2[:t])
