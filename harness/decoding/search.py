@@ -85,8 +85,9 @@ class Session(Protocol):
     def step(self, tokens: torch.Tensor | None) -> torch.Tensor:
         """Feed one new token per row (None on the first call: score the prefixes, one row per
         sentence) and return float32 next-token logits, shape (rows, vocab). The tensor is the
-        caller's: the search overwrites it (the rules' bans, the log-softmax in place), so a session
-        never returns a tensor it keeps."""
+        caller's until its next ``step`` call: the search overwrites it (the rules' bans, the
+        log-softmax in place), so a session never reads back a tensor it returned; it may write
+        the next step's logits into the same memory (copy what must outlive a step)."""
 
     def select(self, index: torch.Tensor, layout_unchanged: bool) -> None:
         """Keep rows ``index`` (old row numbers, in their new order; may repeat or drop rows).
