@@ -12,9 +12,11 @@ Each ``nn.Linear`` (GPT-2-style ``Conv1D`` blocks become Linear first) is replac
 
 That is CTranslate2's int8 scheme (per-row weight and activation scales). Unlike torch's
 ``quantize_dynamic`` (one activation scale per *batch*, measured from its min and max; one weight
-scale per matrix), a sentence's outputs do not depend on the other sentences of its batch, so
-``batch_size`` and ``max_tokens`` change speed, never outputs; and the error is about half
-(measured here: 1.1e-2 vs 2.2e-2 of the largest output, random layers).
+scale per matrix), a row's quantization does not depend on the other rows of its batch, and the
+error is about half (measured here: 1.1e-2 vs 2.2e-2 of the largest output, random layers). The
+float32 layers in between still round differently in batches padded to other lengths (~1e-6), and
+a per-row rounding step can amplify that: batch settings move int8 scores by up to ~7e-3 and, now
+and then, a token (CTranslate2's int8 alike; numbers in docs/engines.md).
 CPUs without VNNI multiply u8 x s8 pairs into 16-bit sums that can saturate: there the
 activation grid has 7 bits (scale 1/63, zero point 64; fbgemm's ``reduce_range`` for the same
 reason). :data:`SCHEME` names the scheme in cell keys, so cells quantized differently are never
