@@ -89,22 +89,26 @@ def test_cache_positions_past_the_padded_widths_are_never_read_before_written(ma
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam", "diverse"])
-@pytest.mark.parametrize("model", [{"kernels": "default"}, {"dtype": "int8", "kernels": "default"}])
-def test_logits_beyond_the_per_call_limit_run_in_row_blocks_into_one_reused_buffer(marian, search, model,
+@pytest.mark.parametrize("model,step", [({"kernels": "default"}, MarianStep),
+                                        ({"dtype": "int8", "kernels": "default"}, MarianStep),
+                                        ({"dtype": "int8", "kernels": "default"}, HFStepModel)],
+                         ids=["float32-own-step", "int8-own-step", "int8-transformers-split-head"])
+def test_logits_beyond_the_per_call_limit_run_in_row_blocks_into_one_reused_buffer(marian, search, model, step,
                                                                                    monkeypatch):
     """More rows x vocabulary than HEAD_CALL_BYTES (here 3 rows; 145 of a 58k vocabulary in real
-    use): the head runs on blocks of rows copied into a buffer the session reuses step after step.
+    use): the head runs on blocks of rows copied into a buffer the session reuses step after step,
+    in the harness's own step and in transformers' forward with a folded head (int8 folds it).
     The same n-best tokens as one call over all rows, the same scores (int8 rows are computed
     independently: bit for bit; float32 within rounding, the bias added per block)."""
-    from harness.models import seq2seq_step
+    from harness.models import kernels
 
     gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", **model))
     rules = rules_from_model(gm, max_new_tokens=16)
     prompts = gm.encode(SOURCES)
-    whole = SEARCHES[search](MarianStep(gm), prompts, rules)
-    vocab = MarianStep(gm).vocab
-    monkeypatch.setattr(seq2seq_step, "HEAD_CALL_BYTES", 3 * vocab * 4)
-    real, buffers = seq2seq_step.MarianSession._logits, []
+    whole = SEARCHES[search](step(gm), prompts, rules)
+    vocab = gm.model.config.vocab_size
+    monkeypatch.setattr(kernels, "HEAD_CALL_BYTES", 3 * vocab * 4)
+    real, buffers = kernels.BlockedHead.__call__, []
 
     def watched(self, x):
         out = real(self, x)
@@ -112,8 +116,8 @@ def test_logits_beyond_the_per_call_limit_run_in_row_blocks_into_one_reused_buff
             buffers.append(out.untyped_storage().data_ptr())
         return out
 
-    monkeypatch.setattr(seq2seq_step.MarianSession, "_logits", watched)
-    blocks = SEARCHES[search](MarianStep(gm), prompts, rules)
+    monkeypatch.setattr(kernels.BlockedHead, "__call__", watched)
+    blocks = SEARCHES[search](step(gm), prompts, rules)
     assert [[h.tokens for h in n] for n in blocks] == [[h.tokens for h in n] for n in whole]
     gap = max(abs(a.score - b.score) for n, m in zip(blocks, whole) for a, b in zip(n, m))
     assert gap == 0.0 if model.get("dtype") == "int8" else gap < 1e-5

@@ -837,6 +837,10 @@ class HFSession:
                 mask[i, :len(p)] = 1
             self.encoder_outputs = model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
             self.encoder_mask = mask
+            # a folded head (kernels.split_head): large batches in row blocks into one reused buffer
+            from ..models.kernels import BlockedHead
+
+            self.head = BlockedHead(hf.split[1]) if hf.split is not None else None
             self.cache = EncoderDecoderCache(hf.new_cache(), hf.new_cache())
             self.prefixes = [[gm.decoder_start_token_id] for _ in prompts]
         else:
@@ -860,11 +864,11 @@ class HFSession:
             else:
                 dec = tokens[:, None]
             if hf.split is not None:
-                base, head = hf.split
+                base = hf.split[0]
                 out = base(encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_mask, decoder_input_ids=dec,
                            use_cache=True, return_dict=True, **{hf.base_cache_name: self.cache})
                 self.cache = getattr(out, hf.base_cache_name)
-                return head(out.last_hidden_state[:, -1, :])
+                return self.head(out.last_hidden_state[:, -1, :])
             out = hf.model(encoder_outputs=self.encoder_outputs, attention_mask=self.encoder_mask, decoder_input_ids=dec,
                            use_cache=True, return_dict=True, **{hf.cache_name: self.cache})
         else:

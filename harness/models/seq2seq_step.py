@@ -34,8 +34,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .kernels import BlockedHead
+
 CAPACITY = 32  # positions a cache holds before it doubles (a multiple of 16: see attention_width)
-HEAD_CALL_BYTES = 24 << 20  # logits per head call, below glibc's 32 MB mmap ceiling (see MarianSession._logits)
 PADDED_UP_TO = 16  # attention_width pads only up to here: from then on it reads written positions only
 
 
@@ -122,7 +123,6 @@ class MarianStep:
         bias = getattr(self.model, "final_logits_bias", None)
         # folded into the head (kernels.fold_final_logits_bias): the buffer is zero, nothing to add
         self.bias = None if split is not None or bias is None else bias.reshape(-1)
-        self.vocab = getattr(self.head, "out_features", None)
 
     def start(self, prompts: Sequence[Sequence[int]]) -> MarianSession:
         return MarianSession(self, prompts)
@@ -166,7 +166,7 @@ class MarianSession:
         self.fed: Any = None  # (rows, positions): the token each row was fed at each cached position
         self.prefixes = [[gm.decoder_start_token_id] for _ in prompts]
         self.dtype = enc.dtype
-        self.logits_buffer = None  # see _logits: rows x vocabulary beyond HEAD_CALL_BYTES
+        self.head = BlockedHead(ms.head, ms.bias)  # large batches: row blocks into one reused buffer
 
     def _heads(self, x, pad: int = 0):
         """(sentences, length, d) -> (sentences * heads, length + pad, head_dim), zeros in the pad."""
@@ -271,34 +271,10 @@ class MarianSession:
             a = torch.bmm(s.softmax(-1), cv).view(n_src, H, self.group, D).transpose(1, 2).reshape(R, H * D)
             x = layer.encoder_attn_layer_norm(x + ea.out_proj(a))
             x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
-        logits = self._logits(x)
+        logits = self.head(x)
         self.t = t + 1
         self.fed = tokens[:, None] if self.fed is None else torch.cat([self.fed, tokens[:, None]], dim=1)
         return logits.float()
-
-    def _logits(self, x):
-        """The head's logits for rows ``x``. Up to HEAD_CALL_BYTES of output: one call, a fresh tensor
-        (glibc serves it from memory freed at the last step). Beyond, a fresh tensor would be above
-        glibc's largest mmap threshold (32 MB, 145 rows of a 58k vocabulary: beam 5 over 29
-        sentences), so every step would map and page-fault it again (measured: the int8 head at 160
-        rows 14 -> 32 ms a call, 9k faults): the head then runs on row blocks below the limit, copied
-        into one buffer this session keeps and reuses (valid until the next ``step``)."""
-        import torch
-
-        ms = self.ms
-        rows, vocab = x.shape[0], ms.vocab
-        per_call = max(1, HEAD_CALL_BYTES // (vocab * x.element_size())) if vocab else rows
-        if rows <= per_call or self.device.type != "cpu":
-            logits = ms.head(x)
-            return logits if ms.bias is None else logits + ms.bias
-        buf = self.logits_buffer
-        if buf is None or buf.shape[0] < rows or buf.dtype != x.dtype:
-            buf = self.logits_buffer = torch.empty((rows, vocab), dtype=x.dtype, device=self.device)
-        out = buf[:rows]
-        for i in range(0, rows, per_call):
-            y = ms.head(x[i:i + per_call])
-            out[i:i + per_call].copy_(y if ms.bias is None else y.add_(ms.bias))
-        return out
 
     def select(self, index, layout_unchanged: bool) -> None:
         import torch
