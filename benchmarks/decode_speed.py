@@ -6,7 +6,10 @@ temporary directory; its generation_config bans the pad token (bad_words_ids), f
 the length limit and renormalises logits. Random models never stop on their own, so the EOS
 row of the output layer is fitted (tests/decoding_models.calibrate_eos) to make EOS win
 about one target token per source token: outputs end at varied lengths, as real translations
-do. Inputs: the first --sentences English sentences of Multi30k test_2016_flickr (from
+do. ``--size small`` builds the shape of the translator the harness trains on Multi30k
+(configs/models/multi30k-marian: 3+3 layers, d_model 256, 4 heads, FFN 1024, vocabulary 8,000),
+where a decoding step's matrix products are small and the cost of each of its ~200 eager ops
+weighs most. Inputs: the first --sentences English sentences of Multi30k test_2016_flickr (from
 ../shared/data; the script exits with a message when absent), tokenised by a word-level
 tokenizer built over that file.
 
@@ -56,6 +59,7 @@ logits since huggingface/transformers#25459 moved Marian's pad masking after the
 
     python benchmarks/decode_speed.py --threads 1 --forced-steps 40   # the issue's setting
     python benchmarks/decode_speed.py --sentences 128 --repeats 3 --arms beam5
+    python benchmarks/decode_speed.py --size small --sentences 256 --threads 1 --arms greedy,beam5
     python benchmarks/decode_speed.py --device cuda --batch-size 64
 """
 from __future__ import annotations
@@ -75,7 +79,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MULTI30K = ROOT.parent / "shared" / "data" / "multi30k" / "test_2016_flickr.en"
-VOCAB, PAD, EOS = 58101, 58100, 0
+EOS = 0
+SIZES = {  # --size: d_model, layers (encoder = decoder), heads, FFN, vocabulary (the pad token is the last id)
+    "base": (512, 6, 8, 2048, 58101),  # Marian-base / OPUS-MT
+    "small": (256, 3, 4, 1024, 8000),  # configs/models/multi30k-marian: what the harness trains on Multi30k
+    "tiny": (64, 1, 2, 128, 58101),  # --smoke: every code path in seconds (CI)
+}
 
 GEN = {"impl": "generate", "kernels": "default"}  # transformers' own kernels: the reference outputs
 OURS = {"impl": "harness"}  # the default model settings: kernels auto (docs/engines.md)
@@ -103,7 +112,7 @@ RUN_KEYS = ("impl", "decoder", "engine", "precision", "kernels")  # the rest are
 # ----------------------------------------------------------------------------- building the model (parent)
 
 
-def build_model(outdir: Path, sentences: list[str], seed: int, smoke: bool = False) -> None:
+def build_model(outdir: Path, sentences: list[str], seed: int, size: str = "base") -> None:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
@@ -111,6 +120,8 @@ def build_model(outdir: Path, sentences: list[str], seed: int, smoke: bool = Fal
     sys.path.insert(0, str(ROOT / "tests"))
     from decoding_models import calibrate_eos
 
+    d, layers, heads, ffn, vocab_size = SIZES[size]
+    PAD = vocab_size - 1
     split = pre_tokenizers.Whitespace().pre_tokenize_str
     words = list(dict.fromkeys(w for s in sentences for w, _ in split(s)))
     vocab = {"</s>": EOS, "<unk>": 1}
@@ -125,9 +136,7 @@ def build_model(outdir: Path, sentences: list[str], seed: int, smoke: bool = Fal
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     fast.save_pretrained(outdir)
 
-    # --smoke: a 1+1-layer d=64 model with the same vocabulary, so every code path runs in seconds (CI)
-    d, layers, heads, ffn = (64, 1, 2, 128) if smoke else (512, 6, 8, 2048)
-    cfg = MarianConfig(vocab_size=VOCAB, d_model=d, encoder_layers=layers, decoder_layers=layers,
+    cfg = MarianConfig(vocab_size=vocab_size, d_model=d, encoder_layers=layers, decoder_layers=layers,
                        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=ffn,
                        decoder_ffn_dim=ffn,
                        max_position_embeddings=512, pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD,
@@ -340,14 +349,19 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", choices=list(SIZES), default="base",
+                    help="base: Marian-base (d 512, 6+6 layers, 58k vocabulary); small: the harness's Multi30k "
+                         "translator's shape (d 256, 3+3 layers, 8k vocabulary), where per-op overheads weigh most")
     ap.add_argument("--smoke", action="store_true",
-                    help="a tiny model instead of a Marian-base-sized one: checks the script runs, its timings mean nothing")
+                    help="--size tiny: checks the script runs, its timings mean nothing")
     ap.add_argument("--keep-model", type=Path, default=None,
                     help="build the model (and its CTranslate2 conversion) into this directory once and reuse it")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--run", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke:
+        args.size = "tiny"
     if args.child:
         return child(args)
     # a terminated run still removes its ~300 MB temporary model directory
@@ -367,7 +381,8 @@ def main() -> None:
     args.ct2 = importlib.util.find_spec("ctranslate2") is not None
     sentences = MULTI30K.read_text(encoding="utf-8").splitlines()
     steps = f"forced to {args.forced_steps} decoder steps" if args.forced_steps else f"max_new_tokens {args.max_new_tokens}"
-    print(f"{'tiny (--smoke)' if args.smoke else 'Marian-base-sized'} random model, {args.sentences} Multi30k sentences, batch {args.batch_size}, {steps}, "
+    shape = dict(zip(("d_model", "layers", "heads", "ffn", "vocabulary"), SIZES[args.size]))
+    print(f"{args.size} random Marian ({', '.join(f'{k} {v}' for k, v in shape.items())}), {args.sentences} Multi30k sentences, batch {args.batch_size}, {steps}, "
           f"{args.threads} threads, {args.repeats} interleaved rounds per arm, device {args.device}")
     if not args.ct2:
         print('CTranslate2 is not installed: its runs are left out (pip install "nlp-eval-harness[ct2]")')
@@ -377,12 +392,12 @@ def main() -> None:
         if load > cores else ""))
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep_model or Path(tmp)
-        model_dir = work / f"model-seed{args.seed}{'-smoke' if args.smoke else ''}"
+        model_dir = work / f"model-seed{args.seed}{'' if args.size == 'base' else '-' + args.size}"
         # CTranslate2 conversions land beside the model, and are made before any timing
         os.environ["HARNESS_CACHE"] = str(work / "cache")
         t = time.perf_counter()
         if not (model_dir / "model.safetensors").is_file():
-            build_model(model_dir, sentences, args.seed, smoke=args.smoke)
+            build_model(model_dir, sentences, args.seed, size=args.size)
             print(f"model built and EOS calibrated in {time.perf_counter() - t:.0f}s")
         if args.ct2:
             from harness.engines.ctranslate2 import converted_dir
