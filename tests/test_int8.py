@@ -208,4 +208,33 @@ def test_int8_is_recorded_with_its_activation_grid(tmp_path, tiny_marian, transl
     out = tmp_path / "out"
     res = run_config(config({"path": str(tiny_marian), "dtype": "int8"}, src, ref), out)
     record = json.loads((out / "cells" / res.cells[0]["key"] / "cell.json").read_text())["kernels"]
-    assert record["used"] == "int8" and f"({int8.activation_bits()}-bit activations)" in record["reason"]
+    # the tiny model's 11-word vocabulary is below int8.WIDE: no layer goes through oneDNN
+    assert record["used"] == "int8" and f"({int8.activation_bits()}-bit activations; 0 output layer(s) of " \
+        f"{int8.WIDE}+ outputs through oneDNN)" in record["reason"]
+
+
+@pytest.mark.parametrize("bits", [8, 7])
+def test_int8_wide_layers_compute_the_fbgemm_result_through_onednn(bits, monkeypatch):
+    """A layer of int8.WIDE+ outputs (an output layer) runs through oneDNN where the build has it:
+    the same integers, so its result equals fbgemm's to float32 rescaling (1e-6 of a row's largest
+    output), still row by row (each row alone equals it in the batch, next to rows 1,000x larger)."""
+    import torch
+
+    from harness.models import int8
+
+    if not int8.onednn_available():
+        pytest.skip("this torch build has no oneDNN int8 linear")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, int8.WIDE + 3)
+    wide = int8.int8_linear_class()(linear, bits)
+    monkeypatch.setattr(int8, "WIDE", 10 ** 9)
+    narrow = int8.int8_linear_class()(linear, bits)
+    assert (wide.onednn, narrow.onednn) == (True, False) and "oneDNN" in repr(wide)
+    rows = torch.randn(5, 64) * torch.tensor([1.0, 1000.0, 0.001, 50.0, 0.0])[:, None]
+    with torch.inference_mode():
+        a, b = wide(rows), narrow(rows)
+        top = b.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        assert float(((a - b).abs() / top).max()) < 1e-6
+        assert float((b - linear(rows)).abs().max()) > 1e-4  # int8 does move the outputs: the check has teeth
+        for i in range(5):
+            assert torch.equal(wide(rows[i:i + 1])[0], a[i]), i

@@ -73,9 +73,13 @@ def choose_kernels(model, spec: ModelSpec, device: str, reload):
     from .kernels import KernelChoice, apply_kernels
 
     if spec.dtype == "int8":
+        from . import int8
+
         model = quantize_int8(model, spec)
         return model, KernelChoice(spec.kernels, "int8", f"dtype int8: int8 Linear layers, weights and activations "
-                                                         f"per row ({model.harness_int8_bits}-bit activations)")
+                                                         f"per row ({model.harness_int8_bits}-bit activations; "
+                                                         f"{model.harness_int8_wide} output layer(s) of "
+                                                         f"{int8.WIDE}+ outputs through oneDNN)")
     if spec.kernels == "onednn":
         return onednn_linear(model, spec), KernelChoice("onednn", "onednn", "asked for")
     return apply_kernels(model, spec.kernels, str(device), reload=reload)
