@@ -50,24 +50,24 @@ def test_long_outputs_over_padded_attention_widths_and_a_grown_cache_match_trans
     (the rest masked), then over every position, and the cache outgrows its first capacity (32);
     sources of 2..17 tokens, so some batches' encoder keys are padded to 16 and some are not. The
     same n-best tokens as transformers' forward, scores within float rounding."""
-    from harness.models.seq2seq_step import CAPACITY, attention_width
+    from harness.models.seq2seq_step import CAPACITY_STEP, attention_width
 
     gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", **model))
     rules = rules_from_model(gm, max_new_tokens=44, min_new_tokens=36)
     prompts = gm.encode(SOURCES)
-    assert {attention_width(len(p), short=False) > len(p) for p in prompts} == {True, False}
+    assert {attention_width(len(p)) > len(p) for p in prompts} == {True, False}
     theirs, ours = SEARCHES[search](HFStepModel(gm), prompts, rules), SEARCHES[search](MarianStep(gm), prompts, rules)
     assert [[h.tokens for h in n] for n in ours] == [[h.tokens for h in n] for n in theirs]
     assert max(abs(a.score - b.score) for n, m in zip(ours, theirs) for a, b in zip(n, m)) < 1e-4
-    assert max(len(h.tokens) for n in ours for h in n) > CAPACITY
+    assert max(len(h.tokens) for n in ours for h in n) > 2 * CAPACITY_STEP
 
 
-def test_cache_positions_past_the_padded_widths_are_never_read_before_written(marian, monkeypatch):
-    """A fresh cache buffer zeroes only positions `filled`..PADDED_UP_TO (padded attention reads them
-    masked); the first `filled` are copied into at once, later ones written before read, so both
-    may hold anything. Filled with NaN, which any masked read would spread (0 x NaN), the
-    hypotheses are unchanged."""
-    from harness.models.seq2seq_step import PADDED_UP_TO, MarianSession
+def test_cache_positions_copied_into_at_once_may_hold_anything(marian, monkeypatch):
+    """A fresh cache buffer zeroes positions `filled` onwards (attention reads them masked); the
+    first `filled` are copied into at once, so they may hold anything. Filled with NaN, which any
+    read before the copy would spread (0 x NaN), the hypotheses are unchanged; and the masked
+    positions are read: NaN there changes them."""
+    from harness.models.seq2seq_step import MarianSession
 
     gm = load_generation_model(ModelSpec(path=str(marian), device="cpu", kernels="default"))
     rules = rules_from_model(gm, max_new_tokens=44, min_new_tokens=36)
@@ -75,16 +75,20 @@ def test_cache_positions_past_the_padded_widths_are_never_read_before_written(ma
     clean = SEARCHES["beam"](MarianStep(gm), prompts, rules)
     real = MarianSession._new_buffers
 
-    def poisoned(self, capacity, rows, filled):
-        buffers = real(self, capacity, rows, filled)
-        for k, v in buffers:
-            for buf in (k, v):
-                buf[:filled] = float("nan")
-                buf[max(filled, PADDED_UP_TO):] = float("nan")
-        return buffers
+    def poisoned(where):
+        def make(self, capacity, rows, filled):
+            buffers = real(self, capacity, rows, filled)
+            for k, v in buffers:
+                for buf in (k, v):
+                    buf[:, :, where(filled)] = float("nan")
+            return buffers
+        return make
 
-    monkeypatch.setattr(MarianSession, "_new_buffers", poisoned)
+    monkeypatch.setattr(MarianSession, "_new_buffers", poisoned(lambda filled: slice(None, filled)))
     assert [[(h.tokens, h.score) for h in n] for n in SEARCHES["beam"](MarianStep(gm), prompts, rules)] == \
+        [[(h.tokens, h.score) for h in n] for n in clean]
+    monkeypatch.setattr(MarianSession, "_new_buffers", poisoned(lambda filled: slice(filled, None)))
+    assert [[(h.tokens, h.score) for h in n] for n in SEARCHES["beam"](MarianStep(gm), prompts, rules)] != \
         [[(h.tokens, h.score) for h in n] for n in clean]
 
 
