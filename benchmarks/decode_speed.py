@@ -165,9 +165,8 @@ class PeakRSS:
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
-            self.reset = True
         except OSError:
-            self.reset = False
+            pass  # VmHWM stays the lifetime peak
 
     @staticmethod
     def _status(field: str) -> int:

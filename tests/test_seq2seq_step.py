@@ -46,8 +46,8 @@ def test_own_step_gives_the_hypotheses_of_transformers_forward(marian, search, m
 @pytest.mark.parametrize("search", ["greedy", "beam", "diverse"])
 @pytest.mark.parametrize("model", [{"kernels": "default"}, {"dtype": "int8", "kernels": "default"}])
 def test_long_outputs_over_padded_attention_widths_and_a_grown_cache_match_transformers(marian, search, model):
-    """36 to 44 decoded tokens: attention runs over 8 and 16 cached positions while fewer are written
-    (the rest masked), then over every position, and the cache outgrows its first capacity (32);
+    """36 to 44 decoded tokens: self-attention runs over the cache's whole capacity while fewer
+    positions are written (the rest masked), and the cache grows twice past its first CAPACITY_STEP;
     sources of 2..17 tokens, so some batches' encoder keys are padded to 16 and some are not. The
     same n-best tokens as transformers' forward, scores within float rounding."""
     from harness.models.seq2seq_step import CAPACITY_STEP, attention_width
